@@ -1,0 +1,48 @@
+//! Project automation, run as `cargo xtask <command>` (see `.cargo/config.toml`).
+//!
+//! Deliberately small: no argument-parsing crate and no dependency on any project crate, so that
+//! `cargo xtask` stays quick to build and can regenerate crates that do not compile.
+
+mod codegen;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  codegen            regenerate crates/<vendor>/src/generated.rs from specs/<vendor>.yaml,
+                     scaffolding any vendor crate that does not exist yet
+  codegen --check    write nothing; print a diff and fail if a generated file is stale or missing
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mode = match args.as_slice() {
+        ["codegen"] => codegen::Mode::Write,
+        ["codegen", "--check"] => codegen::Mode::Check,
+        ["-h" | "--help" | "help"] => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match codegen::run(&codegen::workspace_root(), mode) {
+        Ok(report) => {
+            print!("{report}");
+            if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
