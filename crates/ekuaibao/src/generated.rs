@@ -25,9 +25,8 @@ pub mod types {
             Default::default()
         }
     }
-    /**Success carries `value`; failure carries `errorCode` and `errorMessage` (with `errorDetails`, `code` and
-    `data` null in the sample). One type for both, since a failure may come with HTTP 200.
-    */
+    /// Success carries `value`; failure carries `errorCode` and `errorMessage` (with `errorDetails`, `code` and
+    /// `data` null in the sample). One type for both, since a failure may come with HTTP 200.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct AuthEnvelope {
         ///Null in the sample; type not documented.
@@ -396,23 +395,23 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for Ekuaibao (Hose) open API token API
-
-Authorization of the Ekuaibao (Hose) open API.
-
-Wire facts that are easy to miss:
-- The refreshes take their parameters in the query string, with no body; other API calls also pass the token
-  as the `accessToken` query parameter.
-- Both `accessToken` and `refreshToken` change on every refresh (rotation).
-- A refresh works only while the access token is still valid; an expired one gets the failure envelope
-  (`errorCode: 403`, "未授权", unauthorized), which may come with HTTP 200 or 403. A new token must then be
-  obtained with `get_access_token`.
-- `expireTime` is an absolute instant in milliseconds since the epoch (now + validity). Tokens from
-  `get_access_token` last 2 hours; a plain refresh lasts 32 days; `expireDate` chooses the validity in days.
-  Either is capped by the company's "Open API (new)" licence.
-
-
-Version: 0.7.162*/
+/// Client for Ekuaibao (Hose) open API token API
+///
+/// Authorization of the Ekuaibao (Hose) open API.
+///
+/// Wire facts that are easy to miss:
+/// - The refreshes take their parameters in the query string, with no body; other API calls also pass the token
+///   as the `accessToken` query parameter.
+/// - Both `accessToken` and `refreshToken` change on every refresh (rotation).
+/// - A refresh works only while the access token is still valid; an expired one gets the failure envelope
+///   (`errorCode: 403`, "未授权", unauthorized), which may come with HTTP 200 or 403. A new token must then be
+///   obtained with `get_access_token`.
+/// - `expireTime` is an absolute instant in milliseconds since the epoch (now + validity). Tokens from
+///   `get_access_token` last 2 hours; a plain refresh lasts 32 days; `expireDate` chooses the validity in days.
+///   Either is capped by the company's "Open API (new)" licence.
+///
+///
+/// Version: 0.7.162
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -464,64 +463,64 @@ impl ClientInfo<()> for Client {
 }
 impl ClientHooks<()> for &Client {}
 impl Client {
-    /**Refresh authorization with a chosen validity (刷新授权(指定有效时间))
-
-    Before the access token expires, renews it for `expireDate` days. If the company's "Open API (new)" licence
-    runs out sooner, the refreshed validity is the licence's actual remaining time.
-
-
-    Sends a `POST` request to `/api/openapi/v2/auth/refreshToken/expireDate`
-
-    Arguments:
-    - `access_token`: The access token about to expire (`accessToken` returned by get-authorization).
-    - `expire_date`: Validity of the new token, in days (a String on the wire).
-    - `power_code`: Feature licence code; always `219904`.
-    - `refresh_token`: The refresh token (`refreshToken` returned by get-authorization).
-    ```ignore
-    let response = client.refresh_token_with_validity()
-        .access_token(access_token)
-        .expire_date(expire_date)
-        .power_code(power_code)
-        .refresh_token(refresh_token)
-        .send()
-        .await;
-    ```*/
+    /// Refresh authorization with a chosen validity (刷新授权(指定有效时间))
+    ///
+    /// Before the access token expires, renews it for `expireDate` days. If the company's "Open API (new)" licence
+    /// runs out sooner, the refreshed validity is the licence's actual remaining time.
+    ///
+    ///
+    /// Sends a `POST` request to `/api/openapi/v2/auth/refreshToken/expireDate`
+    ///
+    /// Arguments:
+    /// - `access_token`: The access token about to expire (`accessToken` returned by get-authorization).
+    /// - `expire_date`: Validity of the new token, in days (a String on the wire).
+    /// - `power_code`: Feature licence code; always `219904`.
+    /// - `refresh_token`: The refresh token (`refreshToken` returned by get-authorization).
+    /// ```ignore
+    /// let response = client.refresh_token_with_validity()
+    ///     .access_token(access_token)
+    ///     .expire_date(expire_date)
+    ///     .power_code(power_code)
+    ///     .refresh_token(refresh_token)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn refresh_token_with_validity(&self) -> builder::RefreshTokenWithValidity<'_> {
         builder::RefreshTokenWithValidity::new(self)
     }
-    /**Refresh authorization (plain)
-
-    The new token lasts 32 days (or less if the licence ends sooner).
-
-    Sends a `POST` request to `/api/openapi/v2/auth/refreshToken`
-
-    Arguments:
-    - `access_token`: The access token about to expire (`accessToken` returned by get-authorization).
-    - `power_code`: Feature licence code; always `219904`.
-    - `refresh_token`: The refresh token (`refreshToken` returned by get-authorization).
-    ```ignore
-    let response = client.refresh_token()
-        .access_token(access_token)
-        .power_code(power_code)
-        .refresh_token(refresh_token)
-        .send()
-        .await;
-    ```*/
+    /// Refresh authorization (plain)
+    ///
+    /// The new token lasts 32 days (or less if the licence ends sooner).
+    ///
+    /// Sends a `POST` request to `/api/openapi/v2/auth/refreshToken`
+    ///
+    /// Arguments:
+    /// - `access_token`: The access token about to expire (`accessToken` returned by get-authorization).
+    /// - `power_code`: Feature licence code; always `219904`.
+    /// - `refresh_token`: The refresh token (`refreshToken` returned by get-authorization).
+    /// ```ignore
+    /// let response = client.refresh_token()
+    ///     .access_token(access_token)
+    ///     .power_code(power_code)
+    ///     .refresh_token(refresh_token)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn refresh_token(&self) -> builder::RefreshToken<'_> {
         builder::RefreshToken::new(self)
     }
-    /**Get authorization
-
-    Obtains tokens with the app's key and secret; the access token lasts 2 hours.
-
-    Sends a `POST` request to `/api/openapi/v1/auth/getAccessToken`
-
-    ```ignore
-    let response = client.get_access_token()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Get authorization
+    ///
+    /// Obtains tokens with the app's key and secret; the access token lasts 2 hours.
+    ///
+    /// Sends a `POST` request to `/api/openapi/v1/auth/getAccessToken`
+    ///
+    /// ```ignore
+    /// let response = client.get_access_token()
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_access_token(&self) -> builder::GetAccessToken<'_> {
         builder::GetAccessToken::new(self)
     }
@@ -535,9 +534,9 @@ pub mod builder {
         ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue, encode_path,
     };
-    /**Builder for [`Client::refresh_token_with_validity`]
-
-    [`Client::refresh_token_with_validity`]: super::Client::refresh_token_with_validity*/
+    /// Builder for [`Client::refresh_token_with_validity`]
+    ///
+    /// [`Client::refresh_token_with_validity`]: super::Client::refresh_token_with_validity
     #[derive(Debug, Clone)]
     pub struct RefreshTokenWithValidity<'a> {
         client: &'a super::Client,
@@ -658,9 +657,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::refresh_token`]
-
-    [`Client::refresh_token`]: super::Client::refresh_token*/
+    /// Builder for [`Client::refresh_token`]
+    ///
+    /// [`Client::refresh_token`]: super::Client::refresh_token
     #[derive(Debug, Clone)]
     pub struct RefreshToken<'a> {
         client: &'a super::Client,
@@ -761,9 +760,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_access_token`]
-
-    [`Client::get_access_token`]: super::Client::get_access_token*/
+    /// Builder for [`Client::get_access_token`]
+    ///
+    /// [`Client::get_access_token`]: super::Client::get_access_token
     #[derive(Debug, Clone)]
     pub struct GetAccessToken<'a> {
         client: &'a super::Client,

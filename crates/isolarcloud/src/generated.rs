@@ -44,9 +44,8 @@ pub mod types {
             Self::Int64(value)
         }
     }
-    /**The response envelope of every iSolarCloud call. The token fields are read from `result_data`; they are
-    also accepted at the top level, where one widely used open-source client reads them.
-    */
+    /// The response envelope of every iSolarCloud call. The token fields are read from `result_data`; they are
+    /// also accepted at the top level, where one widely used open-source client reads them.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct TokenEnvelope {
         ///The access token (example 669d96c6-3190-49b2-bc8c-XXXX8e4cf2f1).
@@ -126,10 +125,9 @@ pub mod types {
         ///The authorizing user (token exchange only; type not documented).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub auth_user: ::std::option::Option<::serde_json::Value>,
-        /**Outcome of the refresh (typed "Map" in the table, a string in the samples): "1" succeeded;
-        "2" no authorization information; "-1" authorization server token refresh failed;
-        "-2" refresh_token expired; "4" invalid request; "5" invalid refresh token.
-        */
+        /// Outcome of the refresh (typed "Map" in the table, a string in the samples): "1" succeeded;
+        /// "2" no authorization information; "-1" authorization server token refresh failed;
+        /// "-2" refresh_token expired; "4" invalid request; "5" invalid refresh token.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub code: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -711,24 +709,24 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for Sungrow iSolarCloud OAuth2 token API
-
-Token endpoints of the iSolarCloud open API for third-party applications (OAuth2-like, not standard OAuth2).
-
-Wire facts that are easy to miss:
-- Every failure of the refresh comes back with HTTP 200 and `result_code: "1"` ("success"); the outcome is in
-  `result_data.code` (a string: "1" ok, "2" no authorization information, "-1" authorization server refresh
-  failed, "-2" refresh_token expired, "4" invalid request, "5" invalid refresh token).
-- Gateway-level failures (bad `x-access-key`, call limits, expired token) put an E-code in `result_code`:
-  E00003 token invalid/expired, E911 missing x-access-key, E912 illegal x-access-key, E914 appkey and key do not
-  match, E900 unauthorized, E998/E999 call limits.
-- `expires_in` is documented as a String but sent as a number; both are accepted (`Seconds`).
-- The refresh token rotates: a refresh returns a new one and the old one is used up. Some responses omit
-  `refresh_token`; the old one then stays valid.
-- Access tokens last about 2 days (`expires_in` 172799), refresh tokens 30 days.
-
-
-Version: 2024.09*/
+/// Client for Sungrow iSolarCloud OAuth2 token API
+///
+/// Token endpoints of the iSolarCloud open API for third-party applications (OAuth2-like, not standard OAuth2).
+///
+/// Wire facts that are easy to miss:
+/// - Every failure of the refresh comes back with HTTP 200 and `result_code: "1"` ("success"); the outcome is in
+///   `result_data.code` (a string: "1" ok, "2" no authorization information, "-1" authorization server refresh
+///   failed, "-2" refresh_token expired, "4" invalid request, "5" invalid refresh token).
+/// - Gateway-level failures (bad `x-access-key`, call limits, expired token) put an E-code in `result_code`:
+///   E00003 token invalid/expired, E911 missing x-access-key, E912 illegal x-access-key, E914 appkey and key do not
+///   match, E900 unauthorized, E998/E999 call limits.
+/// - `expires_in` is documented as a String but sent as a number; both are accepted (`Seconds`).
+/// - The refresh token rotates: a refresh returns a new one and the old one is used up. Some responses omit
+///   `refresh_token`; the old one then stays valid.
+/// - Access tokens last about 2 days (`expires_in` 172799), refresh tokens 30 days.
+///
+///
+/// Version: 2024.09
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -780,46 +778,46 @@ impl ClientInfo<()> for Client {
 }
 impl ClientHooks<()> for &Client {}
 impl Client {
-    /**Refresh Token Interface
-
-    Exchanges a refresh token for a new access token (and, usually, a new refresh token).
-    The page documents only `refresh_token` in the body; the vendor's other pages and public clients add
-    `appkey` to every body, and the `x-access-key` header to every call.
-
-
-    Sends a `POST` request to `/openapi/apiManage/refreshToken`
-
-    Arguments:
-    - `x_access_key`: The app's secret key ("x-access-key"), sent on every call.
-    - `body`
-    ```ignore
-    let response = client.refresh_token()
-        .x_access_key(x_access_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Refresh Token Interface
+    ///
+    /// Exchanges a refresh token for a new access token (and, usually, a new refresh token).
+    /// The page documents only `refresh_token` in the body; the vendor's other pages and public clients add
+    /// `appkey` to every body, and the `x-access-key` header to every call.
+    ///
+    ///
+    /// Sends a `POST` request to `/openapi/apiManage/refreshToken`
+    ///
+    /// Arguments:
+    /// - `x_access_key`: The app's secret key ("x-access-key"), sent on every call.
+    /// - `body`
+    /// ```ignore
+    /// let response = client.refresh_token()
+    ///     .x_access_key(x_access_key)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn refresh_token(&self) -> builder::RefreshToken<'_> {
         builder::RefreshToken::new(self)
     }
-    /**Obtain tokens with an authorization code
-
-    Called after the user authorized the app in the browser. `result_code` here: "1" ok, "2" bad code,
-    "3" unauthorized, "4" invalid client, "5" redirect mismatch, "6" unsupported grant.
-
-
-    Sends a `POST` request to `/openapi/apiManage/token`
-
-    Arguments:
-    - `x_access_key`: The app's secret key ("x-access-key"), sent on every call.
-    - `body`
-    ```ignore
-    let response = client.exchange_token()
-        .x_access_key(x_access_key)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Obtain tokens with an authorization code
+    ///
+    /// Called after the user authorized the app in the browser. `result_code` here: "1" ok, "2" bad code,
+    /// "3" unauthorized, "4" invalid client, "5" redirect mismatch, "6" unsupported grant.
+    ///
+    ///
+    /// Sends a `POST` request to `/openapi/apiManage/token`
+    ///
+    /// Arguments:
+    /// - `x_access_key`: The app's secret key ("x-access-key"), sent on every call.
+    /// - `body`
+    /// ```ignore
+    /// let response = client.exchange_token()
+    ///     .x_access_key(x_access_key)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn exchange_token(&self) -> builder::ExchangeToken<'_> {
         builder::ExchangeToken::new(self)
     }
@@ -833,9 +831,9 @@ pub mod builder {
         ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue, encode_path,
     };
-    /**Builder for [`Client::refresh_token`]
-
-    [`Client::refresh_token`]: super::Client::refresh_token*/
+    /// Builder for [`Client::refresh_token`]
+    ///
+    /// [`Client::refresh_token`]: super::Client::refresh_token
     #[derive(Debug, Clone)]
     pub struct RefreshToken<'a> {
         client: &'a super::Client,
@@ -921,9 +919,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::exchange_token`]
-
-    [`Client::exchange_token`]: super::Client::exchange_token*/
+    /// Builder for [`Client::exchange_token`]
+    ///
+    /// [`Client::exchange_token`]: super::Client::exchange_token
     #[derive(Debug, Clone)]
     pub struct ExchangeToken<'a> {
         client: &'a super::Client,

@@ -830,26 +830,26 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for MISA CukCuk Graph API v2 token API
-
-The refresh action of the CukCuk restaurant POS Graph API v2. The v2 login endpoint is not publicly documented,
-so this spec has the refresh only.
-
-Wire facts that are easy to miss:
-- The server negotiates the format: JSON (application/json, text/json, text/html) or XML (application/xml,
-  text/xml, a .NET DataContract). The client sends and accepts JSON; the XML samples are kept verbatim in
-  `x-xml-example` so that tests can check they carry the same values.
-- Failures come back in the same envelope with `Success: false`, an `ErrorType` and an `ErrorMessage`.
-  `ErrorType` is a number in JSON (0 = None) and a name in XML ("None"). The v2 values are not published; the
-  v1 API's were: 0 ok, 1 null/empty parameter, 2 restaurant code does not exist, 3 AppID does not exist,
-  4 invalid or timed-out signature, 5 page size over 100, 6 invalid datetime, 7 CukCuk connection lost,
-  100 internal Graph API error, 102 a request of the same type is already in progress. HTTP 401 means the
-  token is expired or invalid.
-- `Expire_Date` carries .NET's 7 fractional digits and an explicit offset (2025-06-25T18:44:15.6186183+07:00).
-- Calls after login carry `Authorization: Bearer <Access_Token>` and a `CompanyCode` header.
-
-
-Version: v2*/
+/// Client for MISA CukCuk Graph API v2 token API
+///
+/// The refresh action of the CukCuk restaurant POS Graph API v2. The v2 login endpoint is not publicly documented,
+/// so this spec has the refresh only.
+///
+/// Wire facts that are easy to miss:
+/// - The server negotiates the format: JSON (application/json, text/json, text/html) or XML (application/xml,
+///   text/xml, a .NET DataContract). The client sends and accepts JSON; the XML samples are kept verbatim in
+///   `x-xml-example` so that tests can check they carry the same values.
+/// - Failures come back in the same envelope with `Success: false`, an `ErrorType` and an `ErrorMessage`.
+///   `ErrorType` is a number in JSON (0 = None) and a name in XML ("None"). The v2 values are not published; the
+///   v1 API's were: 0 ok, 1 null/empty parameter, 2 restaurant code does not exist, 3 AppID does not exist,
+///   4 invalid or timed-out signature, 5 page size over 100, 6 invalid datetime, 7 CukCuk connection lost,
+///   100 internal Graph API error, 102 a request of the same type is already in progress. HTTP 401 means the
+///   token is expired or invalid.
+/// - `Expire_Date` carries .NET's 7 fractional digits and an explicit offset (2025-06-25T18:44:15.6186183+07:00).
+/// - Calls after login carry `Authorization: Bearer <Access_Token>` and a `CompanyCode` header.
+///
+///
+/// Version: v2
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -901,20 +901,20 @@ impl ClientInfo<()> for Client {
 }
 impl ClientHooks<()> for &Client {}
 impl Client {
-    /**Action Refresh Token
-
-    Exchanges the refresh token obtained at authentication for a new access token. The page also accepts
-    application/xml and text/xml bodies (see `x-xml-example`); application/x-www-form-urlencoded has no sample.
-
-
-    Sends a `POST` request to `/Authen/v2/RefreshToken`
-
-    ```ignore
-    let response = client.refresh_token()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Action Refresh Token
+    ///
+    /// Exchanges the refresh token obtained at authentication for a new access token. The page also accepts
+    /// application/xml and text/xml bodies (see `x-xml-example`); application/x-www-form-urlencoded has no sample.
+    ///
+    ///
+    /// Sends a `POST` request to `/Authen/v2/RefreshToken`
+    ///
+    /// ```ignore
+    /// let response = client.refresh_token()
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn refresh_token(&self) -> builder::RefreshToken<'_> {
         builder::RefreshToken::new(self)
     }
@@ -928,9 +928,9 @@ pub mod builder {
         ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue, encode_path,
     };
-    /**Builder for [`Client::refresh_token`]
-
-    [`Client::refresh_token`]: super::Client::refresh_token*/
+    /// Builder for [`Client::refresh_token`]
+    ///
+    /// [`Client::refresh_token`]: super::Client::refresh_token
     #[derive(Debug, Clone)]
     pub struct RefreshToken<'a> {
         client: &'a super::Client,

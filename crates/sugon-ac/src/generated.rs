@@ -53,9 +53,8 @@ pub mod types {
             Default::default()
         }
     }
-    /**Documented as an array ("region information list"); the renewal sample sends the new token as a string
-    and the state check a status text. Both forms are accepted.
-    */
+    /// Documented as an array ("region information list"); the renewal sample sends the new token as a string
+    /// and the state check a status text. Both forms are accepted.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(untagged)]
     pub enum TokenData {
@@ -289,24 +288,24 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for Sugon / SCNet AC platform token API
-
-Regional user authentication of the AC compute platform ("认证授权").
-
-Wire facts that are easy to miss:
-- Credentials travel in headers: `token` for the renewal and the state check; `user`, `password`, `orgId`
-  for obtaining tokens. The POSTs have no body; the vendor's samples send `Content-Type: application/json`
-  with an empty body (`x-empty-body-content-type`).
-- `code` is a string: "0" success; 10001 internal error, 10003 parameters incomplete, 10004 invalid
-  parameter, 10008 insufficient permission, 10009 no permission to access the interface.
-- The renewal's `data` is documented as an array ("region information list"), but the sample sends the new
-  token as a string; both are accepted (`TokenData`).
-- The token is a JWT (HS256) whose payload carries `expireTime`, a string of milliseconds since the epoch.
-  The signature can only be checked with the vendor's key; the payload is readable.
-- A token can be renewed until 24 hours after it expired; after that a new one must be obtained.
-
-
-Version: v2*/
+/// Client for Sugon / SCNet AC platform token API
+///
+/// Regional user authentication of the AC compute platform ("认证授权").
+///
+/// Wire facts that are easy to miss:
+/// - Credentials travel in headers: `token` for the renewal and the state check; `user`, `password`, `orgId`
+///   for obtaining tokens. The POSTs have no body; the vendor's samples send `Content-Type: application/json`
+///   with an empty body (`x-empty-body-content-type`).
+/// - `code` is a string: "0" success; 10001 internal error, 10003 parameters incomplete, 10004 invalid
+///   parameter, 10008 insufficient permission, 10009 no permission to access the interface.
+/// - The renewal's `data` is documented as an array ("region information list"), but the sample sends the new
+///   token as a string; both are accepted (`TokenData`).
+/// - The token is a JWT (HS256) whose payload carries `expireTime`, a string of milliseconds since the epoch.
+///   The signature can only be checked with the vendor's key; the payload is readable.
+/// - A token can be renewed until 24 hours after it expired; after that a new one must be obtained.
+///
+///
+/// Version: v2
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -358,61 +357,61 @@ impl ClientInfo<()> for Client {
 }
 impl ClientHooks<()> for &Client {}
 impl Client {
-    /**Renew credential (凭证续约)
-
-    Regional user authentication: renew with the old token; a new token credential is returned on success.
-    Once a token has been expired for 24 hours it can no longer be renewed; obtain a new one with
-    `get_tokens`.
-
-
-    Sends a `POST` request to `/ac/openapi/v2/tokens/next`
-
-    Arguments:
-    - `token`: API credential, a JWT.
-    ```ignore
-    let response = client.renew_token()
-        .token(token)
-        .send()
-        .await;
-    ```*/
+    /// Renew credential (凭证续约)
+    ///
+    /// Regional user authentication: renew with the old token; a new token credential is returned on success.
+    /// Once a token has been expired for 24 hours it can no longer be renewed; obtain a new one with
+    /// `get_tokens`.
+    ///
+    ///
+    /// Sends a `POST` request to `/ac/openapi/v2/tokens/next`
+    ///
+    /// Arguments:
+    /// - `token`: API credential, a JWT.
+    /// ```ignore
+    /// let response = client.renew_token()
+    ///     .token(token)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn renew_token(&self) -> builder::RenewToken<'_> {
         builder::RenewToken::new(self)
     }
-    /**Obtain access credentials (获取访问凭证)
-
-    Returns one token per compute region. `clusterId` 0 / `clusterName` "ac" is the platform-level token;
-    `token` is null for a suspended account.
-
-
-    Sends a `POST` request to `/ac/openapi/v2/tokens`
-
-    Arguments:
-    - `org_id`: The organization id.
-    - `password`: The user's password.
-    - `user`: The user name.
-    ```ignore
-    let response = client.get_tokens()
-        .org_id(org_id)
-        .password(password)
-        .user(user)
-        .send()
-        .await;
-    ```*/
+    /// Obtain access credentials (获取访问凭证)
+    ///
+    /// Returns one token per compute region. `clusterId` 0 / `clusterName` "ac" is the platform-level token;
+    /// `token` is null for a suspended account.
+    ///
+    ///
+    /// Sends a `POST` request to `/ac/openapi/v2/tokens`
+    ///
+    /// Arguments:
+    /// - `org_id`: The organization id.
+    /// - `password`: The user's password.
+    /// - `user`: The user name.
+    /// ```ignore
+    /// let response = client.get_tokens()
+    ///     .org_id(org_id)
+    ///     .password(password)
+    ///     .user(user)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_tokens(&self) -> builder::GetTokens<'_> {
         builder::GetTokens::new(self)
     }
-    /**Check whether a token is valid
-
-    Sends a `GET` request to `/ac/openapi/v2/tokens/state`
-
-    Arguments:
-    - `token`: API credential, a JWT.
-    ```ignore
-    let response = client.get_token_state()
-        .token(token)
-        .send()
-        .await;
-    ```*/
+    /// Check whether a token is valid
+    ///
+    /// Sends a `GET` request to `/ac/openapi/v2/tokens/state`
+    ///
+    /// Arguments:
+    /// - `token`: API credential, a JWT.
+    /// ```ignore
+    /// let response = client.get_token_state()
+    ///     .token(token)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_token_state(&self) -> builder::GetTokenState<'_> {
         builder::GetTokenState::new(self)
     }
@@ -426,9 +425,9 @@ pub mod builder {
         ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue, encode_path,
     };
-    /**Builder for [`Client::renew_token`]
-
-    [`Client::renew_token`]: super::Client::renew_token*/
+    /// Builder for [`Client::renew_token`]
+    ///
+    /// [`Client::renew_token`]: super::Client::renew_token
     #[derive(Debug, Clone)]
     pub struct RenewToken<'a> {
         client: &'a super::Client,
@@ -484,9 +483,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_tokens`]
-
-    [`Client::get_tokens`]: super::Client::get_tokens*/
+    /// Builder for [`Client::get_tokens`]
+    ///
+    /// [`Client::get_tokens`]: super::Client::get_tokens
     #[derive(Debug, Clone)]
     pub struct GetTokens<'a> {
         client: &'a super::Client,
@@ -573,9 +572,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_token_state`]
-
-    [`Client::get_token_state`]: super::Client::get_token_state*/
+    /// Builder for [`Client::get_token_state`]
+    ///
+    /// [`Client::get_token_state`]: super::Client::get_token_state
     #[derive(Debug, Clone)]
     pub struct GetTokenState<'a> {
         client: &'a super::Client,

@@ -19,9 +19,8 @@ pub mod types {
         ///Appid of the authorized Official Account or Mini Program.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub authorizer_appid: ::std::option::Option<::std::string::String>,
-        /**Refresh token, used to obtain and refresh authorizer_access_token. Once lost, the user must authorize
-        again; when the user re-authorizes, the previous refresh token expires.
-        */
+        /// Refresh token, used to obtain and refresh authorizer_access_token. Once lost, the user must authorize
+        /// again; when the user re-authorizes, the previous refresh token expires.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub authorizer_refresh_token: ::std::option::Option<::std::string::String>,
         ///Validity of authorizer_access_token, in seconds.
@@ -982,28 +981,28 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for WeChat Open Platform third-party platform token API
-
-Authorizer tokens of a WeChat Open Platform third-party platform ("component").
-
-Wire facts that are easy to miss:
-- Errors come back as `{"errcode": N, "errmsg": "..."}` with HTTP 200, in place of the success fields.
-  Documented codes: 0 ok; -1 system busy (retry later); 40001 invalid credential (component token invalid or
-  not latest, check AppSecret); 40013 invalid appid; 40014 invalid access token; 40029 invalid code;
-  42001 access token expired; 42002 refresh token expired; 45009 rate limit; 61003 account not authorized to
-  the platform; 61007 API not authorized; 61023 invalid refresh token. Widely used SDKs re-fetch the component
-  token and retry once on 40001/40014/42001.
-- The platform's own token goes in the query string. The vendor's newer pages name that parameter
-  `access_token`, older pages and the SDKs `component_access_token`; the server accepts both. This spec uses
-  `component_access_token`: it says which token it is (never an authorizer's access token, which is a
-  different secret), it is what the documented refresh call and the public SDKs send, and it cannot be
-  confused with the `access_token` parameter of the authorizer APIs in logs. Switching is a one-line change
-  here (the name is written once) and shows as a snapshot diff.
-- Authorizer access tokens last 2 hours. The authorizer refresh token does not expire on a timer but is
-  replaced when the user re-authorizes; once lost, only a new authorization gets a new one.
-
-
-Version: 2024*/
+/// Client for WeChat Open Platform third-party platform token API
+///
+/// Authorizer tokens of a WeChat Open Platform third-party platform ("component").
+///
+/// Wire facts that are easy to miss:
+/// - Errors come back as `{"errcode": N, "errmsg": "..."}` with HTTP 200, in place of the success fields.
+///   Documented codes: 0 ok; -1 system busy (retry later); 40001 invalid credential (component token invalid or
+///   not latest, check AppSecret); 40013 invalid appid; 40014 invalid access token; 40029 invalid code;
+///   42001 access token expired; 42002 refresh token expired; 45009 rate limit; 61003 account not authorized to
+///   the platform; 61007 API not authorized; 61023 invalid refresh token. Widely used SDKs re-fetch the component
+///   token and retry once on 40001/40014/42001.
+/// - The platform's own token goes in the query string. The vendor's newer pages name that parameter
+///   `access_token`, older pages and the SDKs `component_access_token`; the server accepts both. This spec uses
+///   `component_access_token`: it says which token it is (never an authorizer's access token, which is a
+///   different secret), it is what the documented refresh call and the public SDKs send, and it cannot be
+///   confused with the `access_token` parameter of the authorizer APIs in logs. Switching is a one-line change
+///   here (the name is written once) and shows as a snapshot diff.
+/// - Authorizer access tokens last 2 hours. The authorizer refresh token does not expire on a timer but is
+///   replaced when the user re-authorizes; once lost, only a new authorization gets a new one.
+///
+///
+/// Version: 2024
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -1055,58 +1054,58 @@ impl ClientInfo<()> for Client {
 }
 impl ClientHooks<()> for &Client {}
 impl Client {
-    /**Get authorizer refresh token (getAuthorizerRefreshToken)
-
-    Exchanges the authorization code the platform received in its callback for the authorizer's tokens. Keep
-    `authorizer_refresh_token`: once lost, the user must authorize again. Read `func_info` for the
-    permissions actually granted.
-
-
-    Sends a `POST` request to `/cgi-bin/component/api_query_auth`
-
-    Arguments:
-    - `component_access_token`: The platform's component access token (newer pages name this parameter `access_token`; see the spec's description).
-    - `body`
-    ```ignore
-    let response = client.query_auth()
-        .component_access_token(component_access_token)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Get authorizer refresh token (getAuthorizerRefreshToken)
+    ///
+    /// Exchanges the authorization code the platform received in its callback for the authorizer's tokens. Keep
+    /// `authorizer_refresh_token`: once lost, the user must authorize again. Read `func_info` for the
+    /// permissions actually granted.
+    ///
+    ///
+    /// Sends a `POST` request to `/cgi-bin/component/api_query_auth`
+    ///
+    /// Arguments:
+    /// - `component_access_token`: The platform's component access token (newer pages name this parameter `access_token`; see the spec's description).
+    /// - `body`
+    /// ```ignore
+    /// let response = client.query_auth()
+    ///     .component_access_token(component_access_token)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn query_auth(&self) -> builder::QueryAuth<'_> {
         builder::QueryAuth::new(self)
     }
-    /**Refresh the authorizer access token (getAuthorizerAccessToken)
-
-    The actual refresh: exchanges the authorizer refresh token for a new authorizer access token (2 hours).
-
-
-    Sends a `POST` request to `/cgi-bin/component/api_authorizer_token`
-
-    Arguments:
-    - `component_access_token`: The platform's component access token (newer pages name this parameter `access_token`; see the spec's description).
-    - `body`
-    ```ignore
-    let response = client.refresh_authorizer_token()
-        .component_access_token(component_access_token)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Refresh the authorizer access token (getAuthorizerAccessToken)
+    ///
+    /// The actual refresh: exchanges the authorizer refresh token for a new authorizer access token (2 hours).
+    ///
+    ///
+    /// Sends a `POST` request to `/cgi-bin/component/api_authorizer_token`
+    ///
+    /// Arguments:
+    /// - `component_access_token`: The platform's component access token (newer pages name this parameter `access_token`; see the spec's description).
+    /// - `body`
+    /// ```ignore
+    /// let response = client.refresh_authorizer_token()
+    ///     .component_access_token(component_access_token)
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn refresh_authorizer_token(&self) -> builder::RefreshAuthorizerToken<'_> {
         builder::RefreshAuthorizerToken::new(self)
     }
-    /**Get the platform's component access token (getComponentAccessToken)
-
-    Sends a `POST` request to `/cgi-bin/component/api_component_token`
-
-    ```ignore
-    let response = client.get_component_token()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Get the platform's component access token (getComponentAccessToken)
+    ///
+    /// Sends a `POST` request to `/cgi-bin/component/api_component_token`
+    ///
+    /// ```ignore
+    /// let response = client.get_component_token()
+    ///     .body(body)
+    ///     .send()
+    ///     .await;
+    /// ```
     pub fn get_component_token(&self) -> builder::GetComponentToken<'_> {
         builder::GetComponentToken::new(self)
     }
@@ -1120,9 +1119,9 @@ pub mod builder {
         ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue, encode_path,
     };
-    /**Builder for [`Client::query_auth`]
-
-    [`Client::query_auth`]: super::Client::query_auth*/
+    /// Builder for [`Client::query_auth`]
+    ///
+    /// [`Client::query_auth`]: super::Client::query_auth
     #[derive(Debug, Clone)]
     pub struct QueryAuth<'a> {
         client: &'a super::Client,
@@ -1214,9 +1213,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::refresh_authorizer_token`]
-
-    [`Client::refresh_authorizer_token`]: super::Client::refresh_authorizer_token*/
+    /// Builder for [`Client::refresh_authorizer_token`]
+    ///
+    /// [`Client::refresh_authorizer_token`]: super::Client::refresh_authorizer_token
     #[derive(Debug, Clone)]
     pub struct RefreshAuthorizerToken<'a> {
         client: &'a super::Client,
@@ -1312,9 +1311,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_component_token`]
-
-    [`Client::get_component_token`]: super::Client::get_component_token*/
+    /// Builder for [`Client::get_component_token`]
+    ///
+    /// [`Client::get_component_token`]: super::Client::get_component_token
     #[derive(Debug, Clone)]
     pub struct GetComponentToken<'a> {
         client: &'a super::Client,
