@@ -11,11 +11,7 @@ use proc_macro2::{Delimiter, Group, Literal, Punct, Spacing, TokenStream, TokenT
 /// prettyplease first (it lays out any token stream sensibly, where rustfmt leaves over-long lines alone), then
 /// the toolchain's stable rustfmt with the workspace's rustfmt.toml, so that the committed file is exactly what
 /// `cargo fmt` would make of it.
-pub fn rust_source(
-    root: &Path,
-    client: TokenStream,
-    extra: &str,
-) -> Result<String, String> {
+pub fn rust_source(root: &Path, client: TokenStream, extra: &str) -> Result<String, String> {
     let client = split_doc_attributes(client);
     let file: syn::File =
         syn::parse2(client).map_err(|e| format!("progenitor produced unparsable code: {e}"))?;
@@ -80,7 +76,11 @@ fn split_doc_attributes(tokens: TokenStream) -> TokenStream {
                     Some(text) => {
                         tokens.next();
                         for line in text.lines() {
-                            let line = if line.is_empty() { String::new() } else { format!(" {line}") };
+                            let line = if line.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" {line}")
+                            };
                             out.push(TokenTree::Punct(Punct::new('#', Spacing::Alone)));
                             let attribute: TokenStream = syn::parse_quote!(doc = #line);
                             out.push(TokenTree::Group(Group::new(Delimiter::Bracket, attribute)));
