@@ -423,6 +423,33 @@ mod tests {
         assert!(error.starts_with("specs/ekuaibao.yaml: "), "{error}");
         assert!(error.contains("has no operationId"), "{error}");
 
+        std::fs::write(
+            &spec,
+            text.replacen(
+                "      operationId: refresh_token\n",
+                "      operationId: refresh_token\n      x-empty-body-content-type: 42\n",
+                1,
+            ),
+        )
+        .unwrap();
+        let error = run(temp.path(), Mode::Check).unwrap_err().to_string();
+        assert!(
+            error.contains("x-empty-body-content-type must be a string"),
+            "{error}"
+        );
+
+        // progenitor `assert!`s that a response has no `encoding`: its panic comes back as a message.
+        let anchor = "          schema:\n            $ref: '#/components/schemas/AuthEnvelope'\n";
+        let with_encoding = format!(
+            "{anchor}          encoding:\n            value:\n              contentType: text/plain\n"
+        );
+        std::fs::write(&spec, text.replacen(anchor, &with_encoding, 1)).unwrap();
+        let error = run(temp.path(), Mode::Check).unwrap_err().to_string();
+        assert!(
+            error.starts_with("specs/ekuaibao.yaml: progenitor cannot generate a client for this spec: assertion failed"),
+            "{error}"
+        );
+
         std::fs::write(&spec, "openapi: 3.0.3\ninfo: [not, a, mapping\n").unwrap();
         let error = run(temp.path(), Mode::Check).unwrap_err().to_string();
         assert!(

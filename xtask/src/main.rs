@@ -4,6 +4,7 @@
 //! `cargo xtask` stays quick to build and can regenerate crates that do not compile.
 
 mod codegen;
+mod invariants;
 
 use std::process::ExitCode;
 

@@ -34,6 +34,10 @@ pub fn check(spec: &Value) -> Result<(), Vec<String>> {
     let paths = spec.get("paths").and_then(Value::as_mapping);
     for (path, item) in paths.into_iter().flatten() {
         let path = path.as_str().unwrap_or("?");
+        if item.get("$ref").is_some() {
+            problems.push(format!("paths.{path}: path items must be written out, not $ref'd (progenitor cannot follow them)"));
+            continue;
+        }
         for method in METHODS {
             if let Some(operation) = item.get(method) {
                 check_operation(
