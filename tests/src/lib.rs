@@ -9,6 +9,7 @@ pub mod capture;
 pub mod check;
 pub mod documented;
 pub mod json;
+pub mod raw;
 pub mod spec;
 pub mod xml;
 
@@ -16,6 +17,7 @@ pub use capture::{CapturedRequest, capture_request, decode_response};
 pub use check::{assert_documented_request, assert_request, check_response_examples};
 pub use documented::DocumentedRequest;
 pub use json::assert_round_trip;
+pub use raw::{RawAnswer, serve_raw};
 pub use spec::{Example, Spec};
 
 /// insta settings for every wire snapshot: sorted keys, so that a snapshot diff shows a wire change and nothing

@@ -4,6 +4,7 @@
 //! Snapshots are in `snapshots/`, named `<vendor>__<operation>__<request|response>__…`; review changes with
 //! `cargo insta review`.
 
+mod bounded_body;
 mod ekuaibao;
 mod isolarcloud;
 mod misa_cukcuk;

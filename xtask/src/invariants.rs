@@ -7,7 +7,14 @@ use std::path::{Path, PathBuf};
 use crate::codegen::{GENERATED_MARKER, workspace_root};
 
 /// Dependencies a vendor crate may have: what the generated code needs, nothing else.
-const VENDOR_DEPENDENCIES: [&str; 4] = ["progenitor-client", "reqwest", "serde", "serde_json"];
+const VENDOR_DEPENDENCIES: [&str; 6] = [
+    "futures-core",
+    "http",
+    "progenitor-client",
+    "reqwest",
+    "serde",
+    "serde_json",
+];
 
 fn vendors(root: &Path) -> Vec<String> {
     let mut vendors: Vec<String> = std::fs::read_dir(root.join("specs"))

@@ -840,8 +840,14 @@ pub mod prelude {
     pub use self::super::Client;
 }
 
+/// The most bytes of a response body a call reads; token answers are a few hundred bytes. A call whose answer is
+/// larger fails with [`Error::ResponseBodyError`], whose source is a [`std::io::Error`] of kind
+/// [`std::io::ErrorKind::FileTooLarge`].
+pub const MAX_RESPONSE_BODY_BYTES: usize = 1024 * 1024;
+
 /// Makes every request carry what the vendor documents, and nothing it does not (see ARCHITECTURE.md, "Wire
-/// fidelity"). This impl for `Client` takes precedence over progenitor's empty one for `&Client`.
+/// fidelity"), and bounds the response body. This impl for `Client` takes precedence over progenitor's empty
+/// one for `&Client`.
 impl ClientHooks for Client {
     async fn pre<E>(
         &self,
@@ -872,7 +878,76 @@ impl ClientHooks for Client {
         }
         Ok(())
     }
+
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        _info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = self.client.execute(request).await?;
+        read_bounded(response, MAX_RESPONSE_BODY_BYTES).await
+    }
 }
 
 /// Operations whose empty body the vendor documents with a content type (`x-empty-body-content-type`).
 const EMPTY_BODY_CONTENT_TYPES: &[(&str, &str)] = &[];
+
+/// Reads at most `limit` bytes of `response`'s body and returns a response with the same head and that body, or
+/// with a body that fails to read when the server sends (or announces) more.
+async fn read_bounded(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> reqwest::Result<reqwest::Response> {
+    let mut head = http::Response::builder()
+        .status(response.status())
+        .version(response.version());
+    if let Some(headers) = head.headers_mut() {
+        *headers = response.headers().clone();
+    }
+    let mut too_large = response
+        .content_length()
+        .is_some_and(|length| length > limit as u64);
+    let mut body = Vec::new();
+    while !too_large && let Some(chunk) = response.chunk().await? {
+        too_large = body.len() + chunk.len() > limit;
+        body.extend_from_slice(&chunk[..chunk.len().min(limit.saturating_sub(body.len()))]);
+    }
+    let body = if too_large {
+        reqwest::Body::wrap_stream(BodyTooLarge {
+            limit,
+            reported: false,
+        })
+    } else {
+        reqwest::Body::from(body)
+    };
+    // The head comes from a valid response, so building it again cannot fail.
+    let rebuilt = head
+        .body(body)
+        .expect("status, version and headers of a received response are valid");
+    Ok(reqwest::Response::from(rebuilt))
+}
+
+/// A body that fails to read once, with [`std::io::ErrorKind::FileTooLarge`].
+struct BodyTooLarge {
+    limit: usize,
+    reported: bool,
+}
+
+impl futures_core::Stream for BodyTooLarge {
+    type Item = Result<Vec<u8>, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.reported {
+            return std::task::Poll::Ready(None);
+        }
+        self.reported = true;
+        let message = format!("the response body exceeds {} bytes", self.limit);
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            message,
+        ))))
+    }
+}

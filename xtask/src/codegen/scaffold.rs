@@ -37,6 +37,8 @@ rustls = ["reqwest/rustls"]
 
 # Only what the generated code needs: the crate must be cheap to depend on alone.
 [dependencies]
+futures-core.workspace = true
+http.workspace = true
 progenitor-client.workspace = true
 reqwest.workspace = true
 serde.workspace = true
