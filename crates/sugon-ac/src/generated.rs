@@ -636,6 +636,18 @@ pub mod prelude {
     pub use self::super::Client;
 }
 
+/// The vendor's hosts as the spec's `servers` list them: `(base URL, description)`.
+pub const SERVERS: &[(&str, &str)] = &[
+    ("https://www.scnet.cn", "SCNet public deployment"),
+    (
+        "https://api01.xxx.com:65102",
+        "The documentation's example host; hosts vary per deployment",
+    ),
+];
+
+/// The base URL to use when none is configured: the spec's first server.
+pub const DEFAULT_BASE_URL: &str = "https://www.scnet.cn";
+
 /// The most bytes of a response body a call reads; token answers are a few hundred bytes. A call whose answer is
 /// larger fails with [`Error::ResponseBodyError`], whose source is a [`std::io::Error`] of kind
 /// [`std::io::ErrorKind::FileTooLarge`].

@@ -1390,6 +1390,12 @@ pub mod prelude {
     pub use self::super::Client;
 }
 
+/// The vendor's hosts as the spec's `servers` list them: `(base URL, description)`.
+pub const SERVERS: &[(&str, &str)] = &[("https://api.weixin.qq.com", "")];
+
+/// The base URL to use when none is configured: the spec's first server.
+pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";
+
 /// The most bytes of a response body a call reads; token answers are a few hundred bytes. A call whose answer is
 /// larger fails with [`Error::ResponseBodyError`], whose source is a [`std::io::Error`] of kind
 /// [`std::io::ErrorKind::FileTooLarge`].

@@ -1,4 +1,5 @@
-//! The `ClientHooks` implementation appended to every generated client.
+//! What xtask appends to every generated client: the spec's servers as constants, and the `ClientHooks`
+//! implementation.
 //!
 //! progenitor's requests differ from what the vendors document in two ways, the same for every vendor:
 //! it adds an `api-version` header (the spec's `info.version`) that no vendor documents, and it sends a POST
@@ -28,8 +29,21 @@ pub fn source(spec: &openapiv3::OpenAPI) -> String {
             writeln!(table, "    ({id:?}, {content_type:?}),").expect("writing to a String");
         }
     }
+    let mut servers = String::new();
+    for server in &spec.servers {
+        let description = server.description.as_deref().unwrap_or("");
+        writeln!(servers, "    ({:?}, {description:?}),", server.url).expect("writing to a String");
+    }
+    let default_base_url = spec.servers.first().map_or("", |s| s.url.as_str());
     format!(
         r#"
+/// The vendor's hosts as the spec's `servers` list them: `(base URL, description)`.
+pub const SERVERS: &[(&str, &str)] = &[
+{servers}];
+
+/// The base URL to use when none is configured: the spec's first server.
+pub const DEFAULT_BASE_URL: &str = {default_base_url:?};
+
 /// The most bytes of a response body a call reads; token answers are a few hundred bytes. A call whose answer is
 /// larger fails with [`Error::ResponseBodyError`], whose source is a [`std::io::Error`] of kind
 /// [`std::io::ErrorKind::FileTooLarge`].

@@ -1,0 +1,99 @@
+//! The vendors, and how long each lets a token be refreshed.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A token vendor. Every vendor is listed whatever features are on, so that tokens and errors can always
+/// name theirs; a [`crate::VendorConfig`] exists only for the vendors whose feature is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Vendor {
+    /// Sungrow iSolarCloud.
+    #[serde(rename = "isolarcloud")]
+    ISolarCloud,
+    /// Sugon / SCNet AC.
+    SugonAc,
+    /// MISA CukCuk Graph API v2.
+    MisaCukcuk,
+    /// WeChat Open Platform, third-party platform.
+    WechatOpen,
+    /// Ekuaibao (Hose).
+    Ekuaibao,
+}
+
+impl Vendor {
+    /// Every vendor, in a stable order.
+    pub const ALL: [Vendor; 5] = [
+        Vendor::ISolarCloud,
+        Vendor::SugonAc,
+        Vendor::MisaCukcuk,
+        Vendor::WechatOpen,
+        Vendor::Ekuaibao,
+    ];
+
+    /// The vendor's short name, as in configuration, specs and crate names (`sugon-ac`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vendor::ISolarCloud => "isolarcloud",
+            Vendor::SugonAc => "sugon-ac",
+            Vendor::MisaCukcuk => "misa-cukcuk",
+            Vendor::WechatOpen => "wechat-open",
+            Vendor::Ekuaibao => "ekuaibao",
+        }
+    }
+
+    /// How long the vendor lets a token be refreshed (see [`RefreshWindow`]).
+    pub fn refresh_window(self) -> RefreshWindow {
+        const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+        match self {
+            // Refresh tokens live 30 days (the vendor's context pages).
+            Vendor::ISolarCloud => RefreshWindow::WhileRefreshTokenLives {
+                lifetime: Some(30 * DAY),
+            },
+            // "Once a token has been expired for 24 hours it can no longer be renewed."
+            Vendor::SugonAc => RefreshWindow::AfterAccessTokenExpiry { grace: DAY },
+            // Not documented.
+            Vendor::MisaCukcuk => RefreshWindow::WhileRefreshTokenLives { lifetime: None },
+            // The authorizer refresh token lives until the user authorizes again.
+            Vendor::WechatOpen => RefreshWindow::WhileRefreshTokenLives { lifetime: None },
+            // "If accessToken has already expired it cannot be refreshed."
+            Vendor::Ekuaibao => RefreshWindow::UntilAccessTokenExpiry,
+        }
+    }
+}
+
+impl fmt::Display for Vendor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Vendor {
+    type Err = UnknownVendor;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Vendor::ALL
+            .into_iter()
+            .find(|v| v.as_str() == name)
+            .ok_or_else(|| UnknownVendor(name.to_owned()))
+    }
+}
+
+/// A vendor name that is not one of [`Vendor::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown vendor {0:?} (known: isolarcloud, sugon-ac, misa-cukcuk, wechat-open, ekuaibao)")]
+pub struct UnknownVendor(pub String);
+
+/// Until when a vendor accepts a refresh. Past it, only a new login (authorization) gets tokens again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshWindow {
+    /// Only while the access token is still valid (Ekuaibao).
+    UntilAccessTokenExpiry,
+    /// Until `grace` after the access token expired (Sugon AC: 24 hours).
+    AfterAccessTokenExpiry { grace: Duration },
+    /// While the refresh token lives: `lifetime` from when it was issued, or `None` where the vendor sets no
+    /// timer (WeChat: until the user authorizes again) or documents none (MISA).
+    WhileRefreshTokenLives { lifetime: Option<Duration> },
+}
