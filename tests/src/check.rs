@@ -63,9 +63,9 @@ pub fn assert_documented_request(
 ) {
     let text = spec
         .extension(operation_id, "x-documented-request")
-        .and_then(|v| v.as_str())
+        .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| panic!("{} {operation_id} has no x-documented-request", spec.vendor));
-    let documented = DocumentedRequest::parse(text);
+    let documented = DocumentedRequest::parse(&text);
     assert_eq!(captured.method, documented.method);
     assert_eq!(captured.path, documented.path);
     let documented_query: std::collections::BTreeMap<String, String> = documented

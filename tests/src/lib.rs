@@ -24,10 +24,18 @@ pub use spec::{Example, Spec};
 /// else; the sample's source as the snapshot's description; all snapshots in `tests/wire/snapshots`, named
 /// `<vendor>__<operation>__<request|response>__…`.
 pub fn snapshot_settings(description: impl Into<String>) -> insta::Settings {
+    snapshot_settings_in(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/wire/snapshots"),
+        description,
+    )
+}
+
+/// [`snapshot_settings`] with another snapshot directory.
+pub fn snapshot_settings_in(directory: &str, description: impl Into<String>) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.set_sort_maps(true);
     settings.set_prepend_module_to_snapshot(false);
-    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/wire/snapshots"));
+    settings.set_snapshot_path(directory);
     settings.set_description(description);
     settings.set_omit_expression(true);
     settings

@@ -1,8 +1,10 @@
-//! Reading a spec and its documentation samples.
+//! Reading a spec and its documentation samples, in document order.
 
-use serde_json::Value;
+use serde_json::Value as Json;
+use serde_yaml::Value;
 
-/// One spec from `specs/`, as plain JSON.
+/// One spec from `specs/`. Navigated as YAML, whose mappings keep the document's order (so "the first
+/// example" is the first one written); values are handed out as JSON.
 pub struct Spec {
     pub vendor: &'static str,
     document: Value,
@@ -13,7 +15,7 @@ pub struct Spec {
 pub struct Example {
     pub name: String,
     pub summary: String,
-    pub value: Value,
+    pub value: Json,
 }
 
 impl Spec {
@@ -27,8 +29,13 @@ impl Spec {
     /// Every operationId of the spec, in document order.
     pub fn operation_ids(&self) -> Vec<String> {
         self.operations()
-            .map(|(_, _, op)| op["operationId"].as_str().unwrap().to_owned())
+            .map(|(_, _, op)| text(&op["operationId"]))
             .collect()
+    }
+
+    /// The URL of the spec's first server (the vendor's default host).
+    pub fn first_server(&self) -> String {
+        text(&self.document["servers"][0]["url"])
     }
 
     /// The HTTP method (upper case) and path of an operation.
@@ -38,8 +45,8 @@ impl Spec {
     }
 
     /// An operation's extension (`x-…`), if present.
-    pub fn extension(&self, operation_id: &str, name: &str) -> Option<&Value> {
-        self.find(operation_id).2.get(name)
+    pub fn extension(&self, operation_id: &str, name: &str) -> Option<Json> {
+        self.find(operation_id).2.get(name).map(to_json)
     }
 
     /// The request-body examples of an operation.
@@ -58,22 +65,21 @@ impl Spec {
     /// The response examples of an operation, with their HTTP status, in document order.
     pub fn response_examples(&self, operation_id: &str) -> Vec<(u16, Example)> {
         let responses = self.find(operation_id).2["responses"]
-            .as_object()
+            .as_mapping()
             .expect("responses");
         let mut all = Vec::new();
         for (status, response) in responses {
-            let status: u16 = status
-                .parse()
-                .unwrap_or_else(|_| panic!("{}: status {status}", self.vendor));
+            let code = status.as_str().and_then(|s| s.parse::<u16>().ok());
+            let code = code.unwrap_or_else(|| panic!("{}: status {status:?}", self.vendor));
             for example in self.media_examples(self.resolve(response)) {
-                all.push((status, example));
+                all.push((code, example));
             }
         }
         all
     }
 
     /// The operation's first HTTP 200 example: what a local host answers while a test captures a request.
-    pub fn success_answer(&self, operation_id: &str) -> Value {
+    pub fn success_answer(&self, operation_id: &str) -> Json {
         let (_, example) = self
             .response_examples(operation_id)
             .into_iter()
@@ -84,20 +90,20 @@ impl Spec {
 
     /// A response's XML sample (`x-xml-example`), if any.
     pub fn response_xml_example(&self, operation_id: &str, status: u16) -> Option<&str> {
-        let response = &self.find(operation_id).2["responses"][status.to_string()];
+        let response = &self.find(operation_id).2["responses"][status.to_string().as_str()];
         self.resolve(response).get("x-xml-example")?.as_str()
     }
 
     /// The example value of an operation's parameter (by its wire name), e.g. a header documented by a curl.
     pub fn parameter_example(&self, operation_id: &str, name: &str) -> String {
         let parameters = self.find(operation_id).2["parameters"]
-            .as_array()
+            .as_sequence()
             .cloned()
             .unwrap_or_default();
         let parameter = parameters
             .iter()
             .map(|p| self.resolve(p))
-            .find(|p| p["name"] == name)
+            .find(|p| p["name"].as_str() == Some(name))
             .unwrap_or_else(|| panic!("{}: {operation_id} has no parameter {name}", self.vendor));
         parameter["example"]
             .as_str()
@@ -108,16 +114,16 @@ impl Spec {
     fn media_examples(&self, holder: &Value) -> Vec<Example> {
         let mut all = Vec::new();
         for media_type in holder["content"]
-            .as_object()
+            .as_mapping()
             .into_iter()
             .flat_map(|c| c.values())
         {
-            for (name, example) in media_type["examples"].as_object().into_iter().flatten() {
+            for (name, example) in media_type["examples"].as_mapping().into_iter().flatten() {
                 let example = self.resolve(example);
                 all.push(Example {
-                    name: name.clone(),
+                    name: text(name),
                     summary: example["summary"].as_str().unwrap_or_default().to_owned(),
-                    value: example["value"].clone(),
+                    value: to_json(&example["value"]),
                 });
             }
         }
@@ -125,34 +131,47 @@ impl Spec {
     }
 
     fn operations(&self) -> impl Iterator<Item = (&str, &str, &Value)> {
-        self.document["paths"]
-            .as_object()
-            .expect("paths")
-            .iter()
-            .flat_map(|(path, item)| {
-                item.as_object()
-                    .expect("path item")
-                    .iter()
-                    .filter(|(_, op)| op.get("operationId").is_some())
-                    .map(move |(method, op)| (path.as_str(), method.as_str(), op))
-            })
+        let paths = self.document["paths"].as_mapping().expect("paths");
+        paths.iter().flat_map(|(path, item)| {
+            let operations = item.as_mapping().expect("a path item").iter();
+            operations
+                .filter(|(_, op)| op.get("operationId").is_some())
+                .map(move |(method, op)| {
+                    (
+                        path.as_str().expect("a path"),
+                        method.as_str().expect("a method"),
+                        op,
+                    )
+                })
+        })
     }
 
     fn find(&self, operation_id: &str) -> (&str, &str, &Value) {
         self.operations()
-            .find(|(_, _, op)| op["operationId"] == operation_id)
+            .find(|(_, _, op)| op["operationId"].as_str() == Some(operation_id))
             .unwrap_or_else(|| panic!("{}: no operation {operation_id}", self.vendor))
     }
 
     /// Follows a local `$ref`.
     fn resolve<'a>(&'a self, mut node: &'a Value) -> &'a Value {
         while let Some(reference) = node.get("$ref").and_then(Value::as_str) {
-            let pointer = reference.strip_prefix('#').expect("local $ref");
-            node = self
-                .document
-                .pointer(pointer)
-                .unwrap_or_else(|| panic!("dangling {reference}"));
+            let path = reference.strip_prefix("#/").expect("a local $ref");
+            node = path
+                .split('/')
+                .fold(&self.document, |node, part| &node[part]);
+            assert!(!node.is_null(), "dangling {reference}");
         }
         node
     }
+}
+
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string, found {value:?}"))
+        .to_owned()
+}
+
+fn to_json(value: &Value) -> Json {
+    serde_json::to_value(value).expect("YAML examples are JSON values")
 }

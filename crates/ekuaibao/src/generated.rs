@@ -851,6 +851,23 @@ pub const SERVERS: &[(&str, &str)] = &[
 /// The base URL to use when none is configured: the spec's first server.
 pub const DEFAULT_BASE_URL: &str = "https://app.ekuaibao.com";
 
+/// The HTTP statuses whose answers each operation decodes into a type, as the spec's responses list them.
+const DECODED_STATUSES: &[(&str, &[u16])] = &[
+    ("refresh_token_with_validity", &[200, 403]),
+    ("refresh_token", &[200, 403]),
+    ("get_access_token", &[200, 403]),
+];
+
+/// The HTTP statuses whose answers `operation_id` decodes into a type. progenitor's
+/// [`Error::InvalidResponsePayload`] does not say which status the undecodable answer came with; where this
+/// lists one status, that is the one.
+pub fn decoded_statuses(operation_id: &str) -> &'static [u16] {
+    DECODED_STATUSES
+        .iter()
+        .find(|(id, _)| *id == operation_id)
+        .map_or(&[], |(_, statuses)| statuses)
+}
+
 /// The most bytes of a response body a call reads; token answers are a few hundred bytes. A call whose answer is
 /// larger fails with [`Error::ResponseBodyError`], whose source is a [`std::io::Error`] of kind
 /// [`std::io::ErrorKind::FileTooLarge`].

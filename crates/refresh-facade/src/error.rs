@@ -272,8 +272,12 @@ impl CodeTable {
 
 /// The error for anything but a documented error answer: transport failures, undecodable answers, and HTTP
 /// statuses the spec does not list. `documented` handles the statuses the spec lists as errors.
+///
+/// `decoded` are the statuses the operation decodes (the generated `decoded_statuses`): an undecodable answer
+/// came with one of them, so where there is one, it is the answer's status.
 pub(crate) fn from_client_error<E>(
     vendor: Vendor,
+    decoded: &[u16],
     error: ClientError<E>,
     redactor: &Redactor<'_>,
     documented: impl FnOnce(u16, E) -> RefreshError,
@@ -299,7 +303,11 @@ pub(crate) fn from_client_error<E>(
                 decode.line(),
                 decode.column()
             );
-            RefreshError::new(vendor, ErrorKind::MalformedResponse, detail)
+            let error = RefreshError::new(vendor, ErrorKind::MalformedResponse, detail);
+            match decoded {
+                [status] => error.with_status(*status),
+                _ => error,
+            }
         }
         ClientError::ResponseBodyError(error) => {
             if let Some(too_large) = find_source::<std::io::Error>(&error)

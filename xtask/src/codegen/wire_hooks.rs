@@ -29,6 +29,26 @@ pub fn source(spec: &openapiv3::OpenAPI) -> String {
             writeln!(table, "    ({id:?}, {content_type:?}),").expect("writing to a String");
         }
     }
+    let mut decoded = String::new();
+    for (_, _, operation) in spec.operations() {
+        let statuses: Vec<String> = operation
+            .responses
+            .responses
+            .iter()
+            .filter_map(|(status, response)| {
+                let has_body =
+                    resolve_response(spec, response).is_some_and(|r| !r.content.is_empty());
+                match status {
+                    openapiv3::StatusCode::Code(code) if has_body => Some(code.to_string()),
+                    _ => None,
+                }
+            })
+            .collect();
+        if let Some(id) = &operation.operation_id {
+            writeln!(decoded, "    ({id:?}, &[{}]),", statuses.join(", "))
+                .expect("writing to a String");
+        }
+    }
     let mut servers = String::new();
     for server in &spec.servers {
         let description = server.description.as_deref().unwrap_or("");
@@ -43,6 +63,17 @@ pub const SERVERS: &[(&str, &str)] = &[
 
 /// The base URL to use when none is configured: the spec's first server.
 pub const DEFAULT_BASE_URL: &str = {default_base_url:?};
+
+/// The HTTP statuses whose answers each operation decodes into a type, as the spec's responses list them.
+const DECODED_STATUSES: &[(&str, &[u16])] = &[
+{decoded}];
+
+/// The HTTP statuses whose answers `operation_id` decodes into a type. progenitor's
+/// [`Error::InvalidResponsePayload`] does not say which status the undecodable answer came with; where this
+/// lists one status, that is the one.
+pub fn decoded_statuses(operation_id: &str) -> &'static [u16] {{
+    DECODED_STATUSES.iter().find(|(id, _)| *id == operation_id).map_or(&[], |(_, statuses)| statuses)
+}}
 
 /// The most bytes of a response body a call reads; token answers are a few hundred bytes. A call whose answer is
 /// larger fails with [`Error::ResponseBodyError`], whose source is a [`std::io::Error`] of kind
@@ -123,4 +154,18 @@ impl futures_core::Stream for BodyTooLarge {{
 }}
 "#
     )
+}
+
+/// A response, following a `$ref` into `components.responses`.
+fn resolve_response<'a>(
+    spec: &'a openapiv3::OpenAPI,
+    response: &'a openapiv3::ReferenceOr<openapiv3::Response>,
+) -> Option<&'a openapiv3::Response> {
+    match response {
+        openapiv3::ReferenceOr::Item(response) => Some(response),
+        openapiv3::ReferenceOr::Reference { reference } => {
+            let name = reference.strip_prefix("#/components/responses/")?;
+            spec.components.as_ref()?.responses.get(name)?.as_item()
+        }
+    }
 }

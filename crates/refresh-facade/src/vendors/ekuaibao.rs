@@ -58,6 +58,11 @@ impl Adapter {
             grant.refresh_token.expose_secret(),
         );
         let sent_at = Utc::now();
+        let operation = if self.config.validity_days.is_some() {
+            "refresh_token_with_validity"
+        } else {
+            "refresh_token"
+        };
         let result = match self.config.validity_days {
             Some(days) => {
                 let call = self
@@ -80,9 +85,13 @@ impl Adapter {
             }
         };
         let answer = result.map_err(|e| {
-            from_client_error(VENDOR, e, &redactor, |status, envelope| {
-                failure(&envelope, status, &redactor)
-            })
+            from_client_error(
+                VENDOR,
+                refresh_ekuaibao::decoded_statuses(operation),
+                e,
+                &redactor,
+                |status, envelope| failure(&envelope, status, &redactor),
+            )
         })?;
         let status = answer.status().as_u16();
         let envelope = answer.into_inner();

@@ -94,9 +94,13 @@ impl Adapter {
             .send()
             .await
             .map_err(|e| {
-                from_client_error(VENDOR, e, &redactor, |status, ()| {
-                    HTTP_STATUSES.error(&status.to_string(), None, status, &redactor)
-                })
+                from_client_error(
+                    VENDOR,
+                    refresh_misa_cukcuk::decoded_statuses("refresh_token"),
+                    e,
+                    &redactor,
+                    |status, ()| HTTP_STATUSES.error(&status.to_string(), None, status, &redactor),
+                )
             })?;
         let status = answer.status().as_u16();
         let envelope = answer.into_inner();

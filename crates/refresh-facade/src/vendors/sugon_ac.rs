@@ -63,7 +63,13 @@ impl Adapter {
             .send()
             .await
             .map_err(|e| {
-                from_client_error(VENDOR, e, &redactor, |status, ()| undocumented(status))
+                from_client_error(
+                    VENDOR,
+                    refresh_sugon_ac::decoded_statuses("renew_token"),
+                    e,
+                    &redactor,
+                    |status, ()| undocumented(status),
+                )
             })?;
         let status = answer.status().as_u16();
         let envelope = answer.into_inner();

@@ -103,7 +103,13 @@ impl Adapter {
             .send()
             .await
             .map_err(|e| {
-                from_client_error(VENDOR, e, &redactor, |status, ()| undocumented(status))
+                from_client_error(
+                    VENDOR,
+                    refresh_wechat_open::decoded_statuses("refresh_authorizer_token"),
+                    e,
+                    &redactor,
+                    |status, ()| undocumented(status),
+                )
             })?;
         let status = answer.status().as_u16();
         let tokens = answer.into_inner();

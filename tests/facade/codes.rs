@@ -1,0 +1,105 @@
+//! Every documented vendor error code, served in the vendor's own envelope (as its documentation describes it,
+//! not through our generated types), must come back as the kind the code table promises.
+
+use refresh_facade::{DocumentedCode, ErrorKind, RefreshError, Vendor, documented_error_codes};
+use serde_json::{Value, json};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::setup::{grant, refresher};
+
+/// The answers that carry `code` in the vendor's documented failure format: `(HTTP status, body)`.
+fn failure_answers(vendor: Vendor, field: &str, code: &str) -> Vec<(u16, Option<Value>)> {
+    let number = || code.parse::<i64>().expect("a numeric code");
+    match (vendor, field) {
+        (Vendor::ISolarCloud, "result_data.code") => vec![(
+            200,
+            Some(
+                json!({"req_serial_num": "20240911802345e5a9af16fc256e7e6b", "result_code": "1", "result_msg": "success", "result_data": {"code": code}}),
+            ),
+        )],
+        (Vendor::ISolarCloud, "result_code") => vec![(
+            200,
+            Some(
+                json!({"req_serial_num": "20240911802345e5a9af16fc256e7e6b", "result_code": code, "result_msg": "gateway refused"}),
+            ),
+        )],
+        (Vendor::SugonAc, "code") => vec![(200, Some(json!({"code": code, "msg": "失败"})))],
+        (Vendor::MisaCukcuk, "ErrorType") => vec![(
+            200,
+            Some(
+                json!({"Data": null, "Success": false, "ErrorMessage": "refused", "ErrorType": number(), "Total": 0}),
+            ),
+        )],
+        (Vendor::MisaCukcuk, "HTTP status") => vec![(number() as u16, None)],
+        (Vendor::WechatOpen, "errcode") => {
+            vec![(200, Some(json!({"errcode": number(), "errmsg": "refused"})))]
+        }
+        // The failure envelope may come with HTTP 200 or 403: both.
+        (Vendor::Ekuaibao, "errorCode") => {
+            let body = json!({"errorCode": number(), "errorMessage": "未授权", "errorDetails": null, "code": null, "data": null});
+            vec![(200, Some(body.clone())), (403, Some(body))]
+        }
+        other => panic!("no failure format for {other:?}: add one with the new code table"),
+    }
+}
+
+async fn refresh_against(vendor: Vendor, status: u16, body: Option<Value>) -> RefreshError {
+    let server = MockServer::start().await;
+    let mut answer = ResponseTemplate::new(status);
+    if let Some(body) = body {
+        answer = answer.set_body_json(body);
+    }
+    Mock::given(any()).respond_with(answer).mount(&server).await;
+    refresher(vendor, &server.uri())
+        .refresh(&grant(vendor))
+        .await
+        .expect_err("a documented failure")
+}
+
+#[tokio::test]
+async fn every_documented_code_maps_to_its_kind() {
+    let codes = documented_error_codes();
+    assert!(
+        codes.len() >= 38,
+        "all five vendors' tables are compiled in"
+    );
+    for DocumentedCode {
+        vendor,
+        field,
+        code,
+        kind,
+        ..
+    } in codes
+    {
+        for (status, body) in failure_answers(vendor, field, code) {
+            let error = refresh_against(vendor, status, body).await;
+            let context = format!("{vendor} {field} {code} with HTTP {status}: {error}");
+            assert_eq!(error.kind(), kind, "{context}");
+            assert_eq!(error.vendor(), vendor, "{context}");
+            assert_eq!(error.vendor_code(), Some(code), "{context}");
+            assert_eq!(error.http_status(), Some(status), "{context}");
+            assert_eq!(error.is_retryable(), kind.is_retryable(), "{context}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_undocumented_code_keeps_the_vendors_code_and_message() {
+    for (vendor, field, code) in [
+        (Vendor::ISolarCloud, "result_data.code", "77"),
+        (Vendor::ISolarCloud, "result_code", "E123"),
+        (Vendor::SugonAc, "code", "10099"),
+        (Vendor::MisaCukcuk, "ErrorType", "55"),
+        (Vendor::WechatOpen, "errcode", "48001"),
+        (Vendor::Ekuaibao, "errorCode", "500"),
+    ] {
+        for (status, body) in failure_answers(vendor, field, code) {
+            let error = refresh_against(vendor, status, body).await;
+            assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{error}");
+            assert_eq!(error.vendor_code(), Some(code), "{error}");
+            assert!(error.to_string().contains("does not document"), "{error}");
+            assert!(error.vendor_message().is_some(), "{error}");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The facade end to end against local hosts: every documentation sample normalized (snapshots in
+//! `snapshots/`, next to the wire snapshots), every documented vendor code mapped, a corpus of malformed answers,
+//! and what the facade puts on the wire.
+
+mod codes;
+mod e2e;
+mod malformed;
+mod samples;
+mod setup;

@@ -1,0 +1,119 @@
+//! Every documentation sample of every vendor's refresh, through the facade: the normalized `TokenSet` or
+//! `RefreshError`, snapshotted.
+
+use chrono::{DateTime, Utc};
+use refresh_facade::{ExpirySource, RefreshError, RefreshWindow, TokenSet, Vendor};
+use refresh_wire_tests::snapshot_settings_in;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::setup::{grant, refresh_operation, refresher, spec};
+
+/// A token set as text. Instants that count from the moment of sending are shown relative to it, so that the
+/// snapshot does not change from run to run; the vendor's absolute instants are shown as they are.
+pub fn render_tokens(tokens: &TokenSet) -> String {
+    let relative = |at: DateTime<Utc>, from: DateTime<Utc>, name: &str| {
+        let seconds = (at - from).num_milliseconds() as f64 / 1000.0;
+        format!("{name} + {seconds}s")
+    };
+    let expires_relative = matches!(
+        tokens.expiry_source,
+        ExpirySource::LifetimeSeconds | ExpirySource::ConservativeDefault
+    );
+    let expires_at = if expires_relative {
+        relative(tokens.expires_at, tokens.obtained_at, "obtained_at")
+    } else {
+        tokens.expires_at.to_rfc3339()
+    };
+    let refreshable_until =
+        tokens
+            .refreshable_until
+            .map(|until| match tokens.vendor.refresh_window() {
+                RefreshWindow::UntilAccessTokenExpiry
+                | RefreshWindow::AfterAccessTokenExpiry { .. } => {
+                    relative(until, tokens.expires_at, "expires_at")
+                }
+                _ => relative(until, tokens.obtained_at, "obtained_at"),
+            });
+    format!(
+        "vendor: {}\naccess_token: {}\nrefresh_token: {}\nrotation: {:?}\ntoken_type: {:?}\nexpires_at: {}\n\
+         expiry_source: {:?}\nrefreshable_until: {:?}\nextras: {:#?}\n",
+        tokens.vendor,
+        tokens.access_token.expose_secret(),
+        tokens.refresh_token.expose_secret(),
+        tokens.rotation,
+        tokens.token_type,
+        expires_at,
+        tokens.expiry_source,
+        refreshable_until,
+        tokens.extras,
+    )
+}
+
+pub fn render_error(error: &RefreshError) -> String {
+    format!(
+        "error: {error}\nkind: {}\nvendor: {}\nhttp_status: {:?}\nvendor_code: {:?}\nvendor_message: {:?}\n\
+         retryable: {}\nretry_after: {:?}\n",
+        error.kind(),
+        error.vendor(),
+        error.http_status(),
+        error.vendor_code(),
+        error.vendor_message(),
+        error.is_retryable(),
+        error.retry_after(),
+    )
+}
+
+async fn normalize_every_sample(vendor: Vendor) {
+    let spec = spec(vendor);
+    let operation = refresh_operation(vendor);
+    for (status, example) in spec.response_examples(operation) {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(status).set_body_json(&example.value))
+            .mount(&server)
+            .await;
+        let outcome = match refresher(vendor, &server.uri())
+            .refresh(&grant(vendor))
+            .await
+        {
+            Ok(tokens) => render_tokens(&tokens),
+            Err(error) => render_error(&error),
+        };
+        let name = format!("{vendor}__facade__{operation}__{status}__{}", example.name);
+        let description = format!(
+            "{vendor} through the facade, HTTP {status}: {}",
+            example.summary
+        );
+        snapshot_settings_in(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/facade/snapshots"),
+            description,
+        )
+        .bind(|| insta::assert_snapshot!(name, outcome));
+    }
+}
+
+#[tokio::test]
+async fn isolarcloud_samples() {
+    normalize_every_sample(Vendor::ISolarCloud).await;
+}
+
+#[tokio::test]
+async fn sugon_ac_samples() {
+    normalize_every_sample(Vendor::SugonAc).await;
+}
+
+#[tokio::test]
+async fn misa_cukcuk_samples() {
+    normalize_every_sample(Vendor::MisaCukcuk).await;
+}
+
+#[tokio::test]
+async fn wechat_open_samples() {
+    normalize_every_sample(Vendor::WechatOpen).await;
+}
+
+#[tokio::test]
+async fn ekuaibao_samples() {
+    normalize_every_sample(Vendor::Ekuaibao).await;
+}

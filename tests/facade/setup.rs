@@ -1,0 +1,95 @@
+//! Per-vendor test setup: a configuration pointing at a local host, and a grant made of the spec's samples.
+
+use std::time::Duration;
+
+use refresh_facade::{
+    EkuaibaoConfig, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant, Refresher,
+    SugonAcConfig, Vendor, VendorConfig, WechatOpenConfig,
+};
+use refresh_wire_tests::Spec;
+
+pub const ACCESS_KEY: &str = "test-access-key-4f1c";
+pub const APP_KEY: &str = "test-app-key";
+pub const COMPANY_CODE: &str = "demo-company";
+pub const COMPONENT_APPID: &str = "wx-component-appid";
+pub const COMPONENT_TOKEN: &str = "test-component-token-9b2e";
+pub const AUTHORIZER_APPID: &str = "wxf8b4f85f3a794e77";
+
+/// The spec file of a vendor.
+pub fn spec(vendor: Vendor) -> Spec {
+    Spec::load(vendor.as_str())
+}
+
+/// The spec operation the facade calls to refresh (Ekuaibao: with a validity, as [`config`] sets one).
+pub fn refresh_operation(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::SugonAc => "renew_token",
+        Vendor::WechatOpen => "refresh_authorizer_token",
+        Vendor::Ekuaibao => "refresh_token_with_validity",
+        _ => "refresh_token",
+    }
+}
+
+pub fn config(vendor: Vendor, base_url: &str) -> VendorConfig {
+    configure(vendor, Some(base_url))
+}
+
+/// The test configuration without a base URL: the vendor's default host.
+pub fn config_with_default_host(vendor: Vendor) -> VendorConfig {
+    configure(vendor, None)
+}
+
+fn configure(vendor: Vendor, base_url: Option<&str>) -> VendorConfig {
+    let mut config = match vendor {
+        Vendor::ISolarCloud => {
+            VendorConfig::ISolarCloud(ISolarCloudConfig::new(APP_KEY, ACCESS_KEY))
+        }
+        Vendor::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
+        Vendor::MisaCukcuk => VendorConfig::MisaCukcuk(MisaCukcukConfig::new(COMPANY_CODE)),
+        Vendor::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
+            COMPONENT_APPID,
+            COMPONENT_TOKEN,
+            AUTHORIZER_APPID,
+        )),
+        Vendor::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(1)),
+        other => unreachable!("no test setup for {other}"),
+    };
+    if let Some(url) = base_url {
+        config = match config {
+            VendorConfig::ISolarCloud(c) => VendorConfig::ISolarCloud(c.with_base_url(url)),
+            VendorConfig::SugonAc(c) => VendorConfig::SugonAc(c.with_base_url(url)),
+            VendorConfig::MisaCukcuk(c) => VendorConfig::MisaCukcuk(c.with_base_url(url)),
+            VendorConfig::WechatOpen(c) => VendorConfig::WechatOpen(c.with_base_url(url)),
+            VendorConfig::Ekuaibao(c) => VendorConfig::Ekuaibao(c.with_base_url(url)),
+            other => other,
+        };
+    }
+    config
+}
+
+/// A refresher for `vendor` at `base_url`, with a short overall timeout so that slow-answer tests are quick.
+pub fn refresher(vendor: Vendor, base_url: &str) -> Refresher {
+    let http = HttpOptions::default()
+        .with_timeout(Duration::from_secs(2))
+        .build_client()
+        .unwrap();
+    Refresher::with_http_client(config(vendor, base_url), http).unwrap()
+}
+
+/// The grant of the vendor's documented refresh request.
+pub fn grant(vendor: Vendor) -> RefreshGrant {
+    let spec = spec(vendor);
+    let op = refresh_operation(vendor);
+    let body = || spec.request_examples(op)[0].value.clone();
+    match vendor {
+        Vendor::ISolarCloud => RefreshGrant::new(body()["refresh_token"].as_str().unwrap()),
+        Vendor::SugonAc => RefreshGrant::new(spec.parameter_example(op, "token")),
+        Vendor::MisaCukcuk => RefreshGrant::new(body()["RefreshToken"].as_str().unwrap()),
+        Vendor::WechatOpen => {
+            RefreshGrant::new(body()["authorizer_refresh_token"].as_str().unwrap())
+        }
+        Vendor::Ekuaibao => RefreshGrant::new(spec.parameter_example(op, "refreshToken"))
+            .with_access_token(spec.parameter_example(op, "accessToken")),
+        other => unreachable!("no test setup for {other}"),
+    }
+}
