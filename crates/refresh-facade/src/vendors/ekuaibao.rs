@@ -4,9 +4,9 @@
 use chrono::Utc;
 use refresh_ekuaibao::types::AuthEnvelope;
 
-use super::Answer;
+use super::{Answer, send};
 use crate::config::{ConfigError, EkuaibaoConfig, base_url, required};
-use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError, from_client_error};
+use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError};
 use crate::expiry::ExpiryHint;
 use crate::grant::RefreshGrant;
 use crate::token::{EkuaibaoExtras, TokenSet, VendorExtras};
@@ -58,43 +58,33 @@ impl Adapter {
             grant.refresh_token.expose_secret(),
         );
         let sent_at = Utc::now();
-        let operation = if self.config.validity_days.is_some() {
-            "refresh_token_with_validity"
-        } else {
-            "refresh_token"
-        };
-        let result = match self.config.validity_days {
+        let documented = |status, envelope: AuthEnvelope| failure(&envelope, status, &redactor);
+        let power_code = &self.config.power_code;
+        let (status, envelope) = match self.config.validity_days {
             Some(days) => {
                 let call = self
                     .client
                     .refresh_token_with_validity()
                     .expire_date(days.to_string());
-                call.access_token(access)
+                let call = call
+                    .access_token(access)
                     .refresh_token(refresh)
-                    .power_code(&self.config.power_code)
-                    .send()
-                    .await
+                    .power_code(power_code)
+                    .send();
+                let decoded = refresh_ekuaibao::decoded_statuses("refresh_token_with_validity");
+                send(VENDOR, decoded, &redactor, call, documented).await?
             }
             None => {
                 let call = self.client.refresh_token();
-                call.access_token(access)
+                let call = call
+                    .access_token(access)
                     .refresh_token(refresh)
-                    .power_code(&self.config.power_code)
-                    .send()
-                    .await
+                    .power_code(power_code)
+                    .send();
+                let decoded = refresh_ekuaibao::decoded_statuses("refresh_token");
+                send(VENDOR, decoded, &redactor, call, documented).await?
             }
         };
-        let answer = result.map_err(|e| {
-            from_client_error(
-                VENDOR,
-                refresh_ekuaibao::decoded_statuses(operation),
-                e,
-                &redactor,
-                |status, envelope| failure(&envelope, status, &redactor),
-            )
-        })?;
-        let status = answer.status().as_u16();
-        let envelope = answer.into_inner();
 
         if envelope.error_code.is_some() {
             return Err(failure(&envelope, status, &redactor));

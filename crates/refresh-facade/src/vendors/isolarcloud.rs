@@ -3,9 +3,9 @@
 use chrono::Utc;
 use refresh_isolarcloud::types::{RefreshTokenRequest, Seconds};
 
-use super::Answer;
+use super::{Answer, no_documented_error, send};
 use crate::config::{ConfigError, ISolarCloudConfig, base_url, required};
-use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError, from_client_error};
+use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError};
 use crate::expiry::ExpiryHint;
 use crate::grant::RefreshGrant;
 use crate::token::{ISolarCloudExtras, TokenSet, VendorExtras};
@@ -82,24 +82,21 @@ impl Adapter {
             appkey: Some(self.config.app_key.clone()),
         };
         let sent_at = Utc::now();
-        let answer = self
+        let call = self
             .client
             .refresh_token()
             .x_access_key(self.config.access_key.expose_secret())
             .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                from_client_error(
-                    VENDOR,
-                    refresh_isolarcloud::decoded_statuses("refresh_token"),
-                    e,
-                    &redactor,
-                    |status, ()| undocumented(status),
-                )
-            })?;
-        let status = answer.status().as_u16();
-        let envelope = answer.into_inner();
+            .send();
+        let decoded = refresh_isolarcloud::decoded_statuses("refresh_token");
+        let (status, envelope) = send(
+            VENDOR,
+            decoded,
+            &redactor,
+            call,
+            no_documented_error(VENDOR),
+        )
+        .await?;
 
         if let Some(code) = envelope.result_code.as_deref().filter(|code| *code != "1") {
             return Err(GATEWAY_CODES.error(
@@ -135,13 +132,4 @@ impl Adapter {
         }
         .into_token_set(VENDOR, grant, sent_at, status)
     }
-}
-
-fn undocumented(status: u16) -> RefreshError {
-    RefreshError::new(
-        VENDOR,
-        MalformedResponse,
-        "an error answer the spec does not document",
-    )
-    .with_status(status)
 }

@@ -4,9 +4,9 @@
 use chrono::Utc;
 use refresh_misa_cukcuk::types::RefreshParam;
 
-use super::Answer;
+use super::{Answer, send};
 use crate::config::{ConfigError, MisaCukcukConfig, base_url, required};
-use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError, from_client_error};
+use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError};
 use crate::expiry::ExpiryHint;
 use crate::grant::RefreshGrant;
 use crate::token::{MisaCukcukExtras, TokenSet, VendorExtras};
@@ -87,23 +87,12 @@ impl Adapter {
             refresh_token: grant.refresh_token.expose_secret().to_owned(),
         };
         let sent_at = Utc::now();
-        let answer = self
-            .client
-            .refresh_token()
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                from_client_error(
-                    VENDOR,
-                    refresh_misa_cukcuk::decoded_statuses("refresh_token"),
-                    e,
-                    &redactor,
-                    |status, ()| HTTP_STATUSES.error(&status.to_string(), None, status, &redactor),
-                )
-            })?;
-        let status = answer.status().as_u16();
-        let envelope = answer.into_inner();
+        let call = self.client.refresh_token().body(body).send();
+        let decoded = refresh_misa_cukcuk::decoded_statuses("refresh_token");
+        let (status, envelope) = send(VENDOR, decoded, &redactor, call, |status, ()| {
+            HTTP_STATUSES.error(&status.to_string(), None, status, &redactor)
+        })
+        .await?;
 
         if !envelope.success {
             let code = envelope

@@ -12,14 +12,53 @@ pub(crate) mod sugon_ac;
 #[cfg(feature = "wechat-open")]
 pub(crate) mod wechat_open;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use std::future::Future;
 
-use crate::error::{CodeTable, DocumentedCode, ErrorKind, RefreshError};
+use chrono::{DateTime, TimeDelta, Utc};
+use progenitor_client::{Error as ClientError, ResponseValue};
+
+use crate::error::{
+    CodeTable, DocumentedCode, ErrorKind, Redactor, RefreshError, from_client_error,
+};
 use crate::expiry::{ExpiryHint, resolve};
 use crate::grant::RefreshGrant;
 use crate::secret::SecretToken;
 use crate::token::{Rotation, TokenSet, VendorExtras};
 use crate::vendor::{RefreshWindow, Vendor};
+
+/// Awaits a generated client's call: the answer's HTTP status and decoded body, or the [`RefreshError`] for
+/// anything else. `decoded` are the statuses the operation decodes (the generated `decoded_statuses`);
+/// `documented_error` reads the answers the spec documents for error statuses.
+pub(crate) async fn send<T, E>(
+    vendor: Vendor,
+    decoded: &[u16],
+    redactor: &Redactor<'_>,
+    call: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
+    documented_error: impl FnOnce(u16, E) -> RefreshError,
+) -> Result<(u16, T), RefreshError> {
+    match call.await {
+        Ok(answer) => Ok((answer.status().as_u16(), answer.into_inner())),
+        Err(error) => Err(from_client_error(
+            vendor,
+            decoded,
+            error,
+            redactor,
+            documented_error,
+        )),
+    }
+}
+
+/// For operations whose spec documents no error answer: progenitor then never produces one.
+pub(crate) fn no_documented_error(vendor: Vendor) -> impl FnOnce(u16, ()) -> RefreshError {
+    move |status, ()| {
+        RefreshError::new(
+            vendor,
+            ErrorKind::MalformedResponse,
+            "an error answer the spec does not document",
+        )
+        .with_status(status)
+    }
+}
 
 /// What a vendor answered, before normalization.
 pub(crate) struct Answer<'a> {

@@ -5,9 +5,9 @@ use base64::Engine;
 use chrono::Utc;
 use refresh_sugon_ac::types::{ClusterId, TokenData};
 
-use super::Answer;
+use super::{Answer, no_documented_error, send};
 use crate::config::{ConfigError, SugonAcConfig, base_url};
-use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError, from_client_error};
+use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError};
 use crate::expiry::ExpiryHint;
 use crate::grant::RefreshGrant;
 use crate::token::{SugonAcClaims, TokenSet, VendorExtras};
@@ -56,23 +56,16 @@ impl Adapter {
         let redactor = Redactor::new(grant.secrets());
         let old_token = grant.refresh_token.expose_secret();
         let sent_at = Utc::now();
-        let answer = self
-            .client
-            .renew_token()
-            .token(old_token)
-            .send()
-            .await
-            .map_err(|e| {
-                from_client_error(
-                    VENDOR,
-                    refresh_sugon_ac::decoded_statuses("renew_token"),
-                    e,
-                    &redactor,
-                    |status, ()| undocumented(status),
-                )
-            })?;
-        let status = answer.status().as_u16();
-        let envelope = answer.into_inner();
+        let call = self.client.renew_token().token(old_token).send();
+        let decoded = refresh_sugon_ac::decoded_statuses("renew_token");
+        let (status, envelope) = send(
+            VENDOR,
+            decoded,
+            &redactor,
+            call,
+            no_documented_error(VENDOR),
+        )
+        .await?;
 
         match envelope.code.as_deref() {
             Some("0") => {}
@@ -142,15 +135,6 @@ fn claims(token: &str) -> Option<SugonAcClaims> {
     );
     let bytes = engine.decode(payload).ok()?;
     serde_json::from_slice(&bytes).ok()
-}
-
-fn undocumented(status: u16) -> RefreshError {
-    RefreshError::new(
-        VENDOR,
-        MalformedResponse,
-        "an error answer the spec does not document",
-    )
-    .with_status(status)
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 use chrono::Utc;
 use refresh_wechat_open::types::AuthorizerTokenRequest;
 
-use super::Answer;
+use super::{Answer, no_documented_error, send};
 use crate::config::{ConfigError, WechatOpenConfig, base_url, required};
-use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError, from_client_error};
+use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError};
 use crate::expiry::ExpiryHint;
 use crate::grant::RefreshGrant;
 use crate::token::{TokenSet, VendorExtras, WechatOpenExtras};
@@ -95,24 +95,21 @@ impl Adapter {
             authorizer_refresh_token: grant.refresh_token.expose_secret().to_owned(),
         };
         let sent_at = Utc::now();
-        let answer = self
+        let call = self
             .client
             .refresh_authorizer_token()
             .component_access_token(self.config.component_access_token.expose_secret())
             .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                from_client_error(
-                    VENDOR,
-                    refresh_wechat_open::decoded_statuses("refresh_authorizer_token"),
-                    e,
-                    &redactor,
-                    |status, ()| undocumented(status),
-                )
-            })?;
-        let status = answer.status().as_u16();
-        let tokens = answer.into_inner();
+            .send();
+        let decoded = refresh_wechat_open::decoded_statuses("refresh_authorizer_token");
+        let (status, tokens) = send(
+            VENDOR,
+            decoded,
+            &redactor,
+            call,
+            no_documented_error(VENDOR),
+        )
+        .await?;
 
         if let Some(code) = tokens.errcode.filter(|code| *code != 0) {
             return Err(ERRCODES.error(
@@ -136,13 +133,4 @@ impl Adapter {
         }
         .into_token_set(VENDOR, grant, sent_at, status)
     }
-}
-
-fn undocumented(status: u16) -> RefreshError {
-    RefreshError::new(
-        VENDOR,
-        MalformedResponse,
-        "an error answer the spec does not document",
-    )
-    .with_status(status)
 }
