@@ -1,0 +1,45 @@
+//! `refresh`: one token refresh at any vendor (`once`), the vendor emulators (`sandbox`), and a demo of both
+//! (`demo`). A thin layer: the work is done by `refresh-facade` and `refresh-sandbox`.
+
+mod demo;
+mod exit;
+mod once;
+mod sandbox;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Refresh access tokens at vendors whose token APIs are not standard OAuth2.
+#[derive(Debug, Parser)]
+#[command(name = "refresh", version, about, after_help = exit::HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the vendor emulators in-process, then obtain and refresh a token at every vendor through the
+    /// facade, and print what happened.
+    #[command(after_help = "Examples:\n  refresh demo\n  refresh demo --json")]
+    Demo(demo::Args),
+    /// Run the vendor emulators on loopback until Ctrl-C, printing their base URLs and the credentials they accept.
+    #[command(
+        after_help = "Examples:\n  refresh sandbox\n  refresh sandbox --vendor ekuaibao --port 8080"
+    )]
+    Sandbox(sandbox::Args),
+    /// Refresh one token and print the new tokens as JSON on stdout (errors as JSON on stderr).
+    #[command(after_help = once::HELP)]
+    Once(once::Args),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Once(args) => once::run(args).await,
+    }
+}

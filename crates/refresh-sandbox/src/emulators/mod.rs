@@ -1,0 +1,80 @@
+//! One emulator per vendor. Each answers in its vendor's documented format, written here from the vendor's
+//! documentation (`serde_json::json!`), never from refresh-kit's generated types.
+
+pub(crate) mod ekuaibao;
+pub(crate) mod isolarcloud;
+pub(crate) mod misa_cukcuk;
+pub(crate) mod sugon_ac;
+pub(crate) mod wechat_open;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::TimeDelta;
+use serde_json::Value;
+
+use crate::{Emulator, Shared};
+
+/// Every emulator's state.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub isolarcloud: isolarcloud::State,
+    pub sugon_ac: sugon_ac::State,
+    pub misa_cukcuk: misa_cukcuk::State,
+    pub wechat_open: wechat_open::State,
+    pub ekuaibao: ekuaibao::State,
+}
+
+pub(crate) fn router(emulator: Emulator, shared: Arc<Shared>) -> Router {
+    let routes = match emulator {
+        Emulator::ISolarCloud => isolarcloud::routes(),
+        Emulator::SugonAc => sugon_ac::routes(),
+        Emulator::MisaCukcuk => misa_cukcuk::routes(),
+        Emulator::WechatOpen => wechat_open::routes(),
+        Emulator::Ekuaibao => ekuaibao::routes(),
+    };
+    routes.with_state(shared)
+}
+
+/// A JSON answer with `status`.
+pub(crate) fn json(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// The request body as JSON; `Value::Null` when it is not JSON (each emulator then refuses the missing fields).
+pub(crate) fn json_body(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap_or(Value::Null)
+}
+
+/// A non-empty string field of a JSON body.
+pub(crate) fn field<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
+    body.get(name)?.as_str().filter(|s| !s.trim().is_empty())
+}
+
+/// A non-empty header value.
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)?
+        .to_str()
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+pub(crate) fn seconds(seconds: i64) -> TimeDelta {
+    TimeDelta::seconds(seconds)
+}
+
+/// A random token in the 8-4-4-4-12 form iSolarCloud's and MISA's samples show.
+pub(crate) fn uuid_like() -> String {
+    let hex = crate::tokens::random_hex();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
