@@ -88,6 +88,38 @@ impl Spec {
         example.value
     }
 
+    /// The HTTP statuses the operation's spec lists.
+    pub fn statuses(&self, operation_id: &str) -> Vec<u16> {
+        let responses = self.find(operation_id).2["responses"]
+            .as_mapping()
+            .expect("responses");
+        responses
+            .keys()
+            .filter_map(|status| status.as_str()?.parse().ok())
+            .collect()
+    }
+
+    /// The `$ref` of the schema an operation answers with at `status`, if it has a body.
+    pub fn response_schema(&self, operation_id: &str, status: u16) -> Option<String> {
+        let response =
+            self.resolve(&self.find(operation_id).2["responses"][status.to_string().as_str()]);
+        let media_type = response["content"].as_mapping()?.values().next()?;
+        media_type["schema"]["$ref"].as_str().map(str::to_owned)
+    }
+
+    /// Every response example, of any operation and status, whose schema is `schema_ref`.
+    pub fn examples_of_schema(&self, schema_ref: &str) -> Vec<Example> {
+        let mut all = Vec::new();
+        for id in self.operation_ids() {
+            for (status, example) in self.response_examples(&id) {
+                if self.response_schema(&id, status).as_deref() == Some(schema_ref) {
+                    all.push(example);
+                }
+            }
+        }
+        all
+    }
+
     /// A response's XML sample (`x-xml-example`), if any.
     pub fn response_xml_example(&self, operation_id: &str, status: u16) -> Option<&str> {
         let response = &self.find(operation_id).2["responses"][status.to_string().as_str()];

@@ -122,3 +122,47 @@ fn vendor_lib_rs_only_re_exports_the_generated_client() {
         );
     }
 }
+
+/// The `[dependencies]` table of a crate's manifest, as `name` per line.
+fn dependencies(crate_dir: &str) -> Vec<String> {
+    let manifest =
+        std::fs::read_to_string(workspace_root().join(crate_dir).join("Cargo.toml")).unwrap();
+    let table = manifest
+        .split("\n[dependencies]")
+        .nth(1)
+        .unwrap_or("")
+        .split("\n[")
+        .next()
+        .unwrap_or("");
+    table
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split(['.', ' ', '=']).next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_emulators_depend_on_no_generated_client_and_not_on_the_facade() {
+    let project_crates: Vec<String> = dependencies("crates/refresh-sandbox")
+        .into_iter()
+        .filter(|d| d.starts_with("refresh-"))
+        .collect();
+    assert!(
+        project_crates.is_empty(),
+        "refresh-sandbox depends on {project_crates:?}"
+    );
+}
+
+#[test]
+fn only_the_command_line_crate_knows_the_command_line() {
+    let root = workspace_root();
+    for entry in std::fs::read_dir(root.join("crates")).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
+        if name != "refresh-cli" {
+            let deps = dependencies(&format!("crates/{name}"));
+            assert!(!deps.iter().any(|d| d == "clap"), "{name} depends on clap");
+        }
+    }
+}

@@ -239,6 +239,25 @@ impl Sandbox {
         emulators::misa_cukcuk::login(&self.shared, company_code)
     }
 
+    /// Tokens as if a first login had just happened at `emulator` (for tests: no request is made). Real first
+    /// logins go through each vendor's companion endpoints, which the emulators serve too.
+    pub fn login(&self, emulator: Emulator) -> Login {
+        match emulator {
+            Emulator::ISolarCloud => emulators::isolarcloud::login(&self.shared),
+            Emulator::SugonAc => emulators::sugon_ac::login(&self.shared),
+            Emulator::MisaCukcuk => {
+                let (access_token, refresh_token) = self.misa_login(accounts::MISA_COMPANY_CODE);
+                Login {
+                    access_token,
+                    refresh_token,
+                    component_access_token: None,
+                }
+            }
+            Emulator::WechatOpen => emulators::wechat_open::login(&self.shared),
+            Emulator::Ekuaibao => emulators::ekuaibao::login(&self.shared),
+        }
+    }
+
     /// Stops every emulator and waits for them.
     pub async fn shutdown(self) {
         for server in self.servers {
@@ -246,6 +265,17 @@ impl Sandbox {
             let _ = server.task.await;
         }
     }
+}
+
+/// The tokens of a first login (see [`Sandbox::login`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Login {
+    pub access_token: String,
+    /// The refresh token; for Sugon AC the token itself.
+    pub refresh_token: String,
+    /// WeChat: the platform's component access token the refresh needs.
+    pub component_access_token: Option<String>,
 }
 
 /// State every emulator of a sandbox shares.

@@ -47,6 +47,16 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
 }
 
+pub(crate) fn login(shared: &Shared) -> crate::Login {
+    let now = shared.clock.now();
+    let (access_token, refresh_token) = issue_pair(shared, now, now + ACCESS_LIFETIME);
+    crate::Login {
+        access_token,
+        refresh_token,
+        component_access_token: None,
+    }
+}
+
 fn failure(status: StatusCode, error_code: i64, message: &str) -> Response {
     json(
         status,
@@ -131,6 +141,19 @@ async fn refresh(
 }
 
 fn issue(shared: &Shared, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Response {
+    let (access, refresh) = issue_pair(shared, now, expires_at);
+    json(
+        StatusCode::OK,
+        json!({"value": {
+            "accessToken": access,
+            "refreshToken": refresh,
+            "expireTime": expires_at.timestamp_millis(),
+            "corporationId": EKUAIBAO_CORPORATION_ID,
+        }}),
+    )
+}
+
+fn issue_pair(shared: &Shared, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> (String, String) {
     let token = || format!("ID_{}:{EKUAIBAO_CORPORATION_ID}", &random_hex()[..11]);
     let (access, refresh) = (token(), token());
     let mut vendors = shared.vendors();
@@ -145,13 +168,5 @@ fn issue(shared: &Shared, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Resp
         .refresh
         .insert(refresh.clone(), now, None, EKUAIBAO_CORPORATION_ID);
     state.pairs.insert(refresh.clone(), access.clone());
-    json(
-        StatusCode::OK,
-        json!({"value": {
-            "accessToken": access,
-            "refreshToken": refresh,
-            "expireTime": expires_at.timestamp_millis(),
-            "corporationId": EKUAIBAO_CORPORATION_ID,
-        }}),
-    )
+    (access, refresh)
 }

@@ -44,6 +44,16 @@ pub(crate) fn new_authorization_code(shared: &Shared) -> String {
         .issue("", now, Some(seconds(600)), "user")
 }
 
+pub(crate) fn login(shared: &Shared) -> crate::Login {
+    let now = shared.clock.now();
+    let (access_token, refresh_token) = issue(&mut shared.vendors().isolarcloud, now);
+    crate::Login {
+        access_token,
+        refresh_token,
+        component_access_token: None,
+    }
+}
+
 fn envelope(result_code: &str, result_msg: &str, result_data: Option<Value>) -> Response {
     let mut body = json!({"req_serial_num": random_hex(), "result_code": result_code, "result_msg": result_msg});
     if let Some(data) = result_data {

@@ -36,6 +36,15 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/ac/openapi/v2/tokens/state", get(token_state))
 }
 
+pub(crate) fn login(shared: &Shared) -> crate::Login {
+    let token = issue(shared, SUGON_USER);
+    crate::Login {
+        access_token: token.clone(),
+        refresh_token: token,
+        component_access_token: None,
+    }
+}
+
 fn failure(code: &str, msg: &str) -> Response {
     json(StatusCode::OK, json!({"msg": msg, "code": code}))
 }

@@ -56,6 +56,28 @@ pub(crate) fn new_authorization_code(shared: &Shared) -> String {
     )
 }
 
+pub(crate) fn login(shared: &Shared) -> crate::Login {
+    let now = shared.clock.now();
+    let mut vendors = shared.vendors();
+    let state = &mut vendors.wechat_open;
+    let lifetime = Some(seconds(TOKEN_LIFETIME_SECONDS));
+    let component = state
+        .component
+        .issue("component-", now, lifetime, WECHAT_COMPONENT_APPID);
+    let access_token =
+        state
+            .access
+            .issue("authorizer-access-", now, lifetime, WECHAT_AUTHORIZER_APPID);
+    let refresh_token = state
+        .refresh
+        .issue("refreshtoken@@@", now, None, WECHAT_AUTHORIZER_APPID);
+    crate::Login {
+        access_token,
+        refresh_token,
+        component_access_token: Some(component),
+    }
+}
+
 fn error(errcode: i64, errmsg: &str) -> Response {
     json(
         StatusCode::OK,

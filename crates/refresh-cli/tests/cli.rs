@@ -1,0 +1,529 @@
+//! The `refresh` binary end to end against the sandbox (in this test process): every vendor, rotation, the
+//! refresh windows, every injected fault, and every exit code.
+
+use std::time::Duration;
+
+use refresh_sandbox::{Emulator, Fault, Login, Sandbox, SandboxOptions, accounts};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_refresh");
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json_out(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+    fn json_err(&self) -> Value {
+        serde_json::from_str(self.stderr.trim())
+            .unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {}", self.stderr))
+    }
+}
+
+async fn refresh(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(args)
+        .env_clear()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the refresh binary runs");
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .await
+        .unwrap();
+    drop(input);
+    let output = child.wait_with_output().await.unwrap();
+    Run {
+        code: output.status.code().expect("exited"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// `refresh once` for `emulator` at the sandbox, with the login's tokens (and the vendor's settings).
+async fn once(sandbox: &Sandbox, emulator: Emulator, login: &Login, extra: &[&str]) -> Run {
+    let base = sandbox.base_url(emulator).unwrap();
+    let mut args = vec!["once", "--vendor", emulator.as_str(), "--base-url", &base];
+    args.extend_from_slice(extra);
+    let mut env = vec![
+        ("REFRESH_TOKEN", login.refresh_token.as_str()),
+        ("ACCESS_TOKEN", login.access_token.as_str()),
+    ];
+    match emulator {
+        Emulator::ISolarCloud => env.extend([
+            ("APP_KEY", accounts::ISOLARCLOUD_APP_KEY),
+            ("APP_SECRET", accounts::ISOLARCLOUD_ACCESS_KEY),
+        ]),
+        Emulator::MisaCukcuk => env.push(("COMPANY_CODE", accounts::MISA_COMPANY_CODE)),
+        Emulator::WechatOpen => env.extend([
+            ("COMPONENT_APPID", accounts::WECHAT_COMPONENT_APPID),
+            ("AUTHORIZER_APPID", accounts::WECHAT_AUTHORIZER_APPID),
+            (
+                "COMPONENT_ACCESS_TOKEN",
+                login.component_access_token.as_deref().unwrap(),
+            ),
+        ]),
+        _ => {}
+    }
+    refresh(&args, &env, None).await
+}
+
+async fn sandbox() -> Sandbox {
+    Sandbox::start(SandboxOptions::default()).await.unwrap()
+}
+
+/// The vendor code the emulator uses for a used-up or invalid refresh token.
+fn invalid_refresh_code(emulator: Emulator) -> &'static str {
+    match emulator {
+        Emulator::ISolarCloud => "5",
+        Emulator::SugonAc => "10004",
+        Emulator::MisaCukcuk => "401",
+        Emulator::WechatOpen => "61023",
+        Emulator::Ekuaibao => "403",
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_vendor_refreshes_and_a_used_refresh_token_needs_reauthorization() {
+    let sandbox = sandbox().await;
+    for emulator in Emulator::ALL {
+        let login = sandbox.login(emulator);
+        let run = once(&sandbox, emulator, &login, &[]).await;
+        assert_eq!(run.code, 0, "{emulator}: {}", run.stderr);
+        let out = run.json_out();
+        assert_eq!(out["vendor"], emulator.as_str());
+        let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "access_token",
+                "expires_at",
+                "refresh_token",
+                "rotated",
+                "token_type",
+                "vendor"
+            ]
+        );
+        let expires_at = out["expires_at"].as_str().unwrap();
+        assert!(
+            expires_at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(expires_at).is_ok(),
+            "{expires_at}"
+        );
+        assert!(!out["access_token"].as_str().unwrap().is_empty());
+        // WeChat keeps the authorizer refresh token; the others rotate it.
+        assert_eq!(
+            out["rotated"],
+            emulator != Emulator::WechatOpen,
+            "{emulator}"
+        );
+        assert_eq!(sandbox.refresh_count(emulator, &login.refresh_token), 1);
+
+        let mut reused = login.clone();
+        if emulator == Emulator::WechatOpen {
+            reused.refresh_token = "refreshtoken@@@not-issued".into();
+        }
+        let run = once(&sandbox, emulator, &reused, &[]).await;
+        assert_eq!(
+            run.code, 4,
+            "{emulator}: the used refresh token must need re-authorization: {}",
+            run.stderr
+        );
+        let err = run.json_err();
+        assert_eq!(err["kind"], "reauthorization_required");
+        assert_eq!(
+            err["code"],
+            invalid_refresh_code(emulator),
+            "{emulator}: {err}"
+        );
+        assert_eq!(err["retryable"], false);
+        assert_eq!(err["vendor"], emulator.as_str());
+        assert!(
+            !run.stderr.contains(&reused.refresh_token),
+            "the error never echoes the token"
+        );
+    }
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sugon_renews_up_to_24_hours_after_expiry_and_not_later() {
+    let sandbox = sandbox().await;
+    let late = sandbox.login(Emulator::SugonAc);
+    let too_late = sandbox.login(Emulator::SugonAc);
+    sandbox
+        .clock()
+        .advance(Duration::from_secs((2 + 23) * 3600)); // expired 23 h ago
+    assert_eq!(once(&sandbox, Emulator::SugonAc, &late, &[]).await.code, 0);
+    sandbox.clock().advance(Duration::from_secs(2 * 3600)); // the other one: expired 25 h ago
+    let run = once(&sandbox, Emulator::SugonAc, &too_late, &[]).await;
+    assert_eq!(
+        (run.code, run.json_err()["code"].as_str()),
+        (4, Some("10004")),
+        "{}",
+        run.stderr
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ekuaibao_refreshes_only_before_the_access_token_expires() {
+    let sandbox = sandbox().await;
+    let in_time = sandbox.login(Emulator::Ekuaibao);
+    let late = sandbox.login(Emulator::Ekuaibao);
+    sandbox.clock().advance(Duration::from_secs(3600 + 59 * 60)); // 1 h 59 of 2 h
+    let run = once(
+        &sandbox,
+        Emulator::Ekuaibao,
+        &in_time,
+        &["--validity-days", "3"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(run.json_out()["expires_at"].as_str().unwrap())
+            .unwrap();
+    let days = (expires.with_timezone(&chrono::Utc) - sandbox.clock().now()).num_hours();
+    assert!((71..=72).contains(&days), "a 3-day validity, got {days} h");
+    sandbox.clock().advance(Duration::from_secs(2 * 60));
+    let run = once(&sandbox, Emulator::Ekuaibao, &late, &[]).await;
+    assert_eq!(
+        (run.code, run.json_err()["code"].as_str()),
+        (4, Some("403")),
+        "{}",
+        run.stderr
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_faults_get_their_exit_codes() {
+    let sandbox = sandbox().await;
+    let vendor = Emulator::ISolarCloud;
+
+    sandbox.inject(vendor, Fault::Latency(Duration::from_secs(3)));
+    let run = once(
+        &sandbox,
+        vendor,
+        &sandbox.login(vendor),
+        &["--timeout", "1"],
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.json_err()["kind"].as_str()),
+        (7, Some("transient")),
+        "{}",
+        run.stderr
+    );
+
+    sandbox.inject(vendor, Fault::server_error(503));
+    let run = once(&sandbox, vendor, &sandbox.login(vendor), &[]).await;
+    assert_eq!(
+        (run.code, run.json_err()["http_status"].as_u64()),
+        (7, Some(503)),
+        "{}",
+        run.stderr
+    );
+
+    sandbox.inject(vendor, Fault::rate_limited(9));
+    let run = once(&sandbox, vendor, &sandbox.login(vendor), &[]).await;
+    let err = run.json_err();
+    assert_eq!(
+        (
+            run.code,
+            err["retry_after_secs"].as_u64(),
+            err["retryable"].as_bool()
+        ),
+        (7, Some(9), Some(true))
+    );
+
+    sandbox.inject(vendor, Fault::html_page());
+    let run = once(&sandbox, vendor, &sandbox.login(vendor), &[]).await;
+    assert_eq!(
+        (run.code, run.json_err()["kind"].as_str()),
+        (8, Some("malformed_response")),
+        "{}",
+        run.stderr
+    );
+
+    // The emulator commits the rotation, then drops the connection: the caller never sees the new tokens and
+    // the old refresh token is already used up. (Keeping rotated tokens through this is a token manager's job.)
+    let login = sandbox.login(vendor);
+    sandbox.inject(vendor, Fault::DropAfterCommit);
+    let run = once(&sandbox, vendor, &login, &[]).await;
+    assert_eq!(
+        (run.code, run.json_err()["kind"].as_str()),
+        (7, Some("transient")),
+        "{}",
+        run.stderr
+    );
+    let run = once(&sandbox, vendor, &login, &[]).await;
+    assert_eq!(
+        (run.code, run.json_err()["code"].as_str()),
+        (4, Some("5")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sandbox.refresh_count(vendor, &login.refresh_token), 2);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_usage_credentials_and_request_errors_have_their_exit_codes() {
+    let sandbox = sandbox().await;
+    let base = sandbox.base_url(Emulator::SugonAc).unwrap();
+
+    // 3: no refresh token.
+    let run = refresh(
+        &["once", "--vendor", "sugon-ac", "--base-url", &base],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.json_err()["kind"].as_str()),
+        (3, Some("configuration")),
+        "{}",
+        run.stderr
+    );
+    // 3: plain http to a host that is not loopback, and it says how to allow it.
+    let run = refresh(
+        &[
+            "once",
+            "--vendor",
+            "sugon-ac",
+            "--base-url",
+            "http://api01.example.com:65102",
+        ],
+        &[("REFRESH_TOKEN", "t")],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 3);
+    assert!(
+        run.json_err()["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-insecure")
+    );
+    // 3: iSolarCloud without its secret key.
+    let login = sandbox.login(Emulator::ISolarCloud);
+    let isolar = sandbox.base_url(Emulator::ISolarCloud).unwrap();
+    let run = refresh(
+        &[
+            "once",
+            "--vendor",
+            "isolarcloud",
+            "--base-url",
+            &isolar,
+            "--app-key",
+            accounts::ISOLARCLOUD_APP_KEY,
+        ],
+        &[("REFRESH_TOKEN", &login.refresh_token)],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.json_err()["message"]
+            .as_str()
+            .unwrap()
+            .contains("APP_SECRET")
+    );
+
+    // 5: the wrong secret key (E912), read from standard input.
+    let stdin = format!(
+        "REFRESH_TOKEN={}\nAPP_SECRET=not-the-key\n",
+        login.refresh_token
+    );
+    let run = refresh(
+        &[
+            "once",
+            "--vendor",
+            "isolarcloud",
+            "--base-url",
+            &isolar,
+            "--app-key",
+            accounts::ISOLARCLOUD_APP_KEY,
+            "--stdin",
+        ],
+        &[],
+        Some(&stdin),
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.json_err()["code"].as_str()),
+        (5, Some("E912")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("not-the-key"));
+
+    // 6: Ekuaibao needs the access token too.
+    let login = sandbox.login(Emulator::Ekuaibao);
+    let ekuaibao = sandbox.base_url(Emulator::Ekuaibao).unwrap();
+    let run = refresh(
+        &["once", "--vendor", "ekuaibao", "--base-url", &ekuaibao],
+        &[("REFRESH_TOKEN", &login.refresh_token)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.json_err()["kind"].as_str()),
+        (6, Some("invalid_request")),
+        "{}",
+        run.stderr
+    );
+
+    // 0 through --stdin, both tokens.
+    let stdin = format!(
+        "REFRESH_TOKEN={}\nACCESS_TOKEN={}\n",
+        login.refresh_token, login.access_token
+    );
+    let run = refresh(
+        &[
+            "once",
+            "--vendor",
+            "ekuaibao",
+            "--base-url",
+            &ekuaibao,
+            "--stdin",
+        ],
+        &[],
+        Some(&stdin),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // 2: usage.
+    assert_eq!(
+        refresh(&["once", "--vendor", "acme"], &[], None).await.code,
+        2
+    );
+    assert_eq!(refresh(&["frobnicate"], &[], None).await.code, 2);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_and_version_work_for_every_subcommand() {
+    let run = refresh(&["--version"], &[], None).await;
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.starts_with("refresh "), "{}", run.stdout);
+    let run = refresh(&["--help"], &[], None).await;
+    assert!(
+        run.stdout.contains("Exit codes:") && run.stdout.contains("4  re-authorization required")
+    );
+    for subcommand in ["demo", "sandbox", "once"] {
+        let run = refresh(&[subcommand, "--help"], &[], None).await;
+        assert_eq!(run.code, 0, "{subcommand}");
+        assert!(
+            run.stdout.contains("Examples:"),
+            "{subcommand}: {}",
+            run.stdout
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_refreshes_at_all_five_vendors() {
+    let run = refresh(&["demo"], &[], None).await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{}", run.stdout);
+    assert!(
+        lines[0].starts_with("VENDOR")
+            && lines[0].contains("EXPIRES AT")
+            && lines[0].ends_with("OUTCOME")
+    );
+    for (line, vendor) in lines[1..].iter().zip(Emulator::ALL) {
+        assert!(
+            line.starts_with(vendor.as_str()) && line.ends_with("ok"),
+            "{line}"
+        );
+    }
+    let run = refresh(&["demo", "--json"], &[], None).await;
+    let rows = run.json_out();
+    assert_eq!(rows.as_array().unwrap().len(), 5);
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] == "ok"),
+        "{rows}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_serves_until_interrupted_and_fails_on_a_taken_port() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["sandbox", "--vendor", "sugon-ac", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let started: Value = serde_json::from_str(&first).unwrap();
+    let base = started["base_urls"]["sugon-ac"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        started["credentials"]["sugon-ac"]["user"],
+        accounts::SUGON_USER
+    );
+
+    // It answers as Sugon AC does, and it rejects a token it never issued.
+    let run = refresh(
+        &["once", "--vendor", "sugon-ac", "--base-url", &base],
+        &[("REFRESH_TOKEN", "a.b.c")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.json_err()["code"].as_str()),
+        (4, Some("10004")),
+        "{}",
+        run.stderr
+    );
+
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    // 1: the port is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let run = refresh(
+        &["sandbox", "--vendor", "sugon-ac", "--port", &port],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot start the sandbox"));
+}
