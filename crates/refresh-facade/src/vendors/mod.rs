@@ -49,6 +49,7 @@ pub(crate) async fn send<T, E>(
 }
 
 /// For operations whose spec documents no error answer: progenitor then never produces one.
+#[cfg(any(feature = "isolarcloud", feature = "sugon-ac", feature = "wechat-open"))]
 pub(crate) fn no_documented_error(vendor: Vendor) -> impl FnOnce(u16, ()) -> RefreshError {
     move |status, ()| {
         RefreshError::new(
