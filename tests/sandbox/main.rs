@@ -326,6 +326,18 @@ async fn sugon_ac_answers_conform_to_the_spec() {
     check(&spec, &answers, |_, body| {
         decode_as::<refresh_sugon_ac::types::TokenEnvelope>(body)
     });
+
+    // The request log has every request in order; the refresh counter counts renewals per token.
+    let log: Vec<String> = sandbox
+        .requests(Emulator::SugonAc)
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let get = "POST /ac/openapi/v2/tokens";
+    let next = "POST /ac/openapi/v2/tokens/next";
+    let state = "GET /ac/openapi/v2/tokens/state";
+    assert_eq!(log, [get, state, next, next, next, state, get]);
+    assert_eq!(sandbox.refresh_count(Emulator::SugonAc, &token), 2);
     sandbox.shutdown().await;
 }
 
