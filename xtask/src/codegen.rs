@@ -438,6 +438,20 @@ mod tests {
             "{error}"
         );
 
+        // A secret parameter would be sent redacted: refused.
+        let secret_parameter = text.replacen(
+            "      description: Feature licence code; always `219904`.\n      schema:\n        type: string\n",
+            "      description: Feature licence code; always `219904`.\n      schema:\n        type: string\n        format: password\n",
+            1,
+        );
+        assert_ne!(secret_parameter, text, "the edit applies");
+        std::fs::write(&spec, secret_parameter).unwrap();
+        let error = run(temp.path(), Mode::Check).unwrap_err().to_string();
+        assert!(
+            error.contains("parameter \"powerCode\" has `format: password`"),
+            "{error}"
+        );
+
         // progenitor `assert!`s that a response has no `encoding`: its panic comes back as a message.
         let anchor = "          schema:\n            $ref: '#/components/schemas/AuthEnvelope'\n";
         let with_encoding = format!(

@@ -84,7 +84,7 @@ async fn login_and_refresh(
             let body = refresh_isolarcloud::types::TokenRequest {
                 appkey: accounts::ISOLARCLOUD_APP_KEY.into(),
                 grant_type: "authorization_code".into(),
-                code: sandbox.isolarcloud_authorization_code(),
+                code: sandbox.isolarcloud_authorization_code().into(),
                 redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
             };
             let answer = client
@@ -98,7 +98,10 @@ async fn login_and_refresh(
                 .into_inner()
                 .result_data
                 .unwrap_or_default();
-            let refresh = data.refresh_token.ok_or("login: no refresh token")?;
+            let refresh = data
+                .refresh_token
+                .ok_or("login: no refresh token")?
+                .into_exposed();
             let config = ISolarCloudConfig::new(
                 accounts::ISOLARCLOUD_APP_KEY,
                 accounts::ISOLARCLOUD_ACCESS_KEY,
@@ -121,9 +124,10 @@ async fn login_and_refresh(
                 .map_err(|e| format!("login: {e}"))?
                 .into_inner();
             let token = match envelope.data {
-                Some(refresh_sugon_ac::types::TokenData::Array(regions)) => {
-                    regions.into_iter().find_map(|r| r.token)
-                }
+                Some(refresh_sugon_ac::types::TokenData::Array(regions)) => regions
+                    .into_iter()
+                    .find_map(|r| r.token)
+                    .map(|t| t.into_exposed()),
                 _ => None,
             };
             let token = token.ok_or("login: no token")?;
@@ -154,10 +158,11 @@ async fn login_and_refresh(
             let component_token = answer
                 .into_inner()
                 .component_access_token
-                .ok_or("no component token")?;
+                .ok_or("no component token")?
+                .into_exposed();
             let body = refresh_wechat_open::types::QueryAuthRequest {
                 component_appid: accounts::WECHAT_COMPONENT_APPID.into(),
-                authorization_code: sandbox.wechat_authorization_code(),
+                authorization_code: sandbox.wechat_authorization_code().into(),
             };
             let answer = client
                 .query_auth()
@@ -172,7 +177,8 @@ async fn login_and_refresh(
                 .unwrap_or_default();
             let refresh = info
                 .authorizer_refresh_token
-                .ok_or("authorization: no refresh token")?;
+                .ok_or("authorization: no refresh token")?
+                .into_exposed();
             let config = WechatOpenConfig::new(
                 accounts::WECHAT_COMPONENT_APPID,
                 component_token,
@@ -196,7 +202,10 @@ async fn login_and_refresh(
                 .await
                 .map_err(|e| format!("login: {e}"))?;
             let tokens = answer.into_inner().value.unwrap_or_default();
-            let (Some(access), Some(refresh)) = (tokens.access_token, tokens.refresh_token) else {
+            let (Some(access), Some(refresh)) = (
+                tokens.access_token.map(|t| t.into_exposed()),
+                tokens.refresh_token.map(|t| t.into_exposed()),
+            ) else {
                 return Err("login: no tokens".into());
             };
             let config = EkuaibaoConfig::new()

@@ -6,7 +6,7 @@
 //!
 //! The token travels in the `token` header; the renewal answers with the new token in `data` (documented as an
 //! array, sent as a string: [`types::TokenData`]). `code` is "0" on success, 1000x on failure. A token can be
-//! renewed until 24 hours after it expired.
+//! renewed until 24 hours after it expired. Tokens are [`Secret`]s: `Debug` and `Display` print `[redacted]`.
 //!
 //! ```no_run
 //! use refresh_sugon_ac::{Client, types::TokenData};
@@ -14,9 +14,10 @@
 //! # async fn example(old_token: &str) -> Result<(), refresh_sugon_ac::Error> {
 //! let client = Client::new("https://www.scnet.cn");
 //! let envelope = client.renew_token().token(old_token).send().await?.into_inner();
-//! if let (Some("0"), Some(TokenData::String(new_token))) = (envelope.code.as_deref(), &envelope.data) {
-//!     # let _ = new_token;
-//!     // use new_token from now on
+//! if let (Some("0"), Some(TokenData::Token(new_token))) = (envelope.code.as_deref(), &envelope.data) {
+//!     let header_value = new_token.expose_secret();
+//!     # let _ = header_value;
+//!     // send header_value as the `token` header from now on
 //! }
 //! # Ok(())
 //! # }

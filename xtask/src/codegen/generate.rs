@@ -3,7 +3,14 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
 
-use progenitor_impl::{GenerationSettings, Generator, InterfaceStyle, TagStyle};
+use progenitor_impl::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl};
+use schemars::schema::{InstanceType, SchemaObject};
+
+/// The OpenAPI format that marks a token or secret: OpenAPI's own hint to obscure a value.
+pub const SECRET_FORMAT: &str = "password";
+
+/// The generated type a `format: password` string becomes (defined in `wire_hooks.rs`'s template).
+const SECRET_TYPE: &str = "crate::generated::Secret";
 
 /// The client code for `spec`, or a one-line description of why progenitor could not generate it.
 ///
@@ -15,6 +22,16 @@ pub fn client(spec: &openapiv3::OpenAPI) -> Result<proc_macro2::TokenStream, Str
     settings
         .with_interface(InterfaceStyle::Builder)
         .with_tag(TagStyle::Merged);
+    // Tokens and secrets (`format: password`) become the generated `Secret`, whose Debug and Display redact.
+    settings.with_conversion(
+        SchemaObject {
+            instance_type: Some(InstanceType::String.into()),
+            format: Some(SECRET_FORMAT.to_owned()),
+            ..Default::default()
+        },
+        SECRET_TYPE,
+        [TypeImpl::Default, TypeImpl::FromStringIrrefutable].into_iter(),
+    );
 
     // The panic hook is process-wide: swap it under a lock so that concurrent runs (tests) restore the right one.
     static HOOK: Mutex<()> = Mutex::new(());

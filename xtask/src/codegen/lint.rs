@@ -49,6 +49,17 @@ pub fn check(spec: &Value) -> Result<(), Vec<String>> {
             }
         }
     }
+    let shared_parameters = spec
+        .get("components")
+        .and_then(|c| c.get("parameters"))
+        .and_then(Value::as_mapping);
+    for (name, parameter) in shared_parameters.into_iter().flatten() {
+        check_parameter(
+            &format!("components.parameters.{}", yaml_key(name)),
+            parameter,
+            &mut problems,
+        );
+    }
     check_schemas(spec, "", &mut problems);
     if problems.is_empty() {
         Ok(())
@@ -73,11 +84,7 @@ fn check_operation(at: &str, method: &str, operation: &Value, problems: &mut Vec
         .into_iter()
         .flatten()
     {
-        if parameter.get("in").and_then(Value::as_str) == Some("cookie") {
-            problems.push(format!(
-                "{at}: cookie parameters are not supported by progenitor"
-            ));
-        }
+        check_parameter(at, parameter, problems);
     }
     let body = operation.get("requestBody");
     if let Some(body) = body {
@@ -125,6 +132,27 @@ fn check_operation(at: &str, method: &str, operation: &Value, problems: &mut Vec
             }
         }
         _ => problems.push(format!("{at} has no responses")),
+    }
+}
+
+/// Rules for one parameter, inline or in `components.parameters`.
+fn check_parameter(at: &str, parameter: &Value, problems: &mut Vec<String>) {
+    if parameter.get("in").and_then(Value::as_str) == Some("cookie") {
+        problems.push(format!(
+            "{at}: cookie parameters are not supported by progenitor"
+        ));
+    }
+    // progenitor sends parameter values through `to_string()`, which a `Secret` redacts.
+    let format = parameter
+        .get("schema")
+        .and_then(|s| s.get("format"))
+        .and_then(Value::as_str);
+    if format == Some(super::generate::SECRET_FORMAT) {
+        let name = parameter.get("name").and_then(Value::as_str).unwrap_or("?");
+        problems.push(format!(
+            "{at}: parameter {name:?} has `format: password`; only body and answer fields may (the \
+             generated Secret redacts its Display, which progenitor uses to send parameters)"
+        ));
     }
 }
 

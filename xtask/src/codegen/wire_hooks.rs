@@ -75,6 +75,53 @@ pub fn decoded_statuses(operation_id: &str) -> &'static [u16] {{
     DECODED_STATUSES.iter().find(|(id, _)| *id == operation_id).map_or(&[], |(_, statuses)| statuses)
 }}
 
+/// A token or secret as the wire carries it (`format: password` in the spec). `Debug` and `Display` print
+/// `[redacted]`, so that printing a request or an answer never shows one; serde reads and writes the value
+/// itself. Read it with [`Secret::expose_secret`].
+#[derive(Clone, Default, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {{
+    pub fn new(value: impl Into<String>) -> Self {{
+        Secret(value.into())
+    }}
+
+    /// The value itself. Do not log it.
+    pub fn expose_secret(&self) -> &str {{
+        &self.0
+    }}
+
+    /// The value itself, taking the `Secret` apart. Do not log it.
+    pub fn into_exposed(self) -> String {{
+        self.0
+    }}
+}}
+
+impl From<String> for Secret {{
+    fn from(value: String) -> Self {{
+        Secret(value)
+    }}
+}}
+
+impl From<&str> for Secret {{
+    fn from(value: &str) -> Self {{
+        Secret(value.to_owned())
+    }}
+}}
+
+impl std::fmt::Debug for Secret {{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{
+        f.write_str("Secret([redacted])")
+    }}
+}}
+
+impl std::fmt::Display for Secret {{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{
+        f.write_str("[redacted]")
+    }}
+}}
+
 /// The most bytes of a response body a call reads; token answers are a few hundred bytes. A call whose answer is
 /// larger fails with [`Error::ResponseBodyError`], whose source is a [`std::io::Error`] of kind
 /// [`std::io::ErrorKind::FileTooLarge`].

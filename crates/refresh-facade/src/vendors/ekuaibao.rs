@@ -2,6 +2,7 @@
 //! (`errorCode: 403`) may come with HTTP 200 or 403.
 
 use chrono::Utc;
+use refresh_ekuaibao::Secret;
 use refresh_ekuaibao::types::AuthEnvelope;
 
 use super::{Answer, send};
@@ -91,8 +92,8 @@ impl Adapter {
         }
         let tokens = envelope.value.unwrap_or_default();
         Answer {
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
+            access_token: tokens.access_token.map(Secret::into_exposed),
+            refresh_token: tokens.refresh_token.map(Secret::into_exposed),
             token_type: None,
             expiry: tokens
                 .expire_time

@@ -1,6 +1,7 @@
 //! Sungrow iSolarCloud: failures come with HTTP 200, in `result_data.code` or (gateway) `result_code`.
 
 use chrono::Utc;
+use refresh_isolarcloud::Secret;
 use refresh_isolarcloud::types::{RefreshTokenRequest, Seconds};
 
 use super::{Answer, no_documented_error, send};
@@ -78,7 +79,7 @@ impl Adapter {
                 .chain([self.config.access_key.expose_secret()]),
         );
         let body = RefreshTokenRequest {
-            refresh_token: grant.refresh_token.expose_secret().to_owned(),
+            refresh_token: grant.refresh_token.expose_secret().into(),
             appkey: Some(self.config.app_key.clone()),
         };
         let sent_at = Utc::now();
@@ -118,8 +119,14 @@ impl Adapter {
         // Tokens in result_data, as documented; at the top level, as one widely used client reads them.
         let expires_in = data.expires_in.as_ref().or(envelope.expires_in.as_ref());
         Answer {
-            access_token: data.access_token.or(envelope.access_token),
-            refresh_token: data.refresh_token.or(envelope.refresh_token),
+            access_token: data
+                .access_token
+                .or(envelope.access_token)
+                .map(Secret::into_exposed),
+            refresh_token: data
+                .refresh_token
+                .or(envelope.refresh_token)
+                .map(Secret::into_exposed),
             token_type: data.token_type.or(envelope.token_type),
             expiry: match expires_in {
                 Some(Seconds::Int64(seconds)) => ExpiryHint::Seconds(*seconds),

@@ -2,6 +2,7 @@
 //! expired or invalid.
 
 use chrono::Utc;
+use refresh_misa_cukcuk::Secret;
 use refresh_misa_cukcuk::types::RefreshParam;
 
 use super::{Answer, send};
@@ -84,7 +85,7 @@ impl Adapter {
         let redactor = Redactor::new(grant.secrets());
         let body = RefreshParam {
             company_code: self.config.company_code.clone(),
-            refresh_token: grant.refresh_token.expose_secret().to_owned(),
+            refresh_token: grant.refresh_token.expose_secret().into(),
         };
         let sent_at = Utc::now();
         let call = self.client.refresh_token().body(body).send();
@@ -107,8 +108,8 @@ impl Adapter {
         }
         let data = envelope.data.unwrap_or_default();
         Answer {
-            access_token: data.access_token,
-            refresh_token: data.refresh_token,
+            access_token: data.access_token.map(Secret::into_exposed),
+            refresh_token: data.refresh_token.map(Secret::into_exposed),
             token_type: data.token_type,
             expiry: data
                 .expire_date

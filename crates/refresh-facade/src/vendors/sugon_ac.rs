@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use chrono::Utc;
+use refresh_sugon_ac::Secret;
 use refresh_sugon_ac::types::{ClusterId, TokenData};
 
 use super::{Answer, no_documented_error, send};
@@ -80,11 +81,14 @@ impl Adapter {
             }
         }
         let old_cluster = claims(old_token).and_then(|c| c.cluster_id);
-        let new_token = envelope.token.or(match envelope.data {
-            Some(TokenData::String(token)) => Some(token),
-            Some(TokenData::Array(regions)) => pick_region(regions, old_cluster.as_deref()),
-            None => None,
-        });
+        let new_token = envelope
+            .token
+            .map(Secret::into_exposed)
+            .or(match envelope.data {
+                Some(TokenData::Token(token)) => Some(token.into_exposed()),
+                Some(TokenData::Array(regions)) => pick_region(regions, old_cluster.as_deref()),
+                None => None,
+            });
         if let Some(token) = &new_token
             && token.split('.').count() != 3
         {
@@ -122,7 +126,9 @@ fn pick_region(
         .iter()
         .find(|r| same_region(r) && r.token.is_some())
         .or(regions.iter().find(|r| r.token.is_some()));
-    chosen.and_then(|r| r.token.clone())
+    chosen
+        .and_then(|r| r.token.clone())
+        .map(Secret::into_exposed)
 }
 
 /// The JWT's payload claims, read without verifying the signature (the key is the vendor's).

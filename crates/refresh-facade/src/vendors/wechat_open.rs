@@ -1,6 +1,7 @@
 //! WeChat Open Platform: `api_authorizer_token`; errors come with HTTP 200 as `errcode`/`errmsg`.
 
 use chrono::Utc;
+use refresh_wechat_open::Secret;
 use refresh_wechat_open::types::AuthorizerTokenRequest;
 
 use super::{Answer, no_documented_error, send};
@@ -92,7 +93,7 @@ impl Adapter {
         let body = AuthorizerTokenRequest {
             component_appid: self.config.component_appid.clone(),
             authorizer_appid: self.config.authorizer_appid.clone(),
-            authorizer_refresh_token: grant.refresh_token.expose_secret().to_owned(),
+            authorizer_refresh_token: grant.refresh_token.expose_secret().into(),
         };
         let sent_at = Utc::now();
         let call = self
@@ -120,8 +121,8 @@ impl Adapter {
             ));
         }
         Answer {
-            access_token: tokens.authorizer_access_token,
-            refresh_token: tokens.authorizer_refresh_token,
+            access_token: tokens.authorizer_access_token.map(Secret::into_exposed),
+            refresh_token: tokens.authorizer_refresh_token.map(Secret::into_exposed),
             token_type: None,
             expiry: tokens
                 .expires_in
