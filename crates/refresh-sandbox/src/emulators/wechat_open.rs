@@ -22,6 +22,7 @@ use crate::accounts::{
 };
 use crate::tokens::{Refusal, Tokens};
 use crate::{Emulator, Shared};
+use chrono::{DateTime, Utc};
 
 const TOKEN_LIFETIME_SECONDS: i64 = 7200;
 
@@ -60,22 +61,54 @@ pub(crate) fn login(shared: &Shared) -> crate::Login {
     let now = shared.clock.now();
     let mut vendors = shared.vendors();
     let state = &mut vendors.wechat_open;
-    let lifetime = Some(seconds(TOKEN_LIFETIME_SECONDS));
-    let component = state
-        .component
-        .issue("component-", now, lifetime, WECHAT_COMPONENT_APPID);
-    let access_token =
-        state
-            .access
-            .issue("authorizer-access-", now, lifetime, WECHAT_AUTHORIZER_APPID);
-    let refresh_token = state
-        .refresh
-        .issue("refreshtoken@@@", now, None, WECHAT_AUTHORIZER_APPID);
+    let component = issue_component_token(state, now);
+    let (access_token, refresh_token) = authorize(state, now);
     crate::Login {
         access_token,
         refresh_token,
         component_access_token: Some(component),
     }
+}
+
+/// A component access token for the platform.
+fn issue_component_token(state: &mut State, now: DateTime<Utc>) -> String {
+    let lifetime = Some(seconds(TOKEN_LIFETIME_SECONDS));
+    state
+        .component
+        .issue("component-", now, lifetime, WECHAT_COMPONENT_APPID)
+}
+
+/// A new authorizer access token.
+fn issue_authorizer_access(state: &mut State, now: DateTime<Utc>) -> String {
+    let lifetime = Some(seconds(TOKEN_LIFETIME_SECONDS));
+    state
+        .access
+        .issue("authorizer-access-", now, lifetime, WECHAT_AUTHORIZER_APPID)
+}
+
+/// The authorizer's tokens after it authorized the platform: `(access token, refresh token)`. The refresh token
+/// has no timer: it lives until the user authorizes again.
+fn authorize(state: &mut State, now: DateTime<Utc>) -> (String, String) {
+    let access = issue_authorizer_access(state, now);
+    let refresh = state
+        .refresh
+        .issue("refreshtoken@@@", now, None, WECHAT_AUTHORIZER_APPID);
+    (access, refresh)
+}
+
+/// The checks every call on an authorizer's behalf starts with: the platform's component token (query
+/// string) and its appid (body).
+fn check_platform(
+    state: &State,
+    query: &HashMap<String, String>,
+    body: &Value,
+    now: DateTime<Utc>,
+) -> Option<Response> {
+    if let Some(refused) = check_component_token(state, query, now) {
+        return Some(refused);
+    }
+    (field(body, "component_appid") != Some(WECHAT_COMPONENT_APPID))
+        .then(|| error(40013, "invalid appid"))
 }
 
 fn error(errcode: i64, errmsg: &str) -> Response {
@@ -118,12 +151,7 @@ async fn component_token(Extract(shared): Extract<Arc<Shared>>, body: Bytes) -> 
         );
     }
     let now = shared.clock.now();
-    let token = shared.vendors().wechat_open.component.issue(
-        "component-",
-        now,
-        Some(seconds(TOKEN_LIFETIME_SECONDS)),
-        WECHAT_COMPONENT_APPID,
-    );
+    let token = issue_component_token(&mut shared.vendors().wechat_open, now);
     json(
         StatusCode::OK,
         json!({"component_access_token": token, "expires_in": TOKEN_LIFETIME_SECONDS}),
@@ -139,26 +167,15 @@ async fn query_auth(
     let now = shared.clock.now();
     let mut vendors = shared.vendors();
     let state = &mut vendors.wechat_open;
-    if let Some(refused) = check_component_token(state, &query, now) {
+    if let Some(refused) = check_platform(state, &query, &body, now) {
         return refused;
-    }
-    if field(&body, "component_appid") != Some(WECHAT_COMPONENT_APPID) {
-        return error(40013, "invalid appid");
     }
     let code = field(&body, "authorization_code").unwrap_or_default();
     if state.codes.check(code, now).is_err() {
         return error(40029, "invalid code");
     }
     state.codes.spend(code);
-    let access = state.access.issue(
-        "authorizer-access-",
-        now,
-        Some(seconds(TOKEN_LIFETIME_SECONDS)),
-        WECHAT_AUTHORIZER_APPID,
-    );
-    let refresh = state
-        .refresh
-        .issue("refreshtoken@@@", now, None, WECHAT_AUTHORIZER_APPID);
+    let (access, refresh) = authorize(state, now);
     json(
         StatusCode::OK,
         json!({"authorization_info": {
@@ -183,11 +200,8 @@ async fn authorizer_token(
     }
     let mut vendors = shared.vendors();
     let state = &mut vendors.wechat_open;
-    if let Some(refused) = check_component_token(state, &query, now) {
+    if let Some(refused) = check_platform(state, &query, &body, now) {
         return refused;
-    }
-    if field(&body, "component_appid") != Some(WECHAT_COMPONENT_APPID) {
-        return error(40013, "invalid appid");
     }
     let Some(authorizer) =
         field(&body, "authorizer_appid").filter(|a| *a == WECHAT_AUTHORIZER_APPID)
@@ -199,12 +213,7 @@ async fn authorizer_token(
         Ok(issued) if issued.subject == authorizer => {}
         _ => return error(61023, "invalid refresh token"),
     }
-    let access = state.access.issue(
-        "authorizer-access-",
-        now,
-        Some(seconds(TOKEN_LIFETIME_SECONDS)),
-        authorizer,
-    );
+    let access = issue_authorizer_access(state, now);
     json(
         StatusCode::OK,
         json!({"authorizer_access_token": access, "expires_in": TOKEN_LIFETIME_SECONDS, "authorizer_refresh_token": refresh}),
