@@ -2,11 +2,11 @@
 //! not through our generated types), must come back as the kind the code table promises.
 
 use refresh_facade::{DocumentedCode, ErrorKind, RefreshError, Vendor, documented_error_codes};
+use refresh_wire_tests::capture::operation_host;
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
-use crate::setup::{grant, refresher};
+use crate::setup::{grant, refresh_operation, refresher};
 
 /// The answers that carry `code` in the vendor's documented failure format: `(HTTP status, body)`.
 fn failure_answers(vendor: Vendor, field: &str, code: &str) -> Vec<(u16, Option<Value>)> {
@@ -31,7 +31,6 @@ fn failure_answers(vendor: Vendor, field: &str, code: &str) -> Vec<(u16, Option<
                 json!({"Data": null, "Success": false, "ErrorMessage": "refused", "ErrorType": number(), "Total": 0}),
             ),
         )],
-        (Vendor::MisaCukcuk, "HTTP status") => vec![(number() as u16, None)],
         (Vendor::WechatOpen, "errcode") => {
             vec![(200, Some(json!({"errcode": number(), "errmsg": "refused"})))]
         }
@@ -45,12 +44,11 @@ fn failure_answers(vendor: Vendor, field: &str, code: &str) -> Vec<(u16, Option<
 }
 
 async fn refresh_against(vendor: Vendor, status: u16, body: Option<Value>) -> RefreshError {
-    let server = MockServer::start().await;
     let mut answer = ResponseTemplate::new(status);
     if let Some(body) = body {
         answer = answer.set_body_json(body);
     }
-    Mock::given(any()).respond_with(answer).mount(&server).await;
+    let server = operation_host(refresh_operation(vendor), answer).await;
     refresher(vendor, &server.uri())
         .refresh(&grant(vendor))
         .await
@@ -80,8 +78,59 @@ async fn every_documented_code_maps_to_its_kind() {
             assert_eq!(error.vendor_code(), Some(code), "{context}");
             assert_eq!(error.http_status(), Some(status), "{context}");
             assert_eq!(error.is_retryable(), kind.is_retryable(), "{context}");
+            // iSolarCloud's envelope carries a request id on every answer; the others' do not here.
+            let request_id =
+                (vendor == Vendor::ISolarCloud).then_some("20240911802345e5a9af16fc256e7e6b");
+            assert_eq!(error.request_id(), request_id, "{context}");
         }
     }
+}
+
+/// A documented HTTP error status that carries no code is read with the spec's description; the status is
+/// `http_status()`, never a vendor code.
+#[tokio::test]
+async fn documented_statuses_without_a_code_are_not_vendor_codes() {
+    let misa = refresh_against(Vendor::MisaCukcuk, 401, None).await;
+    assert_eq!(misa.kind(), ErrorKind::ReauthorizationRequired, "{misa}");
+    assert_eq!(misa.http_status(), Some(401), "{misa}");
+    assert_eq!(misa.vendor_code(), None, "{misa}");
+    assert!(
+        misa.detail().contains("The token is expired or invalid"),
+        "the spec's description: {misa}"
+    );
+    let ekuaibao = refresh_against(
+        Vendor::Ekuaibao,
+        403,
+        Some(json!({"errorMessage": "未授权"})),
+    )
+    .await;
+    assert_eq!(
+        ekuaibao.kind(),
+        ErrorKind::ReauthorizationRequired,
+        "{ekuaibao}"
+    );
+    assert_eq!(ekuaibao.http_status(), Some(403), "{ekuaibao}");
+    assert_eq!(ekuaibao.vendor_code(), None, "{ekuaibao}");
+    assert_eq!(ekuaibao.vendor_message(), Some("未授权"), "{ekuaibao}");
+}
+
+/// WeChat puts the request id at the end of `errmsg`; it is read out, scrubbed like the message.
+#[tokio::test]
+async fn wechat_request_ids_are_read_from_errmsg() {
+    let body = json!({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest rid: 6571f2a1-0b1c2d3e-4f5a6b7c"});
+    let error = refresh_against(Vendor::WechatOpen, 200, Some(body)).await;
+    assert_eq!(error.vendor_code(), Some("40001"), "{error}");
+    assert_eq!(
+        error.request_id(),
+        Some("6571f2a1-0b1c2d3e-4f5a6b7c"),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("request id 6571f2a1-0b1c2d3e-4f5a6b7c"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -7,24 +7,21 @@ use refresh_facade::{
     ConfigError, EkuaibaoConfig, ErrorKind, ExpirySource, RefreshGrant, Refresher, Rotation,
     SugonAcConfig, Vendor, VendorConfig, VendorExtras,
 };
+use refresh_runtime::Operation;
+use refresh_sugon_ac::operations::RENEW_TOKEN;
+use refresh_wire_tests::capture::operation_host;
 use refresh_wire_tests::{RawAnswer, Spec, serve_raw};
 use serde_json::json;
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 use crate::setup::{
     ACCESS_KEY, APP_KEY, AUTHORIZER_APPID, COMPANY_CODE, COMPONENT_APPID, COMPONENT_TOKEN, grant,
     refresh_operation, refresher, spec,
 };
 
-/// Serves `body` with HTTP 200 and returns the server (to read what it received).
-async fn answering(body: serde_json::Value) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(200).set_body_json(body))
-        .mount(&server)
-        .await;
-    server
+/// Serves `body` with HTTP 200 as `operation`'s answer, and returns the server (to read what it received).
+async fn answering(operation: &Operation, body: serde_json::Value) -> MockServer {
+    operation_host(operation, ResponseTemplate::new(200).set_body_json(body)).await
 }
 
 async fn received(server: &MockServer) -> wiremock::Request {
@@ -38,7 +35,7 @@ async fn every_vendor_refreshes_end_to_end_and_sends_the_documented_request() {
     for vendor in Vendor::ALL {
         let spec = spec(vendor);
         let operation = refresh_operation(vendor);
-        let server = answering(spec.success_answer(operation)).await;
+        let server = answering(operation, spec.success_answer(operation)).await;
         let grant = grant(vendor);
         let tokens = refresher(vendor, &server.uri())
             .refresh(&grant)
@@ -150,7 +147,7 @@ async fn lifetimes_count_from_when_the_request_was_sent() {
 
 #[tokio::test]
 async fn an_omitted_refresh_token_is_carried_over_with_its_deadline() {
-    let server = answering(json!({"result_code": "1", "result_data": {"code": "1", "access_token": "new-access", "expires_in": 172799}})).await;
+    let server = answering(&refresh_isolarcloud::operations::REFRESH_TOKEN, json!({"result_code": "1", "result_data": {"code": "1", "access_token": "new-access", "expires_in": 172799}})).await;
     let deadline = Utc::now() + TimeDelta::days(12);
     let mut grant = RefreshGrant::new("old-refresh-token");
     grant.refreshable_until = Some(deadline);
@@ -166,7 +163,7 @@ async fn an_omitted_refresh_token_is_carried_over_with_its_deadline() {
 
 #[tokio::test]
 async fn the_same_refresh_token_back_is_unchanged_not_rotated() {
-    let server = answering(json!({"authorizer_access_token": "new-access", "expires_in": 7200, "authorizer_refresh_token": "same-refresh-token"})).await;
+    let server = answering(&refresh_wechat_open::operations::REFRESH_AUTHORIZER_TOKEN, json!({"authorizer_access_token": "new-access", "expires_in": 7200, "authorizer_refresh_token": "same-refresh-token"})).await;
     let tokens = refresher(Vendor::WechatOpen, &server.uri())
         .refresh(&RefreshGrant::new("same-refresh-token"))
         .await
@@ -186,7 +183,7 @@ async fn the_same_refresh_token_back_is_unchanged_not_rotated() {
 #[tokio::test]
 async fn sugon_expiry_and_window_come_from_the_new_tokens_claim() {
     let spec = spec(Vendor::SugonAc);
-    let server = answering(spec.success_answer("renew_token")).await;
+    let server = answering(&RENEW_TOKEN, spec.success_answer(&RENEW_TOKEN)).await;
     let tokens = refresher(Vendor::SugonAc, &server.uri())
         .refresh(&grant(Vendor::SugonAc))
         .await
@@ -200,7 +197,7 @@ async fn sugon_expiry_and_window_come_from_the_new_tokens_claim() {
     );
     assert!(tokens.rotated());
     assert!(
-        tokens.refresh_token.same_as(&tokens.access_token),
+        tokens.refresh_token == tokens.access_token,
         "the token renews itself"
     );
     assert!(!tokens.can_refresh_at(tokens.expires_at + TimeDelta::hours(25)));
@@ -210,7 +207,7 @@ async fn sugon_expiry_and_window_come_from_the_new_tokens_claim() {
 #[tokio::test]
 async fn sugon_region_list_answers_pick_the_old_tokens_region() {
     let spec = spec(Vendor::SugonAc);
-    let old = spec.parameter_example("renew_token", "token"); // clusterId 11112
+    let old = spec.parameter_example(&RENEW_TOKEN, "token"); // clusterId 11112
     let new_token = |cluster: &str| {
         use base64::Engine;
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
@@ -218,10 +215,13 @@ async fn sugon_region_list_answers_pick_the_old_tokens_region() {
         ));
         format!("eyJhbGciOiJIUzI1NiJ9.{payload}.sig")
     };
-    let server = answering(json!({"code": "0", "msg": "success", "data": [
-        {"clusterId": "0", "clusterName": "ac", "token": new_token("0")},
-        {"clusterId": "11112", "clusterName": "region", "token": new_token("11112")},
-    ]}))
+    let server = answering(
+        &RENEW_TOKEN,
+        json!({"code": "0", "msg": "success", "data": [
+            {"clusterId": "0", "clusterName": "ac", "token": new_token("0")},
+            {"clusterId": "11112", "clusterName": "region", "token": new_token("11112")},
+        ]}),
+    )
     .await;
     let tokens = refresher(Vendor::SugonAc, &server.uri())
         .refresh(&RefreshGrant::new(old))
@@ -236,7 +236,11 @@ async fn sugon_region_list_answers_pick_the_old_tokens_region() {
 
 #[tokio::test]
 async fn sugon_rejects_a_non_token_in_data() {
-    let server = answering(json!({"code": "0", "msg": "success", "data": "token is valid"})).await;
+    let server = answering(
+        &RENEW_TOKEN,
+        json!({"code": "0", "msg": "success", "data": "token is valid"}),
+    )
+    .await;
     let error = refresher(Vendor::SugonAc, &server.uri())
         .refresh(&grant(Vendor::SugonAc))
         .await
@@ -246,7 +250,11 @@ async fn sugon_rejects_a_non_token_in_data() {
 
 #[tokio::test]
 async fn ekuaibao_needs_the_access_token_and_sends_nothing_without_it() {
-    let server = answering(json!({})).await;
+    let server = answering(
+        &refresh_ekuaibao::operations::REFRESH_TOKEN_WITH_VALIDITY,
+        json!({}),
+    )
+    .await;
     let error = refresher(Vendor::Ekuaibao, &server.uri())
         .refresh(&RefreshGrant::new("refresh-only"))
         .await
@@ -258,7 +266,11 @@ async fn ekuaibao_needs_the_access_token_and_sends_nothing_without_it() {
 #[tokio::test]
 async fn ekuaibao_without_a_validity_uses_the_plain_refresh() {
     let spec = Spec::load("ekuaibao");
-    let server = answering(spec.success_answer("refresh_token")).await;
+    let server = answering(
+        &refresh_ekuaibao::operations::REFRESH_TOKEN,
+        spec.success_answer(&refresh_ekuaibao::operations::REFRESH_TOKEN),
+    )
+    .await;
     let config = VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_base_url(server.uri()));
     let tokens = Refresher::new(config)
         .unwrap()
@@ -267,7 +279,7 @@ async fn ekuaibao_without_a_validity_uses_the_plain_refresh() {
         .unwrap();
     assert_eq!(
         received(&server).await.url.path(),
-        spec.route("refresh_token").1
+        spec.route(&refresh_ekuaibao::operations::REFRESH_TOKEN).1
     );
     // Only before expiry: the window closes with the access token.
     assert_eq!(tokens.refreshable_until, Some(tokens.expires_at));
@@ -279,7 +291,7 @@ fn the_default_power_code_is_the_documented_one() {
     let spec = Spec::load("ekuaibao");
     assert_eq!(
         EkuaibaoConfig::DOCUMENTED_POWER_CODE,
-        spec.parameter_example("refresh_token", "powerCode")
+        spec.parameter_example(&refresh_ekuaibao::operations::REFRESH_TOKEN, "powerCode")
     );
     assert_eq!(
         EkuaibaoConfig::new().power_code,

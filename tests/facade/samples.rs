@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use refresh_facade::{ExpirySource, RefreshError, RefreshWindow, TokenSet, Vendor};
+use refresh_wire_tests::capture::operation_host;
 use refresh_wire_tests::snapshot_settings_in;
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::setup::{grant, refresh_operation, refresher, spec};
 
@@ -29,10 +29,10 @@ pub fn render_tokens(tokens: &TokenSet) -> String {
         tokens
             .refreshable_until
             .map(|until| match tokens.vendor.refresh_window() {
-                RefreshWindow::UntilAccessTokenExpiry
-                | RefreshWindow::AfterAccessTokenExpiry { .. } => {
-                    relative(until, tokens.expires_at, "expires_at")
-                }
+                Some(
+                    RefreshWindow::UntilAccessTokenExpiry
+                    | RefreshWindow::AfterAccessTokenExpiry { .. },
+                ) => relative(until, tokens.expires_at, "expires_at"),
                 _ => relative(until, tokens.obtained_at, "obtained_at"),
             });
     format!(
@@ -53,12 +53,13 @@ pub fn render_tokens(tokens: &TokenSet) -> String {
 pub fn render_error(error: &RefreshError) -> String {
     format!(
         "error: {error}\nkind: {}\nvendor: {}\nhttp_status: {:?}\nvendor_code: {:?}\nvendor_message: {:?}\n\
-         retryable: {}\nretry_after: {:?}\n",
+         request_id: {:?}\nretryable: {}\nretry_after: {:?}\n",
         error.kind(),
         error.vendor(),
         error.http_status(),
         error.vendor_code(),
         error.vendor_message(),
+        error.request_id(),
         error.is_retryable(),
         error.retry_after(),
     )
@@ -68,11 +69,11 @@ async fn normalize_every_sample(vendor: Vendor) {
     let spec = spec(vendor);
     let operation = refresh_operation(vendor);
     for (status, example) in spec.response_examples(operation) {
-        let server = MockServer::start().await;
-        Mock::given(any())
-            .respond_with(ResponseTemplate::new(status).set_body_json(&example.value))
-            .mount(&server)
-            .await;
+        let server = operation_host(
+            operation,
+            ResponseTemplate::new(status).set_body_json(&example.value),
+        )
+        .await;
         let outcome = match refresher(vendor, &server.uri())
             .refresh(&grant(vendor))
             .await
@@ -80,7 +81,10 @@ async fn normalize_every_sample(vendor: Vendor) {
             Ok(tokens) => render_tokens(&tokens),
             Err(error) => render_error(&error),
         };
-        let name = format!("{vendor}__facade__{operation}__{status}__{}", example.name);
+        let name = format!(
+            "{vendor}__facade__{}__{status}__{}",
+            operation.id, example.name
+        );
         let description = format!(
             "{vendor} through the facade, HTTP {status}: {}",
             example.summary

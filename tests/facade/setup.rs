@@ -6,6 +6,7 @@ use refresh_facade::{
     EkuaibaoConfig, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant, Refresher,
     SugonAcConfig, Vendor, VendorConfig, WechatOpenConfig,
 };
+use refresh_runtime::Operation;
 use refresh_wire_tests::Spec;
 
 pub const ACCESS_KEY: &str = "test-access-key-4f1c";
@@ -21,12 +22,14 @@ pub fn spec(vendor: Vendor) -> Spec {
 }
 
 /// The spec operation the facade calls to refresh (Ekuaibao: with a validity, as [`config`] sets one).
-pub fn refresh_operation(vendor: Vendor) -> &'static str {
+pub fn refresh_operation(vendor: Vendor) -> &'static Operation {
     match vendor {
-        Vendor::SugonAc => "renew_token",
-        Vendor::WechatOpen => "refresh_authorizer_token",
-        Vendor::Ekuaibao => "refresh_token_with_validity",
-        _ => "refresh_token",
+        Vendor::ISolarCloud => &refresh_isolarcloud::operations::REFRESH_TOKEN,
+        Vendor::SugonAc => &refresh_sugon_ac::operations::RENEW_TOKEN,
+        Vendor::MisaCukcuk => &refresh_misa_cukcuk::operations::REFRESH_TOKEN,
+        Vendor::WechatOpen => &refresh_wechat_open::operations::REFRESH_AUTHORIZER_TOKEN,
+        Vendor::Ekuaibao => &refresh_ekuaibao::operations::REFRESH_TOKEN_WITH_VALIDITY,
+        other => unreachable!("no test setup for {other}"),
     }
 }
 
@@ -40,7 +43,7 @@ pub fn config_with_default_host(vendor: Vendor) -> VendorConfig {
 }
 
 fn configure(vendor: Vendor, base_url: Option<&str>) -> VendorConfig {
-    let mut config = match vendor {
+    let config = match vendor {
         Vendor::ISolarCloud => {
             VendorConfig::ISolarCloud(ISolarCloudConfig::new(APP_KEY, ACCESS_KEY))
         }
@@ -54,17 +57,10 @@ fn configure(vendor: Vendor, base_url: Option<&str>) -> VendorConfig {
         Vendor::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(1)),
         other => unreachable!("no test setup for {other}"),
     };
-    if let Some(url) = base_url {
-        config = match config {
-            VendorConfig::ISolarCloud(c) => VendorConfig::ISolarCloud(c.with_base_url(url)),
-            VendorConfig::SugonAc(c) => VendorConfig::SugonAc(c.with_base_url(url)),
-            VendorConfig::MisaCukcuk(c) => VendorConfig::MisaCukcuk(c.with_base_url(url)),
-            VendorConfig::WechatOpen(c) => VendorConfig::WechatOpen(c.with_base_url(url)),
-            VendorConfig::Ekuaibao(c) => VendorConfig::Ekuaibao(c.with_base_url(url)),
-            other => other,
-        };
+    match base_url {
+        Some(url) => config.with_base_url(url),
+        None => config,
     }
-    config
 }
 
 /// A refresher for `vendor` at `base_url`, with a short overall timeout so that slow-answer tests are quick.

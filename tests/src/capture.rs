@@ -5,9 +5,10 @@ use std::fmt::Debug;
 use std::future::Future;
 
 use progenitor_client::{Error, ResponseValue};
+use refresh_runtime::Operation;
 use serde::Serialize;
 use serde_json::Value;
-use wiremock::matchers::any;
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// What went over the wire, in a form that reads well in a snapshot: sorted query and headers, body decoded.
@@ -73,18 +74,36 @@ impl CapturedRequest {
     }
 }
 
-/// Runs `call` against a local host that answers HTTP 200 with `answer`, and returns the one request it sent.
-pub async fn capture_request<F, Fut, T, E>(answer: &Value, call: F) -> CapturedRequest
+/// A local host that serves `template` on `operation`'s own method and path only: a call of another operation
+/// gets wiremock's 404 and fails the test.
+pub async fn operation_host(operation: &Operation, template: ResponseTemplate) -> MockServer {
+    assert!(
+        !operation.path.contains('{'),
+        "{}: templated paths need a path_regex matcher here",
+        operation.id
+    );
+    let server = MockServer::start().await;
+    Mock::given(method(operation.method))
+        .and(path(operation.path))
+        .respond_with(template)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Runs `call` against a local host that answers `operation` with HTTP 200 and `answer`, and returns the one
+/// request it sent.
+pub async fn capture_request<F, Fut, T, E>(
+    operation: &Operation,
+    answer: &Value,
+    call: F,
+) -> CapturedRequest
 where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<ResponseValue<T>, Error<E>>>,
     E: Debug,
 {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
-        .mount(&server)
-        .await;
+    let server = operation_host(operation, ResponseTemplate::new(200).set_body_json(answer)).await;
     if let Err(error) = call(server.uri()).await {
         panic!("the call against the local host failed: {error:?}");
     }
@@ -113,20 +132,22 @@ impl DecodedResponse {
     }
 }
 
-/// Serves `body` with `status` to `call` and returns what the client decoded. Any other outcome (a transport
-/// error, an undecodable payload) fails the test with the client's own error.
-pub async fn decode_response<F, Fut, T, E>(status: u16, body: &Value, call: F) -> DecodedResponse
+/// Serves `body` with `status` as `operation`'s answer to `call` and returns what the client decoded. Any other
+/// outcome (a transport error, an undecodable payload, a call of another operation) fails the test with the
+/// client's own error.
+pub async fn decode_response<F, Fut, T, E>(
+    operation: &Operation,
+    status: u16,
+    body: &Value,
+    call: F,
+) -> DecodedResponse
 where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<ResponseValue<T>, Error<E>>>,
     T: Debug + Serialize,
     E: Debug + Serialize,
 {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(status).set_body_json(body))
-        .mount(&server)
-        .await;
+    let server = operation_host(operation, ResponseTemplate::new(status).set_body_json(body)).await;
     match call(server.uri()).await {
         Ok(value) => {
             let value = value.into_inner();

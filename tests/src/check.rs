@@ -4,6 +4,7 @@ use std::fmt::Debug;
 use std::future::Future;
 
 use progenitor_client::{Error, ResponseValue};
+use refresh_runtime::Operation;
 use serde::Serialize;
 
 use crate::capture::{CapturedBody, CapturedRequest, decode_response};
@@ -16,11 +17,17 @@ use crate::spec::{Example, Spec};
 /// snapshots it as `<vendor>__<operation>__request__<example>`.
 pub fn assert_request(
     spec: &Spec,
-    operation_id: &str,
+    operation: &Operation,
     example: Option<&Example>,
     captured: &CapturedRequest,
 ) {
-    let (method, path) = spec.route(operation_id);
+    let operation_id = operation.id;
+    let (method, path) = spec.route(operation);
+    assert_eq!(
+        (operation.method, operation.path),
+        (method.as_str(), path.as_str()),
+        "the generated operation constant says what the spec says"
+    );
     assert_eq!(
         (captured.method.as_str(), captured.path.as_str()),
         (method.as_str(), path.as_str())
@@ -57,12 +64,13 @@ pub fn assert_request(
 /// vendor documents two names for one parameter.
 pub fn assert_documented_request(
     spec: &Spec,
-    operation_id: &str,
+    operation: &Operation,
     captured: &CapturedRequest,
     query_aliases: &[(&str, &str)],
 ) {
+    let operation_id = operation.id;
     let text = spec
-        .extension(operation_id, "x-documented-request")
+        .extension(operation, "x-documented-request")
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| panic!("{} {operation_id} has no x-documented-request", spec.vendor));
     let documented = DocumentedRequest::parse(&text);
@@ -97,21 +105,22 @@ pub fn assert_documented_request(
 /// For every response example of the operation: serve it with its status, snapshot what `call` decodes as
 /// `<vendor>__<operation>__response__<status>__<example>`, and assert the decoded value encodes back to the
 /// sample (nothing dropped, nothing changed).
-pub async fn check_response_examples<F, Fut, T, E>(spec: &Spec, operation_id: &str, call: F)
+pub async fn check_response_examples<F, Fut, T, E>(spec: &Spec, operation: &Operation, call: F)
 where
     F: Fn(String) -> Fut,
     Fut: Future<Output = Result<ResponseValue<T>, Error<E>>>,
     T: Debug + Serialize,
     E: Debug + Serialize,
 {
-    let examples = spec.response_examples(operation_id);
+    let operation_id = operation.id;
+    let examples = spec.response_examples(operation);
     assert!(
         !examples.is_empty(),
         "{} {operation_id} has no response examples",
         spec.vendor
     );
     for (status, example) in examples {
-        let decoded = decode_response(status, &example.value, &call).await;
+        let decoded = decode_response(operation, status, &example.value, &call).await;
         let name = format!(
             "{}__{operation_id}__response__{status}__{}",
             spec.vendor, example.name

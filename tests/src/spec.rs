@@ -1,5 +1,6 @@
 //! Reading a spec and its documentation samples, in document order.
 
+use refresh_runtime::Operation;
 use serde_json::Value as Json;
 use serde_yaml::Value;
 
@@ -39,32 +40,32 @@ impl Spec {
     }
 
     /// The HTTP method (upper case) and path of an operation.
-    pub fn route(&self, operation_id: &str) -> (String, String) {
-        let (path, method, _) = self.find(operation_id);
+    pub fn route(&self, operation: &Operation) -> (String, String) {
+        let (path, method, _) = self.find(operation.id);
         (method.to_uppercase(), path.to_owned())
     }
 
     /// An operation's extension (`x-…`), if present.
-    pub fn extension(&self, operation_id: &str, name: &str) -> Option<Json> {
-        self.find(operation_id).2.get(name).map(to_json)
+    pub fn extension(&self, operation: &Operation, name: &str) -> Option<Json> {
+        self.find(operation.id).2.get(name).map(to_json)
     }
 
     /// The request-body examples of an operation.
-    pub fn request_examples(&self, operation_id: &str) -> Vec<Example> {
-        let body = self.resolve(&self.find(operation_id).2["requestBody"]);
+    pub fn request_examples(&self, operation: &Operation) -> Vec<Example> {
+        let body = self.resolve(&self.find(operation.id).2["requestBody"]);
         self.media_examples(body)
     }
 
     /// The request body's XML sample (`x-xml-example`), if any.
-    pub fn request_xml_example(&self, operation_id: &str) -> Option<&str> {
-        self.resolve(&self.find(operation_id).2["requestBody"])
+    pub fn request_xml_example(&self, operation: &Operation) -> Option<&str> {
+        self.resolve(&self.find(operation.id).2["requestBody"])
             .get("x-xml-example")?
             .as_str()
     }
 
     /// The response examples of an operation, with their HTTP status, in document order.
-    pub fn response_examples(&self, operation_id: &str) -> Vec<(u16, Example)> {
-        let responses = self.find(operation_id).2["responses"]
+    pub fn response_examples(&self, operation: &Operation) -> Vec<(u16, Example)> {
+        let responses = self.find(operation.id).2["responses"]
             .as_mapping()
             .expect("responses");
         let mut all = Vec::new();
@@ -79,18 +80,18 @@ impl Spec {
     }
 
     /// The operation's first HTTP 200 example: what a local host answers while a test captures a request.
-    pub fn success_answer(&self, operation_id: &str) -> Json {
+    pub fn success_answer(&self, operation: &Operation) -> Json {
         let (_, example) = self
-            .response_examples(operation_id)
+            .response_examples(operation)
             .into_iter()
             .find(|(status, _)| *status == 200)
-            .unwrap_or_else(|| panic!("{}: {operation_id} has no HTTP 200 example", self.vendor));
+            .unwrap_or_else(|| panic!("{}: {} has no HTTP 200 example", self.vendor, operation.id));
         example.value
     }
 
     /// The HTTP statuses the operation's spec lists.
-    pub fn statuses(&self, operation_id: &str) -> Vec<u16> {
-        let responses = self.find(operation_id).2["responses"]
+    pub fn statuses(&self, operation: &Operation) -> Vec<u16> {
+        let responses = self.find(operation.id).2["responses"]
             .as_mapping()
             .expect("responses");
         responses
@@ -100,19 +101,20 @@ impl Spec {
     }
 
     /// The `$ref` of the schema an operation answers with at `status`, if it has a body.
-    pub fn response_schema(&self, operation_id: &str, status: u16) -> Option<String> {
+    pub fn response_schema(&self, operation: &Operation, status: u16) -> Option<String> {
         let response =
-            self.resolve(&self.find(operation_id).2["responses"][status.to_string().as_str()]);
+            self.resolve(&self.find(operation.id).2["responses"][status.to_string().as_str()]);
         let media_type = response["content"].as_mapping()?.values().next()?;
         media_type["schema"]["$ref"].as_str().map(str::to_owned)
     }
 
-    /// Every response example, of any operation and status, whose schema is `schema_ref`.
-    pub fn examples_of_schema(&self, schema_ref: &str) -> Vec<Example> {
+    /// Every response example, of any of `operations` (the generated `operations::ALL`) and any status, whose
+    /// schema is `schema_ref`.
+    pub fn examples_of_schema(&self, operations: &[Operation], schema_ref: &str) -> Vec<Example> {
         let mut all = Vec::new();
-        for id in self.operation_ids() {
-            for (status, example) in self.response_examples(&id) {
-                if self.response_schema(&id, status).as_deref() == Some(schema_ref) {
+        for operation in operations {
+            for (status, example) in self.response_examples(operation) {
+                if self.response_schema(operation, status).as_deref() == Some(schema_ref) {
                     all.push(example);
                 }
             }
@@ -121,14 +123,14 @@ impl Spec {
     }
 
     /// A response's XML sample (`x-xml-example`), if any.
-    pub fn response_xml_example(&self, operation_id: &str, status: u16) -> Option<&str> {
-        let response = &self.find(operation_id).2["responses"][status.to_string().as_str()];
+    pub fn response_xml_example(&self, operation: &Operation, status: u16) -> Option<&str> {
+        let response = &self.find(operation.id).2["responses"][status.to_string().as_str()];
         self.resolve(response).get("x-xml-example")?.as_str()
     }
 
     /// The example value of an operation's parameter (by its wire name), e.g. a header documented by a curl.
-    pub fn parameter_example(&self, operation_id: &str, name: &str) -> String {
-        let parameters = self.find(operation_id).2["parameters"]
+    pub fn parameter_example(&self, operation: &Operation, name: &str) -> String {
+        let parameters = self.find(operation.id).2["parameters"]
             .as_sequence()
             .cloned()
             .unwrap_or_default();
@@ -136,7 +138,7 @@ impl Spec {
             .iter()
             .map(|p| self.resolve(p))
             .find(|p| p["name"].as_str() == Some(name))
-            .unwrap_or_else(|| panic!("{}: {operation_id} has no parameter {name}", self.vendor));
+            .unwrap_or_else(|| panic!("{}: {} has no parameter {name}", self.vendor, operation.id));
         parameter["example"]
             .as_str()
             .unwrap_or_else(|| panic!("{name} has no string example"))

@@ -1,4 +1,5 @@
 use refresh_ekuaibao::Client;
+use refresh_ekuaibao::operations::{GET_ACCESS_TOKEN, REFRESH_TOKEN, REFRESH_TOKEN_WITH_VALIDITY};
 use refresh_ekuaibao::types::AppCredentials;
 use refresh_wire_tests::{
     Spec, assert_documented_request, assert_request, capture_request, check_response_examples,
@@ -13,9 +14,9 @@ fn every_operation_is_covered() {
     crate::assert_covers_every_operation(
         &spec(),
         &[
-            "refresh_token_with_validity",
-            "refresh_token",
-            "get_access_token",
+            &REFRESH_TOKEN_WITH_VALIDITY,
+            &REFRESH_TOKEN,
+            &GET_ACCESS_TOKEN,
         ],
     );
 }
@@ -23,10 +24,10 @@ fn every_operation_is_covered() {
 #[tokio::test]
 async fn refresh_with_validity_request_is_the_documented_curl() {
     let spec = spec();
-    let op = "refresh_token_with_validity";
+    let op = &REFRESH_TOKEN_WITH_VALIDITY;
     let [access, refresh, days, power] = ["accessToken", "refreshToken", "expireDate", "powerCode"]
         .map(|name| spec.parameter_example(op, name));
-    let captured = capture_request(&spec.success_answer(op), |base| async move {
+    let captured = capture_request(op, &spec.success_answer(op), |base| async move {
         Client::new(&base)
             .refresh_token_with_validity()
             .access_token(access)
@@ -52,19 +53,23 @@ async fn refresh_with_validity_request_is_the_documented_curl() {
 async fn plain_refresh_request_carries_the_tokens_and_power_code_in_the_query() {
     let spec = spec();
     let [access, refresh, power] = ["accessToken", "refreshToken", "powerCode"]
-        .map(|name| spec.parameter_example("refresh_token", name));
+        .map(|name| spec.parameter_example(&REFRESH_TOKEN, name));
     let (a, r, p) = (access.clone(), refresh.clone(), power.clone());
-    let captured = capture_request(&spec.success_answer("refresh_token"), |base| async move {
-        Client::new(&base)
-            .refresh_token()
-            .access_token(a)
-            .refresh_token(r)
-            .power_code(p)
-            .send()
-            .await
-    })
+    let captured = capture_request(
+        &REFRESH_TOKEN,
+        &spec.success_answer(&REFRESH_TOKEN),
+        |base| async move {
+            Client::new(&base)
+                .refresh_token()
+                .access_token(a)
+                .refresh_token(r)
+                .power_code(p)
+                .send()
+                .await
+        },
+    )
     .await;
-    assert_request(&spec, "refresh_token", None, &captured);
+    assert_request(&spec, &REFRESH_TOKEN, None, &captured);
     assert_eq!(
         captured.query,
         [
@@ -80,10 +85,11 @@ async fn plain_refresh_request_carries_the_tokens_and_power_code_in_the_query() 
 #[tokio::test]
 async fn get_access_token_request_carries_the_documented_fields() {
     let spec = spec();
-    for example in spec.request_examples("get_access_token") {
+    for example in spec.request_examples(&GET_ACCESS_TOKEN) {
         let body: AppCredentials = serde_json::from_value(example.value.clone()).unwrap();
         let captured = capture_request(
-            &spec.success_answer("get_access_token"),
+            &GET_ACCESS_TOKEN,
+            &spec.success_answer(&GET_ACCESS_TOKEN),
             |base| async move {
                 Client::new(&base)
                     .get_access_token()
@@ -93,14 +99,14 @@ async fn get_access_token_request_carries_the_documented_fields() {
             },
         )
         .await;
-        assert_request(&spec, "get_access_token", Some(&example), &captured);
+        assert_request(&spec, &GET_ACCESS_TOKEN, Some(&example), &captured);
     }
 }
 
 #[tokio::test]
 async fn responses_decode_without_loss_with_http_200_and_403() {
     let spec = spec();
-    check_response_examples(&spec, "refresh_token_with_validity", |base| async move {
+    check_response_examples(&spec, &REFRESH_TOKEN_WITH_VALIDITY, |base| async move {
         Client::new(&base)
             .refresh_token_with_validity()
             .access_token("a")
@@ -111,7 +117,7 @@ async fn responses_decode_without_loss_with_http_200_and_403() {
             .await
     })
     .await;
-    check_response_examples(&spec, "refresh_token", |base| async move {
+    check_response_examples(&spec, &REFRESH_TOKEN, |base| async move {
         Client::new(&base)
             .refresh_token()
             .access_token("a")
@@ -121,7 +127,7 @@ async fn responses_decode_without_loss_with_http_200_and_403() {
             .await
     })
     .await;
-    check_response_examples(&spec, "get_access_token", |base| async move {
+    check_response_examples(&spec, &GET_ACCESS_TOKEN, |base| async move {
         let body = AppCredentials {
             app_key: "k".into(),
             app_security: "s".into(),

@@ -1,4 +1,5 @@
 use refresh_isolarcloud::Client;
+use refresh_isolarcloud::operations::{EXCHANGE_TOKEN, REFRESH_TOKEN};
 use refresh_isolarcloud::types::{RefreshTokenRequest, TokenRequest};
 use refresh_wire_tests::{Spec, assert_request, capture_request, check_response_examples};
 
@@ -8,26 +9,30 @@ fn spec() -> Spec {
 
 #[test]
 fn every_operation_is_covered() {
-    crate::assert_covers_every_operation(&spec(), &["refresh_token", "exchange_token"]);
+    crate::assert_covers_every_operation(&spec(), &[&REFRESH_TOKEN, &EXCHANGE_TOKEN]);
 }
 
 #[tokio::test]
 async fn refresh_token_requests_carry_the_documented_body_and_access_key() {
     let spec = spec();
-    let access_key = spec.parameter_example("refresh_token", "x-access-key");
-    for example in spec.request_examples("refresh_token") {
+    let access_key = spec.parameter_example(&REFRESH_TOKEN, "x-access-key");
+    for example in spec.request_examples(&REFRESH_TOKEN) {
         let body: RefreshTokenRequest = serde_json::from_value(example.value.clone()).unwrap();
         let key = access_key.clone();
-        let captured = capture_request(&spec.success_answer("refresh_token"), |base| async move {
-            Client::new(&base)
-                .refresh_token()
-                .x_access_key(key)
-                .body(body)
-                .send()
-                .await
-        })
+        let captured = capture_request(
+            &REFRESH_TOKEN,
+            &spec.success_answer(&REFRESH_TOKEN),
+            |base| async move {
+                Client::new(&base)
+                    .refresh_token()
+                    .x_access_key(key)
+                    .body(body)
+                    .send()
+                    .await
+            },
+        )
         .await;
-        assert_request(&spec, "refresh_token", Some(&example), &captured);
+        assert_request(&spec, &REFRESH_TOKEN, Some(&example), &captured);
         assert_eq!(captured.headers["x-access-key"], access_key);
         assert_eq!(captured.headers["content-type"], "application/json");
         assert!(
@@ -40,7 +45,7 @@ async fn refresh_token_requests_carry_the_documented_body_and_access_key() {
 #[tokio::test]
 async fn refresh_token_responses_decode_without_loss() {
     let spec = spec();
-    check_response_examples(&spec, "refresh_token", |base| async move {
+    check_response_examples(&spec, &REFRESH_TOKEN, |base| async move {
         Client::new(&base)
             .refresh_token()
             .x_access_key("k")
@@ -54,20 +59,24 @@ async fn refresh_token_responses_decode_without_loss() {
 #[tokio::test]
 async fn exchange_token_request_carries_the_documented_fields() {
     let spec = spec();
-    let access_key = spec.parameter_example("exchange_token", "x-access-key");
-    for example in spec.request_examples("exchange_token") {
+    let access_key = spec.parameter_example(&EXCHANGE_TOKEN, "x-access-key");
+    for example in spec.request_examples(&EXCHANGE_TOKEN) {
         let body: TokenRequest = serde_json::from_value(example.value.clone()).unwrap();
         let key = access_key.clone();
-        let captured = capture_request(&spec.success_answer("exchange_token"), |base| async move {
-            Client::new(&base)
-                .exchange_token()
-                .x_access_key(key)
-                .body(body)
-                .send()
-                .await
-        })
+        let captured = capture_request(
+            &EXCHANGE_TOKEN,
+            &spec.success_answer(&EXCHANGE_TOKEN),
+            |base| async move {
+                Client::new(&base)
+                    .exchange_token()
+                    .x_access_key(key)
+                    .body(body)
+                    .send()
+                    .await
+            },
+        )
         .await;
-        assert_request(&spec, "exchange_token", Some(&example), &captured);
+        assert_request(&spec, &EXCHANGE_TOKEN, Some(&example), &captured);
         assert_eq!(captured.headers["x-access-key"], access_key);
     }
 }
@@ -75,7 +84,7 @@ async fn exchange_token_request_carries_the_documented_fields() {
 #[tokio::test]
 async fn exchange_token_responses_decode_without_loss() {
     let spec = spec();
-    check_response_examples(&spec, "exchange_token", |base| async move {
+    check_response_examples(&spec, &EXCHANGE_TOKEN, |base| async move {
         let body = TokenRequest {
             appkey: "a".into(),
             grant_type: "authorization_code".into(),

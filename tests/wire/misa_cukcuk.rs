@@ -1,4 +1,5 @@
 use refresh_misa_cukcuk::Client;
+use refresh_misa_cukcuk::operations::REFRESH_TOKEN;
 use refresh_misa_cukcuk::types::RefreshParam;
 use refresh_wire_tests::{
     Spec, assert_request, capture_request, check_response_examples, snapshot_settings, xml,
@@ -11,19 +12,21 @@ fn spec() -> Spec {
 
 #[test]
 fn every_operation_is_covered() {
-    crate::assert_covers_every_operation(&spec(), &["refresh_token"]);
+    crate::assert_covers_every_operation(&spec(), &[&REFRESH_TOKEN]);
 }
 
 #[tokio::test]
 async fn refresh_token_request_is_the_documented_json_body() {
     let spec = spec();
-    for example in spec.request_examples("refresh_token") {
+    for example in spec.request_examples(&REFRESH_TOKEN) {
         let body: RefreshParam = serde_json::from_value(example.value.clone()).unwrap();
-        let captured = capture_request(&spec.success_answer("refresh_token"), |base| async move {
-            Client::new(&base).refresh_token().body(body).send().await
-        })
+        let captured = capture_request(
+            &REFRESH_TOKEN,
+            &spec.success_answer(&REFRESH_TOKEN),
+            |base| async move { Client::new(&base).refresh_token().body(body).send().await },
+        )
         .await;
-        assert_request(&spec, "refresh_token", Some(&example), &captured);
+        assert_request(&spec, &REFRESH_TOKEN, Some(&example), &captured);
         // The server negotiates JSON or XML: the client must ask for JSON.
         assert_eq!(captured.headers["accept"], "application/json");
         assert_eq!(captured.headers["content-type"], "application/json");
@@ -33,7 +36,7 @@ async fn refresh_token_request_is_the_documented_json_body() {
 #[tokio::test]
 async fn refresh_token_responses_decode_without_loss() {
     let spec = spec();
-    check_response_examples(&spec, "refresh_token", |base| async move {
+    check_response_examples(&spec, &REFRESH_TOKEN, |base| async move {
         let body = RefreshParam {
             company_code: "c".into(),
             refresh_token: "r".into(),
@@ -46,15 +49,15 @@ async fn refresh_token_responses_decode_without_loss() {
 #[test]
 fn xml_request_sample_carries_the_json_sample_values() {
     let spec = spec();
-    let parsed = xml::to_json(spec.request_xml_example("refresh_token").unwrap()).unwrap();
-    let json = &spec.request_examples("refresh_token")[0].value;
+    let parsed = xml::to_json(spec.request_xml_example(&REFRESH_TOKEN).unwrap()).unwrap();
+    let json = &spec.request_examples(&REFRESH_TOKEN)[0].value;
     assert_eq!(&parsed["RefreshParam"], json);
 }
 
 #[test]
 fn xml_response_sample_carries_the_json_sample_values() {
     let spec = spec();
-    let parsed = xml::to_json(spec.response_xml_example("refresh_token", 200).unwrap()).unwrap();
+    let parsed = xml::to_json(spec.response_xml_example(&REFRESH_TOKEN, 200).unwrap()).unwrap();
     snapshot_settings("misa-cukcuk refresh_token HTTP 200: the XML sample, parsed with quick-xml")
         .bind(|| {
             insta::assert_yaml_snapshot!("misa-cukcuk__refresh_token__response__200__xml", parsed)
@@ -70,7 +73,7 @@ fn xml_response_sample_carries_the_json_sample_values() {
         Some(Value::String("Login".into()))
     );
 
-    let examples = spec.response_examples("refresh_token");
+    let examples = spec.response_examples(&REFRESH_TOKEN);
     let sample = |name: &str| {
         examples
             .iter()

@@ -1,4 +1,5 @@
 use refresh_sugon_ac::Client;
+use refresh_sugon_ac::operations::{GET_TOKEN_STATE, GET_TOKENS, RENEW_TOKEN};
 use refresh_wire_tests::{
     Spec, assert_documented_request, assert_request, capture_request, check_response_examples,
 };
@@ -9,23 +10,22 @@ fn spec() -> Spec {
 
 #[test]
 fn every_operation_is_covered() {
-    crate::assert_covers_every_operation(
-        &spec(),
-        &["renew_token", "get_tokens", "get_token_state"],
-    );
+    crate::assert_covers_every_operation(&spec(), &[&RENEW_TOKEN, &GET_TOKENS, &GET_TOKEN_STATE]);
 }
 
 #[tokio::test]
 async fn renew_token_request_is_the_documented_curl() {
     let spec = spec();
-    let token = spec.parameter_example("renew_token", "token");
-    let captured = capture_request(&spec.success_answer("renew_token"), |base| async move {
-        Client::new(&base).renew_token().token(token).send().await
-    })
+    let token = spec.parameter_example(&RENEW_TOKEN, "token");
+    let captured = capture_request(
+        &RENEW_TOKEN,
+        &spec.success_answer(&RENEW_TOKEN),
+        |base| async move { Client::new(&base).renew_token().token(token).send().await },
+    )
     .await;
-    assert_request(&spec, "renew_token", None, &captured);
+    assert_request(&spec, &RENEW_TOKEN, None, &captured);
     // The curl's two headers, `Content-Type: application/json` and the `token`, with the curl's values.
-    assert_documented_request(&spec, "renew_token", &captured, &[]);
+    assert_documented_request(&spec, &RENEW_TOKEN, &captured, &[]);
     // An empty body, announced as such (the vendor's OkHttp and requests samples send this too).
     assert_eq!(captured.headers["content-length"], "0");
 }
@@ -34,19 +34,23 @@ async fn renew_token_request_is_the_documented_curl() {
 async fn get_tokens_request_sends_the_credentials_as_headers() {
     let spec = spec();
     let [user, password, org_id] =
-        ["user", "password", "orgId"].map(|name| spec.parameter_example("get_tokens", name));
+        ["user", "password", "orgId"].map(|name| spec.parameter_example(&GET_TOKENS, name));
     let (u, p, o) = (user.clone(), password.clone(), org_id.clone());
-    let captured = capture_request(&spec.success_answer("get_tokens"), |base| async move {
-        Client::new(&base)
-            .get_tokens()
-            .user(u)
-            .password(p)
-            .org_id(o)
-            .send()
-            .await
-    })
+    let captured = capture_request(
+        &GET_TOKENS,
+        &spec.success_answer(&GET_TOKENS),
+        |base| async move {
+            Client::new(&base)
+                .get_tokens()
+                .user(u)
+                .password(p)
+                .org_id(o)
+                .send()
+                .await
+        },
+    )
     .await;
-    assert_request(&spec, "get_tokens", None, &captured);
+    assert_request(&spec, &GET_TOKENS, None, &captured);
     assert_eq!(
         [
             &captured.headers["user"],
@@ -62,13 +66,15 @@ async fn get_tokens_request_sends_the_credentials_as_headers() {
 #[tokio::test]
 async fn get_token_state_request_is_a_get_with_the_token_header() {
     let spec = spec();
-    let token = spec.parameter_example("get_token_state", "token");
+    let token = spec.parameter_example(&GET_TOKEN_STATE, "token");
     let t = token.clone();
-    let captured = capture_request(&spec.success_answer("get_token_state"), |base| async move {
-        Client::new(&base).get_token_state().token(t).send().await
-    })
+    let captured = capture_request(
+        &GET_TOKEN_STATE,
+        &spec.success_answer(&GET_TOKEN_STATE),
+        |base| async move { Client::new(&base).get_token_state().token(t).send().await },
+    )
     .await;
-    assert_request(&spec, "get_token_state", None, &captured);
+    assert_request(&spec, &GET_TOKEN_STATE, None, &captured);
     assert_eq!(captured.headers["token"], token);
     assert!(
         !captured.headers.contains_key("content-length"),
@@ -79,11 +85,11 @@ async fn get_token_state_request_is_a_get_with_the_token_header() {
 #[tokio::test]
 async fn responses_decode_without_loss() {
     let spec = spec();
-    check_response_examples(&spec, "renew_token", |base| async move {
+    check_response_examples(&spec, &RENEW_TOKEN, |base| async move {
         Client::new(&base).renew_token().token("t").send().await
     })
     .await;
-    check_response_examples(&spec, "get_tokens", |base| async move {
+    check_response_examples(&spec, &GET_TOKENS, |base| async move {
         Client::new(&base)
             .get_tokens()
             .user("u")
@@ -93,7 +99,7 @@ async fn responses_decode_without_loss() {
             .await
     })
     .await;
-    check_response_examples(&spec, "get_token_state", |base| async move {
+    check_response_examples(&spec, &GET_TOKEN_STATE, |base| async move {
         Client::new(&base).get_token_state().token("t").send().await
     })
     .await;

@@ -1,4 +1,5 @@
 use refresh_wechat_open::Client;
+use refresh_wechat_open::operations::{GET_COMPONENT_TOKEN, QUERY_AUTH, REFRESH_AUTHORIZER_TOKEN};
 use refresh_wechat_open::types::{AuthorizerTokenRequest, ComponentTokenRequest, QueryAuthRequest};
 use refresh_wire_tests::{
     Spec, assert_documented_request, assert_request, capture_request, check_response_examples,
@@ -16,44 +17,45 @@ const COMPONENT_TOKEN_ALIAS: &[(&str, &str)] = &[("access_token", "component_acc
 fn every_operation_is_covered() {
     crate::assert_covers_every_operation(
         &spec(),
-        &[
-            "query_auth",
-            "refresh_authorizer_token",
-            "get_component_token",
-        ],
+        &[&QUERY_AUTH, &REFRESH_AUTHORIZER_TOKEN, &GET_COMPONENT_TOKEN],
     );
 }
 
 #[tokio::test]
 async fn query_auth_request_is_the_documented_one() {
     let spec = spec();
-    let token = spec.parameter_example("query_auth", "component_access_token");
-    for example in spec.request_examples("query_auth") {
+    let token = spec.parameter_example(&QUERY_AUTH, "component_access_token");
+    for example in spec.request_examples(&QUERY_AUTH) {
         let body: QueryAuthRequest = serde_json::from_value(example.value.clone()).unwrap();
         let t = token.clone();
-        let captured = capture_request(&spec.success_answer("query_auth"), |base| async move {
-            Client::new(&base)
-                .query_auth()
-                .component_access_token(t)
-                .body(body)
-                .send()
-                .await
-        })
+        let captured = capture_request(
+            &QUERY_AUTH,
+            &spec.success_answer(&QUERY_AUTH),
+            |base| async move {
+                Client::new(&base)
+                    .query_auth()
+                    .component_access_token(t)
+                    .body(body)
+                    .send()
+                    .await
+            },
+        )
         .await;
-        assert_request(&spec, "query_auth", Some(&example), &captured);
-        assert_documented_request(&spec, "query_auth", &captured, COMPONENT_TOKEN_ALIAS);
+        assert_request(&spec, &QUERY_AUTH, Some(&example), &captured);
+        assert_documented_request(&spec, &QUERY_AUTH, &captured, COMPONENT_TOKEN_ALIAS);
     }
 }
 
 #[tokio::test]
 async fn refresh_authorizer_token_request_is_the_documented_one() {
     let spec = spec();
-    let token = spec.parameter_example("refresh_authorizer_token", "component_access_token");
-    for example in spec.request_examples("refresh_authorizer_token") {
+    let token = spec.parameter_example(&REFRESH_AUTHORIZER_TOKEN, "component_access_token");
+    for example in spec.request_examples(&REFRESH_AUTHORIZER_TOKEN) {
         let body: AuthorizerTokenRequest = serde_json::from_value(example.value.clone()).unwrap();
         let t = token.clone();
         let captured = capture_request(
-            &spec.success_answer("refresh_authorizer_token"),
+            &REFRESH_AUTHORIZER_TOKEN,
+            &spec.success_answer(&REFRESH_AUTHORIZER_TOKEN),
             |base| async move {
                 Client::new(&base)
                     .refresh_authorizer_token()
@@ -64,18 +66,19 @@ async fn refresh_authorizer_token_request_is_the_documented_one() {
             },
         )
         .await;
-        assert_request(&spec, "refresh_authorizer_token", Some(&example), &captured);
-        assert_documented_request(&spec, "refresh_authorizer_token", &captured, &[]);
+        assert_request(&spec, &REFRESH_AUTHORIZER_TOKEN, Some(&example), &captured);
+        assert_documented_request(&spec, &REFRESH_AUTHORIZER_TOKEN, &captured, &[]);
     }
 }
 
 #[tokio::test]
 async fn get_component_token_request_carries_the_documented_fields() {
     let spec = spec();
-    for example in spec.request_examples("get_component_token") {
+    for example in spec.request_examples(&GET_COMPONENT_TOKEN) {
         let body: ComponentTokenRequest = serde_json::from_value(example.value.clone()).unwrap();
         let captured = capture_request(
-            &spec.success_answer("get_component_token"),
+            &GET_COMPONENT_TOKEN,
+            &spec.success_answer(&GET_COMPONENT_TOKEN),
             |base| async move {
                 Client::new(&base)
                     .get_component_token()
@@ -85,7 +88,7 @@ async fn get_component_token_request_carries_the_documented_fields() {
             },
         )
         .await;
-        assert_request(&spec, "get_component_token", Some(&example), &captured);
+        assert_request(&spec, &GET_COMPONENT_TOKEN, Some(&example), &captured);
         assert!(
             captured.query.is_empty(),
             "the component token call carries no token"
@@ -96,7 +99,7 @@ async fn get_component_token_request_carries_the_documented_fields() {
 #[tokio::test]
 async fn responses_decode_without_loss() {
     let spec = spec();
-    check_response_examples(&spec, "query_auth", |base| async move {
+    check_response_examples(&spec, &QUERY_AUTH, |base| async move {
         let body = QueryAuthRequest {
             component_appid: "a".into(),
             authorization_code: "c".into(),
@@ -109,7 +112,7 @@ async fn responses_decode_without_loss() {
             .await
     })
     .await;
-    check_response_examples(&spec, "refresh_authorizer_token", |base| async move {
+    check_response_examples(&spec, &REFRESH_AUTHORIZER_TOKEN, |base| async move {
         let body = AuthorizerTokenRequest {
             component_appid: "a".into(),
             authorizer_appid: "b".into(),
@@ -123,7 +126,7 @@ async fn responses_decode_without_loss() {
             .await
     })
     .await;
-    check_response_examples(&spec, "get_component_token", |base| async move {
+    check_response_examples(&spec, &GET_COMPONENT_TOKEN, |base| async move {
         let body = ComponentTokenRequest {
             component_appid: "a".into(),
             component_appsecret: "s".into(),

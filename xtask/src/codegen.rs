@@ -5,6 +5,8 @@
 //! `cargo fmt --check` agrees), prefix the provenance header, and hand the text to [`ensure_file_contents`],
 //! the one place that writes or, in check mode, compares. Missing vendor crates are scaffolded the same way.
 
+mod error_codes;
+mod error_codes_doc;
 mod format;
 mod generate;
 mod lint;
@@ -143,6 +145,7 @@ impl fmt::Display for Report {
 pub fn run(root: &Path, mode: Mode) -> Result<Report, Error> {
     let generator_version = generator_version(root)?;
     let mut report = Report::default();
+    let mut documented_codes = Vec::new();
     for spec_path in spec_paths(root)? {
         let vendor = spec_path
             .file_stem()
@@ -162,11 +165,12 @@ pub fn run(root: &Path, mode: Mode) -> Result<Report, Error> {
         let document: serde_yaml::Value = serde_yaml::from_str(&text)
             .map_err(|e| spec_error(vec![format!("not valid YAML: {e}")]))?;
         lint::check(&document).map_err(spec_error)?;
+        let error_fields = error_codes::read(&document).map_err(spec_error)?;
         let spec: openapiv3::OpenAPI = serde_yaml::from_value(document)
             .map_err(|e| spec_error(vec![format!("not an OpenAPI 3.0 document: {e}")]))?;
 
         let client = generate::client(&spec).map_err(|problem| spec_error(vec![problem]))?;
-        let hooks = wire_hooks::source(&spec);
+        let hooks = wire_hooks::source(&spec, &error_fields);
         let body = format::rust_source(root, client, &hooks).map_err(|message| Error::Format {
             path: relative_spec.clone(),
             message,
@@ -188,9 +192,27 @@ pub fn run(root: &Path, mode: Mode) -> Result<Report, Error> {
             mode,
             &mut report,
         )?;
+
+        let kinds = error_codes_doc::read_kinds(root, &vendor).map_err(Error::Workspace)?;
+        let codes = error_codes_doc::VendorCodes {
+            error_statuses: wire_hooks::error_statuses(&spec),
+            vendor,
+            fields: error_fields,
+        };
+        documented_codes.push((codes, kinds));
     }
+    ensure_file_contents(
+        root,
+        &root.join(ERROR_CODES_DOC),
+        &error_codes_doc::render(&documented_codes),
+        mode,
+        &mut report,
+    )?;
     Ok(report)
 }
+
+/// The generated table of every vendor error code and its kind, included in the facade's crate docs.
+pub const ERROR_CODES_DOC: &str = "crates/refresh-facade/ERROR_CODES.md";
 
 /// The provenance header every generated file starts with.
 fn header(relative_spec: &Path, spec_text: &str, generator_version: &str) -> String {

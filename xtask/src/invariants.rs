@@ -7,14 +7,16 @@ use std::path::{Path, PathBuf};
 use crate::codegen::{GENERATED_MARKER, workspace_root};
 
 /// Dependencies a vendor crate may have: what the generated code needs, nothing else.
-const VENDOR_DEPENDENCIES: [&str; 6] = [
-    "futures-core",
-    "http",
+const VENDOR_DEPENDENCIES: [&str; 5] = [
     "progenitor-client",
+    "refresh-runtime",
     "reqwest",
     "serde",
     "serde_json",
 ];
+
+/// The one project crate a vendor crate may depend on.
+const RUNTIME: &str = "refresh-runtime";
 
 fn vendors(root: &Path) -> Vec<String> {
     let mut vendors: Vec<String> = std::fs::read_dir(root.join("specs"))
@@ -68,30 +70,71 @@ fn only_generated_files_carry_the_generated_marker_and_every_one_does() {
 fn vendor_crates_depend_only_on_what_generated_code_needs() {
     let root = workspace_root();
     for vendor in vendors(&root) {
-        let manifest =
-            std::fs::read_to_string(root.join("crates").join(&vendor).join("Cargo.toml")).unwrap();
-        let dependencies = manifest
-            .split("[dependencies]")
-            .nth(1)
-            .unwrap_or_else(|| panic!("{vendor}: no [dependencies]"))
-            .split("\n[")
-            .next()
-            .unwrap();
-        for line in dependencies
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
-            let name = line.split(['.', ' ', '=']).next().unwrap();
+        let dependencies = dependencies(&format!("crates/{vendor}"));
+        assert!(!dependencies.is_empty(), "{vendor}: no [dependencies]");
+        for name in &dependencies {
             assert!(
-                VENDOR_DEPENDENCIES.contains(&name),
-                "{vendor} depends on {name}: {line}"
+                VENDOR_DEPENDENCIES.contains(&name.as_str()),
+                "{vendor} depends on {name}; a vendor crate depends on no project crate but the runtime"
             );
         }
+        assert!(dependencies.iter().any(|d| d == RUNTIME), "{vendor}");
+    }
+}
+
+#[test]
+fn the_runtime_depends_on_no_project_crate() {
+    let project_crates: Vec<String> = dependencies("crates/refresh-runtime")
+        .into_iter()
+        .filter(|d| d.starts_with("refresh-"))
+        .collect();
+    assert!(project_crates.is_empty(), "{project_crates:?}");
+}
+
+/// The packages of `package`'s normal dependency tree (host target), optionally without `prune`'s subtree.
+fn dependency_tree(package: &str, prune: Option<&str>) -> std::collections::BTreeSet<String> {
+    let mut command = std::process::Command::new(env!("CARGO"));
+    command
+        .current_dir(workspace_root())
+        .args(["tree", "--locked", "--edges", "normal", "--prefix", "none"])
+        .args(["--format", "{p}", "--package", package]);
+    if let Some(prune) = prune {
+        command.args(["--prune", prune]);
+    }
+    let output = command.output().expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| line.trim_end_matches(" (*)").to_owned())
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+/// A vendor crate's dependency tree does not grow beyond what reqwest and progenitor-client pull in: everything
+/// the runtime brings is already there without it.
+#[test]
+fn the_runtime_adds_nothing_to_a_vendor_crates_dependency_tree() {
+    let root = workspace_root();
+    for vendor in vendors(&root) {
+        let package = format!("refresh-{vendor}");
+        let with_runtime = dependency_tree(&package, None);
+        let without_runtime = dependency_tree(&package, Some(RUNTIME));
+        let added: Vec<&String> = with_runtime
+            .difference(&without_runtime)
+            .filter(|p| !p.starts_with(&format!("{RUNTIME} ")))
+            .collect();
         assert!(
-            !manifest.contains("path ="),
-            "{vendor}: a vendor crate depends on no project crate"
+            with_runtime
+                .iter()
+                .any(|p| p.starts_with(&format!("{RUNTIME} "))),
+            "{package} depends on the runtime"
         );
+        assert!(added.is_empty(), "{package}: the runtime adds {added:?}");
     }
 }
 

@@ -84,7 +84,10 @@ async fn login_and_refresh(
             let body = refresh_isolarcloud::types::TokenRequest {
                 appkey: accounts::ISOLARCLOUD_APP_KEY.into(),
                 grant_type: "authorization_code".into(),
-                code: sandbox.isolarcloud_authorization_code().into(),
+                code: sandbox
+                    .authorization_code(Emulator::ISolarCloud)
+                    .ok_or("login: no authorization code")?
+                    .into(),
                 redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
             };
             let answer = client
@@ -98,10 +101,7 @@ async fn login_and_refresh(
                 .into_inner()
                 .result_data
                 .unwrap_or_default();
-            let refresh = data
-                .refresh_token
-                .ok_or("login: no refresh token")?
-                .into_exposed();
+            let refresh = data.refresh_token.ok_or("login: no refresh token")?;
             let config = ISolarCloudConfig::new(
                 accounts::ISOLARCLOUD_APP_KEY,
                 accounts::ISOLARCLOUD_ACCESS_KEY,
@@ -124,10 +124,9 @@ async fn login_and_refresh(
                 .map_err(|e| format!("login: {e}"))?
                 .into_inner();
             let token = match envelope.data {
-                Some(refresh_sugon_ac::types::TokenData::Array(regions)) => regions
-                    .into_iter()
-                    .find_map(|r| r.token)
-                    .map(|t| t.into_exposed()),
+                Some(refresh_sugon_ac::types::TokenData::Array(regions)) => {
+                    regions.into_iter().find_map(|r| r.token)
+                }
                 _ => None,
             };
             let token = token.ok_or("login: no token")?;
@@ -138,7 +137,7 @@ async fn login_and_refresh(
         }
         Vendor::MisaCukcuk => {
             // MISA's v2 login is not publicly documented; the sandbox stands in for it.
-            let (_, refresh) = sandbox.misa_login(accounts::MISA_COMPANY_CODE);
+            let refresh = sandbox.login(Emulator::MisaCukcuk).refresh_token;
             let config = MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE).with_base_url(base);
             (VendorConfig::MisaCukcuk(config), RefreshGrant::new(refresh))
         }
@@ -158,15 +157,17 @@ async fn login_and_refresh(
             let component_token = answer
                 .into_inner()
                 .component_access_token
-                .ok_or("no component token")?
-                .into_exposed();
+                .ok_or("no component token")?;
             let body = refresh_wechat_open::types::QueryAuthRequest {
                 component_appid: accounts::WECHAT_COMPONENT_APPID.into(),
-                authorization_code: sandbox.wechat_authorization_code().into(),
+                authorization_code: sandbox
+                    .authorization_code(Emulator::WechatOpen)
+                    .ok_or("authorization: no code")?
+                    .into(),
             };
             let answer = client
                 .query_auth()
-                .component_access_token(&component_token)
+                .component_access_token(component_token.expose_secret())
                 .body(body)
                 .send()
                 .await;
@@ -177,8 +178,7 @@ async fn login_and_refresh(
                 .unwrap_or_default();
             let refresh = info
                 .authorizer_refresh_token
-                .ok_or("authorization: no refresh token")?
-                .into_exposed();
+                .ok_or("authorization: no refresh token")?;
             let config = WechatOpenConfig::new(
                 accounts::WECHAT_COMPONENT_APPID,
                 component_token,
@@ -202,10 +202,7 @@ async fn login_and_refresh(
                 .await
                 .map_err(|e| format!("login: {e}"))?;
             let tokens = answer.into_inner().value.unwrap_or_default();
-            let (Some(access), Some(refresh)) = (
-                tokens.access_token.map(|t| t.into_exposed()),
-                tokens.refresh_token.map(|t| t.into_exposed()),
-            ) else {
+            let (Some(access), Some(refresh)) = (tokens.access_token, tokens.refresh_token) else {
                 return Err("login: no tokens".into());
             };
             let config = EkuaibaoConfig::new()

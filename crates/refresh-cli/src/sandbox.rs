@@ -33,15 +33,15 @@ pub async fn run(args: Args) -> ExitCode {
         }
     };
     let urls = sandbox.base_urls();
-    let (misa_access, misa_refresh) = sandbox.misa_login(accounts::MISA_COMPANY_CODE);
+    let misa = sandbox.login(Emulator::MisaCukcuk);
     let credentials = json!({
         "isolarcloud": {"app_key": accounts::ISOLARCLOUD_APP_KEY, "access_key": accounts::ISOLARCLOUD_ACCESS_KEY,
-            "redirect_uri": accounts::ISOLARCLOUD_REDIRECT_URI, "authorization_code": sandbox.isolarcloud_authorization_code()},
+            "redirect_uri": accounts::ISOLARCLOUD_REDIRECT_URI, "authorization_code": sandbox.authorization_code(Emulator::ISolarCloud)},
         "sugon-ac": {"user": accounts::SUGON_USER, "password": accounts::SUGON_PASSWORD, "org_id": accounts::SUGON_ORG_ID},
-        "misa-cukcuk": {"company_code": accounts::MISA_COMPANY_CODE, "access_token": misa_access, "refresh_token": misa_refresh},
+        "misa-cukcuk": {"company_code": accounts::MISA_COMPANY_CODE, "access_token": misa.access_token, "refresh_token": misa.refresh_token},
         "wechat-open": {"component_appid": accounts::WECHAT_COMPONENT_APPID, "component_appsecret": accounts::WECHAT_COMPONENT_APPSECRET,
             "component_verify_ticket": accounts::WECHAT_VERIFY_TICKET, "authorizer_appid": accounts::WECHAT_AUTHORIZER_APPID,
-            "authorization_code": sandbox.wechat_authorization_code()},
+            "authorization_code": sandbox.authorization_code(Emulator::WechatOpen)},
         "ekuaibao": {"app_key": accounts::EKUAIBAO_APP_KEY, "app_security": accounts::EKUAIBAO_APP_SECURITY},
     });
     if args.json {

@@ -3,174 +3,72 @@
 
 use std::time::Duration;
 
-#[cfg(any(feature = "isolarcloud", feature = "wechat-open"))]
-use crate::secret::SecretToken;
+use crate::vendors;
 
 /// Which vendor to refresh with, and its settings. In configuration files: `vendor = "sugon-ac"` (or
-/// `"vendor": "sugon-ac"`) next to the vendor's fields.
+/// `"vendor": "sugon-ac"`) next to the vendor's fields. Each vendor's settings are documented with its struct.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(tag = "vendor", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum VendorConfig {
     #[cfg(feature = "isolarcloud")]
     #[serde(rename = "isolarcloud")]
-    ISolarCloud(ISolarCloudConfig),
+    ISolarCloud(vendors::isolarcloud::ISolarCloudConfig),
     #[cfg(feature = "sugon-ac")]
-    SugonAc(SugonAcConfig),
+    SugonAc(vendors::sugon_ac::SugonAcConfig),
     #[cfg(feature = "misa-cukcuk")]
-    MisaCukcuk(MisaCukcukConfig),
+    MisaCukcuk(vendors::misa_cukcuk::MisaCukcukConfig),
     #[cfg(feature = "wechat-open")]
-    WechatOpen(WechatOpenConfig),
+    WechatOpen(vendors::wechat_open::WechatOpenConfig),
     #[cfg(feature = "ekuaibao")]
-    Ekuaibao(EkuaibaoConfig),
+    Ekuaibao(vendors::ekuaibao::EkuaibaoConfig),
 }
 
-/// Sungrow iSolarCloud: the app key (sent as `appkey`) and the app's secret key (sent as `x-access-key`).
-#[cfg(feature = "isolarcloud")]
-#[derive(Clone, Debug, serde::Deserialize)]
-#[non_exhaustive]
-pub struct ISolarCloudConfig {
-    /// Defaults to the vendor's first gateway (China); see `refresh_isolarcloud::SERVERS` for the others.
-    pub base_url: Option<String>,
-    pub app_key: String,
-    pub access_key: SecretToken,
+/// Calls `$body` with `$config` bound to the vendor's own config struct, whichever vendor it is.
+macro_rules! each_config {
+    ($value:expr, $config:ident => $body:expr) => {
+        match $value {
+            #[cfg(feature = "isolarcloud")]
+            VendorConfig::ISolarCloud($config) => $body,
+            #[cfg(feature = "sugon-ac")]
+            VendorConfig::SugonAc($config) => $body,
+            #[cfg(feature = "misa-cukcuk")]
+            VendorConfig::MisaCukcuk($config) => $body,
+            #[cfg(feature = "wechat-open")]
+            VendorConfig::WechatOpen($config) => $body,
+            #[cfg(feature = "ekuaibao")]
+            VendorConfig::Ekuaibao($config) => $body,
+        }
+    };
 }
 
-#[cfg(feature = "isolarcloud")]
-impl ISolarCloudConfig {
-    pub fn new(app_key: impl Into<String>, access_key: impl Into<SecretToken>) -> Self {
-        ISolarCloudConfig {
-            base_url: None,
-            app_key: app_key.into(),
-            access_key: access_key.into(),
+impl VendorConfig {
+    /// The vendor this configuration is for.
+    pub fn vendor(&self) -> crate::Vendor {
+        match self {
+            #[cfg(feature = "isolarcloud")]
+            VendorConfig::ISolarCloud(_) => crate::Vendor::ISolarCloud,
+            #[cfg(feature = "sugon-ac")]
+            VendorConfig::SugonAc(_) => crate::Vendor::SugonAc,
+            #[cfg(feature = "misa-cukcuk")]
+            VendorConfig::MisaCukcuk(_) => crate::Vendor::MisaCukcuk,
+            #[cfg(feature = "wechat-open")]
+            VendorConfig::WechatOpen(_) => crate::Vendor::WechatOpen,
+            #[cfg(feature = "ekuaibao")]
+            VendorConfig::Ekuaibao(_) => crate::Vendor::Ekuaibao,
         }
     }
+
+    /// The configured base URL, if one is set (otherwise the vendor's default host is used).
+    pub fn base_url(&self) -> Option<&str> {
+        each_config!(self, config => config.base_url.as_deref())
+    }
+
+    /// The same configuration with another base URL, whichever vendor it is for.
     pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
+        let base_url = base_url.into();
+        each_config!(&mut self, config => config.base_url = Some(base_url));
         self
-    }
-}
-
-/// Sugon / SCNet AC: the token renews itself; only the host is configured.
-#[cfg(feature = "sugon-ac")]
-#[derive(Clone, Debug, Default, serde::Deserialize)]
-#[non_exhaustive]
-pub struct SugonAcConfig {
-    /// Defaults to SCNet's public host; deployments have their own.
-    pub base_url: Option<String>,
-}
-
-#[cfg(feature = "sugon-ac")]
-impl SugonAcConfig {
-    pub fn new() -> Self {
-        SugonAcConfig::default()
-    }
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
-        self
-    }
-}
-
-/// MISA CukCuk: the company (restaurant) code the tokens belong to.
-#[cfg(feature = "misa-cukcuk")]
-#[derive(Clone, Debug, serde::Deserialize)]
-#[non_exhaustive]
-pub struct MisaCukcukConfig {
-    pub base_url: Option<String>,
-    pub company_code: String,
-}
-
-#[cfg(feature = "misa-cukcuk")]
-impl MisaCukcukConfig {
-    pub fn new(company_code: impl Into<String>) -> Self {
-        MisaCukcukConfig {
-            base_url: None,
-            company_code: company_code.into(),
-        }
-    }
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
-        self
-    }
-}
-
-/// WeChat Open Platform: the platform's appid and its current component access token, and the authorizer
-/// (Official Account or Mini Program) whose tokens are refreshed.
-#[cfg(feature = "wechat-open")]
-#[derive(Clone, Debug, serde::Deserialize)]
-#[non_exhaustive]
-pub struct WechatOpenConfig {
-    pub base_url: Option<String>,
-    pub component_appid: String,
-    /// The platform's own token (2 hours). Errors 40001/40014/42001 mean it must be renewed: they come back as
-    /// [`crate::ErrorKind::CredentialsRejected`].
-    pub component_access_token: SecretToken,
-    pub authorizer_appid: String,
-}
-
-#[cfg(feature = "wechat-open")]
-impl WechatOpenConfig {
-    pub fn new(
-        component_appid: impl Into<String>,
-        component_access_token: impl Into<SecretToken>,
-        authorizer_appid: impl Into<String>,
-    ) -> Self {
-        WechatOpenConfig {
-            base_url: None,
-            component_appid: component_appid.into(),
-            component_access_token: component_access_token.into(),
-            authorizer_appid: authorizer_appid.into(),
-        }
-    }
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
-        self
-    }
-}
-
-/// Ekuaibao: with `validity_days`, refreshes ask for that validity (`refreshToken/expireDate`); without, the
-/// plain refresh (32 days). Either is capped by the company's licence.
-#[cfg(feature = "ekuaibao")]
-#[derive(Clone, Debug, serde::Deserialize)]
-#[non_exhaustive]
-pub struct EkuaibaoConfig {
-    /// Defaults to the standalone host; DingTalk, WeCom and Feishu tenants have their own.
-    pub base_url: Option<String>,
-    pub validity_days: Option<u32>,
-    /// The feature licence code the refreshes carry; the vendor says to pass 219904.
-    #[serde(default = "EkuaibaoConfig::default_power_code")]
-    pub power_code: String,
-}
-
-#[cfg(feature = "ekuaibao")]
-impl EkuaibaoConfig {
-    /// The licence code the vendor's documentation says to pass.
-    pub const DOCUMENTED_POWER_CODE: &'static str = "219904";
-
-    pub fn new() -> Self {
-        EkuaibaoConfig {
-            base_url: None,
-            validity_days: None,
-            power_code: Self::default_power_code(),
-        }
-    }
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
-        self
-    }
-    pub fn with_validity_days(mut self, days: u32) -> Self {
-        self.validity_days = Some(days);
-        self
-    }
-    fn default_power_code() -> String {
-        Self::DOCUMENTED_POWER_CODE.to_owned()
-    }
-}
-
-#[cfg(feature = "ekuaibao")]
-impl Default for EkuaibaoConfig {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

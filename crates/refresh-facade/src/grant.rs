@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::secret::SecretToken;
+use refresh_runtime::Secret;
+
 use crate::token::TokenSet;
 
 /// The tokens a refresh presents to the vendor.
@@ -10,15 +11,15 @@ use crate::token::TokenSet;
 #[non_exhaustive]
 pub struct RefreshGrant {
     /// The refresh token; for Sugon AC, the current token itself.
-    pub refresh_token: SecretToken,
+    pub refresh_token: Secret,
     /// The current access token. Ekuaibao requires it; the others ignore it.
-    pub access_token: Option<SecretToken>,
+    pub access_token: Option<Secret>,
     /// Until when the refresh token can be used, where known (carried over when the vendor does not rotate).
     pub refreshable_until: Option<DateTime<Utc>>,
 }
 
 impl RefreshGrant {
-    pub fn new(refresh_token: impl Into<SecretToken>) -> Self {
+    pub fn new(refresh_token: impl Into<Secret>) -> Self {
         RefreshGrant {
             refresh_token: refresh_token.into(),
             access_token: None,
@@ -26,7 +27,7 @@ impl RefreshGrant {
         }
     }
 
-    pub fn with_access_token(mut self, access_token: impl Into<SecretToken>) -> Self {
+    pub fn with_access_token(mut self, access_token: impl Into<Secret>) -> Self {
         self.access_token = Some(access_token.into());
         self
     }

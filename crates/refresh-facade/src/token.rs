@@ -2,18 +2,20 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::secret::SecretToken;
+use refresh_runtime::Secret;
+
 use crate::vendor::Vendor;
+use crate::vendors;
 
 /// Fresh tokens from any vendor, in one shape.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TokenSet {
     pub vendor: Vendor,
-    pub access_token: SecretToken,
+    pub access_token: Secret,
     /// The token to refresh with next time: the vendor's new one, or the old one carried over where the vendor
     /// returned none (see [`TokenSet::rotation`]). For Sugon AC, whose token renews itself, the access token.
-    pub refresh_token: SecretToken,
+    pub refresh_token: Secret,
     /// The vendor's token type, where it says one ("bearer").
     pub token_type: Option<String>,
     /// When the access token expires.
@@ -69,77 +71,18 @@ pub enum ExpirySource {
     ConservativeDefault,
 }
 
-/// What a vendor says besides the tokens, in typed form.
+/// What a vendor says besides the tokens, in typed form (each vendor's struct is documented with it).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum VendorExtras {
     #[cfg(feature = "isolarcloud")]
-    ISolarCloud(ISolarCloudExtras),
+    ISolarCloud(vendors::isolarcloud::ISolarCloudExtras),
     #[cfg(feature = "sugon-ac")]
-    SugonAc(SugonAcClaims),
+    SugonAc(vendors::sugon_ac::SugonAcClaims),
     #[cfg(feature = "misa-cukcuk")]
-    MisaCukcuk(MisaCukcukExtras),
+    MisaCukcuk(vendors::misa_cukcuk::MisaCukcukExtras),
     #[cfg(feature = "wechat-open")]
-    WechatOpen(WechatOpenExtras),
+    WechatOpen(vendors::wechat_open::WechatOpenExtras),
     #[cfg(feature = "ekuaibao")]
-    Ekuaibao(EkuaibaoExtras),
-}
-
-#[cfg(feature = "isolarcloud")]
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ISolarCloudExtras {
-    /// The vendor's request sequence number, for support requests.
-    pub req_serial_num: Option<String>,
-}
-
-/// The claims of a Sugon AC token (a JWT), read without verifying its signature (the key is the vendor's).
-#[cfg(feature = "sugon-ac")]
-#[derive(Clone, Debug, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct SugonAcClaims {
-    pub compute_user: Option<String>,
-    pub account_status: Option<String>,
-    pub creator: Option<String>,
-    pub role: Option<String>,
-    /// Milliseconds since the epoch, as a string.
-    pub expire_time: Option<String>,
-    pub cluster_id: Option<String>,
-    pub invoker: Option<String>,
-    pub user: Option<String>,
-    pub user_id: Option<String>,
-    /// Claims not listed above.
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
-
-#[cfg(feature = "misa-cukcuk")]
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct MisaCukcukExtras {
-    pub app_id: Option<String>,
-    /// The company (restaurant chain) the token is for, from the configuration.
-    pub company_code: String,
-    pub branches: Vec<refresh_misa_cukcuk::types::BranchResult>,
-    pub main_currency: Option<String>,
-    pub request_timeout: Option<i32>,
-}
-
-#[cfg(feature = "wechat-open")]
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct WechatOpenExtras {
-    pub authorizer_appid: String,
-    /// The permission sets the authorizer granted. Only the authorization exchange (`api_query_auth`) reports
-    /// them; a refresh does not, so this is `None` after a refresh.
-    pub granted_permissions: Option<Vec<refresh_wechat_open::types::FuncInfo>>,
-}
-
-#[cfg(feature = "ekuaibao")]
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct EkuaibaoExtras {
-    /// The company id.
-    pub corporation_id: Option<String>,
+    Ekuaibao(vendors::ekuaibao::EkuaibaoExtras),
 }

@@ -43,23 +43,10 @@ impl Vendor {
         }
     }
 
-    /// How long the vendor lets a token be refreshed (see [`RefreshWindow`]).
-    pub fn refresh_window(self) -> RefreshWindow {
-        const DAY: Duration = Duration::from_secs(24 * 60 * 60);
-        match self {
-            // Refresh tokens live 30 days (the vendor's context pages).
-            Vendor::ISolarCloud => RefreshWindow::WhileRefreshTokenLives {
-                lifetime: Some(30 * DAY),
-            },
-            // "Once a token has been expired for 24 hours it can no longer be renewed."
-            Vendor::SugonAc => RefreshWindow::AfterAccessTokenExpiry { grace: DAY },
-            // Not documented.
-            Vendor::MisaCukcuk => RefreshWindow::WhileRefreshTokenLives { lifetime: None },
-            // The authorizer refresh token lives until the user authorizes again.
-            Vendor::WechatOpen => RefreshWindow::WhileRefreshTokenLives { lifetime: None },
-            // "If accessToken has already expired it cannot be refreshed."
-            Vendor::Ekuaibao => RefreshWindow::UntilAccessTokenExpiry,
-        }
+    /// How long the vendor lets a token be refreshed (see [`RefreshWindow`]); `None` when the vendor's cargo
+    /// feature is off. Each vendor's window is documented in its file under `src/vendors/`.
+    pub fn refresh_window(self) -> Option<RefreshWindow> {
+        crate::vendors::refresh_window(self)
     }
 }
 

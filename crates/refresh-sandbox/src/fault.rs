@@ -1,6 +1,14 @@
-//! Faults a test can inject into the next answers of an emulator.
+//! Faults a test can inject into the next answers of an emulator, and the middleware that applies them.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::{Emulator, LoggedRequest, Shared};
 
 /// One injected fault; each applies to one request, in the order injected.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,4 +48,60 @@ impl Fault {
             body: "<html><body>502 Bad Gateway</body></html>".into(),
         }
     }
+}
+
+/// Logs every request, then applies the emulator's next injected fault, if any.
+pub(crate) async fn intercept(
+    State((shared, emulator)): State<(Arc<Shared>, Emulator)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    shared.log(LoggedRequest {
+        emulator,
+        method: request.method().clone(),
+        path: request.uri().path().to_owned(),
+        query: request.uri().query().map(str::to_owned),
+    });
+    match shared.next_fault(emulator) {
+        None => next.run(request).await,
+        Some(Fault::Latency(delay)) => {
+            tokio::time::sleep(delay).await;
+            next.run(request).await
+        }
+        Some(Fault::Status {
+            status,
+            retry_after,
+        }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = status.into_response();
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, seconds.into());
+            }
+            response
+        }
+        Some(Fault::Malformed { content_type, body }) => {
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Some(Fault::DropAfterCommit) => {
+            let _committed = next.run(request).await;
+            dropped_connection()
+        }
+    }
+}
+
+/// A response whose body fails at once: the server closes the connection mid-answer.
+fn dropped_connection() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "dropped by the sandbox",
+        ))
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(failing));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, 64.into());
+    response
 }

@@ -17,7 +17,7 @@
 //! let base_url = sandbox.base_url(Emulator::SugonAc).expect("started");
 //! // … point a client at base_url; log in with the credentials in `refresh_sandbox::accounts` …
 //! sandbox.clock().advance(std::time::Duration::from_secs(3 * 3600));
-//! sandbox.shutdown().await;
+//! // Dropping the sandbox stops its emulators.
 //! # Ok(())
 //! # }
 //! ```
@@ -34,9 +34,6 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -129,7 +126,8 @@ impl SandboxOptions {
     }
 }
 
-/// Running emulators and their shared state.
+/// Running emulators and their shared state. Dropping it stops the emulators (in-flight answers finish);
+/// [`Sandbox::shutdown`] also waits until they have stopped.
 pub struct Sandbox {
     shared: Arc<Shared>,
     servers: Vec<Server>,
@@ -138,8 +136,8 @@ pub struct Sandbox {
 struct Server {
     emulator: Emulator,
     address: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Sandbox {
@@ -156,7 +154,7 @@ impl Sandbox {
             let listener = TcpListener::bind((options.host, port)).await?;
             let address = listener.local_addr()?;
             let app = emulators::router(emulator, shared.clone()).layer(
-                axum::middleware::from_fn_with_state((shared.clone(), emulator), intercept),
+                axum::middleware::from_fn_with_state((shared.clone(), emulator), fault::intercept),
             );
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
@@ -169,8 +167,8 @@ impl Sandbox {
             servers.push(Server {
                 emulator,
                 address,
-                stop,
-                task,
+                stop: Some(stop),
+                task: Some(task),
             });
         }
         Ok(Sandbox { shared, servers })
@@ -223,46 +221,60 @@ impl Sandbox {
             .count()
     }
 
-    /// A fresh iSolarCloud authorization code, as the user's browser would bring back (single use).
-    pub fn isolarcloud_authorization_code(&self) -> String {
-        emulators::isolarcloud::new_authorization_code(&self.shared)
+    /// A fresh authorization code, as the user's browser would bring back after authorizing the app (single use):
+    /// iSolarCloud's, and WeChat's for [`accounts::WECHAT_AUTHORIZER_APPID`]. `None` for vendors whose first login
+    /// takes no authorization code.
+    pub fn authorization_code(&self, emulator: Emulator) -> Option<String> {
+        match emulator {
+            Emulator::ISolarCloud => {
+                Some(emulators::isolarcloud::new_authorization_code(&self.shared))
+            }
+            Emulator::WechatOpen => {
+                Some(emulators::wechat_open::new_authorization_code(&self.shared))
+            }
+            Emulator::SugonAc | Emulator::MisaCukcuk | Emulator::Ekuaibao => None,
+        }
     }
 
-    /// A fresh WeChat authorization code for [`accounts::WECHAT_AUTHORIZER_APPID`] (single use).
-    pub fn wechat_authorization_code(&self) -> String {
-        emulators::wechat_open::new_authorization_code(&self.shared)
-    }
-
-    /// MISA CukCuk's v2 login is not publicly documented: this stands in for it and returns
-    /// `(access token, refresh token)` for `company_code`.
-    pub fn misa_login(&self, company_code: &str) -> (String, String) {
-        emulators::misa_cukcuk::login(&self.shared, company_code)
-    }
-
-    /// Tokens as if a first login had just happened at `emulator` (for tests: no request is made). Real first
-    /// logins go through each vendor's companion endpoints, which the emulators serve too.
+    /// Tokens as if a first login had just happened at `emulator` with the accounts of [`accounts`] (for tests: no
+    /// request is made). Real first logins go through each vendor's companion endpoints, which the emulators serve
+    /// too; MISA CukCuk documents no v2 login, so this is the only way to its first tokens.
     pub fn login(&self, emulator: Emulator) -> Login {
         match emulator {
             Emulator::ISolarCloud => emulators::isolarcloud::login(&self.shared),
             Emulator::SugonAc => emulators::sugon_ac::login(&self.shared),
             Emulator::MisaCukcuk => {
-                let (access_token, refresh_token) = self.misa_login(accounts::MISA_COMPANY_CODE);
-                Login {
-                    access_token,
-                    refresh_token,
-                    component_access_token: None,
-                }
+                emulators::misa_cukcuk::login(&self.shared, accounts::MISA_COMPANY_CODE)
             }
             Emulator::WechatOpen => emulators::wechat_open::login(&self.shared),
             Emulator::Ekuaibao => emulators::ekuaibao::login(&self.shared),
         }
     }
 
-    /// Stops every emulator and waits for them.
-    pub async fn shutdown(self) {
-        for server in self.servers {
-            let _ = server.stop.send(());
-            let _ = server.task.await;
+    /// Stops every emulator and waits until they have stopped.
+    pub async fn shutdown(mut self) {
+        for server in &mut self.servers {
+            server.stop();
+            if let Some(task) = server.task.take() {
+                let _ = task.await;
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for server in &mut self.servers {
+            server.stop();
+        }
+    }
+}
+
+impl Server {
+    /// Asks the server to stop (once): it finishes the answers in flight, then its task ends.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 }
@@ -274,8 +286,32 @@ pub struct Login {
     pub access_token: String,
     /// The refresh token; for Sugon AC the token itself.
     pub refresh_token: String,
-    /// WeChat: the platform's component access token the refresh needs.
-    pub component_access_token: Option<String>,
+    /// Other credentials the vendor issued that a refresh needs, by their wire names (WeChat:
+    /// `component_access_token`, the platform's own token).
+    pub credentials: Vec<(&'static str, String)>,
+}
+
+impl Login {
+    pub(crate) fn new(access_token: String, refresh_token: String) -> Self {
+        Login {
+            access_token,
+            refresh_token,
+            credentials: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_credential(mut self, name: &'static str, value: String) -> Self {
+        self.credentials.push((name, value));
+        self
+    }
+
+    /// The credential the vendor calls `name` on the wire, if the login issued one.
+    pub fn credential(&self, name: &str) -> Option<&str> {
+        self.credentials
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// State every emulator of a sandbox shares.
@@ -285,10 +321,22 @@ pub(crate) struct Shared {
     faults: Mutex<HashMap<Emulator, VecDeque<Fault>>>,
     requests: Mutex<Vec<LoggedRequest>>,
     refreshes: Mutex<Vec<log::Refresh>>,
-    pub(crate) vendors: Mutex<emulators::State>,
+    ledgers: Mutex<emulators::Ledgers>,
 }
 
 impl Shared {
+    /// Appends `request` to the request log.
+    pub(crate) fn log(&self, request: LoggedRequest) {
+        lock(&self.requests).push(request);
+    }
+
+    /// The emulator's next injected fault, taken off its queue.
+    pub(crate) fn next_fault(&self, emulator: Emulator) -> Option<Fault> {
+        lock(&self.faults)
+            .get_mut(&emulator)
+            .and_then(VecDeque::pop_front)
+    }
+
     /// Counts a refresh of `credential` (see [`Sandbox::refresh_count`]).
     pub(crate) fn record_refresh(&self, emulator: Emulator, credential: &str) {
         lock(&self.refreshes).push(log::Refresh {
@@ -297,8 +345,9 @@ impl Shared {
         });
     }
 
-    pub(crate) fn vendors(&self) -> MutexGuard<'_, emulators::State> {
-        lock(&self.vendors)
+    /// What the emulators issued, locked for one handler's read-check-write.
+    pub(crate) fn ledgers(&self) -> MutexGuard<'_, emulators::Ledgers> {
+        lock(&self.ledgers)
     }
 }
 
@@ -307,64 +356,4 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Logs every request, then applies the emulator's next injected fault, if any.
-async fn intercept(
-    State((shared, emulator)): State<(Arc<Shared>, Emulator)>,
-    request: Request,
-    next: Next,
-) -> Response {
-    lock(&shared.requests).push(LoggedRequest {
-        emulator,
-        method: request.method().to_string(),
-        path: request.uri().path().to_owned(),
-        query: request.uri().query().map(str::to_owned),
-    });
-    let fault = lock(&shared.faults)
-        .get_mut(&emulator)
-        .and_then(VecDeque::pop_front);
-    match fault {
-        None => next.run(request).await,
-        Some(Fault::Latency(delay)) => {
-            tokio::time::sleep(delay).await;
-            next.run(request).await
-        }
-        Some(Fault::Status {
-            status,
-            retry_after,
-        }) => {
-            let status = axum::http::StatusCode::from_u16(status)
-                .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-            let mut response = status.into_response();
-            if let Some(seconds) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, seconds.into());
-            }
-            response
-        }
-        Some(Fault::Malformed { content_type, body }) => {
-            ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
-        }
-        Some(Fault::DropAfterCommit) => {
-            let _committed = next.run(request).await;
-            dropped_connection()
-        }
-    }
-}
-
-/// A response whose body fails at once: the server closes the connection mid-answer.
-fn dropped_connection() -> Response {
-    let failing = futures_util::stream::once(async {
-        Err::<axum::body::Bytes, _>(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "dropped by the sandbox",
-        ))
-    });
-    let mut response = Response::new(axum::body::Body::from_stream(failing));
-    response
-        .headers_mut()
-        .insert(axum::http::header::CONTENT_LENGTH, 64.into());
-    response
 }

@@ -1,12 +1,14 @@
 //! What each emulator received.
 
+use axum::http::Method;
+
 use crate::Emulator;
 
 /// One request an emulator received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoggedRequest {
     pub emulator: Emulator,
-    pub method: String,
+    pub method: Method,
     pub path: String,
     /// The query string as sent (it may hold tokens: Ekuaibao sends them there).
     pub query: Option<String>,

@@ -9,8 +9,8 @@ use schemars::schema::{InstanceType, SchemaObject};
 /// The OpenAPI format that marks a token or secret: OpenAPI's own hint to obscure a value.
 pub const SECRET_FORMAT: &str = "password";
 
-/// The generated type a `format: password` string becomes (defined in `wire_hooks.rs`'s template).
-const SECRET_TYPE: &str = "crate::generated::Secret";
+/// The generated type a `format: password` string becomes (`refresh-runtime`).
+const SECRET_TYPE: &str = "::refresh_runtime::Secret";
 
 /// The client code for `spec`, or a one-line description of why progenitor could not generate it.
 ///

@@ -35,11 +35,11 @@ default = ["rustls"]
 # reqwest's TLS backend. Turn default features off to choose another one through reqwest's own features.
 rustls = ["reqwest/rustls"]
 
-# Only what the generated code needs: the crate must be cheap to depend on alone.
+# Only what the generated code needs: the crate must be cheap to depend on alone. refresh-runtime adds nothing
+# that reqwest (with rustls) and progenitor-client do not already pull in.
 [dependencies]
-futures-core.workspace = true
-http.workspace = true
 progenitor-client.workspace = true
+refresh-runtime.workspace = true
 reqwest.workspace = true
 serde.workspace = true
 serde_json.workspace = true

@@ -1,206 +1,191 @@
-//! What xtask appends to every generated client: the spec's servers as constants, and the `ClientHooks`
-//! implementation.
+//! What xtask appends to every generated client: the spec's tables (servers, operations, error codes) and the
+//! `ClientHooks` impl that delegates to `refresh-runtime`.
 //!
-//! progenitor's requests differ from what the vendors document in two ways, the same for every vendor:
-//! it adds an `api-version` header (the spec's `info.version`) that no vendor documents, and it sends a POST
-//! without a body with no `Content-Length`. The hook removes the first and adds `Content-Length: 0` (RFC 9110
-//! §8.6; the vendors' own OkHttp/requests samples send it too). What differs per vendor, the content type
-//! documented for an empty body, is a wire fact and therefore comes from the spec
-//! (`x-empty-body-content-type` on the operation). The logic is written once, here; each crate gets the
-//! table for its own spec.
-//!
-//! The hooks also bound how much of a response body is read (`MAX_RESPONSE_BODY_BYTES`): progenitor reads whole
-//! bodies into memory, and a token answer is a few hundred bytes, so a larger body is a broken or hostile
-//! server, not a token.
+//! Everything that runs is compiled code in `crates/refresh-runtime` (the `Secret` type, the hooks, the bounded
+//! read); here are only data taken from the spec and a ten-line impl that hands each request to the runtime with
+//! its operation. See ARCHITECTURE.md, "Wire fidelity".
 
 use std::fmt::Write;
 
+use super::error_codes::CodeField;
 use super::lint::EMPTY_BODY_CONTENT_TYPE;
 
-/// Rust source for the hooks of the client generated from `spec`.
-pub fn source(spec: &openapiv3::OpenAPI) -> String {
-    let mut table = String::new();
-    for (_, _, operation) in spec.operations() {
-        let content_type = operation
-            .extensions
-            .get(EMPTY_BODY_CONTENT_TYPE)
-            .and_then(|v| v.as_str());
-        if let (Some(id), Some(content_type)) = (&operation.operation_id, content_type) {
-            writeln!(table, "    ({id:?}, {content_type:?}),").expect("writing to a String");
-        }
+/// The runtime crate the generated code calls.
+const RUNTIME: &str = "refresh_runtime";
+
+/// Rust source appended to the client generated from `spec`, whose answers carry `error_fields`.
+pub fn source(spec: &openapiv3::OpenAPI, error_fields: &[CodeField]) -> String {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "\n/// Tokens and secrets (`format: password` in the spec): `Debug` and `Display` print `[redacted]`.\n\
+         pub use {RUNTIME}::Secret;\n\
+         /// The most bytes of an answer the client reads; a larger one fails with [`Error::ResponseBodyError`].\n\
+         pub use {RUNTIME}::MAX_RESPONSE_BODY_BYTES;\n"
+    )
+    .expect("writing to a String");
+    servers(spec, &mut out);
+    operations(spec, &mut out);
+    if !error_fields.is_empty() {
+        error_codes(error_fields, &mut out);
     }
-    let mut decoded = String::new();
-    for (_, _, operation) in spec.operations() {
-        let statuses: Vec<String> = operation
-            .responses
-            .responses
-            .iter()
-            .filter_map(|(status, response)| {
-                let has_body =
-                    resolve_response(spec, response).is_some_and(|r| !r.content.is_empty());
-                match status {
-                    openapiv3::StatusCode::Code(code) if has_body => Some(code.to_string()),
-                    _ => None,
-                }
-            })
-            .collect();
-        if let Some(id) = &operation.operation_id {
-            writeln!(decoded, "    ({id:?}, &[{}]),", statuses.join(", "))
-                .expect("writing to a String");
-        }
-    }
-    let mut servers = String::new();
-    for server in &spec.servers {
-        let description = server.description.as_deref().unwrap_or("");
-        writeln!(servers, "    ({:?}, {description:?}),", server.url).expect("writing to a String");
-    }
-    let default_base_url = spec.servers.first().map_or("", |s| s.url.as_str());
-    format!(
+    write!(
+        out,
         r#"
-/// The vendor's hosts as the spec's `servers` list them: `(base URL, description)`.
-pub const SERVERS: &[(&str, &str)] = &[
-{servers}];
-
-/// The base URL to use when none is configured: the spec's first server.
-pub const DEFAULT_BASE_URL: &str = {default_base_url:?};
-
-/// The HTTP statuses whose answers each operation decodes into a type, as the spec's responses list them.
-const DECODED_STATUSES: &[(&str, &[u16])] = &[
-{decoded}];
-
-/// The HTTP statuses whose answers `operation_id` decodes into a type. progenitor's
-/// [`Error::InvalidResponsePayload`] does not say which status the undecodable answer came with; where this
-/// lists one status, that is the one.
-pub fn decoded_statuses(operation_id: &str) -> &'static [u16] {{
-    DECODED_STATUSES.iter().find(|(id, _)| *id == operation_id).map_or(&[], |(_, statuses)| statuses)
-}}
-
-/// A token or secret as the wire carries it (`format: password` in the spec). `Debug` and `Display` print
-/// `[redacted]`, so that printing a request or an answer never shows one; serde reads and writes the value
-/// itself. Read it with [`Secret::expose_secret`].
-#[derive(Clone, Default, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {{
-    pub fn new(value: impl Into<String>) -> Self {{
-        Secret(value.into())
-    }}
-
-    /// The value itself. Do not log it.
-    pub fn expose_secret(&self) -> &str {{
-        &self.0
-    }}
-
-    /// The value itself, taking the `Secret` apart. Do not log it.
-    pub fn into_exposed(self) -> String {{
-        self.0
-    }}
-}}
-
-impl From<String> for Secret {{
-    fn from(value: String) -> Self {{
-        Secret(value)
-    }}
-}}
-
-impl From<&str> for Secret {{
-    fn from(value: &str) -> Self {{
-        Secret(value.to_owned())
-    }}
-}}
-
-impl std::fmt::Debug for Secret {{
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{
-        f.write_str("Secret([redacted])")
-    }}
-}}
-
-impl std::fmt::Display for Secret {{
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{
-        f.write_str("[redacted]")
-    }}
-}}
-
-/// The most bytes of a response body a call reads; token answers are a few hundred bytes. A call whose answer is
-/// larger fails with [`Error::ResponseBodyError`], whose source is a [`std::io::Error`] of kind
-/// [`std::io::ErrorKind::FileTooLarge`].
-pub const MAX_RESPONSE_BODY_BYTES: usize = 1024 * 1024;
-
-/// Makes every request carry what the vendor documents, and nothing it does not (see ARCHITECTURE.md, "Wire
-/// fidelity"), and bounds the response body. This impl for `Client` takes precedence over progenitor's empty
-/// one for `&Client`.
+/// Makes every request carry what the vendor documents, and nothing it does not, and bounds the answer
+/// (`{RUNTIME}::hooks`). This impl for `Client` takes precedence over progenitor's empty one for `&Client`.
 impl ClientHooks for Client {{
     async fn pre<E>(&self, request: &mut reqwest::Request, info: &OperationInfo) -> Result<(), Error<E>> {{
-        request.headers_mut().remove("api-version");
-        let sends_no_body = request.body().is_none()
-            && matches!(*request.method(), reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH);
-        if sends_no_body {{
-            let headers = request.headers_mut();
-            headers.insert(reqwest::header::CONTENT_LENGTH, reqwest::header::HeaderValue::from_static("0"));
-            if let Some((_, content_type)) = EMPTY_BODY_CONTENT_TYPES.iter().find(|(id, _)| *id == info.operation_id) {{
-                headers.insert(reqwest::header::CONTENT_TYPE, reqwest::header::HeaderValue::from_static(content_type));
-            }}
-        }}
+        let operation = {RUNTIME}::Operation::find(operations::ALL, info.operation_id);
+        {RUNTIME}::hooks::prepare(request, operation);
         Ok(())
     }}
 
     async fn exec(&self, request: reqwest::Request, _info: &OperationInfo) -> reqwest::Result<reqwest::Response> {{
-        let response = self.client.execute(request).await?;
-        read_bounded(response, MAX_RESPONSE_BODY_BYTES).await
-    }}
-}}
-
-/// Operations whose empty body the vendor documents with a content type (`{EMPTY_BODY_CONTENT_TYPE}`).
-const EMPTY_BODY_CONTENT_TYPES: &[(&str, &str)] = &[
-{table}];
-
-/// Reads at most `limit` bytes of `response`'s body and returns a response with the same head and that body, or
-/// with a body that fails to read when the server sends (or announces) more.
-async fn read_bounded(mut response: reqwest::Response, limit: usize) -> reqwest::Result<reqwest::Response> {{
-    let mut head = http::Response::builder().status(response.status()).version(response.version());
-    if let Some(headers) = head.headers_mut() {{
-        *headers = response.headers().clone();
-    }}
-    let mut too_large = response.content_length().is_some_and(|length| length > limit as u64);
-    let mut body = Vec::new();
-    while !too_large && let Some(chunk) = response.chunk().await? {{
-        too_large = body.len() + chunk.len() > limit;
-        body.extend_from_slice(&chunk[..chunk.len().min(limit.saturating_sub(body.len()))]);
-    }}
-    let body = if too_large {{
-        reqwest::Body::wrap_stream(BodyTooLarge {{ limit, reported: false }})
-    }} else {{
-        reqwest::Body::from(body)
-    }};
-    // The head comes from a valid response, so building it again cannot fail.
-    let rebuilt = head.body(body).expect("status, version and headers of a received response are valid");
-    Ok(reqwest::Response::from(rebuilt))
-}}
-
-/// A body that fails to read once, with [`std::io::ErrorKind::FileTooLarge`].
-struct BodyTooLarge {{
-    limit: usize,
-    reported: bool,
-}}
-
-impl futures_core::Stream for BodyTooLarge {{
-    type Item = Result<Vec<u8>, std::io::Error>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {{
-        if self.reported {{
-            return std::task::Poll::Ready(None);
-        }}
-        self.reported = true;
-        let message = format!("the response body exceeds {{}} bytes", self.limit);
-        std::task::Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, message))))
+        {RUNTIME}::hooks::execute(&self.client, request).await
     }}
 }}
 "#
     )
+    .expect("writing to a String");
+    out
+}
+
+fn servers(spec: &openapiv3::OpenAPI, out: &mut String) {
+    let mut list = String::new();
+    for server in &spec.servers {
+        let description = server.description.as_deref().unwrap_or("");
+        writeln!(list, "    ({:?}, {description:?}),", server.url).expect("writing to a String");
+    }
+    let default_base_url = spec.servers.first().map_or("", |s| s.url.as_str());
+    write!(
+        out,
+        "/// The vendor's hosts as the spec's `servers` list them: `(base URL, description)`.\n\
+         pub const SERVERS: &[(&str, &str)] = &[\n{list}];\n\n\
+         /// The base URL to use when none is configured: the spec's first server.\n\
+         pub const DEFAULT_BASE_URL: &str = {default_base_url:?};\n"
+    )
+    .expect("writing to a String");
+}
+
+/// `pub mod operations`: one constant per operation, named after its `operationId`, and `ALL`.
+fn operations(spec: &openapiv3::OpenAPI, out: &mut String) {
+    let mut constants = String::new();
+    let mut all = Vec::new();
+    for (path, method, operation) in spec.operations() {
+        let Some(id) = &operation.operation_id else {
+            continue; // the lint requires one
+        };
+        let constant = id.to_ascii_uppercase();
+        let method = method.to_ascii_uppercase();
+        let mut statuses = String::new();
+        for (status, response) in &operation.responses.responses {
+            let openapiv3::StatusCode::Code(code) = status else {
+                continue;
+            };
+            let response = resolve_response(spec, response);
+            let decoded = response.is_some_and(|r| !r.content.is_empty());
+            let description = response.map_or("", |r| r.description.as_str()).trim();
+            writeln!(
+                statuses,
+                "            {RUNTIME}::DocumentedStatus {{ status: {code}, decoded: {decoded}, description: {description:?} }},"
+            )
+            .expect("writing to a String");
+        }
+        let empty_body = operation
+            .extensions
+            .get(EMPTY_BODY_CONTENT_TYPE)
+            .and_then(|v| v.as_str())
+            .map_or("None".to_owned(), |t| format!("Some({t:?})"));
+        let summary = operation
+            .summary
+            .as_deref()
+            .map(|s| format!(": {}", s.lines().next().unwrap_or("").trim()))
+            .unwrap_or_default();
+        write!(
+            constants,
+            "    /// `{method} {path}`{summary}\n    \
+             pub const {constant}: {RUNTIME}::Operation = {RUNTIME}::Operation {{\n        \
+             id: {id:?},\n        method: {method:?},\n        path: {path:?},\n        \
+             statuses: &[\n{statuses}        ],\n        empty_body_content_type: {empty_body},\n    }};\n\n"
+        )
+        .expect("writing to a String");
+        all.push(constant);
+    }
+    write!(
+        out,
+        "\n/// The spec's operations, one constant each (the `operationId` in upper case): id, method, path, documented\n\
+         /// statuses. Name an operation by its constant, never by a string.\n\
+         pub mod operations {{\n{constants}    \
+         /// Every operation of the spec, in its order.\n    \
+         pub const ALL: &[{RUNTIME}::Operation] = &[{}];\n}}\n",
+        all.join(", ")
+    )
+    .expect("writing to a String");
+}
+
+/// `pub mod error_codes`: a module per field that carries codes, with a constant per code, and `ALL`.
+fn error_codes(fields: &[CodeField], out: &mut String) {
+    let mut modules = String::new();
+    let mut all = Vec::new();
+    for field in fields {
+        let module = field.module_name();
+        let path = &field.path;
+        let mut constants = String::new();
+        for code in &field.codes {
+            write!(
+                constants,
+                "        /// `{}`: {}\n        pub const {}: {RUNTIME}::ErrorCode = {RUNTIME}::ErrorCode {{ \
+                 field: {path:?}, code: {:?}, name: {:?}, meaning: {:?} }};\n",
+                code.code, code.meaning, code.name, code.code, code.name, code.meaning
+            )
+            .expect("writing to a String");
+        }
+        let names: Vec<&str> = field.codes.iter().map(|c| c.name.as_str()).collect();
+        let success = field
+            .success
+            .as_deref()
+            .map_or("None".to_owned(), |s| format!("Some({s:?})"));
+        write!(
+            modules,
+            "    /// The codes of `{path}`.\n    pub mod {module} {{\n        \
+             /// The field, its success value and every code documented for it.\n        \
+             pub const FIELD: {RUNTIME}::CodeField = {RUNTIME}::CodeField {{ path: {path:?}, success: {success}, codes: &[{}] }};\n\
+             {constants}    }}\n\n",
+            names.join(", ")
+        )
+        .expect("writing to a String");
+        all.push(format!("{module}::FIELD"));
+    }
+    write!(
+        out,
+        "\n/// The error codes the vendor documents, per field of its answers (`x-error-codes` in the spec). What each\n\
+         /// means for a caller is `refresh-facade`'s reading, not the vendor's.\n\
+         pub mod error_codes {{\n{modules}    \
+         /// Every field that carries codes.\n    \
+         pub const ALL: &[{RUNTIME}::CodeField] = &[{}];\n}}\n",
+        all.join(", ")
+    )
+    .expect("writing to a String");
+}
+
+/// `(operation id, status, description)` of every error status (4xx, 5xx) the spec documents.
+pub fn error_statuses(spec: &openapiv3::OpenAPI) -> Vec<(String, u16, String)> {
+    let mut out = Vec::new();
+    for (_, _, operation) in spec.operations() {
+        for (status, response) in &operation.responses.responses {
+            let (openapiv3::StatusCode::Code(code), Some(id)) = (status, &operation.operation_id)
+            else {
+                continue;
+            };
+            if let Some(response) = resolve_response(spec, response)
+                && *code >= 400
+            {
+                out.push((id.clone(), *code, response.description.trim().to_owned()));
+            }
+        }
+    }
+    out
 }
 
 /// A response, following a `$ref` into `components.responses`.

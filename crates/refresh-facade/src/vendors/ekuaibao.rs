@@ -2,31 +2,83 @@
 //! (`errorCode: 403`) may come with HTTP 200 or 403.
 
 use chrono::Utc;
-use refresh_ekuaibao::Secret;
+use refresh_ekuaibao::error_codes::error_code;
+use refresh_ekuaibao::operations::{REFRESH_TOKEN, REFRESH_TOKEN_WITH_VALIDITY};
 use refresh_ekuaibao::types::AuthEnvelope;
+use refresh_runtime::Operation;
 
 use super::{Answer, send};
-use crate::config::{ConfigError, EkuaibaoConfig, base_url, required};
-use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError};
+use crate::config::{ConfigError, base_url, required};
+use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
 use crate::grant::RefreshGrant;
-use crate::token::{EkuaibaoExtras, TokenSet, VendorExtras};
-use crate::vendor::Vendor;
+use crate::token::{TokenSet, VendorExtras};
+use crate::vendor::{RefreshWindow, Vendor};
 
 const VENDOR: Vendor = Vendor::Ekuaibao;
 
-const ERROR_CODES: CodeTable = CodeTable {
+/// "If accessToken has already expired it cannot be refreshed."
+pub(crate) const REFRESH_WINDOW: RefreshWindow = RefreshWindow::UntilAccessTokenExpiry;
+
+/// What each documented code means for a caller.
+pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
-    field: "errorCode",
-    codes: &[(
-        "403",
-        ReauthorizationRequired,
-        "unauthorized (未授权): the access token has expired, and only a valid one can be refreshed",
-    )],
+    codes: &[(error_code::UNAUTHORIZED, ReauthorizationRequired)],
+    // The documented 403 is the unauthorized envelope; without its code it means the same.
+    statuses: &[(403, ReauthorizationRequired)],
     undocumented: InvalidRequest,
 };
 
-pub(crate) const CODE_TABLES: &[CodeTable] = &[ERROR_CODES];
+/// Ekuaibao: with `validity_days`, refreshes ask for that validity (`refreshToken/expireDate`); without, the
+/// plain refresh (32 days). Either is capped by the company's licence.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[non_exhaustive]
+pub struct EkuaibaoConfig {
+    /// Defaults to the standalone host; DingTalk, WeCom and Feishu tenants have their own.
+    pub base_url: Option<String>,
+    pub validity_days: Option<u32>,
+    /// The feature licence code the refreshes carry; the vendor says to pass 219904.
+    #[serde(default = "EkuaibaoConfig::default_power_code")]
+    pub power_code: String,
+}
+
+impl EkuaibaoConfig {
+    /// The licence code the vendor's documentation says to pass.
+    pub const DOCUMENTED_POWER_CODE: &'static str = "219904";
+
+    pub fn new() -> Self {
+        EkuaibaoConfig {
+            base_url: None,
+            validity_days: None,
+            power_code: Self::default_power_code(),
+        }
+    }
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+    pub fn with_validity_days(mut self, days: u32) -> Self {
+        self.validity_days = Some(days);
+        self
+    }
+    fn default_power_code() -> String {
+        Self::DOCUMENTED_POWER_CODE.to_owned()
+    }
+}
+
+impl Default for EkuaibaoConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What Ekuaibao says besides the tokens.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EkuaibaoExtras {
+    /// The company id.
+    pub corporation_id: Option<String>,
+}
 
 #[derive(Clone, Debug)]
 pub(crate) struct Adapter {
@@ -59,41 +111,48 @@ impl Adapter {
             grant.refresh_token.expose_secret(),
         );
         let sent_at = Utc::now();
-        let documented = |status, envelope: AuthEnvelope| failure(&envelope, status, &redactor);
         let power_code = &self.config.power_code;
-        let (status, envelope) = match self.config.validity_days {
+        let (operation, status, envelope) = match self.config.validity_days {
             Some(days) => {
+                let operation = &REFRESH_TOKEN_WITH_VALIDITY;
                 let call = self
                     .client
                     .refresh_token_with_validity()
-                    .expire_date(days.to_string());
-                let call = call
+                    .expire_date(days.to_string())
                     .access_token(access)
                     .refresh_token(refresh)
                     .power_code(power_code)
                     .send();
-                let decoded = refresh_ekuaibao::decoded_statuses("refresh_token_with_validity");
-                send(VENDOR, decoded, &redactor, call, documented).await?
+                let documented =
+                    |status, envelope| failure(operation, &envelope, status, &redactor);
+                let (status, envelope) =
+                    send(VENDOR, operation, &redactor, call, documented).await?;
+                (operation, status, envelope)
             }
             None => {
-                let call = self.client.refresh_token();
-                let call = call
+                let operation = &REFRESH_TOKEN;
+                let call = self
+                    .client
+                    .refresh_token()
                     .access_token(access)
                     .refresh_token(refresh)
                     .power_code(power_code)
                     .send();
-                let decoded = refresh_ekuaibao::decoded_statuses("refresh_token");
-                send(VENDOR, decoded, &redactor, call, documented).await?
+                let documented =
+                    |status, envelope| failure(operation, &envelope, status, &redactor);
+                let (status, envelope) =
+                    send(VENDOR, operation, &redactor, call, documented).await?;
+                (operation, status, envelope)
             }
         };
 
         if envelope.error_code.is_some() {
-            return Err(failure(&envelope, status, &redactor));
+            return Err(failure(operation, &envelope, status, &redactor));
         }
         let tokens = envelope.value.unwrap_or_default();
         Answer {
-            access_token: tokens.access_token.map(Secret::into_exposed),
-            refresh_token: tokens.refresh_token.map(Secret::into_exposed),
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
             token_type: None,
             expiry: tokens
                 .expire_time
@@ -106,10 +165,26 @@ impl Adapter {
     }
 }
 
-/// The failure envelope, whichever HTTP status it came with.
-fn failure(envelope: &AuthEnvelope, status: u16, redactor: &Redactor<'_>) -> RefreshError {
-    let code = envelope
-        .error_code
-        .map_or_else(|| status.to_string(), |code| code.to_string());
-    ERROR_CODES.error(&code, envelope.error_message.as_deref(), status, redactor)
+/// The failure envelope, whichever HTTP status it came with: its code, or else what the status documents.
+fn failure(
+    operation: &Operation,
+    envelope: &AuthEnvelope,
+    status: u16,
+    redactor: &Redactor<'_>,
+) -> RefreshError {
+    let message = envelope.error_message.as_deref();
+    match envelope.error_code {
+        Some(code) => {
+            let said = Said {
+                status,
+                message,
+                request_id: None,
+                redactor,
+            };
+            CODE_KINDS.code_error(&error_code::FIELD, &code.to_string(), &said)
+        }
+        None => CODE_KINDS
+            .status_error(operation, status)
+            .with_vendor_message(message, redactor),
+    }
 }

@@ -1,52 +1,102 @@
-//! Sungrow iSolarCloud: failures come with HTTP 200, in `result_data.code` or (gateway) `result_code`.
+//! Sungrow iSolarCloud: failures come with HTTP 200, in `result_data.code` or (gateway) `result_code`; the
+//! envelope's `req_serial_num` is the request id.
+
+use std::time::Duration;
 
 use chrono::Utc;
-use refresh_isolarcloud::Secret;
+use refresh_isolarcloud::error_codes::{result_code, result_data_code};
+use refresh_isolarcloud::operations::REFRESH_TOKEN;
 use refresh_isolarcloud::types::{RefreshTokenRequest, Seconds};
+use refresh_runtime::Secret;
 
-use super::{Answer, no_documented_error, send};
-use crate::config::{ConfigError, ISolarCloudConfig, base_url, required};
-use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError};
+use super::{Answer, send};
+use crate::config::{ConfigError, base_url, required};
+use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
 use crate::grant::RefreshGrant;
-use crate::token::{ISolarCloudExtras, TokenSet, VendorExtras};
-use crate::vendor::Vendor;
+use crate::token::{TokenSet, VendorExtras};
+use crate::vendor::{RefreshWindow, Vendor};
 
 const VENDOR: Vendor = Vendor::ISolarCloud;
 
-const RESULT_CODES: CodeTable = CodeTable {
-    vendor: VENDOR,
-    field: "result_data.code",
-    codes: &[
-        ("2", ReauthorizationRequired, "no authorization information"),
-        ("-1", Transient, "authorization server token refresh failed"),
-        ("-2", ReauthorizationRequired, "refresh_token expired"),
-        ("4", InvalidRequest, "invalid request"),
-        ("5", ReauthorizationRequired, "invalid refresh token"),
-    ],
-    undocumented: InvalidRequest,
+/// Refresh tokens live 30 days (the vendor's context pages).
+pub(crate) const REFRESH_WINDOW: RefreshWindow = RefreshWindow::WhileRefreshTokenLives {
+    lifetime: Some(Duration::from_secs(30 * 24 * 60 * 60)),
 };
 
-const GATEWAY_CODES: CodeTable = CodeTable {
+/// What each documented code means for a caller.
+pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
-    field: "result_code",
     codes: &[
         (
-            "E00003",
+            result_data_code::NO_AUTHORIZATION_INFORMATION,
             ReauthorizationRequired,
-            "token invalid or expired",
         ),
-        ("E911", CredentialsRejected, "missing x-access-key"),
-        ("E912", CredentialsRejected, "illegal x-access-key"),
-        ("E914", CredentialsRejected, "appkey and key do not match"),
-        ("E900", CredentialsRejected, "unauthorized"),
-        ("E998", Transient, "call limit reached"),
-        ("E999", Transient, "call limit reached"),
+        (
+            result_data_code::AUTHORIZATION_SERVER_REFRESH_FAILED,
+            Transient,
+        ),
+        (
+            result_data_code::REFRESH_TOKEN_EXPIRED,
+            ReauthorizationRequired,
+        ),
+        (result_data_code::INVALID_REQUEST, InvalidRequest),
+        (
+            result_data_code::INVALID_REFRESH_TOKEN,
+            ReauthorizationRequired,
+        ),
+        (
+            result_code::TOKEN_INVALID_OR_EXPIRED,
+            ReauthorizationRequired,
+        ),
+        (result_code::MISSING_ACCESS_KEY, CredentialsRejected),
+        (result_code::ILLEGAL_ACCESS_KEY, CredentialsRejected),
+        (result_code::APP_KEY_AND_KEY_MISMATCH, CredentialsRejected),
+        (result_code::UNAUTHORIZED, CredentialsRejected),
+        (result_code::CALL_LIMIT_E998, Transient),
+        (result_code::CALL_LIMIT_E999, Transient),
+        // The authorization code is used up or wrong: only a new authorization in the browser helps.
+        (result_code::BAD_CODE, ReauthorizationRequired),
+        (result_code::EXCHANGE_UNAUTHORIZED, CredentialsRejected),
+        (result_code::INVALID_CLIENT, CredentialsRejected),
+        (result_code::REDIRECT_MISMATCH, CredentialsRejected),
+        (result_code::UNSUPPORTED_GRANT, InvalidRequest),
     ],
+    statuses: &[],
     undocumented: InvalidRequest,
 };
 
-pub(crate) const CODE_TABLES: &[CodeTable] = &[RESULT_CODES, GATEWAY_CODES];
+/// Sungrow iSolarCloud: the app key (sent as `appkey`) and the app's secret key (sent as `x-access-key`).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[non_exhaustive]
+pub struct ISolarCloudConfig {
+    /// Defaults to the vendor's first gateway (China); see `refresh_isolarcloud::SERVERS` for the others.
+    pub base_url: Option<String>,
+    pub app_key: String,
+    pub access_key: Secret,
+}
+
+impl ISolarCloudConfig {
+    pub fn new(app_key: impl Into<String>, access_key: impl Into<Secret>) -> Self {
+        ISolarCloudConfig {
+            base_url: None,
+            app_key: app_key.into(),
+            access_key: access_key.into(),
+        }
+    }
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+}
+
+/// What iSolarCloud says besides the tokens.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ISolarCloudExtras {
+    /// The vendor's request sequence number, for support requests.
+    pub req_serial_num: Option<String>,
+}
 
 #[derive(Clone, Debug)]
 pub(crate) struct Adapter {
@@ -79,7 +129,7 @@ impl Adapter {
                 .chain([self.config.access_key.expose_secret()]),
         );
         let body = RefreshTokenRequest {
-            refresh_token: grant.refresh_token.expose_secret().into(),
+            refresh_token: grant.refresh_token.clone(),
             appkey: Some(self.config.app_key.clone()),
         };
         let sent_at = Utc::now();
@@ -89,44 +139,34 @@ impl Adapter {
             .x_access_key(self.config.access_key.expose_secret())
             .body(body)
             .send();
-        let decoded = refresh_isolarcloud::decoded_statuses("refresh_token");
-        let (status, envelope) = send(
-            VENDOR,
-            decoded,
-            &redactor,
-            call,
-            no_documented_error(VENDOR),
-        )
+        let (status, envelope) = send(VENDOR, &REFRESH_TOKEN, &redactor, call, |status, ()| {
+            CODE_KINDS.status_error(&REFRESH_TOKEN, status)
+        })
         .await?;
 
-        if let Some(code) = envelope.result_code.as_deref().filter(|code| *code != "1") {
-            return Err(GATEWAY_CODES.error(
-                code,
-                envelope.result_msg.as_deref(),
-                status,
-                &redactor,
-            ));
+        let said = Said {
+            status,
+            message: envelope.result_msg.as_deref(),
+            request_id: envelope.req_serial_num.as_deref(),
+            redactor: &redactor,
+        };
+        let failure = |field, code: &str| CODE_KINDS.code_error(field, code, &said);
+        if let Some(code) = envelope.result_code.as_deref()
+            && !result_code::FIELD.is_success(code)
+        {
+            return Err(failure(&result_code::FIELD, code));
         }
         let data = envelope.result_data.unwrap_or_default();
-        if let Some(code) = data.code.as_deref().filter(|code| *code != "1") {
-            return Err(RESULT_CODES.error(
-                code,
-                envelope.result_msg.as_deref(),
-                status,
-                &redactor,
-            ));
+        if let Some(code) = data.code.as_deref()
+            && !result_data_code::FIELD.is_success(code)
+        {
+            return Err(failure(&result_data_code::FIELD, code));
         }
         // Tokens in result_data, as documented; at the top level, as one widely used client reads them.
         let expires_in = data.expires_in.as_ref().or(envelope.expires_in.as_ref());
         Answer {
-            access_token: data
-                .access_token
-                .or(envelope.access_token)
-                .map(Secret::into_exposed),
-            refresh_token: data
-                .refresh_token
-                .or(envelope.refresh_token)
-                .map(Secret::into_exposed),
+            access_token: data.access_token.or(envelope.access_token),
+            refresh_token: data.refresh_token.or(envelope.refresh_token),
             token_type: data.token_type.or(envelope.token_type),
             expiry: match expires_in {
                 Some(Seconds::Int64(seconds)) => ExpiryHint::Seconds(*seconds),

@@ -2,61 +2,74 @@
 //! expired or invalid.
 
 use chrono::Utc;
-use refresh_misa_cukcuk::Secret;
-use refresh_misa_cukcuk::types::RefreshParam;
+use refresh_misa_cukcuk::error_codes::error_type;
+use refresh_misa_cukcuk::operations::REFRESH_TOKEN;
+use refresh_misa_cukcuk::types::{BranchResult, RefreshParam};
 
 use super::{Answer, send};
-use crate::config::{ConfigError, MisaCukcukConfig, base_url, required};
-use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError};
+use crate::config::{ConfigError, base_url, required};
+use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
 use crate::grant::RefreshGrant;
-use crate::token::{MisaCukcukExtras, TokenSet, VendorExtras};
-use crate::vendor::Vendor;
+use crate::token::{TokenSet, VendorExtras};
+use crate::vendor::{RefreshWindow, Vendor};
 
 const VENDOR: Vendor = Vendor::MisaCukcuk;
 
-/// The v2 values are not published; these are the v1 API's, which the v2 envelope shares.
-const ERROR_TYPES: CodeTable = CodeTable {
+/// MISA documents no refresh-token lifetime.
+pub(crate) const REFRESH_WINDOW: RefreshWindow =
+    RefreshWindow::WhileRefreshTokenLives { lifetime: None };
+
+/// What each documented code means for a caller. The codes are the v1 API's: the v2 page publishes none.
+pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
-    field: "ErrorType",
     codes: &[
-        ("1", InvalidRequest, "null or empty parameter"),
-        (
-            "2",
-            CredentialsRejected,
-            "restaurant (company) code does not exist",
-        ),
-        ("3", CredentialsRejected, "AppID does not exist"),
-        (
-            "4",
-            ReauthorizationRequired,
-            "invalid or timed-out signature",
-        ),
-        ("5", InvalidRequest, "page size over 100"),
-        ("6", InvalidRequest, "invalid datetime"),
-        ("7", Transient, "CukCuk connection lost"),
-        ("100", Transient, "internal Graph API error"),
-        (
-            "102",
-            Transient,
-            "a request of the same type is already in progress",
-        ),
+        (error_type::NULL_OR_EMPTY_PARAMETER, InvalidRequest),
+        (error_type::COMPANY_CODE_NOT_FOUND, CredentialsRejected),
+        (error_type::APP_ID_NOT_FOUND, CredentialsRejected),
+        (error_type::INVALID_SIGNATURE, ReauthorizationRequired),
+        (error_type::PAGE_SIZE_OVER_100, InvalidRequest),
+        (error_type::INVALID_DATETIME, InvalidRequest),
+        (error_type::CUKCUK_CONNECTION_LOST, Transient),
+        (error_type::INTERNAL_ERROR, Transient),
+        (error_type::SAME_REQUEST_IN_PROGRESS, Transient),
     ],
+    statuses: &[(401, ReauthorizationRequired)],
     undocumented: InvalidRequest,
 };
 
-const HTTP_STATUSES: CodeTable = CodeTable {
-    vendor: VENDOR,
-    field: "HTTP status",
-    codes: &[(
-        "401",
-        ReauthorizationRequired,
-        "the token is expired or invalid",
-    )],
-    undocumented: MalformedResponse,
-};
+/// MISA CukCuk: the company (restaurant) code the tokens belong to.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[non_exhaustive]
+pub struct MisaCukcukConfig {
+    pub base_url: Option<String>,
+    pub company_code: String,
+}
 
-pub(crate) const CODE_TABLES: &[CodeTable] = &[ERROR_TYPES, HTTP_STATUSES];
+impl MisaCukcukConfig {
+    pub fn new(company_code: impl Into<String>) -> Self {
+        MisaCukcukConfig {
+            base_url: None,
+            company_code: company_code.into(),
+        }
+    }
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+}
+
+/// What MISA CukCuk says besides the tokens.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct MisaCukcukExtras {
+    pub app_id: Option<String>,
+    /// The company (restaurant chain) the token is for, from the configuration.
+    pub company_code: String,
+    pub branches: Vec<BranchResult>,
+    pub main_currency: Option<String>,
+    pub request_timeout: Option<i32>,
+}
 
 #[derive(Clone, Debug)]
 pub(crate) struct Adapter {
@@ -85,31 +98,44 @@ impl Adapter {
         let redactor = Redactor::new(grant.secrets());
         let body = RefreshParam {
             company_code: self.config.company_code.clone(),
-            refresh_token: grant.refresh_token.expose_secret().into(),
+            refresh_token: grant.refresh_token.clone(),
         };
         let sent_at = Utc::now();
         let call = self.client.refresh_token().body(body).send();
-        let decoded = refresh_misa_cukcuk::decoded_statuses("refresh_token");
-        let (status, envelope) = send(VENDOR, decoded, &redactor, call, |status, ()| {
-            HTTP_STATUSES.error(&status.to_string(), None, status, &redactor)
+        let (status, envelope) = send(VENDOR, &REFRESH_TOKEN, &redactor, call, |status, ()| {
+            CODE_KINDS.status_error(&REFRESH_TOKEN, status)
         })
         .await?;
 
         if !envelope.success {
             let code = envelope
                 .error_type
-                .map_or_else(|| "(none)".to_owned(), |t| t.to_string());
-            return Err(ERROR_TYPES.error(
-                &code,
-                envelope.error_message.as_deref(),
-                status,
-                &redactor,
-            ));
+                .map(|t| t.to_string())
+                .filter(|code| !error_type::FIELD.is_success(code));
+            let message = envelope.error_message.as_deref();
+            let error = match code {
+                Some(code) => {
+                    let said = Said {
+                        status,
+                        message,
+                        request_id: None,
+                        redactor: &redactor,
+                    };
+                    CODE_KINDS.code_error(&error_type::FIELD, &code, &said)
+                }
+                None => {
+                    let detail = "the answer says `Success: false` and no `ErrorType` says why";
+                    RefreshError::new(VENDOR, CODE_KINDS.undocumented, detail)
+                        .with_status(status)
+                        .with_vendor_message(message, &redactor)
+                }
+            };
+            return Err(error);
         }
         let data = envelope.data.unwrap_or_default();
         Answer {
-            access_token: data.access_token.map(Secret::into_exposed),
-            refresh_token: data.refresh_token.map(Secret::into_exposed),
+            access_token: data.access_token,
+            refresh_token: data.refresh_token,
             token_type: data.token_type,
             expiry: data
                 .expire_date

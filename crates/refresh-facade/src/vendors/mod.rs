@@ -1,5 +1,5 @@
-//! One adapter per vendor: it calls the vendor's generated client and says what the answer means. Everything
-//! the adapters share (turning an answer into a [`TokenSet`], error mapping) lives here and in `error.rs`.
+//! One file per vendor: its configuration, extras, refresh window, kind map and adapter. What the adapters
+//! share (sending a generated client's call, turning an answer into a [`TokenSet`]) lives here.
 
 #[cfg(feature = "ekuaibao")]
 pub(crate) mod ekuaibao;
@@ -16,22 +16,65 @@ use std::future::Future;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use progenitor_client::{Error as ClientError, ResponseValue};
+use refresh_runtime::{CodeField, Operation, Secret};
 
-use crate::error::{
-    CodeTable, DocumentedCode, ErrorKind, Redactor, RefreshError, from_client_error,
-};
+use crate::error::{CodeKinds, ErrorKind, Redactor, RefreshError, from_client_error};
 use crate::expiry::{ExpiryHint, resolve};
 use crate::grant::RefreshGrant;
-use crate::secret::SecretToken;
 use crate::token::{Rotation, TokenSet, VendorExtras};
 use crate::vendor::{RefreshWindow, Vendor};
 
-/// Awaits a generated client's call: the answer's HTTP status and decoded body, or the [`RefreshError`] for
-/// anything else. `decoded` are the statuses the operation decodes (the generated `decoded_statuses`);
-/// `documented_error` reads the answers the spec documents for error statuses.
+/// Every compiled vendor's kind map, with the code fields its spec documents.
+pub(crate) const CODE_KINDS: &[(&CodeKinds, &[CodeField])] = &[
+    #[cfg(feature = "isolarcloud")]
+    (
+        &isolarcloud::CODE_KINDS,
+        refresh_isolarcloud::error_codes::ALL,
+    ),
+    #[cfg(feature = "sugon-ac")]
+    (&sugon_ac::CODE_KINDS, refresh_sugon_ac::error_codes::ALL),
+    #[cfg(feature = "misa-cukcuk")]
+    (
+        &misa_cukcuk::CODE_KINDS,
+        refresh_misa_cukcuk::error_codes::ALL,
+    ),
+    #[cfg(feature = "wechat-open")]
+    (
+        &wechat_open::CODE_KINDS,
+        refresh_wechat_open::error_codes::ALL,
+    ),
+    #[cfg(feature = "ekuaibao")]
+    (&ekuaibao::CODE_KINDS, refresh_ekuaibao::error_codes::ALL),
+];
+
+/// Every compiled vendor's refresh window.
+const REFRESH_WINDOWS: &[(Vendor, RefreshWindow)] = &[
+    #[cfg(feature = "isolarcloud")]
+    (Vendor::ISolarCloud, isolarcloud::REFRESH_WINDOW),
+    #[cfg(feature = "sugon-ac")]
+    (Vendor::SugonAc, sugon_ac::REFRESH_WINDOW),
+    #[cfg(feature = "misa-cukcuk")]
+    (Vendor::MisaCukcuk, misa_cukcuk::REFRESH_WINDOW),
+    #[cfg(feature = "wechat-open")]
+    (Vendor::WechatOpen, wechat_open::REFRESH_WINDOW),
+    #[cfg(feature = "ekuaibao")]
+    (Vendor::Ekuaibao, ekuaibao::REFRESH_WINDOW),
+];
+
+/// The refresh window of `vendor`, if its feature is compiled in.
+pub(crate) fn refresh_window(vendor: Vendor) -> Option<RefreshWindow> {
+    REFRESH_WINDOWS
+        .iter()
+        .find(|(v, _)| *v == vendor)
+        .map(|(_, window)| *window)
+}
+
+/// Awaits a generated client's call of `operation`: the answer's HTTP status and decoded body, or the
+/// [`RefreshError`] for anything else. `documented_error` reads the answers the spec documents for error
+/// statuses (for a spec that documents them without a body: `|status, ()| CODE_KINDS.status_error(…)`).
 pub(crate) async fn send<T, E>(
     vendor: Vendor,
-    decoded: &[u16],
+    operation: &Operation,
     redactor: &Redactor<'_>,
     call: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
     documented_error: impl FnOnce(u16, E) -> RefreshError,
@@ -40,7 +83,7 @@ pub(crate) async fn send<T, E>(
         Ok(answer) => Ok((answer.status().as_u16(), answer.into_inner())),
         Err(error) => Err(from_client_error(
             vendor,
-            decoded,
+            operation,
             error,
             redactor,
             documented_error,
@@ -48,23 +91,10 @@ pub(crate) async fn send<T, E>(
     }
 }
 
-/// For operations whose spec documents no error answer: progenitor then never produces one.
-#[cfg(any(feature = "isolarcloud", feature = "sugon-ac", feature = "wechat-open"))]
-pub(crate) fn no_documented_error(vendor: Vendor) -> impl FnOnce(u16, ()) -> RefreshError {
-    move |status, ()| {
-        RefreshError::new(
-            vendor,
-            ErrorKind::MalformedResponse,
-            "an error answer the spec does not document",
-        )
-        .with_status(status)
-    }
-}
-
 /// What a vendor answered, before normalization.
 pub(crate) struct Answer<'a> {
-    pub access_token: Option<String>,
-    pub refresh_token: Option<String>,
+    pub access_token: Option<Secret>,
+    pub refresh_token: Option<Secret>,
     pub token_type: Option<String>,
     pub expiry: ExpiryHint<'a>,
     pub extras: VendorExtras,
@@ -81,7 +111,7 @@ impl Answer<'_> {
         status: u16,
     ) -> Result<TokenSet, RefreshError> {
         let access_token = match self.access_token {
-            Some(token) if !token.trim().is_empty() => SecretToken::new(token),
+            Some(token) if !token.is_blank() => token,
             _ => {
                 let detail = "the answer carries neither an access token nor an error code";
                 return Err(
@@ -90,26 +120,26 @@ impl Answer<'_> {
                 );
             }
         };
-        let (refresh_token, rotation) = match self.refresh_token.filter(|t| !t.trim().is_empty()) {
-            Some(new) if new == grant.refresh_token.expose_secret() => {
-                (SecretToken::new(new), Rotation::Unchanged)
-            }
-            Some(new) => (SecretToken::new(new), Rotation::Rotated),
+        let (refresh_token, rotation) = match self.refresh_token.filter(|t| !t.is_blank()) {
+            Some(new) if new == grant.refresh_token => (new, Rotation::Unchanged),
+            Some(new) => (new, Rotation::Rotated),
             None => (grant.refresh_token.clone(), Rotation::CarriedOver),
         };
         let (expires_at, expiry_source) = resolve(self.expiry, sent_at);
         let refreshable_until = match vendor.refresh_window() {
-            RefreshWindow::UntilAccessTokenExpiry => Some(expires_at),
-            RefreshWindow::AfterAccessTokenExpiry { grace } => TimeDelta::from_std(grace)
+            Some(RefreshWindow::UntilAccessTokenExpiry) => Some(expires_at),
+            Some(RefreshWindow::AfterAccessTokenExpiry { grace }) => TimeDelta::from_std(grace)
                 .ok()
                 .and_then(|grace| expires_at.checked_add_signed(grace)),
-            RefreshWindow::WhileRefreshTokenLives {
+            Some(RefreshWindow::WhileRefreshTokenLives {
                 lifetime: Some(lifetime),
-            } if rotation == Rotation::Rotated => TimeDelta::from_std(lifetime)
+            }) if rotation == Rotation::Rotated => TimeDelta::from_std(lifetime)
                 .ok()
                 .and_then(|lifetime| sent_at.checked_add_signed(lifetime)),
-            RefreshWindow::WhileRefreshTokenLives { lifetime: Some(_) } => grant.refreshable_until,
-            RefreshWindow::WhileRefreshTokenLives { lifetime: None } => None,
+            Some(RefreshWindow::WhileRefreshTokenLives { lifetime: Some(_) }) => {
+                grant.refreshable_until
+            }
+            Some(RefreshWindow::WhileRefreshTokenLives { lifetime: None }) | None => None,
         };
         Ok(TokenSet {
             vendor,
@@ -126,23 +156,51 @@ impl Answer<'_> {
     }
 }
 
-/// Every documented error code of every vendor compiled in, with the kind it maps to.
-pub fn documented_error_codes() -> Vec<DocumentedCode> {
-    let tables: Vec<&[CodeTable]> = vec![
-        #[cfg(feature = "isolarcloud")]
-        isolarcloud::CODE_TABLES,
-        #[cfg(feature = "sugon-ac")]
-        sugon_ac::CODE_TABLES,
-        #[cfg(feature = "misa-cukcuk")]
-        misa_cukcuk::CODE_TABLES,
-        #[cfg(feature = "wechat-open")]
-        wechat_open::CODE_TABLES,
-        #[cfg(feature = "ekuaibao")]
-        ekuaibao::CODE_TABLES,
-    ];
-    tables
-        .into_iter()
-        .flatten()
-        .flat_map(CodeTable::documented)
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A spec code without a kind fails here: every code a compiled vendor documents has one.
+    #[test]
+    fn every_documented_code_has_a_kind() {
+        let mut missing = Vec::new();
+        for (kinds, fields) in CODE_KINDS {
+            for field in *fields {
+                for code in field.codes {
+                    if kinds.kind_of(code).is_none() {
+                        missing.push(format!("{} {} {}", kinds.vendor, field.path, code.name));
+                    }
+                }
+            }
+            for (code, _) in kinds.codes {
+                assert!(
+                    fields.iter().any(|f| f.codes.contains(code)),
+                    "{}: the kind map names {} of another vendor",
+                    kinds.vendor,
+                    code.name
+                );
+            }
+        }
+        assert!(missing.is_empty(), "codes without a kind: {missing:?}");
+    }
+
+    /// The facade keeps no undocumented-code kind that would send a caller to log in again on a guess.
+    #[test]
+    fn an_undocumented_code_never_asks_for_a_new_login() {
+        for (kinds, _) in CODE_KINDS {
+            assert_ne!(
+                kinds.undocumented,
+                ErrorKind::ReauthorizationRequired,
+                "{}",
+                kinds.vendor
+            );
+        }
+    }
+
+    #[test]
+    fn every_compiled_vendor_has_a_refresh_window() {
+        for (kinds, _) in CODE_KINDS {
+            assert!(refresh_window(kinds.vendor).is_some(), "{}", kinds.vendor);
+        }
+    }
 }

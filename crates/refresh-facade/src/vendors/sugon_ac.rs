@@ -1,40 +1,82 @@
 //! Sugon / SCNet AC: the token renews itself (`token` header); the new one comes back in `data` (documented as
 //! an array, sent as a string) or `token`. Its expiry is the JWT's `expireTime` claim.
 
+use std::time::Duration;
+
 use base64::Engine;
 use chrono::Utc;
-use refresh_sugon_ac::Secret;
-use refresh_sugon_ac::types::{ClusterId, TokenData};
+use refresh_runtime::Secret;
+use refresh_sugon_ac::error_codes::code;
+use refresh_sugon_ac::operations::RENEW_TOKEN;
+use refresh_sugon_ac::types::{ClusterId, ClusterToken, TokenData};
 
-use super::{Answer, no_documented_error, send};
-use crate::config::{ConfigError, SugonAcConfig, base_url};
-use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError};
+use super::{Answer, send};
+use crate::config::{ConfigError, base_url};
+use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
 use crate::grant::RefreshGrant;
-use crate::token::{SugonAcClaims, TokenSet, VendorExtras};
-use crate::vendor::Vendor;
+use crate::token::{TokenSet, VendorExtras};
+use crate::vendor::{RefreshWindow, Vendor};
 
 const VENDOR: Vendor = Vendor::SugonAc;
 
-const CODES: CodeTable = CodeTable {
+/// "Once a token has been expired for 24 hours it can no longer be renewed."
+pub(crate) const REFRESH_WINDOW: RefreshWindow = RefreshWindow::AfterAccessTokenExpiry {
+    grace: Duration::from_secs(24 * 60 * 60),
+};
+
+/// What each documented code means for a caller.
+pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
-    field: "code",
     codes: &[
-        ("10001", Transient, "internal error"),
-        ("10003", InvalidRequest, "parameters incomplete"),
+        (code::INTERNAL_ERROR, Transient),
+        (code::PARAMETERS_INCOMPLETE, InvalidRequest),
         // The token is a renewal's only parameter: an invalid parameter is an invalid, or too old, token.
-        ("10004", ReauthorizationRequired, "invalid parameter"),
-        ("10008", CredentialsRejected, "insufficient permission"),
-        (
-            "10009",
-            CredentialsRejected,
-            "no permission to access the interface",
-        ),
+        (code::INVALID_PARAMETER, ReauthorizationRequired),
+        (code::INSUFFICIENT_PERMISSION, CredentialsRejected),
+        (code::NO_INTERFACE_PERMISSION, CredentialsRejected),
     ],
+    statuses: &[],
     undocumented: InvalidRequest,
 };
 
-pub(crate) const CODE_TABLES: &[CodeTable] = &[CODES];
+/// Sugon / SCNet AC: the token renews itself; only the host is configured.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[non_exhaustive]
+pub struct SugonAcConfig {
+    /// Defaults to SCNet's public host; deployments have their own.
+    pub base_url: Option<String>,
+}
+
+impl SugonAcConfig {
+    pub fn new() -> Self {
+        SugonAcConfig::default()
+    }
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+}
+
+/// The claims of a Sugon AC token (a JWT), read without verifying its signature (the key is the vendor's).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct SugonAcClaims {
+    pub compute_user: Option<String>,
+    pub account_status: Option<String>,
+    pub creator: Option<String>,
+    pub role: Option<String>,
+    /// Milliseconds since the epoch, as a string.
+    pub expire_time: Option<String>,
+    pub cluster_id: Option<String>,
+    pub invoker: Option<String>,
+    pub user: Option<String>,
+    pub user_id: Option<String>,
+    /// Claims not listed above.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
 
 #[derive(Clone, Debug)]
 pub(crate) struct Adapter {
@@ -58,20 +100,21 @@ impl Adapter {
         let old_token = grant.refresh_token.expose_secret();
         let sent_at = Utc::now();
         let call = self.client.renew_token().token(old_token).send();
-        let decoded = refresh_sugon_ac::decoded_statuses("renew_token");
-        let (status, envelope) = send(
-            VENDOR,
-            decoded,
-            &redactor,
-            call,
-            no_documented_error(VENDOR),
-        )
+        let (status, envelope) = send(VENDOR, &RENEW_TOKEN, &redactor, call, |status, ()| {
+            CODE_KINDS.status_error(&RENEW_TOKEN, status)
+        })
         .await?;
 
         match envelope.code.as_deref() {
-            Some("0") => {}
-            Some(code) => {
-                return Err(CODES.error(code, envelope.msg.as_deref(), status, &redactor));
+            Some(sent) if code::FIELD.is_success(sent) => {}
+            Some(sent) => {
+                let said = Said {
+                    status,
+                    message: envelope.msg.as_deref(),
+                    request_id: None,
+                    redactor: &redactor,
+                };
+                return Err(CODE_KINDS.code_error(&code::FIELD, sent, &said));
             }
             None => {
                 let detail = "the answer has no `code`";
@@ -81,21 +124,21 @@ impl Adapter {
             }
         }
         let old_cluster = claims(old_token).and_then(|c| c.cluster_id);
-        let new_token = envelope
-            .token
-            .map(Secret::into_exposed)
-            .or(match envelope.data {
-                Some(TokenData::Token(token)) => Some(token.into_exposed()),
-                Some(TokenData::Array(regions)) => pick_region(regions, old_cluster.as_deref()),
-                None => None,
-            });
+        let new_token = envelope.token.or(match envelope.data {
+            Some(TokenData::Token(token)) => Some(token),
+            Some(TokenData::Array(regions)) => pick_region(regions, old_cluster.as_deref()),
+            None => None,
+        });
         if let Some(token) = &new_token
-            && token.split('.').count() != 3
+            && token.expose_secret().split('.').count() != 3
         {
             let detail = "the renewal answered with something that is not a token (a JWT)";
             return Err(RefreshError::new(VENDOR, MalformedResponse, detail).with_status(status));
         }
-        let claims = new_token.as_deref().and_then(claims).unwrap_or_default();
+        let claims = new_token
+            .as_ref()
+            .and_then(|t| claims(t.expose_secret()))
+            .unwrap_or_default();
         let expire_time = claims.expire_time.clone();
         Answer {
             access_token: new_token.clone(),
@@ -112,23 +155,17 @@ impl Adapter {
 }
 
 /// The region list form of `data`: the token of the old token's region, else the first token.
-fn pick_region(
-    regions: Vec<refresh_sugon_ac::types::ClusterToken>,
-    cluster: Option<&str>,
-) -> Option<String> {
-    let same_region =
-        |region: &refresh_sugon_ac::types::ClusterToken| match (&region.cluster_id, cluster) {
-            (Some(ClusterId::String(id)), Some(cluster)) => id.as_str() == cluster,
-            (Some(ClusterId::Int64(id)), Some(cluster)) => id.to_string() == cluster,
-            _ => false,
-        };
+fn pick_region(regions: Vec<ClusterToken>, cluster: Option<&str>) -> Option<Secret> {
+    let same_region = |region: &ClusterToken| match (&region.cluster_id, cluster) {
+        (Some(ClusterId::String(id)), Some(cluster)) => id.as_str() == cluster,
+        (Some(ClusterId::Int64(id)), Some(cluster)) => id.to_string() == cluster,
+        _ => false,
+    };
     let chosen = regions
         .iter()
         .find(|r| same_region(r) && r.token.is_some())
         .or(regions.iter().find(|r| r.token.is_some()));
-    chosen
-        .and_then(|r| r.token.clone())
-        .map(Secret::into_exposed)
+    chosen.and_then(|r| r.token.clone())
 }
 
 /// The JWT's payload claims, read without verifying the signature (the key is the vendor's).
@@ -164,5 +201,26 @@ mod tests {
         for token in ["", "a.b", "a.!!!.c", "a.bm90IGpzb24.c"] {
             assert!(claims(token).is_none(), "{token}");
         }
+    }
+
+    #[test]
+    fn the_region_of_the_old_token_is_preferred_then_the_first_with_a_token() {
+        let region = |id: ClusterId, token: Option<&str>| ClusterToken {
+            cluster_id: Some(id),
+            cluster_name: None,
+            token: token.map(Secret::from),
+        };
+        let regions = vec![
+            region(ClusterId::String("0".into()), Some("platform")),
+            region(ClusterId::Int64(11112), Some("regional")),
+            region(ClusterId::String("777".into()), None),
+        ];
+        let pick =
+            |cluster| pick_region(regions.clone(), cluster).map(|t| t.expose_secret().to_owned());
+        assert_eq!(pick(Some("11112")).as_deref(), Some("regional"));
+        assert_eq!(pick(Some("0")).as_deref(), Some("platform"));
+        assert_eq!(pick(Some("777")).as_deref(), Some("platform"), "suspended");
+        assert_eq!(pick(None).as_deref(), Some("platform"));
+        assert_eq!(pick_region(Vec::new(), Some("0")), None);
     }
 }

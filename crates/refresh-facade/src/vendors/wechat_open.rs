@@ -1,59 +1,88 @@
-//! WeChat Open Platform: `api_authorizer_token`; errors come with HTTP 200 as `errcode`/`errmsg`.
+//! WeChat Open Platform: `api_authorizer_token`; errors come with HTTP 200 as `errcode`/`errmsg`, and the
+//! `errmsg` ends with the request id (`rid: …`).
 
 use chrono::Utc;
-use refresh_wechat_open::Secret;
-use refresh_wechat_open::types::AuthorizerTokenRequest;
+use refresh_runtime::Secret;
+use refresh_wechat_open::error_codes::errcode;
+use refresh_wechat_open::operations::REFRESH_AUTHORIZER_TOKEN;
+use refresh_wechat_open::types::{AuthorizerTokenRequest, FuncInfo};
 
-use super::{Answer, no_documented_error, send};
-use crate::config::{ConfigError, WechatOpenConfig, base_url, required};
-use crate::error::{CodeTable, ErrorKind::*, Redactor, RefreshError};
+use super::{Answer, send};
+use crate::config::{ConfigError, base_url, required};
+use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
 use crate::grant::RefreshGrant;
-use crate::token::{TokenSet, VendorExtras, WechatOpenExtras};
-use crate::vendor::Vendor;
+use crate::token::{TokenSet, VendorExtras};
+use crate::vendor::{RefreshWindow, Vendor};
 
 const VENDOR: Vendor = Vendor::WechatOpen;
 
-const ERRCODES: CodeTable = CodeTable {
+/// The authorizer refresh token lives until the user authorizes again: no timer.
+pub(crate) const REFRESH_WINDOW: RefreshWindow =
+    RefreshWindow::WhileRefreshTokenLives { lifetime: None };
+
+/// What each documented code means for a caller.
+pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
-    field: "errcode",
     codes: &[
-        ("-1", Transient, "system busy, retry later"),
-        (
-            "40001",
-            CredentialsRejected,
-            "invalid credential: the component access token is invalid or not the latest",
-        ),
-        ("40013", CredentialsRejected, "invalid appid"),
-        (
-            "40014",
-            CredentialsRejected,
-            "invalid access token (the component access token)",
-        ),
-        ("40029", InvalidRequest, "invalid code"),
-        (
-            "42001",
-            CredentialsRejected,
-            "access token expired (the component access token: renew it)",
-        ),
-        ("42002", ReauthorizationRequired, "refresh token expired"),
-        ("45009", Transient, "rate limit"),
-        (
-            "61003",
-            ReauthorizationRequired,
-            "the account is not authorized to the platform",
-        ),
-        (
-            "61007",
-            CredentialsRejected,
-            "API not authorized to the platform",
-        ),
-        ("61023", ReauthorizationRequired, "invalid refresh token"),
+        (errcode::SYSTEM_BUSY, Transient),
+        // 40001, 40014 and 42001 are about the platform's component access token: renew it.
+        (errcode::INVALID_CREDENTIAL, CredentialsRejected),
+        (errcode::INVALID_APPID, CredentialsRejected),
+        (errcode::INVALID_ACCESS_TOKEN, CredentialsRejected),
+        (errcode::INVALID_CODE, InvalidRequest),
+        (errcode::ACCESS_TOKEN_EXPIRED, CredentialsRejected),
+        (errcode::REFRESH_TOKEN_EXPIRED, ReauthorizationRequired),
+        (errcode::RATE_LIMITED, Transient),
+        (errcode::ACCOUNT_NOT_AUTHORIZED, ReauthorizationRequired),
+        (errcode::API_NOT_AUTHORIZED, CredentialsRejected),
+        (errcode::INVALID_REFRESH_TOKEN, ReauthorizationRequired),
     ],
+    statuses: &[],
     undocumented: InvalidRequest,
 };
 
-pub(crate) const CODE_TABLES: &[CodeTable] = &[ERRCODES];
+/// WeChat Open Platform: the platform's appid and its current component access token, and the authorizer
+/// (Official Account or Mini Program) whose tokens are refreshed.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[non_exhaustive]
+pub struct WechatOpenConfig {
+    pub base_url: Option<String>,
+    pub component_appid: String,
+    /// The platform's own token (2 hours). Errors 40001/40014/42001 mean it must be renewed: they come back as
+    /// [`crate::ErrorKind::CredentialsRejected`].
+    pub component_access_token: Secret,
+    pub authorizer_appid: String,
+}
+
+impl WechatOpenConfig {
+    pub fn new(
+        component_appid: impl Into<String>,
+        component_access_token: impl Into<Secret>,
+        authorizer_appid: impl Into<String>,
+    ) -> Self {
+        WechatOpenConfig {
+            base_url: None,
+            component_appid: component_appid.into(),
+            component_access_token: component_access_token.into(),
+            authorizer_appid: authorizer_appid.into(),
+        }
+    }
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+}
+
+/// What WeChat says besides the tokens.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WechatOpenExtras {
+    pub authorizer_appid: String,
+    /// The permission sets the authorizer granted. Only the authorization exchange (`api_query_auth`) reports
+    /// them; a refresh does not, so this is `None` after a refresh.
+    pub granted_permissions: Option<Vec<FuncInfo>>,
+}
 
 #[derive(Clone, Debug)]
 pub(crate) struct Adapter {
@@ -93,7 +122,7 @@ impl Adapter {
         let body = AuthorizerTokenRequest {
             component_appid: self.config.component_appid.clone(),
             authorizer_appid: self.config.authorizer_appid.clone(),
-            authorizer_refresh_token: grant.refresh_token.expose_secret().into(),
+            authorizer_refresh_token: grant.refresh_token.clone(),
         };
         let sent_at = Utc::now();
         let call = self
@@ -102,27 +131,30 @@ impl Adapter {
             .component_access_token(self.config.component_access_token.expose_secret())
             .body(body)
             .send();
-        let decoded = refresh_wechat_open::decoded_statuses("refresh_authorizer_token");
         let (status, tokens) = send(
             VENDOR,
-            decoded,
+            &REFRESH_AUTHORIZER_TOKEN,
             &redactor,
             call,
-            no_documented_error(VENDOR),
+            |status, ()| CODE_KINDS.status_error(&REFRESH_AUTHORIZER_TOKEN, status),
         )
         .await?;
 
-        if let Some(code) = tokens.errcode.filter(|code| *code != 0) {
-            return Err(ERRCODES.error(
-                &code.to_string(),
-                tokens.errmsg.as_deref(),
+        if let Some(code) = tokens.errcode.map(|c| c.to_string())
+            && !errcode::FIELD.is_success(&code)
+        {
+            let message = tokens.errmsg.as_deref();
+            let said = Said {
                 status,
-                &redactor,
-            ));
+                message,
+                request_id: message.and_then(request_id),
+                redactor: &redactor,
+            };
+            return Err(CODE_KINDS.code_error(&errcode::FIELD, &code, &said));
         }
         Answer {
-            access_token: tokens.authorizer_access_token.map(Secret::into_exposed),
-            refresh_token: tokens.authorizer_refresh_token.map(Secret::into_exposed),
+            access_token: tokens.authorizer_access_token,
+            refresh_token: tokens.authorizer_refresh_token,
             token_type: None,
             expiry: tokens
                 .expires_in
@@ -133,5 +165,29 @@ impl Adapter {
             }),
         }
         .into_token_set(VENDOR, grant, sent_at, status)
+    }
+}
+
+/// The request id WeChat appends to `errmsg` (`"invalid credential … rid: 6571f2a1-0b1c2d3e-4f5a6b7c"`).
+fn request_id(errmsg: &str) -> Option<&str> {
+    let (_, after) = errmsg.rsplit_once("rid:")?;
+    after.split_whitespace().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_id_is_read_from_the_end_of_errmsg() {
+        assert_eq!(
+            request_id(
+                "invalid credential, access_token is invalid or not latest rid: 6571f2a1-0b1c2d3e-4f5a6b7c"
+            ),
+            Some("6571f2a1-0b1c2d3e-4f5a6b7c")
+        );
+        assert_eq!(request_id("rid:abc-1 "), Some("abc-1"));
+        assert_eq!(request_id("invalid refresh token"), None);
+        assert_eq!(request_id("ends with rid:"), None);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State as Extract};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
@@ -27,7 +27,7 @@ const ACCESS_LIFETIME: TimeDelta = TimeDelta::hours(2);
 const PLAIN_REFRESH_LIFETIME: TimeDelta = TimeDelta::days(32);
 
 #[derive(Debug, Default)]
-pub(crate) struct State {
+pub(crate) struct Ledger {
     access: Tokens,
     refresh: Tokens,
     /// refresh token → the access token issued with it.
@@ -50,11 +50,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 pub(crate) fn login(shared: &Shared) -> crate::Login {
     let now = shared.clock.now();
     let (access_token, refresh_token) = issue_pair(shared, now, now + ACCESS_LIFETIME);
-    crate::Login {
-        access_token,
-        refresh_token,
-        component_access_token: None,
-    }
+    crate::Login::new(access_token, refresh_token)
 }
 
 fn failure(status: StatusCode, error_code: i64, message: &str) -> Response {
@@ -72,7 +68,7 @@ fn bad_parameter(message: &str) -> Response {
     failure(StatusCode::OK, 400, message)
 }
 
-async fn get_access_token(Extract(shared): Extract<Arc<Shared>>, body: Bytes) -> Response {
+async fn get_access_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let body = json_body(&body);
     if field(&body, "appKey") != Some(EKUAIBAO_APP_KEY)
         || field(&body, "appSecurity") != Some(EKUAIBAO_APP_SECURITY)
@@ -84,21 +80,21 @@ async fn get_access_token(Extract(shared): Extract<Arc<Shared>>, body: Bytes) ->
 }
 
 async fn plain_refresh(
-    shared: Extract<Arc<Shared>>,
+    shared: State<Arc<Shared>>,
     query: Query<HashMap<String, String>>,
 ) -> Response {
     refresh(shared, query, false).await
 }
 
 async fn refresh_with_validity(
-    shared: Extract<Arc<Shared>>,
+    shared: State<Arc<Shared>>,
     query: Query<HashMap<String, String>>,
 ) -> Response {
     refresh(shared, query, true).await
 }
 
 async fn refresh(
-    Extract(shared): Extract<Arc<Shared>>,
+    State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
     with_validity: bool,
 ) -> Response {
@@ -124,8 +120,8 @@ async fn refresh(
     shared.record_refresh(Emulator::Ekuaibao, refresh);
     let now = shared.clock.now();
     {
-        let mut vendors = shared.vendors();
-        let state = &mut vendors.ekuaibao;
+        let mut ledgers = shared.ledgers();
+        let state = &mut ledgers.ekuaibao;
         let paired = state.pairs.get(refresh.as_str()) == Some(access);
         // "If accessToken has already expired it cannot be refreshed."
         if !paired
@@ -156,8 +152,8 @@ fn issue(shared: &Shared, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Resp
 fn issue_pair(shared: &Shared, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> (String, String) {
     let token = || format!("ID_{}:{EKUAIBAO_CORPORATION_ID}", &random_hex()[..11]);
     let (access, refresh) = (token(), token());
-    let mut vendors = shared.vendors();
-    let state = &mut vendors.ekuaibao;
+    let mut ledgers = shared.ledgers();
+    let state = &mut ledgers.ekuaibao;
     state.access.insert(
         access.clone(),
         now,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State as Extract;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
@@ -23,7 +23,7 @@ const ACCESS_LIFETIME_SECONDS: i64 = 172_799;
 const REFRESH_LIFETIME_SECONDS: i64 = 30 * 24 * 3600;
 
 #[derive(Debug, Default)]
-pub(crate) struct State {
+pub(crate) struct Ledger {
     access: Tokens,
     refresh: Tokens,
     codes: Tokens,
@@ -38,7 +38,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 pub(crate) fn new_authorization_code(shared: &Shared) -> String {
     let now = shared.clock.now();
     shared
-        .vendors()
+        .ledgers()
         .isolarcloud
         .codes
         .issue("", now, Some(seconds(600)), "user")
@@ -46,12 +46,8 @@ pub(crate) fn new_authorization_code(shared: &Shared) -> String {
 
 pub(crate) fn login(shared: &Shared) -> crate::Login {
     let now = shared.clock.now();
-    let (access_token, refresh_token) = issue(&mut shared.vendors().isolarcloud, now);
-    crate::Login {
-        access_token,
-        refresh_token,
-        component_access_token: None,
-    }
+    let (access_token, refresh_token) = issue(&mut shared.ledgers().isolarcloud, now);
+    crate::Login::new(access_token, refresh_token)
 }
 
 fn envelope(result_code: &str, result_msg: &str, result_data: Option<Value>) -> Response {
@@ -73,11 +69,7 @@ fn gateway(headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-async fn refresh(
-    Extract(shared): Extract<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn refresh(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(refused) = gateway(&headers) {
         return refused;
     }
@@ -92,8 +84,8 @@ async fn refresh(
     };
     shared.record_refresh(Emulator::ISolarCloud, old);
     let now = shared.clock.now();
-    let mut vendors = shared.vendors();
-    let state = &mut vendors.isolarcloud;
+    let mut ledgers = shared.ledgers();
+    let state = &mut ledgers.isolarcloud;
     match state.refresh.check(old, now) {
         Ok(_) => {}
         Err(Refusal::Expired) => return refused("-2"),
@@ -114,11 +106,7 @@ async fn refresh(
     )
 }
 
-async fn exchange(
-    Extract(shared): Extract<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn exchange(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(refused) = gateway(&headers) {
         return refused;
     }
@@ -130,8 +118,8 @@ async fn exchange(
         return envelope("4", "invalid client", None);
     }
     let now = shared.clock.now();
-    let mut vendors = shared.vendors();
-    let state = &mut vendors.isolarcloud;
+    let mut ledgers = shared.ledgers();
+    let state = &mut ledgers.isolarcloud;
     let code = field(&body, "code").unwrap_or_default();
     if state.codes.check(code, now).is_err() {
         return envelope("2", "invalid code", None);
@@ -155,7 +143,7 @@ async fn exchange(
     )
 }
 
-fn issue(state: &mut State, now: chrono::DateTime<chrono::Utc>) -> (String, String) {
+fn issue(state: &mut Ledger, now: chrono::DateTime<chrono::Utc>) -> (String, String) {
     let access = uuid_like();
     state.access.insert(
         access.clone(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State as Extract;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -24,7 +24,7 @@ const ACCESS_LIFETIME_SECONDS: i64 = 8 * 3600;
 const REFRESH_LIFETIME_SECONDS: i64 = 30 * 24 * 3600;
 
 #[derive(Debug, Default)]
-pub(crate) struct State {
+pub(crate) struct Ledger {
     refresh: Tokens,
 }
 
@@ -32,17 +32,17 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new().route("/Authen/v2/RefreshToken", post(refresh))
 }
 
-/// Stands in for the undocumented v2 login: `(access token, refresh token)` for `company_code`.
-pub(crate) fn login(shared: &Shared, company_code: &str) -> (String, String) {
+/// Stands in for the undocumented v2 login: tokens for `company_code`.
+pub(crate) fn login(shared: &Shared, company_code: &str) -> crate::Login {
     let now = shared.clock.now();
     let access = uuid_like();
-    let refresh = shared.vendors().misa_cukcuk.refresh.issue(
+    let refresh = shared.ledgers().misa_cukcuk.refresh.issue(
         "",
         now,
         Some(seconds(REFRESH_LIFETIME_SECONDS)),
         company_code,
     );
-    (access, refresh)
+    crate::Login::new(access, refresh)
 }
 
 fn failure(error_type: i64, message: &str) -> Response {
@@ -52,7 +52,7 @@ fn failure(error_type: i64, message: &str) -> Response {
     )
 }
 
-async fn refresh(Extract(shared): Extract<Arc<Shared>>, body: Bytes) -> Response {
+async fn refresh(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let body = json_body(&body);
     let (Some(company), Some(old)) = (field(&body, "CompanyCode"), field(&body, "RefreshToken"))
     else {
@@ -64,8 +64,8 @@ async fn refresh(Extract(shared): Extract<Arc<Shared>>, body: Bytes) -> Response
     }
     let now = shared.clock.now();
     let refresh = {
-        let mut vendors = shared.vendors();
-        let tokens = &mut vendors.misa_cukcuk.refresh;
+        let mut ledgers = shared.ledgers();
+        let tokens = &mut ledgers.misa_cukcuk.refresh;
         match tokens.check(old, now) {
             Ok(issued) if issued.subject == company => {}
             _ => return StatusCode::UNAUTHORIZED.into_response(),

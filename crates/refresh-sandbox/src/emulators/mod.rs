@@ -17,14 +17,14 @@ use serde_json::Value;
 
 use crate::{Emulator, Shared};
 
-/// Every emulator's state.
+/// What every emulator issued (tokens, codes), each in its own ledger.
 #[derive(Debug, Default)]
-pub(crate) struct State {
-    pub isolarcloud: isolarcloud::State,
-    pub sugon_ac: sugon_ac::State,
-    pub misa_cukcuk: misa_cukcuk::State,
-    pub wechat_open: wechat_open::State,
-    pub ekuaibao: ekuaibao::State,
+pub(crate) struct Ledgers {
+    pub isolarcloud: isolarcloud::Ledger,
+    pub sugon_ac: sugon_ac::Ledger,
+    pub misa_cukcuk: misa_cukcuk::Ledger,
+    pub wechat_open: wechat_open::Ledger,
+    pub ekuaibao: ekuaibao::Ledger,
 }
 
 pub(crate) fn router(emulator: Emulator, shared: Arc<Shared>) -> Router {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State as Extract;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -25,7 +25,7 @@ const TOKEN_LIFETIME_SECONDS: i64 = 2 * 3600;
 const RENEWAL_GRACE: TimeDelta = TimeDelta::hours(24);
 
 #[derive(Debug, Default)]
-pub(crate) struct State {
+pub(crate) struct Ledger {
     tokens: Tokens,
 }
 
@@ -38,11 +38,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 
 pub(crate) fn login(shared: &Shared) -> crate::Login {
     let token = issue(shared, SUGON_USER);
-    crate::Login {
-        access_token: token.clone(),
-        refresh_token: token,
-        component_access_token: None,
-    }
+    crate::Login::new(token.clone(), token)
 }
 
 fn failure(code: &str, msg: &str) -> Response {
@@ -57,7 +53,7 @@ fn invalid() -> Response {
     failure("10004", "参数无效")
 }
 
-async fn get_tokens(Extract(shared): Extract<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn get_tokens(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let (Some(user), Some(password), Some(org)) = (
         header(&headers, "user"),
         header(&headers, "password"),
@@ -75,15 +71,15 @@ async fn get_tokens(Extract(shared): Extract<Arc<Shared>>, headers: HeaderMap) -
     )
 }
 
-async fn renew(Extract(shared): Extract<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn renew(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let Some(old) = header(&headers, "token") else {
         return incomplete();
     };
     shared.record_refresh(Emulator::SugonAc, old);
     let now = shared.clock.now();
     let user = {
-        let mut vendors = shared.vendors();
-        let tokens = &mut vendors.sugon_ac.tokens;
+        let mut ledgers = shared.ledgers();
+        let tokens = &mut ledgers.sugon_ac.tokens;
         let renewable = tokens.get(old).is_some_and(|t| {
             !t.spent
                 && t.expires_at
@@ -107,12 +103,12 @@ async fn renew(Extract(shared): Extract<Arc<Shared>>, headers: HeaderMap) -> Res
     )
 }
 
-async fn token_state(Extract(shared): Extract<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn token_state(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let Some(token) = header(&headers, "token") else {
         return incomplete();
     };
     let now = shared.clock.now();
-    if shared.vendors().sugon_ac.tokens.check(token, now).is_err() {
+    if shared.ledgers().sugon_ac.tokens.check(token, now).is_err() {
         return invalid();
     }
     json(
@@ -124,7 +120,7 @@ async fn token_state(Extract(shared): Extract<Arc<Shared>>, headers: HeaderMap) 
 fn issue(shared: &Shared, user: &str) -> String {
     let now = shared.clock.now();
     let token = jwt(user, now + seconds(TOKEN_LIFETIME_SECONDS));
-    shared.vendors().sugon_ac.tokens.insert(
+    shared.ledgers().sugon_ac.tokens.insert(
         token.clone(),
         now,
         Some(seconds(TOKEN_LIFETIME_SECONDS)),

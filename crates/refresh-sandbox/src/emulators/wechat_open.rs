@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State as Extract};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 const TOKEN_LIFETIME_SECONDS: i64 = 7200;
 
 #[derive(Debug, Default)]
-pub(crate) struct State {
+pub(crate) struct Ledger {
     component: Tokens,
     access: Tokens,
     refresh: Tokens,
@@ -49,7 +49,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 
 pub(crate) fn new_authorization_code(shared: &Shared) -> String {
     let now = shared.clock.now();
-    shared.vendors().wechat_open.codes.issue(
+    shared.ledgers().wechat_open.codes.issue(
         "queryauthcode@@@",
         now,
         Some(seconds(3600)),
@@ -57,21 +57,21 @@ pub(crate) fn new_authorization_code(shared: &Shared) -> String {
     )
 }
 
+/// The wire name of the platform's own token, which an authorizer refresh carries.
+pub(crate) const COMPONENT_ACCESS_TOKEN: &str = "component_access_token";
+
 pub(crate) fn login(shared: &Shared) -> crate::Login {
     let now = shared.clock.now();
-    let mut vendors = shared.vendors();
-    let state = &mut vendors.wechat_open;
+    let mut ledgers = shared.ledgers();
+    let state = &mut ledgers.wechat_open;
     let component = issue_component_token(state, now);
     let (access_token, refresh_token) = authorize(state, now);
-    crate::Login {
-        access_token,
-        refresh_token,
-        component_access_token: Some(component),
-    }
+    crate::Login::new(access_token, refresh_token)
+        .with_credential(COMPONENT_ACCESS_TOKEN, component)
 }
 
 /// A component access token for the platform.
-fn issue_component_token(state: &mut State, now: DateTime<Utc>) -> String {
+fn issue_component_token(state: &mut Ledger, now: DateTime<Utc>) -> String {
     let lifetime = Some(seconds(TOKEN_LIFETIME_SECONDS));
     state
         .component
@@ -79,7 +79,7 @@ fn issue_component_token(state: &mut State, now: DateTime<Utc>) -> String {
 }
 
 /// A new authorizer access token.
-fn issue_authorizer_access(state: &mut State, now: DateTime<Utc>) -> String {
+fn issue_authorizer_access(state: &mut Ledger, now: DateTime<Utc>) -> String {
     let lifetime = Some(seconds(TOKEN_LIFETIME_SECONDS));
     state
         .access
@@ -88,7 +88,7 @@ fn issue_authorizer_access(state: &mut State, now: DateTime<Utc>) -> String {
 
 /// The authorizer's tokens after it authorized the platform: `(access token, refresh token)`. The refresh token
 /// has no timer: it lives until the user authorizes again.
-fn authorize(state: &mut State, now: DateTime<Utc>) -> (String, String) {
+fn authorize(state: &mut Ledger, now: DateTime<Utc>) -> (String, String) {
     let access = issue_authorizer_access(state, now);
     let refresh = state
         .refresh
@@ -99,7 +99,7 @@ fn authorize(state: &mut State, now: DateTime<Utc>) -> (String, String) {
 /// The checks every call on an authorizer's behalf starts with: the platform's component token (query
 /// string) and its appid (body).
 fn check_platform(
-    state: &State,
+    state: &Ledger,
     query: &HashMap<String, String>,
     body: &Value,
     now: DateTime<Utc>,
@@ -120,7 +120,7 @@ fn error(errcode: i64, errmsg: &str) -> Response {
 
 /// The platform's component token from the query string, checked.
 fn check_component_token(
-    state: &State,
+    state: &Ledger,
     query: &HashMap<String, String>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Response> {
@@ -137,7 +137,7 @@ fn check_component_token(
     }
 }
 
-async fn component_token(Extract(shared): Extract<Arc<Shared>>, body: Bytes) -> Response {
+async fn component_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let body = json_body(&body);
     if field(&body, "component_appid") != Some(WECHAT_COMPONENT_APPID) {
         return error(40013, "invalid appid");
@@ -151,7 +151,7 @@ async fn component_token(Extract(shared): Extract<Arc<Shared>>, body: Bytes) -> 
         );
     }
     let now = shared.clock.now();
-    let token = issue_component_token(&mut shared.vendors().wechat_open, now);
+    let token = issue_component_token(&mut shared.ledgers().wechat_open, now);
     json(
         StatusCode::OK,
         json!({"component_access_token": token, "expires_in": TOKEN_LIFETIME_SECONDS}),
@@ -159,14 +159,14 @@ async fn component_token(Extract(shared): Extract<Arc<Shared>>, body: Bytes) -> 
 }
 
 async fn query_auth(
-    Extract(shared): Extract<Arc<Shared>>,
+    State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
     let body = json_body(&body);
     let now = shared.clock.now();
-    let mut vendors = shared.vendors();
-    let state = &mut vendors.wechat_open;
+    let mut ledgers = shared.ledgers();
+    let state = &mut ledgers.wechat_open;
     if let Some(refused) = check_platform(state, &query, &body, now) {
         return refused;
     }
@@ -189,7 +189,7 @@ async fn query_auth(
 }
 
 async fn authorizer_token(
-    Extract(shared): Extract<Arc<Shared>>,
+    State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
@@ -198,8 +198,8 @@ async fn authorizer_token(
     if let Some(presented) = field(&body, "authorizer_refresh_token") {
         shared.record_refresh(Emulator::WechatOpen, presented);
     }
-    let mut vendors = shared.vendors();
-    let state = &mut vendors.wechat_open;
+    let mut ledgers = shared.ledgers();
+    let state = &mut ledgers.wechat_open;
     if let Some(refused) = check_platform(state, &query, &body, now) {
         return refused;
     }

@@ -1,0 +1,244 @@
+//! Our reading of the vendors' error codes: each vendor's kind map (`CODE_KINDS` in `vendors/<vendor>.rs`)
+//! gives every code its spec documents an [`ErrorKind`].
+//!
+//! The codes and their meanings are wire facts, generated from the specs into the vendor crates
+//! (`error_codes::<field>::<NAME>`); a kind map names them by those constants, so it cannot drift from the spec.
+//! `cargo xtask codegen` reads the kind maps to write ERROR_CODES.md, so they keep one literal shape.
+
+use refresh_runtime::{CodeField, ErrorCode, Operation};
+
+use super::{ErrorKind, Redactor, RefreshError};
+use crate::vendor::Vendor;
+
+/// How the facade reads one vendor's answers: a kind for every code the vendor documents, for the HTTP error
+/// statuses its spec documents (when such an answer carries no code), and for codes it does not document.
+pub(crate) struct CodeKinds {
+    pub(crate) vendor: Vendor,
+    pub(crate) codes: &'static [(ErrorCode, ErrorKind)],
+    pub(crate) statuses: &'static [(u16, ErrorKind)],
+    pub(crate) undocumented: ErrorKind,
+}
+
+impl CodeKinds {
+    /// The kind of a documented code, if the map has one.
+    pub(crate) fn kind_of(&self, code: &ErrorCode) -> Option<ErrorKind> {
+        self.codes
+            .iter()
+            .find(|(known, _)| known == code)
+            .map(|(_, kind)| *kind)
+    }
+
+    /// The error for `code`, sent by the vendor in `field` with what else it `said`: the kind of a documented
+    /// code, or the vendor's undocumented-code kind. The vendor's code is kept as it was sent; its message and
+    /// request id are scrubbed of the request's secrets.
+    pub(crate) fn code_error(
+        &self,
+        field: &CodeField,
+        code: &str,
+        said: &Said<'_>,
+    ) -> RefreshError {
+        let (kind, detail) = match field.find(code) {
+            Some(documented) => (
+                self.kind_of(documented).unwrap_or(self.undocumented),
+                format!("{} {}: {}", field.path, documented.code, documented.meaning),
+            ),
+            None => (
+                self.undocumented,
+                format!(
+                    "{} {}, a code the vendor does not document",
+                    field.path,
+                    code.trim()
+                ),
+            ),
+        };
+        RefreshError::new(self.vendor, kind, detail)
+            .with_status(said.status)
+            .with_vendor_code(code.trim())
+            .with_vendor_message(said.message, said.redactor)
+            .with_request_id(said.request_id.map(|id| said.redactor.redact(id)))
+    }
+
+    /// The error for an answer with a documented HTTP error `status` of `operation` that carries no code.
+    pub(crate) fn status_error(&self, operation: &Operation, status: u16) -> RefreshError {
+        let kind = self
+            .statuses
+            .iter()
+            .find(|(known, _)| *known == status)
+            .map_or(ErrorKind::MalformedResponse, |(_, kind)| *kind);
+        let detail = match operation.documented(status) {
+            Some(documented) => format!("HTTP {status}: {}", documented.description),
+            None => format!("HTTP {status}, a status the vendor does not document here"),
+        };
+        RefreshError::new(self.vendor, kind, detail).with_status(status)
+    }
+
+    /// Every documented code of `fields` that the map gives a kind, as [`DocumentedCode`]s.
+    pub(crate) fn documented<'a>(
+        &'a self,
+        fields: &'a [CodeField],
+    ) -> impl Iterator<Item = DocumentedCode> + 'a {
+        fields.iter().flat_map(move |field| {
+            field.codes.iter().filter_map(move |code| {
+                Some(DocumentedCode {
+                    vendor: self.vendor,
+                    field: field.path,
+                    code: code.code,
+                    kind: self.kind_of(code)?,
+                    meaning: code.meaning,
+                })
+            })
+        })
+    }
+}
+
+/// What a vendor's answer said besides its error code.
+pub(crate) struct Said<'a> {
+    pub(crate) status: u16,
+    pub(crate) message: Option<&'a str>,
+    pub(crate) request_id: Option<&'a str>,
+    /// Scrubs the request's secrets from the message and the request id.
+    pub(crate) redactor: &'a Redactor<'a>,
+}
+
+/// One documented vendor error code and what it means for the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DocumentedCode {
+    pub vendor: Vendor,
+    /// Where the vendor puts the code in its answer (`result_data.code`, `errcode`, …).
+    pub field: &'static str,
+    pub code: &'static str,
+    pub kind: ErrorKind,
+    /// The vendor's documented meaning.
+    pub meaning: &'static str,
+}
+
+/// Every documented error code of every vendor compiled in, with the kind it maps to.
+pub fn documented_error_codes() -> Vec<DocumentedCode> {
+    crate::vendors::CODE_KINDS
+        .iter()
+        .flat_map(|(kinds, fields)| kinds.documented(fields).collect::<Vec<_>>())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use refresh_runtime::DocumentedStatus;
+
+    use super::*;
+
+    const BUSY: ErrorCode = ErrorCode {
+        field: "errcode",
+        code: "-1",
+        name: "SYSTEM_BUSY",
+        meaning: "system busy",
+    };
+    const UNMAPPED: ErrorCode = ErrorCode {
+        field: "errcode",
+        code: "7",
+        name: "UNMAPPED",
+        meaning: "a code the map forgot",
+    };
+    const ERRCODE: CodeField = CodeField {
+        path: "errcode",
+        success: Some("0"),
+        codes: &[BUSY, UNMAPPED],
+    };
+    const KINDS: CodeKinds = CodeKinds {
+        vendor: Vendor::WechatOpen,
+        codes: &[(BUSY, ErrorKind::Transient)],
+        statuses: &[(401, ErrorKind::ReauthorizationRequired)],
+        undocumented: ErrorKind::InvalidRequest,
+    };
+    const REFRESH: Operation = Operation {
+        id: "refresh",
+        method: "POST",
+        path: "/refresh",
+        statuses: &[DocumentedStatus {
+            status: 401,
+            decoded: false,
+            description: "The token is expired.",
+        }],
+        empty_body_content_type: None,
+    };
+
+    static NO_SECRETS: Redactor<'static> = Redactor::none();
+
+    fn said(message: Option<&'static str>, request_id: Option<&'static str>) -> Said<'static> {
+        Said {
+            status: 200,
+            message,
+            request_id,
+            redactor: &NO_SECRETS,
+        }
+    }
+
+    #[test]
+    fn a_documented_code_gets_its_kind_and_meaning() {
+        let error = KINDS.code_error(&ERRCODE, " -1", &said(Some("busy"), Some("rid-1")));
+        assert_eq!(error.kind(), ErrorKind::Transient);
+        assert_eq!(error.detail(), "errcode -1: system busy");
+        assert_eq!(error.vendor_code(), Some("-1"));
+        assert_eq!(error.http_status(), Some(200));
+        assert_eq!(error.vendor(), Vendor::WechatOpen);
+        assert_eq!(error.vendor_message(), Some("busy"));
+        assert_eq!(error.request_id(), Some("rid-1"));
+    }
+
+    #[test]
+    fn the_message_and_the_request_id_are_scrubbed_of_secrets() {
+        let redactor = Redactor::new(["secret-token-1"]);
+        let said = Said {
+            status: 200,
+            message: Some("bad token secret-token-1"),
+            request_id: Some("secret-token-1"),
+            redactor: &redactor,
+        };
+        let error = KINDS.code_error(&ERRCODE, "-1", &said);
+        assert_eq!(error.vendor_message(), Some("bad token [redacted]"));
+        assert_eq!(error.request_id(), Some("[redacted]"));
+    }
+
+    #[test]
+    fn an_undocumented_code_keeps_its_code_and_gets_the_undocumented_kind() {
+        let error = KINDS.code_error(&ERRCODE, "99999", &said(None, None));
+        assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+        assert_eq!(
+            error.detail(),
+            "errcode 99999, a code the vendor does not document"
+        );
+        assert_eq!(error.vendor_code(), Some("99999"));
+        let unmapped = KINDS.code_error(&ERRCODE, "7", &said(None, None));
+        assert_eq!(unmapped.kind(), ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn documented_statuses_are_read_with_the_spec_description() {
+        let error = KINDS.status_error(&REFRESH, 401);
+        assert_eq!(error.kind(), ErrorKind::ReauthorizationRequired);
+        assert_eq!(error.detail(), "HTTP 401: The token is expired.");
+        assert_eq!(error.http_status(), Some(401));
+        assert_eq!(error.vendor_code(), None, "a status is not a vendor code");
+        let other = KINDS.status_error(&REFRESH, 409);
+        assert_eq!(other.kind(), ErrorKind::MalformedResponse);
+        assert_eq!(
+            other.detail(),
+            "HTTP 409, a status the vendor does not document here"
+        );
+    }
+
+    #[test]
+    fn only_mapped_codes_are_listed_as_documented() {
+        let listed: Vec<DocumentedCode> = KINDS.documented(&[ERRCODE]).collect();
+        assert_eq!(
+            listed,
+            [DocumentedCode {
+                vendor: Vendor::WechatOpen,
+                field: "errcode",
+                code: "-1",
+                kind: ErrorKind::Transient,
+                meaning: "system busy",
+            }]
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! Vendor error codes, read from `x-error-codes` on the fields of the answers that carry them.
+//!
+//! The extension sits on the property schema of the field (iSolarCloud's `result_data.code`, WeChat's `errcode`):
+//!
+//! ```yaml
+//! code:
+//!   type: string
+//!   x-error-codes:
+//!     success: "1"                   # the value that means no error, where the vendor sends one
+//!     codes:
+//!       - { code: "2", name: NO_AUTHORIZATION_INFORMATION, meaning: no authorization information }
+//! ```
+//!
+//! The field's JSON path (`result_data.code`) is found by walking every operation's response schemas, so it is
+//! written once, by the schema's own structure.
+
+use serde_yaml::Value;
+
+/// The extension's key.
+pub const EXTENSION: &str = "x-error-codes";
+
+/// A field of a vendor's answers that carries error codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeField {
+    /// The JSON path of the field in the answer (`result_data.code`).
+    pub path: String,
+    pub success: Option<String>,
+    pub codes: Vec<Code>,
+}
+
+/// One documented code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Code {
+    /// As the vendor sends it, as text.
+    pub code: String,
+    /// The generated constant's name.
+    pub name: String,
+    pub meaning: String,
+}
+
+impl CodeField {
+    /// The name of the generated module of this field (`result_data.code` → `result_data_code`).
+    pub fn module_name(&self) -> String {
+        snake_case(&self.path)
+    }
+}
+
+/// Every field carrying error codes in the answers of the spec's operations, in the order the spec first
+/// reaches them; or every problem with the extension, located in the spec.
+pub fn read(spec: &Value) -> Result<Vec<CodeField>, Vec<String>> {
+    let mut reader = Reader {
+        spec,
+        fields: Vec::new(),
+        reached: Vec::new(),
+        problems: Vec::new(),
+    };
+    let paths = spec.get("paths").and_then(Value::as_mapping);
+    for (_, item) in paths.into_iter().flatten() {
+        for (_, operation) in item.as_mapping().into_iter().flatten() {
+            let responses = operation.get("responses").and_then(Value::as_mapping);
+            for (_, response) in responses.into_iter().flatten() {
+                let response = reader.resolve(response, "#/components/responses/");
+                let content = response
+                    .and_then(|r| r.get("content"))
+                    .and_then(Value::as_mapping);
+                for (_, media) in content.into_iter().flatten() {
+                    if let Some(schema) = media.get("schema") {
+                        reader.walk(schema, "", &mut Vec::new());
+                    }
+                }
+            }
+        }
+    }
+    let mut unreached = Vec::new();
+    find_unreached(spec, "", &reader.reached, &mut unreached);
+    reader.problems.extend(unreached.into_iter().map(|at| {
+        format!("{at}.{EXTENSION}: not on a field of any operation's answer (no response schema reaches it)")
+    }));
+    if reader.problems.is_empty() {
+        Ok(reader.fields)
+    } else {
+        Err(reader.problems)
+    }
+}
+
+struct Reader<'a> {
+    spec: &'a Value,
+    fields: Vec<CodeField>,
+    /// The extension values reached, by address, to find the ones no answer reaches.
+    reached: Vec<*const Value>,
+    problems: Vec<String>,
+}
+
+impl<'a> Reader<'a> {
+    /// `value`, or what its `$ref` under `prefix` names.
+    fn resolve(&mut self, value: &'a Value, prefix: &str) -> Option<&'a Value> {
+        let Some(reference) = value.get("$ref").and_then(Value::as_str) else {
+            return Some(value);
+        };
+        let name = reference.strip_prefix(prefix)?;
+        let section = prefix
+            .trim_start_matches("#/components/")
+            .trim_end_matches('/');
+        self.spec.get("components")?.get(section)?.get(name)
+    }
+
+    /// Walks `schema`, which sits at JSON `path`, recording every field that carries the extension.
+    fn walk(&mut self, schema: &'a Value, path: &str, visiting: &mut Vec<String>) {
+        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+            if visiting.iter().any(|r| r == reference) {
+                return;
+            }
+            visiting.push(reference.to_owned());
+            if let Some(resolved) = self.resolve(schema, "#/components/schemas/") {
+                self.walk(resolved, path, visiting);
+            }
+            visiting.pop();
+            return;
+        }
+        for combinator in ["allOf", "oneOf", "anyOf"] {
+            for part in schema
+                .get(combinator)
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                self.walk(part, path, visiting);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            self.walk(items, &format!("{path}[]"), visiting);
+        }
+        let properties = schema.get("properties").and_then(Value::as_mapping);
+        for (name, property) in properties.into_iter().flatten() {
+            let name = name.as_str().unwrap_or("?");
+            let child = if path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            };
+            if let Some(extension) = property.get(EXTENSION) {
+                self.reached.push(extension);
+                self.record(&child, extension);
+            }
+            self.walk(property, &child, visiting);
+        }
+    }
+
+    fn record(&mut self, path: &str, extension: &Value) {
+        let at = format!("{EXTENSION} of `{path}`");
+        let Some(field) = parse(path, extension, &at, &mut self.problems) else {
+            return;
+        };
+        match self.fields.iter().find(|f| f.path == field.path) {
+            Some(known) if *known != field => self.problems.push(format!(
+                "{at}: two schemas give this field different codes; write them once"
+            )),
+            Some(_) => {}
+            None => self.fields.push(field),
+        }
+    }
+}
+
+fn parse(path: &str, extension: &Value, at: &str, problems: &mut Vec<String>) -> Option<CodeField> {
+    let before = problems.len();
+    let Some(map) = extension.as_mapping() else {
+        problems.push(format!(
+            "{at} must be a mapping with `codes` (and optionally `success`)"
+        ));
+        return None;
+    };
+    for key in map.keys() {
+        if !matches!(key.as_str(), Some("codes" | "success")) {
+            let key = key.as_str().unwrap_or("?");
+            problems.push(format!("{at}: unknown key {key:?} (known: codes, success)"));
+        }
+    }
+    let success = match extension.get("success") {
+        None => None,
+        Some(value) => scalar(value).or_else(|| {
+            problems.push(format!("{at}.success must be a string or a number"));
+            None
+        }),
+    };
+    let mut codes: Vec<Code> = Vec::new();
+    match extension.get("codes").and_then(Value::as_sequence) {
+        Some(entries) if !entries.is_empty() => {
+            for (index, entry) in entries.iter().enumerate() {
+                let at = format!("{at}.codes[{index}]");
+                let code = entry.get("code").and_then(scalar);
+                let name = entry.get("name").and_then(Value::as_str);
+                let meaning = entry.get("meaning").and_then(Value::as_str);
+                let (Some(code), Some(name), Some(meaning)) = (code, name, meaning) else {
+                    problems.push(format!(
+                        "{at} needs `code` (string or number), `name` and `meaning` (strings)"
+                    ));
+                    continue;
+                };
+                if !is_constant_name(name) {
+                    problems.push(format!(
+                        "{at}: name {name:?} must be SCREAMING_SNAKE_CASE (it names a constant)"
+                    ));
+                }
+                if meaning.trim().is_empty() || meaning.contains('\n') || meaning.contains('|') {
+                    problems.push(format!(
+                        "{at}: meaning must be one non-empty line without `|` (it is a table cell)"
+                    ));
+                }
+                if codes.iter().any(|c| c.code == code) {
+                    problems.push(format!("{at}: code {code:?} is listed twice"));
+                }
+                if codes.iter().any(|c| c.name == name) {
+                    problems.push(format!("{at}: name {name} is used twice"));
+                }
+                if success.as_deref() == Some(code.as_str()) {
+                    problems.push(format!("{at}: code {code:?} is the success value"));
+                }
+                codes.push(Code {
+                    code,
+                    name: name.to_owned(),
+                    meaning: meaning.to_owned(),
+                });
+            }
+        }
+        _ => problems.push(format!("{at}.codes must be a non-empty list")),
+    }
+    (problems.len() == before).then(|| CodeField {
+        path: path.to_owned(),
+        success,
+        codes,
+    })
+}
+
+/// Every extension in the document that no answer reaches, by location.
+fn find_unreached(value: &Value, at: &str, reached: &[*const Value], out: &mut Vec<String>) {
+    match value {
+        Value::Mapping(map) => {
+            for (key, child) in map {
+                let key = key.as_str().unwrap_or("?");
+                if key == EXTENSION && !reached.contains(&(child as *const Value)) {
+                    out.push(at.to_owned());
+                }
+                let at = if at.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{at}.{key}")
+                };
+                find_unreached(child, &at, reached, out);
+            }
+        }
+        Value::Sequence(items) => {
+            for (index, child) in items.iter().enumerate() {
+                find_unreached(child, &format!("{at}[{index}]"), reached, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+fn is_constant_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `result_data.code` → `result_data_code`, `ErrorType` → `error_type`, `errorCode` → `error_code`.
+pub fn snake_case(path: &str) -> String {
+    let mut out = String::new();
+    let mut previous_lower = false;
+    for c in path.chars() {
+        if c.is_ascii_uppercase() {
+            if previous_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            previous_lower = false;
+        } else if c.is_ascii_alphanumeric() {
+            out.push(c);
+            previous_lower = true;
+        } else {
+            if !out.ends_with('_') && !out.is_empty() {
+                out.push('_');
+            }
+            previous_lower = false;
+        }
+    }
+    out.trim_end_matches('_').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extension: &str) -> Value {
+        serde_yaml::from_str(&format!(
+            r#"
+paths:
+  /refresh:
+    post:
+      responses:
+        '200':
+          $ref: '#/components/responses/Answer'
+components:
+  responses:
+    Answer:
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Envelope'
+  schemas:
+    Envelope:
+      allOf:
+        - type: object
+          properties:
+            result_data:
+              $ref: '#/components/schemas/Result'
+    Result:
+      type: object
+      properties:
+        code:
+          type: string
+          x-error-codes: {extension}
+        nested:
+          $ref: '#/components/schemas/Result'
+"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_field_is_found_through_refs_and_all_of_with_its_json_path() {
+        let fields = read(&spec(
+            r#"{success: "1", codes: [{code: "2", name: NO_AUTH, meaning: no authorization}, {code: -1, name: FAILED, meaning: failed}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            fields,
+            [CodeField {
+                path: "result_data.code".into(),
+                success: Some("1".into()),
+                codes: vec![
+                    Code {
+                        code: "2".into(),
+                        name: "NO_AUTH".into(),
+                        meaning: "no authorization".into()
+                    },
+                    Code {
+                        code: "-1".into(),
+                        name: "FAILED".into(),
+                        meaning: "failed".into()
+                    },
+                ],
+            }]
+        );
+        assert_eq!(fields[0].module_name(), "result_data_code");
+    }
+
+    #[test]
+    fn malformed_extensions_are_reported_where_they_are() {
+        let problems = read(&spec(
+            r#"{codes: [{code: "2", name: no_auth, meaning: x}, {code: "2", name: OTHER, meaning: "a | b"}, {name: X}], extra: 1}"#,
+        ))
+        .unwrap_err();
+        let text = problems.join("\n");
+        for expected in [
+            "x-error-codes of `result_data.code`: unknown key \"extra\"",
+            "codes[0]: name \"no_auth\" must be SCREAMING_SNAKE_CASE",
+            "codes[1]: meaning must be one non-empty line without `|`",
+            "codes[1]: code \"2\" is listed twice",
+            "codes[2] needs `code` (string or number), `name` and `meaning`",
+        ] {
+            assert!(text.contains(expected), "{expected}\nin:\n{text}");
+        }
+        let empty = read(&spec("{codes: []}")).unwrap_err().join("\n");
+        assert!(empty.contains(".codes must be a non-empty list"), "{empty}");
+        let success = read(&spec(
+            r#"{success: "2", codes: [{code: "2", name: A, meaning: a}]}"#,
+        ))
+        .unwrap_err()
+        .join("\n");
+        assert!(success.contains("is the success value"), "{success}");
+    }
+
+    #[test]
+    fn an_extension_no_answer_reaches_is_reported() {
+        let mut document = spec(r#"{codes: [{code: "2", name: A, meaning: a}]}"#);
+        let unused: Value = serde_yaml::from_str(
+            r#"{type: object, properties: {errcode: {type: integer, x-error-codes: {codes: [{code: 1, name: B, meaning: b}]}}}}"#,
+        )
+        .unwrap();
+        document["components"]["schemas"]
+            .as_mapping_mut()
+            .unwrap()
+            .insert("Unused".into(), unused);
+        let problems = read(&document).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "components.schemas.Unused.properties.errcode.x-error-codes: not on a field of any operation's answer (no response schema reaches it)"
+            ]
+        );
+    }
+
+    #[test]
+    fn field_paths_become_module_names() {
+        for (path, module) in [
+            ("result_data.code", "result_data_code"),
+            ("errcode", "errcode"),
+            ("ErrorType", "error_type"),
+            ("errorCode", "error_code"),
+            ("value.errorCode", "value_error_code"),
+            ("items[].code", "items_code"),
+        ] {
+            assert_eq!(snake_case(path), module, "{path}");
+        }
+    }
+}
