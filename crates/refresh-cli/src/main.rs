@@ -4,6 +4,7 @@
 mod demo;
 mod exit;
 mod once;
+mod output;
 mod sandbox;
 
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 /// Refresh access tokens at vendors whose token APIs are not standard OAuth2.
 #[derive(Debug, Parser)]
-#[command(name = "refresh", version, about, after_help = exit::HELP)]
+#[command(name = "refresh", version, about, after_help = exit::help())]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,7 +31,7 @@ enum Command {
     )]
     Sandbox(sandbox::Args),
     /// Refresh one token and print the new tokens as JSON on stdout (errors as JSON on stderr).
-    #[command(after_help = once::HELP)]
+    #[command(after_help = once::help())]
     Once(once::Args),
 }
 

@@ -6,14 +6,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use refresh_facade::{
-    EkuaibaoConfig, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshError, RefreshGrant,
-    Refresher, SugonAcConfig, TokenSet, Vendor, VendorConfig, WechatOpenConfig,
+    EkuaibaoConfig, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant, Refresher,
+    SugonAcConfig, Vendor, VendorConfig, WechatOpenConfig,
 };
-use serde_json::json;
 
 use crate::exit;
+use crate::output::{self, Failure};
 
-pub const HELP: &str = "\
+/// `refresh once --help`: where secrets come from, and the JSON keys from the tables the code prints.
+pub fn help() -> String {
+    let secrets = "\
 Secrets come from environment variables, or with --stdin from NAME=value lines on standard input; never from
 flags (they would show in shell history and process lists), and they are never printed except the new tokens:
   REFRESH_TOKEN            the refresh token (Sugon AC: the current token)   every vendor
@@ -22,17 +24,27 @@ flags (they would show in shell history and process lists), and they are never p
   COMPONENT_ACCESS_TOKEN   the platform's component access token             wechat-open
 Settings come from flags or the environment: APP_KEY (isolarcloud), COMPANY_CODE (misa-cukcuk),
 COMPONENT_APPID and AUTHORIZER_APPID (wechat-open).
-
-On success, stdout: {\"vendor\",\"access_token\",\"refresh_token\",\"token_type\",\"expires_at\",\"rotated\"}
-(expires_at in RFC 3339, UTC). On failure, stderr: {\"vendor\",\"kind\",\"code\",\"message\",\"retryable\"} and
-the exit code of the kind (see `refresh --help`).
-
+";
+    let examples = "\
 --base-url takes http:// for loopback hosts only (127.0.0.0/8, ::1, localhost) unless --allow-insecure.
 
 Examples:
   REFRESH_TOKEN=eyJhbGciOi... refresh once --vendor sugon-ac --base-url https://www.scnet.cn
   printf 'REFRESH_TOKEN=%s\\nACCESS_TOKEN=%s\\n' \"$RT\" \"$AT\" | refresh once --vendor ekuaibao --stdin --validity-days 7
   APP_SECRET=... REFRESH_TOKEN=... refresh once --vendor isolarcloud --app-key my-app --base-url https://gateway.isolarcloud.eu";
+    format!(
+        "{secrets}\n{}\n{}\n{}\n{examples}",
+        output::help(
+            "On success, one JSON object on stdout:",
+            output::SUCCESS_KEYS
+        ),
+        output::help(
+            "On failure, one JSON object on stderr, and the exit code of its kind:",
+            output::FAILURE_KEYS
+        ),
+        exit::help(),
+    )
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -77,44 +89,25 @@ pub async fn run(args: Args) -> ExitCode {
     let (refresher, grant) = match refresher_and_grant {
         Ok(configured) => configured,
         Err(Misconfigured(message)) => {
-            let error = json!({"vendor": vendor.as_str(), "kind": "configuration", "code": null, "message": message, "retryable": false});
-            eprintln!("{error}");
+            let failure = Failure::configuration(vendor, message);
+            eprintln!("{}", output::to_json(output::FAILURE_KEYS, &failure));
             return exit::code(exit::CONFIGURATION);
         }
     };
     match refresher.refresh(&grant).await {
         Ok(tokens) => {
-            println!("{}", success_json(&tokens));
+            println!("{}", output::to_json(output::SUCCESS_KEYS, &tokens));
             exit::code(exit::SUCCESS)
         }
         Err(error) => {
-            eprintln!("{}", failure_json(&error));
-            exit::code(exit::for_kind(error.kind()))
+            let code = exit::for_kind(error.kind());
+            eprintln!(
+                "{}",
+                output::to_json(output::FAILURE_KEYS, &Failure::from(error))
+            );
+            exit::code(code)
         }
     }
-}
-
-fn success_json(tokens: &TokenSet) -> serde_json::Value {
-    json!({
-        "vendor": tokens.vendor.as_str(),
-        "access_token": tokens.access_token.expose_secret(),
-        "refresh_token": tokens.refresh_token.expose_secret(),
-        "token_type": tokens.token_type,
-        "expires_at": tokens.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "rotated": tokens.rotated(),
-    })
-}
-
-fn failure_json(error: &RefreshError) -> serde_json::Value {
-    json!({
-        "vendor": error.vendor().as_str(),
-        "kind": error.kind().as_str(),
-        "code": error.vendor_code(),
-        "message": error.to_string(),
-        "retryable": error.is_retryable(),
-        "http_status": error.http_status(),
-        "retry_after_secs": error.retry_after().map(|d| d.as_secs()),
-    })
 }
 
 fn configure(args: &Args) -> Result<(Refresher, RefreshGrant), Misconfigured> {
@@ -122,7 +115,6 @@ fn configure(args: &Args) -> Result<(Refresher, RefreshGrant), Misconfigured> {
     if let Some(url) = &args.base_url {
         check_base_url(url, args.allow_insecure)?;
     }
-    let base_url = args.base_url.clone();
     let setting = |value: &Option<String>, name: &str| {
         value.clone().ok_or_else(|| {
             Misconfigured(format!(
@@ -132,42 +124,25 @@ fn configure(args: &Args) -> Result<(Refresher, RefreshGrant), Misconfigured> {
         })
     };
     let config = match args.vendor {
-        Vendor::ISolarCloud => {
-            let mut config = ISolarCloudConfig::new(
-                setting(&args.app_key, "--app-key / APP_KEY")?,
-                secrets.require("APP_SECRET")?,
-            );
-            config.base_url = base_url;
-            VendorConfig::ISolarCloud(config)
-        }
-        Vendor::SugonAc => {
-            let mut config = SugonAcConfig::new();
-            config.base_url = base_url;
-            VendorConfig::SugonAc(config)
-        }
-        Vendor::MisaCukcuk => {
-            let mut config = MisaCukcukConfig::new(setting(
-                &args.company_code,
-                "--company-code / COMPANY_CODE",
-            )?);
-            config.base_url = base_url;
-            VendorConfig::MisaCukcuk(config)
-        }
-        Vendor::WechatOpen => {
-            let mut config = WechatOpenConfig::new(
-                setting(&args.component_appid, "--component-appid / COMPONENT_APPID")?,
-                secrets.require("COMPONENT_ACCESS_TOKEN")?,
-                setting(
-                    &args.authorizer_appid,
-                    "--authorizer-appid / AUTHORIZER_APPID",
-                )?,
-            );
-            config.base_url = base_url;
-            VendorConfig::WechatOpen(config)
-        }
+        Vendor::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
+            setting(&args.app_key, "--app-key / APP_KEY")?,
+            secrets.require("APP_SECRET")?,
+        )),
+        Vendor::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
+        Vendor::MisaCukcuk => VendorConfig::MisaCukcuk(MisaCukcukConfig::new(setting(
+            &args.company_code,
+            "--company-code / COMPANY_CODE",
+        )?)),
+        Vendor::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
+            setting(&args.component_appid, "--component-appid / COMPONENT_APPID")?,
+            secrets.require("COMPONENT_ACCESS_TOKEN")?,
+            setting(
+                &args.authorizer_appid,
+                "--authorizer-appid / AUTHORIZER_APPID",
+            )?,
+        )),
         Vendor::Ekuaibao => {
             let mut config = EkuaibaoConfig::new();
-            config.base_url = base_url;
             config.validity_days = args.validity_days;
             VendorConfig::Ekuaibao(config)
         }
@@ -176,6 +151,10 @@ fn configure(args: &Args) -> Result<(Refresher, RefreshGrant), Misconfigured> {
                 "{other} is not supported by this build"
             )));
         }
+    };
+    let config = match &args.base_url {
+        Some(url) => config.with_base_url(url),
+        None => config,
     };
     let http = HttpOptions::default()
         .with_timeout(Duration::from_secs(args.timeout))

@@ -432,6 +432,51 @@ async fn help_and_version_work_for_every_subcommand() {
     }
 }
 
+/// The keys listed under `title` in `refresh once --help` (until the next blank line).
+fn listed_keys(help: &str, title: &str) -> Vec<String> {
+    let section = help
+        .split("\n\n")
+        .find(|block| block.starts_with(title))
+        .unwrap_or_else(|| panic!("no {title:?} in {help}"));
+    section
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().next().unwrap().to_owned())
+        .collect()
+}
+
+fn keys(object: &Value) -> Vec<String> {
+    object.as_object().unwrap().keys().cloned().collect()
+}
+
+/// `refresh once --help` lists exactly the JSON keys a run prints, success and failure alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn once_help_lists_exactly_the_keys_it_prints() {
+    let help = refresh(&["once", "--help"], &[], None).await.stdout;
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::SugonAc))
+        .await
+        .unwrap();
+    let login = sandbox.login(Emulator::SugonAc);
+    let ok = once(&sandbox, Emulator::SugonAc, &login, &[]).await;
+    let mut success = keys(&ok.json_out());
+    let mut listed = listed_keys(&help, "On success");
+    success.sort();
+    listed.sort();
+    assert_eq!(success, listed, "{help}");
+
+    let refused = once(&sandbox, Emulator::SugonAc, &login, &[]).await;
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    let misconfigured = refresh(&["once", "--vendor", "sugon-ac"], &[], None).await;
+    assert_eq!(misconfigured.code, 3, "{}", misconfigured.stderr);
+    let mut listed = listed_keys(&help, "On failure");
+    listed.sort();
+    for run in [refused, misconfigured] {
+        let mut failure = keys(&run.json_err());
+        failure.sort();
+        assert_eq!(failure, listed, "{}", run.stderr);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_refreshes_at_all_five_vendors() {
     let run = refresh(&["demo"], &[], None).await;

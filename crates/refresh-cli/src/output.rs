@@ -1,0 +1,182 @@
+//! What `refresh once` prints: one table of JSON keys per outcome. The code builds its JSON from these tables
+//! and `refresh once --help` lists them, so the two cannot disagree.
+
+use std::fmt::Write;
+
+use refresh_facade::{RefreshError, TokenSet, Vendor};
+use serde_json::{Map, Value, json};
+
+/// One key of the JSON printed for a `T`: its name, what it holds, and how to read it from a `T`.
+pub struct Key<T> {
+    pub name: &'static str,
+    pub meaning: &'static str,
+    pub value: fn(&T) -> Value,
+}
+
+/// The keys printed on stdout after a refresh.
+pub const SUCCESS_KEYS: &[Key<TokenSet>] = &[
+    Key {
+        name: "vendor",
+        meaning: "the vendor",
+        value: |t| json!(t.vendor.as_str()),
+    },
+    Key {
+        name: "access_token",
+        meaning: "the new access token",
+        value: |t| json!(t.access_token.expose_secret()),
+    },
+    Key {
+        name: "refresh_token",
+        meaning: "the token to refresh with next time (store it before using the access token)",
+        value: |t| json!(t.refresh_token.expose_secret()),
+    },
+    Key {
+        name: "token_type",
+        meaning: "the vendor's token type, or null",
+        value: |t| json!(t.token_type),
+    },
+    Key {
+        name: "expires_at",
+        meaning: "when the access token expires (RFC 3339, UTC)",
+        value: |t| {
+            json!(
+                t.expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            )
+        },
+    },
+    Key {
+        name: "rotated",
+        meaning: "whether the vendor issued a new refresh token",
+        value: |t| json!(t.rotated()),
+    },
+];
+
+/// A failed run of `refresh once`: a refresh error, or a configuration that cannot work.
+pub struct Failure {
+    vendor: Vendor,
+    kind: &'static str,
+    error: Option<RefreshError>,
+    message: String,
+}
+
+impl Failure {
+    /// A configuration that cannot work (no request was sent).
+    pub fn configuration(vendor: Vendor, message: String) -> Self {
+        Failure {
+            vendor,
+            kind: "configuration",
+            error: None,
+            message,
+        }
+    }
+}
+
+impl From<RefreshError> for Failure {
+    fn from(error: RefreshError) -> Self {
+        Failure {
+            vendor: error.vendor(),
+            kind: error.kind().as_str(),
+            message: error.to_string(),
+            error: Some(error),
+        }
+    }
+}
+
+/// The keys printed on stderr after a failure.
+pub const FAILURE_KEYS: &[Key<Failure>] = &[
+    Key {
+        name: "vendor",
+        meaning: "the vendor",
+        value: |f| json!(f.vendor.as_str()),
+    },
+    Key {
+        name: "kind",
+        meaning: "configuration, reauthorization_required, credentials_rejected, invalid_request, transient or malformed_response",
+        value: |f| json!(f.kind),
+    },
+    Key {
+        name: "code",
+        meaning: "the vendor's own error code as it sent it, or null",
+        value: |f| json!(f.error.as_ref().and_then(RefreshError::vendor_code)),
+    },
+    Key {
+        name: "message",
+        meaning: "what went wrong (never a token)",
+        value: |f| json!(f.message),
+    },
+    Key {
+        name: "retryable",
+        meaning: "whether the same refresh may succeed later",
+        value: |f| json!(f.error.as_ref().is_some_and(RefreshError::is_retryable)),
+    },
+    Key {
+        name: "http_status",
+        meaning: "the HTTP status of the vendor's answer, or null",
+        value: |f| json!(f.error.as_ref().and_then(RefreshError::http_status)),
+    },
+    Key {
+        name: "retry_after_secs",
+        meaning: "how long the vendor asked to wait, or null",
+        value: |f| {
+            json!(
+                f.error
+                    .as_ref()
+                    .and_then(|e| e.retry_after())
+                    .map(|d| d.as_secs())
+            )
+        },
+    },
+    Key {
+        name: "request_id",
+        meaning: "the vendor's id of the request, for its support, or null",
+        value: |f| json!(f.error.as_ref().and_then(RefreshError::request_id)),
+    },
+];
+
+/// The JSON object of `value` with `keys`, in their order.
+pub fn to_json<T>(keys: &[Key<T>], value: &T) -> Value {
+    let object: Map<String, Value> = keys
+        .iter()
+        .map(|key| (key.name.to_owned(), (key.value)(value)))
+        .collect();
+    Value::Object(object)
+}
+
+/// The keys as `--help` lists them.
+pub fn help<T>(title: &str, keys: &[Key<T>]) -> String {
+    let mut help = format!("{title}\n");
+    for key in keys {
+        writeln!(help, "  {:<18} {}", key.name, key.meaning).expect("writing to a String");
+    }
+    help
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_failure_has_every_failure_key() {
+        let failure = Failure::configuration(Vendor::Ekuaibao, "no REFRESH_TOKEN".into());
+        let printed = to_json(FAILURE_KEYS, &failure);
+        assert_eq!(
+            printed,
+            json!({"vendor": "ekuaibao", "kind": "configuration", "code": null, "message": "no REFRESH_TOKEN",
+                   "retryable": false, "http_status": null, "retry_after_secs": null, "request_id": null})
+        );
+    }
+
+    #[test]
+    fn help_lists_every_key_with_its_meaning() {
+        let help = help("On failure, stderr:", FAILURE_KEYS);
+        assert!(help.starts_with("On failure, stderr:\n"));
+        for key in FAILURE_KEYS {
+            assert!(
+                help.contains(&format!("  {:<18} {}\n", key.name, key.meaning)),
+                "{help}"
+            );
+        }
+        assert_eq!(help.lines().count(), FAILURE_KEYS.len() + 1);
+    }
+}
