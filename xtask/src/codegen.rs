@@ -486,12 +486,87 @@ mod tests {
             "{error}"
         );
 
+        // A malformed error-code table is located by the field that carries it.
+        let lowercase_name = text.replacen("name: UNAUTHORIZED,", "name: unauthorized,", 1);
+        assert_ne!(lowercase_name, text, "the edit applies");
+        std::fs::write(&spec, lowercase_name).unwrap();
+        let error = run(temp.path(), Mode::Check).unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "specs/ekuaibao.yaml: x-error-codes of `errorCode`.codes[0]: name \"unauthorized\""
+            ),
+            "{error}"
+        );
+
         std::fs::write(&spec, "openapi: 3.0.3\ninfo: [not, a, mapping\n").unwrap();
         let error = run(temp.path(), Mode::Check).unwrap_err().to_string();
         assert!(
             error.starts_with("specs/ekuaibao.yaml: not valid YAML"),
             "{error}"
         );
+    }
+
+    /// ERROR_CODES.md follows the specs (the codes) and the facade's kind maps (the kinds); a hand edit is
+    /// drift that check mode reports, and a spec code without a kind is written as such (the facade's tests
+    /// then fail) instead of blocking the vendor crate's regeneration.
+    #[test]
+    fn error_codes_md_follows_specs_and_kind_maps() {
+        let temp = TempWorkspace::copy_of(&workspace_root());
+        let doc = temp.path().join(ERROR_CODES_DOC);
+        let original = std::fs::read_to_string(&doc).unwrap();
+        let row = "| sugon-ac | code | 10001 | transient | internal error |";
+        assert!(original.contains(row), "{original}");
+
+        std::fs::write(
+            &doc,
+            original.replace(row, "| sugon-ac | code | 10001 | ok | fine |"),
+        )
+        .unwrap();
+        let report = run(temp.path(), Mode::Check).unwrap().to_string();
+        assert!(
+            report.contains("stale crates/refresh-facade/ERROR_CODES.md")
+                && report.contains(&format!("+{row}")),
+            "{report}"
+        );
+
+        let kinds = temp
+            .path()
+            .join("crates/refresh-facade/src/vendors/sugon_ac.rs");
+        let source = std::fs::read_to_string(&kinds).unwrap();
+        let remapped = source.replace(
+            "(code::INTERNAL_ERROR, Transient)",
+            "(code::INTERNAL_ERROR, InvalidRequest)",
+        );
+        assert_ne!(remapped, source, "the kind map names the code");
+        std::fs::write(&kinds, remapped).unwrap();
+        let spec = temp.path().join("specs/sugon-ac.yaml");
+        let text = std::fs::read_to_string(&spec).unwrap();
+        let anchor = "              - { code: \"10009\", name: NO_INTERFACE_PERMISSION, meaning: no permission to access the interface }\n";
+        assert!(text.contains(anchor), "the spec lists 10009");
+        let added = format!(
+            "{anchor}              - {{ code: \"10010\", name: ACCOUNT_LOCKED, meaning: account locked }}\n"
+        );
+        std::fs::write(&spec, text.replace(anchor, &added)).unwrap();
+
+        run(temp.path(), Mode::Write).unwrap();
+        let regenerated = std::fs::read_to_string(&doc).unwrap();
+        assert!(
+            regenerated.contains("| sugon-ac | code | 10001 | invalid_request | internal error |"),
+            "{regenerated}"
+        );
+        assert!(
+            regenerated.contains(
+                "| sugon-ac | code | 10010 | **none** (add it to `CODE_KINDS`) | account locked |"
+            ),
+            "{regenerated}"
+        );
+        let generated =
+            std::fs::read_to_string(temp.path().join("crates/sugon-ac/src/generated.rs")).unwrap();
+        assert!(
+            generated.contains("pub const ACCOUNT_LOCKED: refresh_runtime::ErrorCode"),
+            "the vendor crate gains the code's constant"
+        );
+        assert!(run(temp.path(), Mode::Check).unwrap().is_clean());
     }
 
     /// A copy of the parts of the workspace that codegen reads and writes, in a fresh temporary directory.

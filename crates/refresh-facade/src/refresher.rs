@@ -18,6 +18,7 @@ use crate::vendors;
 /// Refreshes tokens at one vendor, as configured.
 #[derive(Clone, Debug)]
 pub struct Refresher {
+    vendor: Vendor,
     adapter: Adapter,
 }
 
@@ -47,6 +48,7 @@ impl Refresher {
         config: VendorConfig,
         http: reqwest::Client,
     ) -> Result<Self, ConfigError> {
+        let vendor = config.vendor();
         let adapter = match config {
             #[cfg(feature = "isolarcloud")]
             VendorConfig::ISolarCloud(config) => {
@@ -69,22 +71,11 @@ impl Refresher {
                 Adapter::Ekuaibao(vendors::ekuaibao::Adapter::new(config, http)?)
             }
         };
-        Ok(Refresher { adapter })
+        Ok(Refresher { vendor, adapter })
     }
 
     pub fn vendor(&self) -> Vendor {
-        match &self.adapter {
-            #[cfg(feature = "isolarcloud")]
-            Adapter::ISolarCloud(_) => Vendor::ISolarCloud,
-            #[cfg(feature = "sugon-ac")]
-            Adapter::SugonAc(_) => Vendor::SugonAc,
-            #[cfg(feature = "misa-cukcuk")]
-            Adapter::MisaCukcuk(_) => Vendor::MisaCukcuk,
-            #[cfg(feature = "wechat-open")]
-            Adapter::WechatOpen(_) => Vendor::WechatOpen,
-            #[cfg(feature = "ekuaibao")]
-            Adapter::Ekuaibao(_) => Vendor::Ekuaibao,
-        }
+        self.vendor
     }
 
     /// Exchanges `grant` for fresh tokens. Every failure is a [`RefreshError`]; nothing here panics on what a

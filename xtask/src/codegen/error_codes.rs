@@ -138,7 +138,10 @@ impl<'a> Reader<'a> {
             } else {
                 format!("{path}.{name}")
             };
-            if let Some(extension) = property.get(EXTENSION) {
+            // A schema reached through several operations is read once.
+            if let Some(extension) = property.get(EXTENSION)
+                && !self.reached.contains(&(extension as *const Value))
+            {
                 self.reached.push(extension);
                 self.record(&child, extension);
             }
