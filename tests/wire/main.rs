@@ -58,3 +58,40 @@ fn generated_types_redact_tokens_when_printed_but_not_on_the_wire() {
         token
     );
 }
+
+/// The capture host answers only the operation's own method and path: a test that calls another operation
+/// gets a 404 and fails, instead of passing against the wrong endpoint.
+#[tokio::test]
+async fn the_capture_host_serves_only_its_operation() {
+    use refresh_isolarcloud::operations::{EXCHANGE_TOKEN, REFRESH_TOKEN};
+    let host = refresh_wire_tests::capture::operation_host(
+        &REFRESH_TOKEN,
+        wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({})),
+    )
+    .await;
+    let client = refresh_isolarcloud::Client::new(&host.uri());
+    let wrong = client
+        .exchange_token()
+        .x_access_key("k")
+        .body_map(|b| {
+            b.appkey("a")
+                .code("c")
+                .grant_type("authorization_code")
+                .redirect_uri("r")
+        })
+        .send()
+        .await;
+    match wrong {
+        Err(refresh_isolarcloud::Error::UnexpectedResponse(response)) => {
+            assert_eq!(response.status(), 404, "{}", EXCHANGE_TOKEN.path);
+        }
+        other => panic!("another operation must not be served: {other:?}"),
+    }
+    let right = client
+        .refresh_token()
+        .x_access_key("k")
+        .body_map(|b| b.refresh_token("r"))
+        .send()
+        .await;
+    assert!(right.is_ok(), "{right:?}");
+}

@@ -209,3 +209,70 @@ fn only_the_command_line_crate_knows_the_command_line() {
         }
     }
 }
+
+/// What xtask appends to a generated client (after progenitor's code): from this line on.
+const APPENDED_START: &str = "/// Tokens and secrets (`format: password` in the spec)";
+
+/// Shared runtime code is compiled (`refresh-runtime`), never Rust source in a template: what xtask appends to
+/// a generated client is tables and the one `ClientHooks` impl, whose two methods only delegate.
+#[test]
+fn generated_clients_append_only_tables_and_a_delegating_impl() {
+    let root = workspace_root();
+    for vendor in vendors(&root) {
+        let text =
+            std::fs::read_to_string(root.join("crates").join(&vendor).join("src/generated.rs"))
+                .unwrap();
+        let appended = &text[text
+            .find(APPENDED_START)
+            .unwrap_or_else(|| panic!("{vendor}: no appended tables"))..];
+        let code: Vec<&str> = appended
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("//"))
+            .collect();
+        let functions: Vec<&&str> = code.iter().filter(|l| l.contains("fn ")).collect();
+        assert_eq!(
+            functions.len(),
+            2,
+            "{vendor}: only the hooks' pre and exec: {functions:?}"
+        );
+        assert!(functions[0].starts_with("async fn pre<E>("), "{vendor}");
+        assert!(functions[1].starts_with("async fn exec("), "{vendor}");
+        let items: Vec<&&str> = code
+            .iter()
+            .filter(|l| l.starts_with("impl ") || l.contains("struct ") || l.contains("enum "))
+            .collect();
+        assert_eq!(items, [&"impl ClientHooks for Client {"], "{vendor}");
+        assert!(
+            appended.contains("refresh_runtime::hooks::prepare(")
+                && appended.contains("refresh_runtime::hooks::execute("),
+            "{vendor}: the impl delegates to the runtime"
+        );
+    }
+}
+
+/// One vendor's facade rules sit in one file: only `vendors/<vendor>.rs` (and the registry, `vendors/mod.rs`)
+/// names the vendor's generated crate.
+#[test]
+fn each_vendors_facade_rules_sit_in_its_own_file() {
+    let root = workspace_root();
+    let facade = root.join("crates/refresh-facade/src");
+    let mut files = Vec::new();
+    rust_files(&facade, &mut files);
+    for vendor in vendors(&root) {
+        let module = vendor.replace('-', "_");
+        let crate_name = format!("refresh_{module}");
+        let own = facade.join("vendors").join(format!("{module}.rs"));
+        assert!(own.exists(), "{}", own.display());
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            let allowed = *file == own || file.ends_with("vendors/mod.rs");
+            assert!(
+                allowed || !text.contains(&crate_name),
+                "{} names {crate_name}: that vendor's rules belong in {}",
+                file.display(),
+                own.display()
+            );
+        }
+    }
+}

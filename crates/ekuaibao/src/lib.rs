@@ -5,7 +5,8 @@
 //! into one `TokenSet` and one error type.
 //!
 //! Refreshes take their parameters in the query string and rotate both tokens. An expired access token cannot be
-//! refreshed: the answer is `errorCode: 403`, with HTTP 403 ([`Error::ErrorResponse`]) or HTTP 200.
+//! refreshed: the answer is the failure envelope ([`error_codes::error_code::UNAUTHORIZED`]), with HTTP 403
+//! ([`Error::ErrorResponse`]) or HTTP 200.
 //!
 //! ```no_run
 //! use refresh_ekuaibao::Client;

@@ -4,9 +4,9 @@
 //! repository; this file only re-exports them. Most services want `refresh-facade`, which normalizes every vendor
 //! into one `TokenSet` and one error type.
 //!
-//! Every outcome of a refresh comes back with HTTP 200: read `result_data.code` ("1" success, "2" no
-//! authorization information, "-2" refresh token expired, "5" invalid refresh token, …) and `result_code`
-//! (gateway E-codes). `expires_in` may be a number or a string ([`types::Seconds`]).
+//! Every outcome of a refresh comes back with HTTP 200: read `result_data.code` and `result_code` (gateway
+//! E-codes); [`error_codes`] has every documented code and its meaning, [`operations`] every endpoint.
+//! `expires_in` may be a number or a string ([`types::Seconds`]).
 //!
 //! ```no_run
 //! use refresh_isolarcloud::{Client, types::RefreshTokenRequest};
@@ -23,8 +23,12 @@
 //!     .send()
 //!     .await?
 //!     .into_inner();
-//! let refreshed = envelope.result_data.and_then(|data| data.code).as_deref() == Some("1");
-//! # let _ = refreshed;
+//! use refresh_isolarcloud::error_codes::result_data_code;
+//! match envelope.result_data.and_then(|data| data.code) {
+//!     Some(code) if result_data_code::FIELD.is_success(&code) => { /* the new tokens are in result_data */ }
+//!     Some(code) => eprintln!("refused: {:?}", result_data_code::FIELD.find(&code).map(|c| c.meaning)),
+//!     None => eprintln!("no outcome"),
+//! }
 //! # Ok(())
 //! # }
 //! ```

@@ -5,16 +5,17 @@
 //! into one `TokenSet` and one error type.
 //!
 //! The token travels in the `token` header; the renewal answers with the new token in `data` (documented as an
-//! array, sent as a string: [`types::TokenData`]). `code` is "0" on success, 1000x on failure. A token can be
+//! array, sent as a string: [`types::TokenData`]). `code` says the outcome ([`error_codes::code`]). A token can be
 //! renewed until 24 hours after it expired. Tokens are [`Secret`]s: `Debug` and `Display` print `[redacted]`.
 //!
 //! ```no_run
-//! use refresh_sugon_ac::{Client, types::TokenData};
+//! use refresh_sugon_ac::{Client, error_codes::code, types::TokenData};
 //!
 //! # async fn example(old_token: &str) -> Result<(), refresh_sugon_ac::Error> {
 //! let client = Client::new("https://www.scnet.cn");
 //! let envelope = client.renew_token().token(old_token).send().await?.into_inner();
-//! if let (Some("0"), Some(TokenData::Token(new_token))) = (envelope.code.as_deref(), &envelope.data) {
+//! let renewed = envelope.code.as_deref().is_some_and(|c| code::FIELD.is_success(c));
+//! if let (true, Some(TokenData::Token(new_token))) = (renewed, &envelope.data) {
 //!     let header_value = new_token.expose_secret();
 //!     # let _ = header_value;
 //!     // send header_value as the `token` header from now on

@@ -23,9 +23,13 @@
 //!     .send()
 //!     .await?
 //!     .into_inner();
-//! match answer.errcode {
-//!     None | Some(0) => { /* answer.authorizer_access_token, answer.authorizer_refresh_token */ }
-//!     Some(code) => eprintln!("WeChat refused the refresh: errcode {code}"),
+//! use refresh_wechat_open::error_codes::errcode;
+//! match answer.errcode.map(|code| code.to_string()) {
+//!     Some(code) if !errcode::FIELD.is_success(&code) => {
+//!         let meaning = errcode::FIELD.find(&code).map_or("undocumented", |c| c.meaning);
+//!         eprintln!("WeChat refused the refresh: errcode {code} ({meaning})");
+//!     }
+//!     _ => { /* answer.authorizer_access_token, answer.authorizer_refresh_token */ }
 //! }
 //! # Ok(())
 //! # }
