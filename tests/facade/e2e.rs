@@ -360,3 +360,33 @@ fn default_base_urls_are_the_specs_first_servers() {
         );
     }
 }
+
+/// A blank token is no token: a blank access token fails the refresh (malformed), a blank refresh token is
+/// carried over from the grant.
+#[tokio::test]
+async fn blank_tokens_are_no_tokens() {
+    let operation = &refresh_isolarcloud::operations::REFRESH_TOKEN;
+    let server = answering(
+        operation,
+        json!({"result_code": "1", "result_data": {"code": "1", "access_token": "  ", "refresh_token": "new-refresh", "expires_in": 100}}),
+    )
+    .await;
+    let error = refresher(Vendor::ISolarCloud, &server.uri())
+        .refresh(&grant(Vendor::ISolarCloud))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::MalformedResponse, "{error}");
+
+    let server = answering(
+        operation,
+        json!({"result_code": "1", "result_data": {"code": "1", "access_token": "new-access", "refresh_token": " ", "expires_in": 100}}),
+    )
+    .await;
+    let grant = grant(Vendor::ISolarCloud);
+    let tokens = refresher(Vendor::ISolarCloud, &server.uri())
+        .refresh(&grant)
+        .await
+        .unwrap();
+    assert_eq!(tokens.rotation, Rotation::CarriedOver);
+    assert_eq!(tokens.refresh_token, grant.refresh_token);
+}

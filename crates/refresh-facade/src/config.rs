@@ -173,3 +173,76 @@ pub(crate) fn required(
         Ok(())
     }
 }
+
+#[cfg(all(
+    test,
+    feature = "isolarcloud",
+    feature = "sugon-ac",
+    feature = "misa-cukcuk",
+    feature = "wechat-open",
+    feature = "ekuaibao"
+))]
+mod tests {
+    use super::*;
+    use crate::Vendor;
+
+    fn every_vendor() -> Vec<VendorConfig> {
+        use crate::vendors::{ekuaibao, isolarcloud, misa_cukcuk, sugon_ac, wechat_open};
+        vec![
+            VendorConfig::ISolarCloud(isolarcloud::ISolarCloudConfig::new("app", "key")),
+            VendorConfig::SugonAc(sugon_ac::SugonAcConfig::new()),
+            VendorConfig::MisaCukcuk(misa_cukcuk::MisaCukcukConfig::new("company")),
+            VendorConfig::WechatOpen(wechat_open::WechatOpenConfig::new("c", "t", "a")),
+            VendorConfig::Ekuaibao(ekuaibao::EkuaibaoConfig::new()),
+        ]
+    }
+
+    #[test]
+    fn the_base_url_is_set_and_read_whichever_the_vendor() {
+        for (config, vendor) in every_vendor().into_iter().zip(Vendor::ALL) {
+            assert_eq!(config.vendor(), vendor);
+            assert_eq!(
+                config.base_url(),
+                None,
+                "{vendor}: the vendor's default host"
+            );
+            let config = config.with_base_url(format!("http://127.0.0.1:9/{vendor}"));
+            assert_eq!(config.vendor(), vendor);
+            assert_eq!(
+                config.base_url(),
+                Some(format!("http://127.0.0.1:9/{vendor}").as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn a_configured_base_url_is_checked_and_trimmed() {
+        let vendor = Vendor::SugonAc;
+        assert_eq!(
+            base_url(vendor, None, "https://default.example").unwrap(),
+            "https://default.example"
+        );
+        assert_eq!(
+            base_url(vendor, Some("http://127.0.0.1:8080/"), "x").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in ["ftp://host", "not a url", "http://"] {
+            assert_eq!(
+                base_url(vendor, Some(bad), "x"),
+                Err(ConfigError::InvalidBaseUrl {
+                    vendor,
+                    url: bad.to_owned()
+                }),
+                "{bad}"
+            );
+        }
+        assert!(required(vendor, "field", " x ").is_ok());
+        assert_eq!(
+            required(vendor, "field", "  "),
+            Err(ConfigError::Missing {
+                vendor,
+                field: "field"
+            })
+        );
+    }
+}

@@ -90,6 +90,12 @@ mod tests {
         false
     }
 
+    /// The bound the crates document ("bodies over 1 MiB are not read").
+    #[test]
+    fn the_documented_bound_is_one_mebibyte() {
+        assert_eq!(MAX_RESPONSE_BODY_BYTES, 1 << 20);
+    }
+
     #[tokio::test]
     async fn a_body_within_the_limit_keeps_its_head_and_bytes() {
         let read = read_bounded(response(b"0123456789"), 10).await.unwrap();

@@ -213,6 +213,26 @@ mod tests {
         }
     }
 
+    /// Statuses of one kind still say which case they are.
+    #[test]
+    fn statuses_say_what_they_mean() {
+        let detail = |code: u16| {
+            from_status(
+                Vendor::Ekuaibao,
+                StatusCode::from_u16(code).unwrap(),
+                &HeaderMap::new(),
+            )
+            .detail()
+            .to_owned()
+        };
+        assert!(detail(302).contains("redirected"), "{}", detail(302));
+        assert!(detail(204).contains("does not document"), "{}", detail(204));
+        assert!(detail(404).contains("base URL"), "{}", detail(404));
+        assert!(detail(401).contains("credentials"), "{}", detail(401));
+        assert!(detail(408).contains("timed out"), "{}", detail(408));
+        assert!(detail(429).contains("rate limited"), "{}", detail(429));
+    }
+
     #[test]
     fn a_status_error_keeps_the_status_and_the_retry_after() {
         let mut headers = HeaderMap::new();
