@@ -3,6 +3,7 @@
 //! and what the facade puts on the wire.
 
 mod codes;
+mod drift;
 mod e2e;
 mod malformed;
 mod samples;

@@ -5,12 +5,14 @@
 //! `cargo fmt --check` agrees), prefix the provenance header, and hand the text to [`ensure_file_contents`],
 //! the one place that writes or, in check mode, compares. Missing vendor crates are scaffolded the same way.
 
+mod answers;
 mod error_codes;
 mod error_codes_doc;
 mod format;
 mod generate;
 mod lint;
 mod scaffold;
+mod token_roles;
 mod wire_hooks;
 
 use std::fmt;
@@ -166,11 +168,18 @@ pub fn run(root: &Path, mode: Mode) -> Result<Report, Error> {
             .map_err(|e| spec_error(vec![format!("not valid YAML: {e}")]))?;
         lint::check(&document).map_err(spec_error)?;
         let error_fields = error_codes::read(&document).map_err(spec_error)?;
+        let token_fields = token_roles::read(&document).map_err(spec_error)?;
+        let mut document = document;
+        strip_schema_extensions(&mut document);
         let spec: openapiv3::OpenAPI = serde_yaml::from_value(document)
             .map_err(|e| spec_error(vec![format!("not an OpenAPI 3.0 document: {e}")]))?;
 
         let client = generate::client(&spec).map_err(|problem| spec_error(vec![problem]))?;
-        let hooks = wire_hooks::source(&spec, &error_fields);
+        let answers = wire_hooks::Answers {
+            error_fields: &error_fields,
+            token_fields: &token_fields,
+        };
+        let hooks = wire_hooks::source(&spec, &answers);
         let body = format::rust_source(root, client, &hooks).map_err(|message| Error::Format {
             path: relative_spec.clone(),
             message,
@@ -213,6 +222,25 @@ pub fn run(root: &Path, mode: Mode) -> Result<Report, Error> {
 
 /// The generated table of every vendor error code and its kind, included in the facade's crate docs.
 pub const ERROR_CODES_DOC: &str = "crates/refresh-facade/ERROR_CODES.md";
+
+/// The schema extensions xtask reads itself: they are not for progenitor.
+const SCHEMA_EXTENSIONS: [&str; 2] = [error_codes::EXTENSION, token_roles::EXTENSION];
+
+/// Removes [`SCHEMA_EXTENSIONS`] from the document before progenitor sees it: progenitor matches its type
+/// conversions (`format: password` → `Secret`) on the whole schema, extensions included, so a marked token
+/// field would otherwise become a plain `String` again.
+fn strip_schema_extensions(value: &mut serde_yaml::Value) {
+    match value {
+        serde_yaml::Value::Mapping(map) => {
+            for key in SCHEMA_EXTENSIONS {
+                map.remove(key);
+            }
+            map.values_mut().for_each(strip_schema_extensions);
+        }
+        serde_yaml::Value::Sequence(items) => items.iter_mut().for_each(strip_schema_extensions),
+        _ => {}
+    }
+}
 
 /// The provenance header every generated file starts with.
 fn header(relative_spec: &Path, spec_text: &str, generator_version: &str) -> String {
@@ -567,6 +595,29 @@ mod tests {
             "the vendor crate gains the code's constant"
         );
         assert!(run(temp.path(), Mode::Check).unwrap().is_clean());
+    }
+
+    /// The extensions xtask reads are stripped before progenitor sees the spec: a token field marked with
+    /// `x-token-role` is still a `Secret`, and its table entry is generated.
+    #[test]
+    fn marked_token_fields_stay_secrets() {
+        let generated =
+            std::fs::read_to_string(workspace_root().join("crates/ekuaibao/src/generated.rs"))
+                .unwrap();
+        let field = "pub access_token: ::std::option::Option<::refresh_runtime::Secret>,";
+        assert!(generated.contains(field), "{field}");
+        assert!(
+            generated.contains("role: refresh_runtime::TokenRole::AccessToken,\n                path: \"value.accessToken\","),
+            "the token table"
+        );
+        let mut document: serde_yaml::Value =
+            serde_yaml::from_str("a: {x-token-role: access_token, b: [{x-error-codes: {}, c: 1}]}")
+                .unwrap();
+        strip_schema_extensions(&mut document);
+        assert_eq!(
+            document,
+            serde_yaml::from_str::<serde_yaml::Value>("a: {b: [{c: 1}]}").unwrap()
+        );
     }
 
     /// A copy of the parts of the workspace that codegen reads and writes, in a fresh temporary directory.

@@ -30,12 +30,21 @@ pub struct TokenSet {
     pub rotation: Rotation,
     /// What else the vendor said, typed.
     pub extras: VendorExtras,
+    /// What in the vendor's answer did not match its documentation (a field of another JSON type, an
+    /// unreadable expiry), when the tokens were read from the fields the spec marks instead of the typed
+    /// answer. Empty for an answer as documented. Never holds a token or any other value of the answer.
+    pub anomalies: Vec<String>,
 }
 
 impl TokenSet {
     /// True when the vendor returned a new refresh token (the old one may be used up).
     pub fn rotated(&self) -> bool {
         self.rotation == Rotation::Rotated
+    }
+
+    /// What in the vendor's answer did not match its documentation; empty when everything did.
+    pub fn anomalies(&self) -> &[String] {
+        &self.anomalies
     }
 
     /// True when, at `now`, the vendor's window still allows a refresh (unknown deadlines count as open).

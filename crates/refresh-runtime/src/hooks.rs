@@ -65,6 +65,7 @@ mod tests {
         path: "/renew",
         statuses: &[],
         empty_body_content_type: Some("application/json"),
+        tokens: &[],
     };
 
     fn request(method: reqwest::Method, body: Option<&'static str>) -> reqwest::Request {

@@ -19,5 +19,5 @@ mod secret;
 
 pub use bounded::{MAX_RESPONSE_BODY_BYTES, read_bounded};
 pub use error_code::{CodeField, ErrorCode};
-pub use operation::{DocumentedStatus, Operation};
+pub use operation::{DocumentedStatus, Operation, TokenField, TokenRole};
 pub use secret::Secret;

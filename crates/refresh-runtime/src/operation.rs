@@ -15,6 +15,40 @@ pub struct Operation {
     pub statuses: &'static [DocumentedStatus],
     /// The content type the vendor documents for a request without a body (`x-empty-body-content-type`).
     pub empty_body_content_type: Option<&'static str>,
+    /// Where the answer carries tokens and expiry (`x-token-role`), in the order the spec reaches them: what a
+    /// reader needs to keep the tokens when the rest of an answer is not what the spec says.
+    pub tokens: &'static [TokenField],
+}
+
+/// What a field of an answer carries (`x-token-role` in the spec).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenRole {
+    AccessToken,
+    RefreshToken,
+    /// The access token's lifetime in seconds.
+    ExpiresIn,
+    /// When the access token expires: an instant (milliseconds since the epoch, or an RFC 3339 text).
+    ExpiresAt,
+}
+
+impl TokenRole {
+    /// The role's name in specs (`access_token`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::AccessToken => "access_token",
+            TokenRole::RefreshToken => "refresh_token",
+            TokenRole::ExpiresIn => "expires_in",
+            TokenRole::ExpiresAt => "expires_at",
+        }
+    }
+}
+
+/// A field of an answer that carries a token or its expiry: its role and its JSON path (`result_data.access_token`;
+/// `data[].token` for a field of every element of an array).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TokenField {
+    pub role: TokenRole,
+    pub path: &'static str,
 }
 
 /// An HTTP status an operation documents.
@@ -48,6 +82,14 @@ impl Operation {
         }
     }
 
+    /// The paths of the fields that carry `role`, in the spec's order.
+    pub fn token_paths(&self, role: TokenRole) -> impl Iterator<Item = &'static str> + '_ {
+        self.tokens
+            .iter()
+            .filter(move |field| field.role == role)
+            .map(|field| field.path)
+    }
+
     /// What the spec says of an answer with `status`, if it documents one.
     pub fn documented(&self, status: u16) -> Option<&'static DocumentedStatus> {
         self.statuses.iter().find(|s| s.status == status)
@@ -79,6 +121,20 @@ mod tests {
         path: "/refresh",
         statuses: &[OK, EXPIRED],
         empty_body_content_type: None,
+        tokens: &[
+            TokenField {
+                role: TokenRole::AccessToken,
+                path: "data.access_token",
+            },
+            TokenField {
+                role: TokenRole::AccessToken,
+                path: "access_token",
+            },
+            TokenField {
+                role: TokenRole::ExpiresIn,
+                path: "data.expires_in",
+            },
+        ],
     };
     const LOGIN: Operation = Operation {
         id: "login",
@@ -86,6 +142,7 @@ mod tests {
         path: "/login",
         statuses: &[OK, REFUSED],
         empty_body_content_type: Some("application/json"),
+        tokens: &[],
     };
     const ALL: &[Operation] = &[REFRESH, LOGIN];
 
@@ -107,6 +164,28 @@ mod tests {
             ..REFRESH
         };
         assert_eq!(none.only_decoded_status(), None);
+    }
+
+    #[test]
+    fn token_paths_are_listed_by_role_in_the_specs_order() {
+        let access: Vec<&str> = REFRESH.token_paths(TokenRole::AccessToken).collect();
+        assert_eq!(access, ["data.access_token", "access_token"]);
+        let expiry: Vec<&str> = REFRESH.token_paths(TokenRole::ExpiresIn).collect();
+        assert_eq!(expiry, ["data.expires_in"]);
+        assert_eq!(REFRESH.token_paths(TokenRole::RefreshToken).count(), 0);
+        let names: Vec<&str> = [
+            TokenRole::AccessToken,
+            TokenRole::RefreshToken,
+            TokenRole::ExpiresIn,
+            TokenRole::ExpiresAt,
+        ]
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+        assert_eq!(
+            names,
+            ["access_token", "refresh_token", "expires_in", "expires_at"]
+        );
     }
 
     #[test]

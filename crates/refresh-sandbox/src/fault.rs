@@ -25,9 +25,25 @@ pub enum Fault {
     DropAfterCommit,
     /// Answer HTTP 200 with this body instead.
     Malformed { content_type: String, body: String },
+    /// Handle the request (so a rotation is committed), then answer with the JSON value at `pointer` (RFC 6901,
+    /// `/value/corporationId`) replaced by `value`: one field of another type than the vendor documents, as a
+    /// vendor whose serializer drifted would send it. An answer that is not JSON, or has nothing at `pointer`,
+    /// goes out unchanged.
+    Retype {
+        pointer: String,
+        value: serde_json::Value,
+    },
 }
 
 impl Fault {
+    /// See [`Fault::Retype`].
+    pub fn retype(pointer: &str, value: serde_json::Value) -> Fault {
+        Fault::Retype {
+            pointer: pointer.to_owned(),
+            value,
+        }
+    }
+
     pub fn server_error(status: u16) -> Fault {
         Fault::Status {
             status,
@@ -88,7 +104,28 @@ pub(crate) async fn intercept(
             let _committed = next.run(request).await;
             dropped_connection()
         }
+        Some(Fault::Retype { pointer, value }) => {
+            retype(next.run(request).await, &pointer, value).await
+        }
     }
+}
+
+/// `response` with the JSON value at `pointer` replaced by `value`.
+async fn retype(response: Response, pointer: &str, value: serde_json::Value) -> Response {
+    let (mut head, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return dropped_connection();
+    };
+    let mut answer = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(answer) => answer,
+        Err(_) => return Response::from_parts(head, axum::body::Body::from(bytes)),
+    };
+    if let Some(slot) = answer.pointer_mut(pointer) {
+        *slot = value;
+    }
+    head.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&answer).expect("a JSON value encodes");
+    Response::from_parts(head, axum::body::Body::from(body))
 }
 
 /// A response whose body fails at once: the server closes the connection mid-answer.

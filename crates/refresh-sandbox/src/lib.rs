@@ -136,8 +136,9 @@ pub struct Sandbox {
 struct Server {
     emulator: Emulator,
     address: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    /// Sending on it, or dropping it (as dropping the `Sandbox` does), stops the server gracefully.
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Sandbox {
@@ -167,8 +168,8 @@ impl Sandbox {
             servers.push(Server {
                 emulator,
                 address,
-                stop: Some(stop),
-                task: Some(task),
+                stop,
+                task,
             });
         }
         Ok(Sandbox { shared, servers })
@@ -252,29 +253,10 @@ impl Sandbox {
     }
 
     /// Stops every emulator and waits until they have stopped.
-    pub async fn shutdown(mut self) {
-        for server in &mut self.servers {
-            server.stop();
-            if let Some(task) = server.task.take() {
-                let _ = task.await;
-            }
-        }
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        for server in &mut self.servers {
-            server.stop();
-        }
-    }
-}
-
-impl Server {
-    /// Asks the server to stop (once): it finishes the answers in flight, then its task ends.
-    fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+    pub async fn shutdown(self) {
+        for server in self.servers {
+            let _ = server.stop.send(());
+            let _ = server.task.await;
         }
     }
 }

@@ -16,6 +16,8 @@
 
 use serde_yaml::Value;
 
+use super::answers;
+
 /// The extension's key.
 pub const EXTENSION: &str = "x-error-codes";
 
@@ -48,119 +50,43 @@ impl CodeField {
 /// Every field carrying error codes in the answers of the spec's operations, in the order the spec first
 /// reaches them; or every problem with the extension, located in the spec.
 pub fn read(spec: &Value) -> Result<Vec<CodeField>, Vec<String>> {
-    let mut reader = Reader {
-        spec,
-        fields: Vec::new(),
-        reached: Vec::new(),
-        problems: Vec::new(),
-    };
-    let paths = spec.get("paths").and_then(Value::as_mapping);
-    for (_, item) in paths.into_iter().flatten() {
-        for (_, operation) in item.as_mapping().into_iter().flatten() {
-            let responses = operation.get("responses").and_then(Value::as_mapping);
-            for (_, response) in responses.into_iter().flatten() {
-                let response = reader.resolve(response, "#/components/responses/");
-                let content = response
-                    .and_then(|r| r.get("content"))
-                    .and_then(Value::as_mapping);
-                for (_, media) in content.into_iter().flatten() {
-                    if let Some(schema) = media.get("schema") {
-                        reader.walk(schema, "", &mut Vec::new());
-                    }
-                }
-            }
-        }
-    }
-    let mut unreached = Vec::new();
-    find_unreached(spec, "", &reader.reached, &mut unreached);
-    reader.problems.extend(unreached.into_iter().map(|at| {
-        format!("{at}.{EXTENSION}: not on a field of any operation's answer (no response schema reaches it)")
-    }));
-    if reader.problems.is_empty() {
-        Ok(reader.fields)
-    } else {
-        Err(reader.problems)
-    }
-}
-
-struct Reader<'a> {
-    spec: &'a Value,
-    fields: Vec<CodeField>,
-    /// The extension values reached, by address, to find the ones no answer reaches.
-    reached: Vec<*const Value>,
-    problems: Vec<String>,
-}
-
-impl<'a> Reader<'a> {
-    /// `value`, or what its `$ref` under `prefix` names.
-    fn resolve(&mut self, value: &'a Value, prefix: &str) -> Option<&'a Value> {
-        let Some(reference) = value.get("$ref").and_then(Value::as_str) else {
-            return Some(value);
-        };
-        let name = reference.strip_prefix(prefix)?;
-        let section = prefix
-            .trim_start_matches("#/components/")
-            .trim_end_matches('/');
-        self.spec.get("components")?.get(section)?.get(name)
-    }
-
-    /// Walks `schema`, which sits at JSON `path`, recording every field that carries the extension.
-    fn walk(&mut self, schema: &'a Value, path: &str, visiting: &mut Vec<String>) {
-        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-            if visiting.iter().any(|r| r == reference) {
+    let mut fields: Vec<CodeField> = Vec::new();
+    let mut reached: Vec<*const Value> = Vec::new();
+    let mut problems = Vec::new();
+    for operation in answers::operations(spec) {
+        answers::walk(spec, operation, &mut |path, schema| {
+            // A schema reached through several operations is read once.
+            let Some(extension) = schema.get(EXTENSION) else {
+                return;
+            };
+            if reached.contains(&(extension as *const Value)) {
                 return;
             }
-            visiting.push(reference.to_owned());
-            if let Some(resolved) = self.resolve(schema, "#/components/schemas/") {
-                self.walk(resolved, path, visiting);
-            }
-            visiting.pop();
-            return;
-        }
-        for combinator in ["allOf", "oneOf", "anyOf"] {
-            for part in schema
-                .get(combinator)
-                .and_then(Value::as_sequence)
-                .into_iter()
-                .flatten()
-            {
-                self.walk(part, path, visiting);
-            }
-        }
-        if let Some(items) = schema.get("items") {
-            self.walk(items, &format!("{path}[]"), visiting);
-        }
-        let properties = schema.get("properties").and_then(Value::as_mapping);
-        for (name, property) in properties.into_iter().flatten() {
-            let name = name.as_str().unwrap_or("?");
-            let child = if path.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{path}.{name}")
+            reached.push(extension);
+            let at = format!("{EXTENSION} of `{path}`");
+            let Some(field) = parse(path, extension, &at, &mut problems) else {
+                return;
             };
-            // A schema reached through several operations is read once.
-            if let Some(extension) = property.get(EXTENSION)
-                && !self.reached.contains(&(extension as *const Value))
-            {
-                self.reached.push(extension);
-                self.record(&child, extension);
+            match fields.iter().find(|f| f.path == field.path) {
+                Some(known) if *known != field => problems.push(format!(
+                    "{at}: two schemas give this field different codes; write them once"
+                )),
+                Some(_) => {}
+                None => fields.push(field),
             }
-            self.walk(property, &child, visiting);
-        }
+        });
     }
-
-    fn record(&mut self, path: &str, extension: &Value) {
-        let at = format!("{EXTENSION} of `{path}`");
-        let Some(field) = parse(path, extension, &at, &mut self.problems) else {
-            return;
-        };
-        match self.fields.iter().find(|f| f.path == field.path) {
-            Some(known) if *known != field => self.problems.push(format!(
-                "{at}: two schemas give this field different codes; write them once"
-            )),
-            Some(_) => {}
-            None => self.fields.push(field),
-        }
+    problems.extend(
+        answers::unreached(spec, EXTENSION, &reached)
+            .into_iter()
+            .map(|at| {
+                format!("{at}.{EXTENSION}: not on a field of any operation's answer (no response schema reaches it)")
+            }),
+    );
+    if problems.is_empty() {
+        Ok(fields)
+    } else {
+        Err(problems)
     }
 }
 
@@ -232,32 +158,6 @@ fn parse(path: &str, extension: &Value, at: &str, problems: &mut Vec<String>) ->
         success,
         codes,
     })
-}
-
-/// Every extension in the document that no answer reaches, by location.
-fn find_unreached(value: &Value, at: &str, reached: &[*const Value], out: &mut Vec<String>) {
-    match value {
-        Value::Mapping(map) => {
-            for (key, child) in map {
-                let key = key.as_str().unwrap_or("?");
-                if key == EXTENSION && !reached.contains(&(child as *const Value)) {
-                    out.push(at.to_owned());
-                }
-                let at = if at.is_empty() {
-                    key.to_owned()
-                } else {
-                    format!("{at}.{key}")
-                };
-                find_unreached(child, &at, reached, out);
-            }
-        }
-        Value::Sequence(items) => {
-            for (index, child) in items.iter().enumerate() {
-                find_unreached(child, &format!("{at}[{index}]"), reached, out);
-            }
-        }
-        _ => {}
-    }
 }
 
 fn scalar(value: &Value) -> Option<String> {

@@ -9,12 +9,21 @@ use std::fmt::Write;
 
 use super::error_codes::CodeField;
 use super::lint::EMPTY_BODY_CONTENT_TYPE;
+use super::token_roles::TokenField;
 
 /// The runtime crate the generated code calls.
 const RUNTIME: &str = "refresh_runtime";
 
-/// Rust source appended to the client generated from `spec`, whose answers carry `error_fields`.
-pub fn source(spec: &openapiv3::OpenAPI, error_fields: &[CodeField]) -> String {
+/// What the spec says about its answers beyond progenitor's types.
+pub struct Answers<'a> {
+    /// The fields that carry error codes.
+    pub error_fields: &'a [CodeField],
+    /// Per operation id, the fields that carry tokens and expiry.
+    pub token_fields: &'a [(String, Vec<TokenField>)],
+}
+
+/// Rust source appended to the client generated from `spec`, whose answers are described by `answers`.
+pub fn source(spec: &openapiv3::OpenAPI, answers: &Answers<'_>) -> String {
     let mut out = String::new();
     writeln!(
         out,
@@ -25,9 +34,9 @@ pub fn source(spec: &openapiv3::OpenAPI, error_fields: &[CodeField]) -> String {
     )
     .expect("writing to a String");
     servers(spec, &mut out);
-    operations(spec, &mut out);
-    if !error_fields.is_empty() {
-        error_codes(error_fields, &mut out);
+    operations(spec, answers.token_fields, &mut out);
+    if !answers.error_fields.is_empty() {
+        error_codes(answers.error_fields, &mut out);
     }
     write!(
         out,
@@ -69,7 +78,11 @@ fn servers(spec: &openapiv3::OpenAPI, out: &mut String) {
 }
 
 /// `pub mod operations`: one constant per operation, named after its `operationId`, and `ALL`.
-fn operations(spec: &openapiv3::OpenAPI, out: &mut String) {
+fn operations(
+    spec: &openapiv3::OpenAPI,
+    token_fields: &[(String, Vec<TokenField>)],
+    out: &mut String,
+) {
     let mut constants = String::new();
     let mut all = Vec::new();
     for (path, method, operation) in spec.operations() {
@@ -97,6 +110,19 @@ fn operations(spec: &openapiv3::OpenAPI, out: &mut String) {
             .get(EMPTY_BODY_CONTENT_TYPE)
             .and_then(|v| v.as_str())
             .map_or("None".to_owned(), |t| format!("Some({t:?})"));
+        let mut tokens = String::new();
+        for field in token_fields
+            .iter()
+            .filter(|(op, _)| op == id)
+            .flat_map(|(_, fields)| fields)
+        {
+            writeln!(
+                tokens,
+                "            {RUNTIME}::TokenField {{ role: {RUNTIME}::TokenRole::{}, path: {:?} }},",
+                field.variant, field.path
+            )
+            .expect("writing to a String");
+        }
         let summary = operation
             .summary
             .as_deref()
@@ -107,7 +133,8 @@ fn operations(spec: &openapiv3::OpenAPI, out: &mut String) {
             "    /// `{method} {path}`{summary}\n    \
              pub const {constant}: {RUNTIME}::Operation = {RUNTIME}::Operation {{\n        \
              id: {id:?},\n        method: {method:?},\n        path: {path:?},\n        \
-             statuses: &[\n{statuses}        ],\n        empty_body_content_type: {empty_body},\n    }};\n\n"
+             statuses: &[\n{statuses}        ],\n        empty_body_content_type: {empty_body},\n        \
+             tokens: &[\n{tokens}        ],\n    }};\n\n"
         )
         .expect("writing to a String");
         all.push(constant);

@@ -37,6 +37,17 @@ impl CodeKinds {
         code: &str,
         said: &Said<'_>,
     ) -> RefreshError {
+        if field.find(code).is_none() && !looks_like_a_code(code) {
+            // Not a code the vendor documents, nor anything shaped like one: it may be any value (a token a
+            // vendor echoed in the wrong field), so it is not repeated.
+            let detail = format!(
+                "{} holds something that is not an error code the vendor documents",
+                field.path
+            );
+            return RefreshError::new(self.vendor, self.undocumented, detail)
+                .with_status(said.status)
+                .with_vendor_message(said.message, said.redactor);
+        }
         let (kind, detail) = match field.find(code) {
             Some(documented) => (
                 self.kind_of(documented).unwrap_or(self.undocumented),
@@ -91,9 +102,21 @@ impl CodeKinds {
     }
 }
 
+/// Whether `code` has the shape of a vendor error code: short, of letters, digits, `-` and `_`. Every code the
+/// vendors document is (`-1`, `E00003`, `61023`); a longer or other value is not repeated as a code.
+pub(crate) fn looks_like_a_code(code: &str) -> bool {
+    const LONGEST_CODE: usize = 12;
+    let code = code.trim();
+    !code.is_empty()
+        && code.len() <= LONGEST_CODE
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// What a vendor's answer said besides its error code.
 pub(crate) struct Said<'a> {
-    pub(crate) status: u16,
+    pub(crate) status: Option<u16>,
     pub(crate) message: Option<&'a str>,
     pub(crate) request_id: Option<&'a str>,
     /// Scrubs the request's secrets from the message and the request id.
@@ -160,13 +183,14 @@ mod tests {
             description: "The token is expired.",
         }],
         empty_body_content_type: None,
+        tokens: &[],
     };
 
     static NO_SECRETS: Redactor<'static> = Redactor::none();
 
     fn said(message: Option<&'static str>, request_id: Option<&'static str>) -> Said<'static> {
         Said {
-            status: 200,
+            status: Some(200),
             message,
             request_id,
             redactor: &NO_SECRETS,
@@ -189,7 +213,7 @@ mod tests {
     fn the_message_and_the_request_id_are_scrubbed_of_secrets() {
         let redactor = Redactor::new(["secret-token-1"]);
         let said = Said {
-            status: 200,
+            status: Some(200),
             message: Some("bad token secret-token-1"),
             request_id: Some("secret-token-1"),
             redactor: &redactor,
@@ -210,6 +234,22 @@ mod tests {
         assert_eq!(error.vendor_code(), Some("99999"));
         let unmapped = KINDS.code_error(&ERRCODE, "7", &said(None, None));
         assert_eq!(unmapped.kind(), ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn a_value_that_is_no_code_is_not_repeated() {
+        let token_like = "CANARY7d1e0c9bRefreshKitToken";
+        let error = KINDS.code_error(&ERRCODE, token_like, &said(Some("m"), None));
+        assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+        assert_eq!(error.vendor_code(), None);
+        assert!(!error.to_string().contains(token_like), "{error}");
+        assert_eq!(error.vendor_message(), Some("m"));
+        for code in ["-1", "E00003", "61023", "a_b-12345678"] {
+            assert!(looks_like_a_code(code), "{code}");
+        }
+        for value in ["", "a b", "1234567890123", "tok.en", "ünï"] {
+            assert!(!looks_like_a_code(value), "{value}");
+        }
     }
 
     #[test]

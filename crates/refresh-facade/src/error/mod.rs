@@ -11,7 +11,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-pub(crate) use codes::{CodeKinds, Said};
+pub(crate) use codes::{CodeKinds, Said, looks_like_a_code};
 pub use codes::{DocumentedCode, documented_error_codes};
 pub(crate) use http::from_client_error;
 pub(crate) use redact::Redactor;

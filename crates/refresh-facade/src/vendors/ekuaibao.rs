@@ -5,9 +5,8 @@ use chrono::Utc;
 use refresh_ekuaibao::error_codes::error_code;
 use refresh_ekuaibao::operations::{REFRESH_TOKEN, REFRESH_TOKEN_WITH_VALIDITY};
 use refresh_ekuaibao::types::AuthEnvelope;
-use refresh_runtime::Operation;
 
-use super::{Answer, send};
+use super::{Answer, Answered, DocumentedError, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -112,7 +111,13 @@ impl Adapter {
         );
         let sent_at = Utc::now();
         let power_code = &self.config.power_code;
-        let (operation, status, envelope) = match self.config.validity_days {
+        let exchange = |operation| Exchange {
+            operation,
+            kinds: &CODE_KINDS,
+            code_fields: refresh_ekuaibao::error_codes::ALL,
+            redactor: &redactor,
+        };
+        let (operation, answered) = match self.config.validity_days {
             Some(days) => {
                 let operation = &REFRESH_TOKEN_WITH_VALIDITY;
                 let call = self
@@ -123,11 +128,7 @@ impl Adapter {
                     .refresh_token(refresh)
                     .power_code(power_code)
                     .send();
-                let documented =
-                    |status, envelope| failure(operation, &envelope, status, &redactor);
-                let (status, envelope) =
-                    send(VENDOR, operation, &redactor, call, documented).await?;
-                (operation, status, envelope)
+                (operation, exchange(operation).send(call).await?)
             }
             None => {
                 let operation = &REFRESH_TOKEN;
@@ -138,16 +139,22 @@ impl Adapter {
                     .refresh_token(refresh)
                     .power_code(power_code)
                     .send();
-                let documented =
-                    |status, envelope| failure(operation, &envelope, status, &redactor);
-                let (status, envelope) =
-                    send(VENDOR, operation, &redactor, call, documented).await?;
-                (operation, status, envelope)
+                (operation, exchange(operation).send(call).await?)
+            }
+        };
+        let (status, envelope) = match answered {
+            Answered::Typed { status, body } => (status, body),
+            Answered::Salvaged(salvaged) => {
+                let extras = EkuaibaoExtras {
+                    corporation_id: None,
+                };
+                let extras = VendorExtras::Ekuaibao(extras);
+                return salvaged.into_token_set(VENDOR, extras, grant, sent_at);
             }
         };
 
         if envelope.error_code.is_some() {
-            return Err(failure(operation, &envelope, status, &redactor));
+            return Err(envelope.into_error(status, &exchange(operation)));
         }
         let tokens = envelope.value.unwrap_or_default();
         Answer {
@@ -160,31 +167,30 @@ impl Adapter {
             extras: VendorExtras::Ekuaibao(EkuaibaoExtras {
                 corporation_id: tokens.corporation_id,
             }),
+            anomalies: Vec::new(),
         }
         .into_token_set(VENDOR, grant, sent_at, status)
     }
 }
 
-/// The failure envelope, whichever HTTP status it came with: its code, or else what the status documents.
-fn failure(
-    operation: &Operation,
-    envelope: &AuthEnvelope,
-    status: u16,
-    redactor: &Redactor<'_>,
-) -> RefreshError {
-    let message = envelope.error_message.as_deref();
-    match envelope.error_code {
-        Some(code) => {
-            let said = Said {
-                status,
-                message,
-                request_id: None,
-                redactor,
-            };
-            CODE_KINDS.code_error(&error_code::FIELD, &code.to_string(), &said)
+/// The failure envelope, whichever HTTP status it came with (200 or the documented 403): its code, or else
+/// what the status documents.
+impl DocumentedError for AuthEnvelope {
+    fn into_error(self, status: u16, exchange: &Exchange<'_>) -> RefreshError {
+        let message = self.error_message.as_deref();
+        match self.error_code {
+            Some(code) => {
+                let said = Said {
+                    status: Some(status),
+                    message,
+                    request_id: None,
+                    redactor: exchange.redactor,
+                };
+                CODE_KINDS.code_error(&error_code::FIELD, &code.to_string(), &said)
+            }
+            None => CODE_KINDS
+                .status_error(exchange.operation, status)
+                .with_vendor_message(message, exchange.redactor),
         }
-        None => CODE_KINDS
-            .status_error(operation, status)
-            .with_vendor_message(message, redactor),
     }
 }

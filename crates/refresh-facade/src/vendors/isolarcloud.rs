@@ -9,7 +9,7 @@ use refresh_isolarcloud::operations::REFRESH_TOKEN;
 use refresh_isolarcloud::types::{RefreshTokenRequest, Seconds};
 use refresh_runtime::Secret;
 
-use super::{Answer, send};
+use super::{Answer, Answered, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -139,13 +139,25 @@ impl Adapter {
             .x_access_key(self.config.access_key.expose_secret())
             .body(body)
             .send();
-        let (status, envelope) = send(VENDOR, &REFRESH_TOKEN, &redactor, call, |status, ()| {
-            CODE_KINDS.status_error(&REFRESH_TOKEN, status)
-        })
-        .await?;
+        let exchange = Exchange {
+            operation: &REFRESH_TOKEN,
+            kinds: &CODE_KINDS,
+            code_fields: refresh_isolarcloud::error_codes::ALL,
+            redactor: &redactor,
+        };
+        let (status, envelope) = match exchange.send(call).await? {
+            Answered::Typed { status, body } => (status, body),
+            Answered::Salvaged(salvaged) => {
+                let extras = ISolarCloudExtras {
+                    req_serial_num: None,
+                };
+                let extras = VendorExtras::ISolarCloud(extras);
+                return salvaged.into_token_set(VENDOR, extras, grant, sent_at);
+            }
+        };
 
         let said = Said {
-            status,
+            status: Some(status),
             message: envelope.result_msg.as_deref(),
             request_id: envelope.req_serial_num.as_deref(),
             redactor: &redactor,
@@ -176,6 +188,7 @@ impl Adapter {
             extras: VendorExtras::ISolarCloud(ISolarCloudExtras {
                 req_serial_num: envelope.req_serial_num,
             }),
+            anomalies: Vec::new(),
         }
         .into_token_set(VENDOR, grant, sent_at, status)
     }

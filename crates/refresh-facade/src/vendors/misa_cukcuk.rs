@@ -4,9 +4,9 @@
 use chrono::Utc;
 use refresh_misa_cukcuk::error_codes::error_type;
 use refresh_misa_cukcuk::operations::REFRESH_TOKEN;
-use refresh_misa_cukcuk::types::{BranchResult, RefreshParam};
+use refresh_misa_cukcuk::types::{BranchResult, LoginV2Result, RefreshParam};
 
-use super::{Answer, send};
+use super::{Answer, Answered, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -102,10 +102,29 @@ impl Adapter {
         };
         let sent_at = Utc::now();
         let call = self.client.refresh_token().body(body).send();
-        let (status, envelope) = send(VENDOR, &REFRESH_TOKEN, &redactor, call, |status, ()| {
-            CODE_KINDS.status_error(&REFRESH_TOKEN, status)
-        })
-        .await?;
+        let exchange = Exchange {
+            operation: &REFRESH_TOKEN,
+            kinds: &CODE_KINDS,
+            code_fields: refresh_misa_cukcuk::error_codes::ALL,
+            redactor: &redactor,
+        };
+        let extras = |data: Option<LoginV2Result>| {
+            let data = data.unwrap_or_default();
+            MisaCukcukExtras {
+                app_id: data.app_id,
+                company_code: self.config.company_code.clone(),
+                branches: data.branchs,
+                main_currency: data.main_currency,
+                request_timeout: data.request_timeout,
+            }
+        };
+        let (status, envelope) = match exchange.send(call).await? {
+            Answered::Typed { status, body } => (status, body),
+            Answered::Salvaged(salvaged) => {
+                let extras = VendorExtras::MisaCukcuk(extras(None));
+                return salvaged.into_token_set(VENDOR, extras, grant, sent_at);
+            }
+        };
 
         if !envelope.success {
             let code = envelope
@@ -116,7 +135,7 @@ impl Adapter {
             let error = match code {
                 Some(code) => {
                     let said = Said {
-                        status,
+                        status: Some(status),
                         message,
                         request_id: None,
                         redactor: &redactor,
@@ -132,22 +151,18 @@ impl Adapter {
             };
             return Err(error);
         }
-        let data = envelope.data.unwrap_or_default();
+        let mut data = envelope.data.unwrap_or_default();
+        let (access_token, refresh_token) = (data.access_token.take(), data.refresh_token.take());
+        let (token_type, expire_date) = (data.token_type.take(), data.expire_date.take());
         Answer {
-            access_token: data.access_token,
-            refresh_token: data.refresh_token,
-            token_type: data.token_type,
-            expiry: data
-                .expire_date
+            access_token,
+            refresh_token,
+            token_type,
+            expiry: expire_date
                 .as_deref()
                 .map_or(ExpiryHint::Absent, ExpiryHint::Rfc3339),
-            extras: VendorExtras::MisaCukcuk(MisaCukcukExtras {
-                app_id: data.app_id,
-                company_code: self.config.company_code.clone(),
-                branches: data.branchs,
-                main_currency: data.main_currency,
-                request_timeout: data.request_timeout,
-            }),
+            extras: VendorExtras::MisaCukcuk(extras(Some(data))),
+            anomalies: Vec::new(),
         }
         .into_token_set(VENDOR, grant, sent_at, status)
     }

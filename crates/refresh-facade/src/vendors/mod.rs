@@ -12,6 +12,8 @@ pub(crate) mod sugon_ac;
 #[cfg(feature = "wechat-open")]
 pub(crate) mod wechat_open;
 
+pub(crate) mod salvage;
+
 use std::future::Future;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -23,6 +25,7 @@ use crate::expiry::{ExpiryHint, resolve};
 use crate::grant::RefreshGrant;
 use crate::token::{Rotation, TokenSet, VendorExtras};
 use crate::vendor::{RefreshWindow, Vendor};
+pub(crate) use salvage::Salvaged;
 
 /// Every compiled vendor's kind map, with the code fields its spec documents.
 pub(crate) const CODE_KINDS: &[(&CodeKinds, &[CodeField])] = &[
@@ -69,25 +72,62 @@ pub(crate) fn refresh_window(vendor: Vendor) -> Option<RefreshWindow> {
         .map(|(_, window)| *window)
 }
 
-/// Awaits a generated client's call of `operation`: the answer's HTTP status and decoded body, or the
-/// [`RefreshError`] for anything else. `documented_error` reads the answers the spec documents for error
-/// statuses (for a spec that documents them without a body: `|status, ()| CODE_KINDS.status_error(…)`).
-pub(crate) async fn send<T, E>(
-    vendor: Vendor,
-    operation: &Operation,
-    redactor: &Redactor<'_>,
-    call: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
-    documented_error: impl FnOnce(u16, E) -> RefreshError,
-) -> Result<(u16, T), RefreshError> {
-    match call.await {
-        Ok(answer) => Ok((answer.status().as_u16(), answer.into_inner())),
-        Err(error) => Err(from_client_error(
-            vendor,
-            operation,
-            error,
-            redactor,
-            documented_error,
-        )),
+/// One call of a vendor's operation: what the shared send step needs besides the call itself.
+pub(crate) struct Exchange<'a> {
+    pub operation: &'static Operation,
+    /// The vendor's kind map (it names the vendor).
+    pub kinds: &'static CodeKinds,
+    /// The fields that carry the vendor's error codes (the generated `error_codes::ALL`).
+    pub code_fields: &'static [CodeField],
+    pub redactor: &'a Redactor<'a>,
+}
+
+/// A vendor's answer: decoded into the generated type, or, where the typed decode of a success answer failed,
+/// its tokens salvaged from the raw body (see `salvage.rs`).
+pub(crate) enum Answered<T> {
+    Typed { status: u16, body: T },
+    Salvaged(Salvaged),
+}
+
+/// How an answer the spec documents for an error status reads (progenitor's `ErrorResponse` body).
+pub(crate) trait DocumentedError {
+    fn into_error(self, status: u16, exchange: &Exchange<'_>) -> RefreshError;
+}
+
+/// A documented error status without a body: the kind map's `statuses` and the spec's description.
+impl DocumentedError for () {
+    fn into_error(self, status: u16, exchange: &Exchange<'_>) -> RefreshError {
+        exchange.kinds.status_error(exchange.operation, status)
+    }
+}
+
+impl Exchange<'_> {
+    /// Awaits a generated client's call of the operation.
+    pub(crate) async fn send<T, E: DocumentedError>(
+        &self,
+        call: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
+    ) -> Result<Answered<T>, RefreshError> {
+        match call.await {
+            Ok(answer) => Ok(Answered::Typed {
+                status: answer.status().as_u16(),
+                body: answer.into_inner(),
+            }),
+            Err(ClientError::InvalidResponsePayload(body, decode)) => {
+                let vendor = salvage::Vendor {
+                    kinds: self.kinds,
+                    code_fields: self.code_fields,
+                    redactor: self.redactor,
+                };
+                salvage::salvage(&vendor, self.operation, &body, &decode).map(Answered::Salvaged)
+            }
+            Err(error) => Err(from_client_error(
+                self.kinds.vendor,
+                self.operation,
+                error,
+                self.redactor,
+                |status, body| body.into_error(status, self),
+            )),
+        }
     }
 }
 
@@ -98,6 +138,8 @@ pub(crate) struct Answer<'a> {
     pub token_type: Option<String>,
     pub expiry: ExpiryHint<'a>,
     pub extras: VendorExtras,
+    /// What in the answer did not match its documentation (empty for a typed answer).
+    pub anomalies: Vec<String>,
 }
 
 impl Answer<'_> {
@@ -108,7 +150,7 @@ impl Answer<'_> {
         vendor: Vendor,
         grant: &RefreshGrant,
         sent_at: DateTime<Utc>,
-        status: u16,
+        status: impl Into<Option<u16>>,
     ) -> Result<TokenSet, RefreshError> {
         let access_token = match self.access_token {
             Some(token) if !token.is_blank() => token,
@@ -152,6 +194,7 @@ impl Answer<'_> {
             refreshable_until,
             rotation,
             extras: self.extras,
+            anomalies: self.anomalies,
         })
     }
 }

@@ -10,7 +10,8 @@ use refresh_sugon_ac::error_codes::code;
 use refresh_sugon_ac::operations::RENEW_TOKEN;
 use refresh_sugon_ac::types::{ClusterId, ClusterToken, TokenData};
 
-use super::{Answer, send};
+use super::salvage::Expiry;
+use super::{Answer, Answered, Exchange};
 use crate::config::{ConfigError, base_url};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -100,57 +101,100 @@ impl Adapter {
         let old_token = grant.refresh_token.expose_secret();
         let sent_at = Utc::now();
         let call = self.client.renew_token().token(old_token).send();
-        let (status, envelope) = send(VENDOR, &RENEW_TOKEN, &redactor, call, |status, ()| {
-            CODE_KINDS.status_error(&RENEW_TOKEN, status)
-        })
-        .await?;
+        let exchange = Exchange {
+            operation: &RENEW_TOKEN,
+            kinds: &CODE_KINDS,
+            code_fields: refresh_sugon_ac::error_codes::ALL,
+            redactor: &redactor,
+        };
+        let (status, envelope) = match exchange.send(call).await? {
+            Answered::Typed { status, body } => (status, body),
+            Answered::Salvaged(salvaged) => {
+                // The token is both tokens, whichever role the answer gave it.
+                let renewed = Renewed {
+                    token: salvaged.access_token.or(salvaged.refresh_token),
+                    expiry: salvaged.expiry,
+                    status: salvaged.status,
+                    anomalies: salvaged.anomalies,
+                };
+                return renewed.into_token_set(grant, sent_at);
+            }
+        };
 
+        let mut anomalies = Vec::new();
         match envelope.code.as_deref() {
             Some(sent) if code::FIELD.is_success(sent) => {}
             Some(sent) => {
                 let said = Said {
-                    status,
+                    status: Some(status),
                     message: envelope.msg.as_deref(),
                     request_id: None,
                     redactor: &redactor,
                 };
                 return Err(CODE_KINDS.code_error(&code::FIELD, sent, &said));
             }
-            None => {
-                let detail = "the answer has no `code`";
-                return Err(
-                    RefreshError::new(VENDOR, MalformedResponse, detail).with_status(status)
-                );
-            }
+            // No code says nothing: the answer stands or falls by its token.
+            None => anomalies.push("the answer has no `code`".to_owned()),
         }
         let old_cluster = claims(old_token).and_then(|c| c.cluster_id);
-        let new_token = envelope.token.or(match envelope.data {
+        let token = envelope.token.or(match envelope.data {
             Some(TokenData::Token(token)) => Some(token),
             Some(TokenData::Array(regions)) => pick_region(regions, old_cluster.as_deref()),
             None => None,
         });
-        if let Some(token) = &new_token
+        let renewed = Renewed {
+            token,
+            expiry: Expiry::Absent,
+            status: Some(status),
+            anomalies,
+        };
+        renewed.into_token_set(grant, sent_at)
+    }
+}
+
+/// The token a renewal answered with, however it was read.
+struct Renewed {
+    token: Option<Secret>,
+    /// What the answer says of the expiry besides the token's claim (nothing, in the documented answer).
+    expiry: Expiry,
+    status: Option<u16>,
+    anomalies: Vec<String>,
+}
+
+impl Renewed {
+    /// The token renews itself: it is both tokens, and its expiry is its `expireTime` claim (else what the answer
+    /// says).
+    fn into_token_set(
+        self,
+        grant: &RefreshGrant,
+        sent_at: chrono::DateTime<Utc>,
+    ) -> Result<TokenSet, RefreshError> {
+        if let Some(token) = &self.token
             && token.expose_secret().split('.').count() != 3
         {
             let detail = "the renewal answered with something that is not a token (a JWT)";
-            return Err(RefreshError::new(VENDOR, MalformedResponse, detail).with_status(status));
+            return Err(
+                RefreshError::new(VENDOR, MalformedResponse, detail).with_status(self.status)
+            );
         }
-        let claims = new_token
+        let claims = self
+            .token
             .as_ref()
             .and_then(|t| claims(t.expose_secret()))
             .unwrap_or_default();
         let expire_time = claims.expire_time.clone();
         Answer {
-            access_token: new_token.clone(),
+            access_token: self.token.clone(),
             // The token is its own refresh credential.
-            refresh_token: new_token,
+            refresh_token: self.token,
             token_type: None,
             expiry: expire_time
                 .as_deref()
-                .map_or(ExpiryHint::Absent, ExpiryHint::ClaimMillis),
+                .map_or(self.expiry.hint(), ExpiryHint::ClaimMillis),
             extras: VendorExtras::SugonAc(claims),
+            anomalies: self.anomalies,
         }
-        .into_token_set(VENDOR, grant, sent_at, status)
+        .into_token_set(VENDOR, grant, sent_at, self.status)
     }
 }
 

@@ -7,7 +7,7 @@ use refresh_wechat_open::error_codes::errcode;
 use refresh_wechat_open::operations::REFRESH_AUTHORIZER_TOKEN;
 use refresh_wechat_open::types::{AuthorizerTokenRequest, FuncInfo};
 
-use super::{Answer, send};
+use super::{Answer, Answered, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -131,21 +131,30 @@ impl Adapter {
             .component_access_token(self.config.component_access_token.expose_secret())
             .body(body)
             .send();
-        let (status, tokens) = send(
-            VENDOR,
-            &REFRESH_AUTHORIZER_TOKEN,
-            &redactor,
-            call,
-            |status, ()| CODE_KINDS.status_error(&REFRESH_AUTHORIZER_TOKEN, status),
-        )
-        .await?;
+        let exchange = Exchange {
+            operation: &REFRESH_AUTHORIZER_TOKEN,
+            kinds: &CODE_KINDS,
+            code_fields: refresh_wechat_open::error_codes::ALL,
+            redactor: &redactor,
+        };
+        let extras = WechatOpenExtras {
+            authorizer_appid: self.config.authorizer_appid.clone(),
+            granted_permissions: None,
+        };
+        let (status, tokens) = match exchange.send(call).await? {
+            Answered::Typed { status, body } => (status, body),
+            Answered::Salvaged(salvaged) => {
+                let extras = VendorExtras::WechatOpen(extras);
+                return salvaged.into_token_set(VENDOR, extras, grant, sent_at);
+            }
+        };
 
         if let Some(code) = tokens.errcode.map(|c| c.to_string())
             && !errcode::FIELD.is_success(&code)
         {
             let message = tokens.errmsg.as_deref();
             let said = Said {
-                status,
+                status: Some(status),
                 message,
                 request_id: message.and_then(request_id),
                 redactor: &redactor,
@@ -159,10 +168,8 @@ impl Adapter {
             expiry: tokens
                 .expires_in
                 .map_or(ExpiryHint::Absent, ExpiryHint::Seconds),
-            extras: VendorExtras::WechatOpen(WechatOpenExtras {
-                authorizer_appid: self.config.authorizer_appid.clone(),
-                granted_permissions: None,
-            }),
+            extras: VendorExtras::WechatOpen(extras),
+            anomalies: Vec::new(),
         }
         .into_token_set(VENDOR, grant, sent_at, status)
     }
