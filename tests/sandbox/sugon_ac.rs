@@ -80,3 +80,26 @@ async fn sugon_ac_answers_conform_to_the_spec() {
     );
     assert_eq!(sandbox.refresh_count(Emulator::SugonAc, &token), 2);
 }
+
+/// The emulator's tokens carry their own expiry, as the vendor's do: `expireTime` (milliseconds since the epoch)
+/// two hours after issue on the sandbox's clock.
+#[tokio::test]
+async fn sugon_tokens_claim_their_expiry() {
+    use base64::Engine;
+    let (sandbox, _base, _spec) = start(Emulator::SugonAc).await;
+    let before = sandbox.clock().now();
+    let token = sandbox.login(Emulator::SugonAc).access_token;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .unwrap(),
+    )
+    .unwrap();
+    let expire: i64 = claims["expireTime"].as_str().unwrap().parse().unwrap();
+    let expected = (before + chrono::TimeDelta::hours(2)).timestamp_millis();
+    assert!(
+        (expire - expected).abs() < 5_000,
+        "expireTime {expire}, expected about {expected}"
+    );
+}
