@@ -39,6 +39,10 @@
 //! since the vendor may already have rotated the refresh token. [`TokenSet::rotation`] says whether the refresh
 //! token was rotated, returned unchanged, or carried over because the vendor sent none.
 //!
+//! An answer that carries new tokens is never thrown away: when a field of it is not the JSON type the vendor
+//! documents, the tokens are read from the fields the spec marks (`x-token-role`), a readable error code still
+//! wins, and [`TokenSet::anomalies`] says what did not match (fields and types, never values).
+//!
 //! ## Refresh windows
 //!
 //! [`Vendor::refresh_window`] says how long each vendor accepts a refresh (Ekuaibao: only before the access token

@@ -158,7 +158,12 @@ impl Adapter {
 
         let said = Said {
             status: Some(status),
-            message: envelope.result_msg.as_deref(),
+            // The envelope says "success" even when result_data.code says otherwise: that is no message about
+            // the failure, whose documented meaning the error's detail carries.
+            message: envelope
+                .result_msg
+                .as_deref()
+                .filter(|message| !message.trim().eq_ignore_ascii_case("success")),
             request_id: envelope.req_serial_num.as_deref(),
             redactor: &redactor,
         };
