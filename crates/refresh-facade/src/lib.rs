@@ -130,8 +130,8 @@ mod tests {
             .iter()
             .map(|c| {
                 format!(
-                    "| {} | {} | {} | {} | {} |",
-                    c.vendor, c.field, c.code, c.kind, c.meaning
+                    "| {} | {} | {} | {} | {} | {} |",
+                    c.vendor, c.field, c.code, c.kind, c.meaning, c.source
                 )
             })
             .collect();

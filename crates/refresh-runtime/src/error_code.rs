@@ -15,6 +15,8 @@ pub struct ErrorCode {
     pub name: &'static str,
     /// The vendor's documented meaning.
     pub meaning: &'static str,
+    /// Which vendor page documents the code and its meaning.
+    pub source: &'static str,
 }
 
 /// A field of a vendor's answers that carries error codes: every code the vendor documents for it, and the value
@@ -50,12 +52,14 @@ mod tests {
         code: "-1",
         name: "SYSTEM_BUSY",
         meaning: "system busy",
+        source: "the error table",
     };
     const EXPIRED: ErrorCode = ErrorCode {
         field: "errcode",
         code: "42002",
         name: "REFRESH_TOKEN_EXPIRED",
         meaning: "refresh token expired",
+        source: "the context list",
     };
     const ERRCODE: CodeField = CodeField {
         path: "errcode",

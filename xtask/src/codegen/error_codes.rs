@@ -7,6 +7,7 @@
 //!   type: string
 //!   x-error-codes:
 //!     success: "1"                   # the value that means no error, where the vendor sends one
+//!     source: the Refresh Token page # which vendor page documents the codes (a code may name its own)
 //!     codes:
 //!       - { code: "2", name: NO_AUTHORIZATION_INFORMATION, meaning: no authorization information }
 //! ```
@@ -38,6 +39,8 @@ pub struct Code {
     /// The generated constant's name.
     pub name: String,
     pub meaning: String,
+    /// Which vendor page documents it (the field's `source` unless the code names its own).
+    pub source: String,
 }
 
 impl CodeField {
@@ -99,10 +102,18 @@ fn parse(path: &str, extension: &Value, at: &str, problems: &mut Vec<String>) ->
         return None;
     };
     for key in map.keys() {
-        if !matches!(key.as_str(), Some("codes" | "success")) {
+        if !matches!(key.as_str(), Some("codes" | "success" | "source")) {
             let key = key.as_str().unwrap_or("?");
-            problems.push(format!("{at}: unknown key {key:?} (known: codes, success)"));
+            problems.push(format!(
+                "{at}: unknown key {key:?} (known: codes, success, source)"
+            ));
         }
+    }
+    let source = extension.get("source").and_then(Value::as_str);
+    if source.is_none_or(|s| s.trim().is_empty() || s.contains('|') || s.contains('\n')) {
+        problems.push(format!(
+            "{at}.source must say, in one line without `|`, which vendor page documents the codes"
+        ));
     }
     let success = match extension.get("success") {
         None => None,
@@ -144,10 +155,15 @@ fn parse(path: &str, extension: &Value, at: &str, problems: &mut Vec<String>) ->
                 if success.as_deref() == Some(code.as_str()) {
                     problems.push(format!("{at}: code {code:?} is the success value"));
                 }
+                let own_source = entry.get("source").and_then(Value::as_str);
+                if own_source.is_some_and(|s| s.trim().is_empty() || s.contains('|')) {
+                    problems.push(format!("{at}.source must be one line without `|`"));
+                }
                 codes.push(Code {
                     code,
                     name: name.to_owned(),
                     meaning: meaning.to_owned(),
+                    source: own_source.or(source).unwrap_or("").to_owned(),
                 });
             }
         }
@@ -242,7 +258,7 @@ components:
     #[test]
     fn a_field_is_found_through_refs_and_all_of_with_its_json_path() {
         let fields = read(&spec(
-            r#"{success: "1", codes: [{code: "2", name: NO_AUTH, meaning: no authorization}, {code: -1, name: FAILED, meaning: failed}]}"#,
+            r#"{success: "1", source: the refresh page, codes: [{code: "2", name: NO_AUTH, meaning: no authorization}, {code: -1, name: FAILED, meaning: failed, source: the error list}]}"#,
         ))
         .unwrap();
         assert_eq!(
@@ -254,12 +270,14 @@ components:
                     Code {
                         code: "2".into(),
                         name: "NO_AUTH".into(),
-                        meaning: "no authorization".into()
+                        meaning: "no authorization".into(),
+                        source: "the refresh page".into(),
                     },
                     Code {
                         code: "-1".into(),
                         name: "FAILED".into(),
-                        meaning: "failed".into()
+                        meaning: "failed".into(),
+                        source: "the error list".into(),
                     },
                 ],
             }]
@@ -270,7 +288,7 @@ components:
     #[test]
     fn malformed_extensions_are_reported_where_they_are() {
         let problems = read(&spec(
-            r#"{codes: [{code: "2", name: no_auth, meaning: x}, {code: "2", name: OTHER, meaning: "a | b"}, {name: X}], extra: 1}"#,
+            r#"{source: s, codes: [{code: "2", name: no_auth, meaning: x}, {code: "2", name: OTHER, meaning: "a | b"}, {name: X}], extra: 1}"#,
         ))
         .unwrap_err();
         let text = problems.join("\n");
@@ -285,8 +303,9 @@ components:
         }
         let empty = read(&spec("{codes: []}")).unwrap_err().join("\n");
         assert!(empty.contains(".codes must be a non-empty list"), "{empty}");
+        assert!(empty.contains(".source must say"), "{empty}");
         let success = read(&spec(
-            r#"{success: "2", codes: [{code: "2", name: A, meaning: a}]}"#,
+            r#"{success: "2", source: s, codes: [{code: "2", name: A, meaning: a}]}"#,
         ))
         .unwrap_err()
         .join("\n");
@@ -295,9 +314,9 @@ components:
 
     #[test]
     fn an_extension_no_answer_reaches_is_reported() {
-        let mut document = spec(r#"{codes: [{code: "2", name: A, meaning: a}]}"#);
+        let mut document = spec(r#"{source: s, codes: [{code: "2", name: A, meaning: a}]}"#);
         let unused: Value = serde_yaml::from_str(
-            r#"{type: object, properties: {errcode: {type: integer, x-error-codes: {codes: [{code: 1, name: B, meaning: b}]}}}}"#,
+            r#"{type: object, properties: {errcode: {type: integer, x-error-codes: {source: s, codes: [{code: 1, name: B, meaning: b}]}}}}"#,
         )
         .unwrap();
         document["components"]["schemas"]

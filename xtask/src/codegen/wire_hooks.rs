@@ -162,9 +162,9 @@ fn error_codes(fields: &[CodeField], out: &mut String) {
         for code in &field.codes {
             write!(
                 constants,
-                "        /// `{}`: {}\n        pub const {}: {RUNTIME}::ErrorCode = {RUNTIME}::ErrorCode {{ \
-                 field: {path:?}, code: {:?}, name: {:?}, meaning: {:?} }};\n",
-                code.code, code.meaning, code.name, code.code, code.name, code.meaning
+                "        /// `{}`: {} ({})\n        pub const {}: {RUNTIME}::ErrorCode = {RUNTIME}::ErrorCode {{ \
+                 field: {path:?}, code: {:?}, name: {:?}, meaning: {:?}, source: {:?} }};\n",
+                code.code, code.meaning, code.source, code.name, code.code, code.name, code.meaning, code.source
             )
             .expect("writing to a String");
         }

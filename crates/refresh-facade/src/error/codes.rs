@@ -96,6 +96,7 @@ impl CodeKinds {
                     code: code.code,
                     kind: self.kind_of(code)?,
                     meaning: code.meaning,
+                    source: code.source,
                 })
             })
         })
@@ -134,6 +135,8 @@ pub struct DocumentedCode {
     pub kind: ErrorKind,
     /// The vendor's documented meaning.
     pub meaning: &'static str,
+    /// Which vendor page documents the code.
+    pub source: &'static str,
 }
 
 /// Every documented error code of every vendor compiled in, with the kind it maps to.
@@ -155,12 +158,14 @@ mod tests {
         code: "-1",
         name: "SYSTEM_BUSY",
         meaning: "system busy",
+        source: "the error table",
     };
     const UNMAPPED: ErrorCode = ErrorCode {
         field: "errcode",
         code: "7",
         name: "UNMAPPED",
         meaning: "a code the map forgot",
+        source: "the error table",
     };
     const ERRCODE: CodeField = CodeField {
         path: "errcode",
@@ -278,6 +283,7 @@ mod tests {
                 code: "-1",
                 kind: ErrorKind::Transient,
                 meaning: "system busy",
+                source: "the error table",
             }]
         );
     }
