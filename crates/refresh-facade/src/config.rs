@@ -199,7 +199,9 @@ mod tests {
 
     #[test]
     fn the_base_url_is_set_and_read_whichever_the_vendor() {
-        for (config, vendor) in every_vendor().into_iter().zip(Vendor::ALL) {
+        let configs = every_vendor();
+        assert_eq!(configs.len(), Vendor::ALL.len(), "every vendor");
+        for (config, vendor) in configs.into_iter().zip(Vendor::ALL) {
             assert_eq!(config.vendor(), vendor);
             assert_eq!(
                 config.base_url(),
