@@ -289,9 +289,189 @@ fn type_name(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use refresh_runtime::{ErrorCode, TokenField};
     use serde_json::json;
 
     use super::*;
+
+    const UNAUTHORIZED: ErrorCode = ErrorCode {
+        field: "status.code",
+        code: "7",
+        name: "UNAUTHORIZED",
+        meaning: "unauthorized",
+        source: "the page",
+    };
+    const STATUS_CODE: CodeField = CodeField {
+        path: "status.code",
+        success: Some("0"),
+        codes: &[UNAUTHORIZED],
+    };
+    const KINDS: CodeKinds = CodeKinds {
+        vendor: crate::Vendor::WechatOpen,
+        codes: &[(UNAUTHORIZED, ErrorKind::CredentialsRejected)],
+        statuses: &[],
+        undocumented: ErrorKind::InvalidRequest,
+    };
+    const REFRESH: Operation = Operation {
+        id: "refresh",
+        method: "POST",
+        path: "/refresh",
+        statuses: &[refresh_runtime::DocumentedStatus {
+            status: 200,
+            decoded: true,
+            description: "the tokens",
+        }],
+        empty_body_content_type: None,
+        tokens: &[
+            TokenField {
+                role: TokenRole::AccessToken,
+                path: "data.access",
+            },
+            TokenField {
+                role: TokenRole::RefreshToken,
+                path: "data.refresh",
+            },
+            TokenField {
+                role: TokenRole::ExpiresIn,
+                path: "data.expires_in",
+            },
+            TokenField {
+                role: TokenRole::ExpiresAt,
+                path: "data.expires_at",
+            },
+        ],
+    };
+
+    /// Salvages `answer` as an answer to [`REFRESH`] whose typed decode failed.
+    fn read(answer: &str) -> Result<Salvaged, RefreshError> {
+        // The decode error progenitor would keep: the JSON's own, or (for valid JSON) a type mismatch.
+        let decode = serde_json::from_str::<Value>(answer)
+            .err()
+            .unwrap_or_else(|| serde_json::from_str::<u8>(answer).unwrap_err());
+        let redactor = Redactor::new(["secret-refresh-token"]);
+        let vendor = Vendor {
+            kinds: &KINDS,
+            code_fields: &[STATUS_CODE],
+            redactor: &redactor,
+        };
+        salvage(&vendor, &REFRESH, answer.as_bytes(), &decode)
+    }
+
+    fn tokens(data: Value) -> String {
+        json!({"status": {"code": 0}, "data": data, "other": {"drifted": true}}).to_string()
+    }
+
+    #[test]
+    fn tokens_are_read_where_the_spec_marks_them() {
+        let salvaged = read(&tokens(
+            json!({"access": "new-access", "refresh": "secret-refresh-token"}),
+        ))
+        .unwrap();
+        assert_eq!(salvaged.status, Some(200));
+        assert_eq!(salvaged.access_token.unwrap().expose_secret(), "new-access");
+        assert_eq!(
+            salvaged.refresh_token.unwrap().expose_secret(),
+            "secret-refresh-token"
+        );
+        assert!(
+            salvaged.anomalies[0].starts_with("the answer does not match the documented types")
+        );
+        assert!(
+            salvaged
+                .anomalies
+                .iter()
+                .all(|a| !a.contains("secret-refresh-token")),
+            "{:?}",
+            salvaged.anomalies
+        );
+    }
+
+    #[test]
+    fn a_blank_or_non_text_token_is_no_token() {
+        for access in [json!("  "), json!(12345), json!({"token": "x"})] {
+            let error = read(&tokens(json!({"access": access}))).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::MalformedResponse, "{access}");
+            assert!(error.detail().contains("no access token"), "{error}");
+        }
+        let anomalies = read(&tokens(json!({"access": "a", "refresh": 7})))
+            .unwrap()
+            .anomalies;
+        assert!(
+            anomalies.contains(&"`data.refresh` is a number, not a token: ignored".to_owned()),
+            "{anomalies:?}"
+        );
+    }
+
+    #[test]
+    fn a_readable_error_code_is_the_vendors_error_and_a_null_or_odd_one_says_nothing() {
+        let refused = json!({"status": {"code": 7}, "data": {"access": "a"}}).to_string();
+        let error = read(&refused).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::CredentialsRejected, "{error}");
+        assert_eq!(error.vendor_code(), Some("7"));
+
+        let null = json!({"status": {"code": null}, "data": {"access": "a"}}).to_string();
+        let anomalies = read(&null).unwrap().anomalies;
+        assert_eq!(
+            anomalies.len(),
+            2,
+            "no anomaly for a null code: {anomalies:?}"
+        );
+
+        let odd = json!({"status": {"code": [1]}, "data": {"access": "a"}}).to_string();
+        let anomalies = read(&odd).unwrap().anomalies;
+        assert!(
+            anomalies.contains(
+                &"error code `status.code` is a array that is no code: ignored".to_owned()
+            ),
+            "{anomalies:?}"
+        );
+    }
+
+    #[test]
+    fn every_expiry_form_is_read() {
+        let expiry = |data: Value| read(&tokens(data)).unwrap().expiry;
+        let with = |key: &str, value: Value| {
+            let mut data = json!({"access": "a"});
+            data[key] = value;
+            data
+        };
+        assert!(matches!(
+            expiry(with("expires_in", json!(7200))),
+            Expiry::Seconds(7200)
+        ));
+        assert!(
+            matches!(expiry(with("expires_in", json!("7200"))), Expiry::SecondsText(t) if t == "7200")
+        );
+        assert!(matches!(
+            expiry(with("expires_at", json!(1_641_626_383_724i64))),
+            Expiry::EpochMillis(1_641_626_383_724)
+        ));
+        assert!(matches!(
+            expiry(with("expires_at", json!("1641626383724"))),
+            Expiry::EpochMillis(1_641_626_383_724)
+        ));
+        assert!(matches!(
+            expiry(with("expires_at", json!("2025-06-25T18:44:15.6186183+07:00"))),
+            Expiry::Instant(t) if t.starts_with("2025-06-25")
+        ));
+        let unreadable = read(&tokens(with("expires_in", json!({"s": 1})))).unwrap();
+        assert!(matches!(unreadable.expiry, Expiry::Absent));
+        assert!(
+            unreadable
+                .anomalies
+                .contains(&"no readable expiry: the conservative lifetime applies".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_answer_that_is_no_json_says_how() {
+        let truncated = read(r#"{"data": {"access": "#).unwrap_err();
+        assert_eq!(truncated.kind(), ErrorKind::MalformedResponse);
+        assert!(truncated.detail().contains("ends early"), "{truncated}");
+        let html = read("<html>502</html>").unwrap_err();
+        assert!(html.detail().contains("is not JSON"), "{html}");
+        assert_eq!(html.http_status(), Some(200));
+    }
 
     #[test]
     fn paths_reach_fields_and_every_element_of_arrays() {
