@@ -330,6 +330,87 @@ components:
                 "components.schemas.Unused.properties.errcode.x-error-codes: not on a field of any operation's answer (no response schema reaches it)"
             ]
         );
+        // Inside a list (allOf), too.
+        let mut document = spec(r#"{source: s, codes: [{code: "2", name: A, meaning: a}]}"#);
+        let listed: Value = serde_yaml::from_str(
+            r#"{allOf: [{type: object, properties: {errcode: {type: integer, x-error-codes: {source: s, codes: [{code: 1, name: B, meaning: b}]}}}}]}"#,
+        )
+        .unwrap();
+        document["components"]["schemas"]
+            .as_mapping_mut()
+            .unwrap()
+            .insert("Listed".into(), listed);
+        assert_eq!(
+            read(&document).unwrap_err(),
+            [
+                "components.schemas.Listed.allOf[0].properties.errcode.x-error-codes: not on a field of any operation's answer (no response schema reaches it)"
+            ]
+        );
+    }
+
+    /// Each rule of a code entry, alone: a blank code, a name that is not SCREAMING_SNAKE_CASE, a multi-line
+    /// meaning.
+    #[test]
+    fn each_entry_rule_holds_alone() {
+        for (entry, expected) in [
+            (
+                r#"{code: " ", name: A, meaning: a}"#,
+                "needs `code` (string or number)",
+            ),
+            (
+                r#"{code: "1", name: NoAuth, meaning: a}"#,
+                "name \"NoAuth\" must be SCREAMING_SNAKE_CASE",
+            ),
+            (
+                r#"{code: "1", name: A, meaning: "two\nlines"}"#,
+                "meaning must be one non-empty line",
+            ),
+            (
+                r#"{code: "1", name: A, meaning: " "}"#,
+                "meaning must be one non-empty line",
+            ),
+        ] {
+            let problems = read(&spec(&format!("{{source: s, codes: [{entry}]}}")))
+                .unwrap_err()
+                .join("\n");
+            assert!(problems.contains(expected), "{entry}: {problems}");
+        }
+        assert!(
+            read(&spec(
+                r#"{source: s, codes: [{code: "1", name: A_1, meaning: a}]}"#
+            ))
+            .is_ok()
+        );
+    }
+
+    /// The same field reached through two schemas: one table written twice is fine, two tables are not.
+    #[test]
+    fn a_field_has_one_table() {
+        let two_schemas = |second: &str| -> Value {
+            let mut document = spec(r#"{source: s, codes: [{code: "1", name: A, meaning: a}]}"#);
+            let other: Value = serde_yaml::from_str(&format!(
+                "{{type: object, properties: {{result_data: {{type: object, properties: {{code: {{type: string, x-error-codes: {second}}}}}}}}}}}"
+            ))
+            .unwrap();
+            let envelope = &mut document["components"]["schemas"]["Envelope"]["allOf"];
+            envelope.as_sequence_mut().unwrap().push(other);
+            document
+        };
+        assert!(
+            read(&two_schemas(
+                r#"{source: s, codes: [{code: "1", name: A, meaning: a}]}"#
+            ))
+            .is_ok()
+        );
+        let problems = read(&two_schemas(
+            r#"{source: s, codes: [{code: "2", name: B, meaning: b}]}"#,
+        ))
+        .unwrap_err()
+        .join("\n");
+        assert!(
+            problems.contains("two schemas give this field different codes"),
+            "{problems}"
+        );
     }
 
     #[test]
