@@ -110,7 +110,7 @@ fn parse(path: &str, extension: &Value, at: &str, problems: &mut Vec<String>) ->
         }
     }
     let source = extension.get("source").and_then(Value::as_str);
-    if source.is_none_or(|s| s.trim().is_empty() || s.contains('|') || s.contains('\n')) {
+    if !source.is_some_and(is_table_cell) {
         problems.push(format!(
             "{at}.source must say, in one line without `|`, which vendor page documents the codes"
         ));
@@ -141,7 +141,7 @@ fn parse(path: &str, extension: &Value, at: &str, problems: &mut Vec<String>) ->
                         "{at}: name {name:?} must be SCREAMING_SNAKE_CASE (it names a constant)"
                     ));
                 }
-                if meaning.trim().is_empty() || meaning.contains('\n') || meaning.contains('|') {
+                if !is_table_cell(meaning) {
                     problems.push(format!(
                         "{at}: meaning must be one non-empty line without `|` (it is a table cell)"
                     ));
@@ -156,8 +156,10 @@ fn parse(path: &str, extension: &Value, at: &str, problems: &mut Vec<String>) ->
                     problems.push(format!("{at}: code {code:?} is the success value"));
                 }
                 let own_source = entry.get("source").and_then(Value::as_str);
-                if own_source.is_some_and(|s| s.trim().is_empty() || s.contains('|')) {
-                    problems.push(format!("{at}.source must be one line without `|`"));
+                if own_source.is_some_and(|s| !is_table_cell(s)) {
+                    problems.push(format!(
+                        "{at}.source must be one non-empty line without `|`"
+                    ));
                 }
                 codes.push(Code {
                     code,
@@ -182,6 +184,11 @@ fn scalar(value: &Value) -> Option<String> {
         Value::Number(number) => Some(number.to_string()),
         _ => None,
     }
+}
+
+/// Text that fits one cell of ERROR_CODES.md's tables: one non-empty line without `|`.
+fn is_table_cell(text: &str) -> bool {
+    !text.trim().is_empty() && !text.contains('\n') && !text.contains('|')
 }
 
 fn is_constant_name(name: &str) -> bool {
@@ -381,6 +388,23 @@ components:
             ))
             .is_ok()
         );
+        for source in [r#"" ""#, r#""a | b""#, r#""two\nlines""#] {
+            let field = read(&spec(&format!(
+                r#"{{source: {source}, codes: [{{code: "1", name: A, meaning: a}}]}}"#
+            )))
+            .unwrap_err()
+            .join("\n");
+            assert!(field.contains(".source must say"), "{source}: {field}");
+            let own = read(&spec(&format!(
+                r#"{{source: s, codes: [{{code: "1", name: A, meaning: a, source: {source}}}]}}"#
+            )))
+            .unwrap_err()
+            .join("\n");
+            assert!(
+                own.contains("codes[0].source must be one non-empty line"),
+                "{source}: {own}"
+            );
+        }
     }
 
     /// The same field reached through two schemas: one table written twice is fine, two tables are not.

@@ -258,7 +258,11 @@ mod tests {
         let error = parse_kinds("const CODE_KINDS: X = X { codes: &[(1, 2)] };").unwrap_err();
         assert!(error.starts_with("CODE_KINDS must be"), "{error}");
         let three = "const CODE_KINDS: X = X { codes: &[(errcode::A, Transient, 3)] };";
-        assert!(parse_kinds(three).unwrap_err().starts_with("CODE_KINDS must be"));
+        assert!(
+            parse_kinds(three)
+                .unwrap_err()
+                .starts_with("CODE_KINDS must be")
+        );
         assert_eq!(
             parse_kinds("const OTHER: u8 = 1;").unwrap(),
             Kinds::default()
