@@ -22,7 +22,11 @@ async fn shutdown_stops_the_emulators_before_it_returns() {
     let address = address(&sandbox);
     assert!(accepts(address).await, "a started emulator accepts");
     let started: Vec<Emulator> = sandbox.base_urls().into_iter().map(|(e, _)| e).collect();
-    assert_eq!(started, [Emulator::SugonAc], "`only` starts only that emulator");
+    assert_eq!(
+        started,
+        [Emulator::SugonAc],
+        "`only` starts only that emulator"
+    );
     sandbox.shutdown().await;
     assert!(!accepts(address).await, "stopped once shutdown returns");
 }
