@@ -7,6 +7,8 @@
 //!
 //! ```ignore
 //! pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
+//!     vendor: VENDOR,
+//!     code_fields: refresh_wechat_open::error_codes::ALL,
 //!     codes: &[(errcode::SYSTEM_BUSY, Transient), …],
 //!     statuses: &[(401, ReauthorizationRequired)],
 //!     undocumented: InvalidRequest,
@@ -65,7 +67,7 @@ fn parse_kinds(source: &str) -> Result<Kinds, String> {
     }) else {
         return Ok(Kinds::default());
     };
-    let shape = "CODE_KINDS must be `CodeKinds { vendor, codes: &[(module::CODE, Kind), …], statuses: &[(status, Kind), …], undocumented: Kind }`";
+    let shape = "CODE_KINDS must be `CodeKinds { vendor, code_fields, codes: &[(module::CODE, Kind), …], statuses: &[(status, Kind), …], undocumented: Kind }`";
     let Expr::Struct(literal) = expr else {
         return Err(shape.into());
     };
@@ -102,7 +104,7 @@ fn parse_kinds(source: &str) -> Result<Kinds, String> {
                 }
             }
             "undocumented" => kinds.undocumented = Some(kind_name(&field.expr).ok_or(shape)?),
-            "vendor" => {}
+            "vendor" | "code_fields" => {}
             _ => return Err(shape.into()),
         }
     }
@@ -222,6 +224,7 @@ mod tests {
         use crate::error::ErrorKind::*;
         pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
             vendor: VENDOR,
+            code_fields: refresh_x::error_codes::ALL,
             codes: &[
                 (errcode::SYSTEM_BUSY, Transient),
                 (refresh_x::error_codes::errcode::EXPIRED, ErrorKind::ReauthorizationRequired),

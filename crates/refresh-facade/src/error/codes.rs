@@ -14,6 +14,8 @@ use crate::vendor::Vendor;
 /// statuses its spec documents (when such an answer carries no code), and for codes it does not document.
 pub(crate) struct CodeKinds {
     pub(crate) vendor: Vendor,
+    /// The fields of the vendor's answers that carry its codes (the generated `error_codes::ALL`).
+    pub(crate) code_fields: &'static [CodeField],
     pub(crate) codes: &'static [(ErrorCode, ErrorKind)],
     pub(crate) statuses: &'static [(u16, ErrorKind)],
     pub(crate) undocumented: ErrorKind,
@@ -83,12 +85,9 @@ impl CodeKinds {
         RefreshError::new(self.vendor, kind, detail).with_status(status)
     }
 
-    /// Every documented code of `fields` that the map gives a kind, as [`DocumentedCode`]s.
-    pub(crate) fn documented<'a>(
-        &'a self,
-        fields: &'a [CodeField],
-    ) -> impl Iterator<Item = DocumentedCode> + 'a {
-        fields.iter().flat_map(move |field| {
+    /// Every documented code of the vendor that the map gives a kind, as [`DocumentedCode`]s.
+    pub(crate) fn documented(&self) -> impl Iterator<Item = DocumentedCode> + '_ {
+        self.code_fields.iter().flat_map(move |field| {
             field.codes.iter().filter_map(move |code| {
                 Some(DocumentedCode {
                     vendor: self.vendor,
@@ -143,7 +142,7 @@ pub struct DocumentedCode {
 pub fn documented_error_codes() -> Vec<DocumentedCode> {
     crate::vendors::CODE_KINDS
         .iter()
-        .flat_map(|(kinds, fields)| kinds.documented(fields).collect::<Vec<_>>())
+        .flat_map(|kinds| kinds.documented())
         .collect()
 }
 
@@ -174,6 +173,7 @@ mod tests {
     };
     const KINDS: CodeKinds = CodeKinds {
         vendor: Vendor::WechatOpen,
+        code_fields: &[ERRCODE],
         codes: &[(BUSY, ErrorKind::Transient)],
         statuses: &[(401, ErrorKind::ReauthorizationRequired)],
         undocumented: ErrorKind::InvalidRequest,
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn only_mapped_codes_are_listed_as_documented() {
-        let listed: Vec<DocumentedCode> = KINDS.documented(&[ERRCODE]).collect();
+        let listed: Vec<DocumentedCode> = KINDS.documented().collect();
         assert_eq!(
             listed,
             [DocumentedCode {

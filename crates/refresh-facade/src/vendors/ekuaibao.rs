@@ -22,6 +22,7 @@ pub(crate) const REFRESH_WINDOW: RefreshWindow = RefreshWindow::UntilAccessToken
 /// What each documented code means for a caller.
 pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
+    code_fields: refresh_ekuaibao::error_codes::ALL,
     codes: &[(error_code::UNAUTHORIZED, ReauthorizationRequired)],
     // The documented 403 is the unauthorized envelope; without its code it means the same.
     statuses: &[(403, ReauthorizationRequired)],
@@ -114,7 +115,6 @@ impl Adapter {
         let exchange = |operation| Exchange {
             operation,
             kinds: &CODE_KINDS,
-            code_fields: refresh_ekuaibao::error_codes::ALL,
             redactor: &redactor,
         };
         let (operation, answered) = match self.config.validity_days {

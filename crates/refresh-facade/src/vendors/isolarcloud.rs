@@ -27,6 +27,7 @@ pub(crate) const REFRESH_WINDOW: RefreshWindow = RefreshWindow::WhileRefreshToke
 /// What each documented code means for a caller.
 pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
+    code_fields: refresh_isolarcloud::error_codes::ALL,
     codes: &[
         (
             result_data_code::NO_AUTHORIZATION_INFORMATION,
@@ -142,7 +143,6 @@ impl Adapter {
         let exchange = Exchange {
             operation: &REFRESH_TOKEN,
             kinds: &CODE_KINDS,
-            code_fields: refresh_isolarcloud::error_codes::ALL,
             redactor: &redactor,
         };
         let (status, envelope) = match exchange.send(call).await? {

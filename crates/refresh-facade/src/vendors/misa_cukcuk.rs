@@ -23,6 +23,7 @@ pub(crate) const REFRESH_WINDOW: RefreshWindow =
 /// What each documented code means for a caller. The codes are the v1 API's: the v2 page publishes none.
 pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
+    code_fields: refresh_misa_cukcuk::error_codes::ALL,
     codes: &[
         (error_type::NULL_OR_EMPTY_PARAMETER, InvalidRequest),
         (error_type::COMPANY_CODE_NOT_FOUND, CredentialsRejected),
@@ -105,7 +106,6 @@ impl Adapter {
         let exchange = Exchange {
             operation: &REFRESH_TOKEN,
             kinds: &CODE_KINDS,
-            code_fields: refresh_misa_cukcuk::error_codes::ALL,
             redactor: &redactor,
         };
         let extras = |data: Option<LoginV2Result>| {

@@ -18,7 +18,7 @@ use std::future::Future;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use progenitor_client::{Error as ClientError, ResponseValue};
-use refresh_runtime::{CodeField, Operation, Secret};
+use refresh_runtime::{Operation, Secret};
 
 use crate::error::{CodeKinds, ErrorKind, Redactor, RefreshError, from_client_error};
 use crate::expiry::{ExpiryHint, resolve};
@@ -27,27 +27,18 @@ use crate::token::{Rotation, TokenSet, VendorExtras};
 use crate::vendor::{RefreshWindow, Vendor};
 pub(crate) use salvage::Salvaged;
 
-/// Every compiled vendor's kind map, with the code fields its spec documents.
-pub(crate) const CODE_KINDS: &[(&CodeKinds, &[CodeField])] = &[
+/// Every compiled vendor's kind map.
+pub(crate) const CODE_KINDS: &[&CodeKinds] = &[
     #[cfg(feature = "isolarcloud")]
-    (
-        &isolarcloud::CODE_KINDS,
-        refresh_isolarcloud::error_codes::ALL,
-    ),
+    &isolarcloud::CODE_KINDS,
     #[cfg(feature = "sugon-ac")]
-    (&sugon_ac::CODE_KINDS, refresh_sugon_ac::error_codes::ALL),
+    &sugon_ac::CODE_KINDS,
     #[cfg(feature = "misa-cukcuk")]
-    (
-        &misa_cukcuk::CODE_KINDS,
-        refresh_misa_cukcuk::error_codes::ALL,
-    ),
+    &misa_cukcuk::CODE_KINDS,
     #[cfg(feature = "wechat-open")]
-    (
-        &wechat_open::CODE_KINDS,
-        refresh_wechat_open::error_codes::ALL,
-    ),
+    &wechat_open::CODE_KINDS,
     #[cfg(feature = "ekuaibao")]
-    (&ekuaibao::CODE_KINDS, refresh_ekuaibao::error_codes::ALL),
+    &ekuaibao::CODE_KINDS,
 ];
 
 /// Every compiled vendor's refresh window.
@@ -75,10 +66,8 @@ pub(crate) fn refresh_window(vendor: Vendor) -> Option<RefreshWindow> {
 /// One call of a vendor's operation: what the shared send step needs besides the call itself.
 pub(crate) struct Exchange<'a> {
     pub operation: &'static Operation,
-    /// The vendor's kind map (it names the vendor).
+    /// The vendor's kind map (it names the vendor and the fields that carry its codes).
     pub kinds: &'static CodeKinds,
-    /// The fields that carry the vendor's error codes (the generated `error_codes::ALL`).
-    pub code_fields: &'static [CodeField],
     pub redactor: &'a Redactor<'a>,
 }
 
@@ -113,12 +102,7 @@ impl Exchange<'_> {
                 body: answer.into_inner(),
             }),
             Err(ClientError::InvalidResponsePayload(body, decode)) => {
-                let vendor = salvage::Vendor {
-                    kinds: self.kinds,
-                    code_fields: self.code_fields,
-                    redactor: self.redactor,
-                };
-                salvage::salvage(&vendor, self.operation, &body, &decode).map(Answered::Salvaged)
+                salvage::salvage(self, &body, &decode).map(Answered::Salvaged)
             }
             Err(error) => Err(from_client_error(
                 self.kinds.vendor,
@@ -207,8 +191,9 @@ mod tests {
     #[test]
     fn every_documented_code_has_a_kind() {
         let mut missing = Vec::new();
-        for (kinds, fields) in CODE_KINDS {
-            for field in *fields {
+        for kinds in CODE_KINDS {
+            let fields = kinds.code_fields;
+            for field in fields {
                 for code in field.codes {
                     if kinds.kind_of(code).is_none() {
                         missing.push(format!("{} {} {}", kinds.vendor, field.path, code.name));
@@ -230,7 +215,7 @@ mod tests {
     /// The facade keeps no undocumented-code kind that would send a caller to log in again on a guess.
     #[test]
     fn an_undocumented_code_never_asks_for_a_new_login() {
-        for (kinds, _) in CODE_KINDS {
+        for kinds in CODE_KINDS {
             assert_ne!(
                 kinds.undocumented,
                 ErrorKind::ReauthorizationRequired,
@@ -242,7 +227,7 @@ mod tests {
 
     #[test]
     fn every_compiled_vendor_has_a_refresh_window() {
-        for (kinds, _) in CODE_KINDS {
+        for kinds in CODE_KINDS {
             assert!(refresh_window(kinds.vendor).is_some(), "{}", kinds.vendor);
         }
     }

@@ -11,10 +11,11 @@
 //!   ([`crate::TokenSet::anomalies`]); a tracing warning says the same. Anomalies name fields and JSON types,
 //!   never values.
 
-use refresh_runtime::{CodeField, Operation, Secret, TokenRole};
+use refresh_runtime::{Operation, Secret, TokenRole};
 use serde_json::Value;
 
-use crate::error::{CodeKinds, ErrorKind, Redactor, RefreshError, Said, looks_like_a_code};
+use super::Exchange;
+use crate::error::{ErrorKind, RefreshError, Said, looks_like_a_code};
 use crate::expiry::ExpiryHint;
 
 /// The tokens and expiry read from an answer the generated types could not decode.
@@ -93,22 +94,15 @@ impl Expiry {
     }
 }
 
-/// What the salvage needs to know about the vendor.
-pub(crate) struct Vendor<'a> {
-    pub kinds: &'a CodeKinds,
-    pub code_fields: &'a [CodeField],
-    pub redactor: &'a Redactor<'a>,
-}
-
-/// Reads an answer to `operation` that the generated types could not decode (`decode` says why): the vendor's
+/// Reads an answer of `exchange` that the generated types could not decode (`decode` says why): the vendor's
 /// error if the answer carries a readable error code, its tokens otherwise, or a malformed-response error when
 /// it carries neither.
 pub(crate) fn salvage(
-    vendor: &Vendor<'_>,
-    operation: &Operation,
+    exchange: &Exchange<'_>,
     body: &[u8],
     decode: &serde_json::Error,
 ) -> Result<Salvaged, RefreshError> {
+    let (operation, kinds) = (exchange.operation, exchange.kinds);
     let status = operation.only_decoded_status();
     let malformed = |what: &str| {
         let detail = format!(
@@ -116,8 +110,7 @@ pub(crate) fn salvage(
             decode.line(),
             decode.column()
         );
-        RefreshError::new(vendor.kinds.vendor, ErrorKind::MalformedResponse, detail)
-            .with_status(status)
+        RefreshError::new(kinds.vendor, ErrorKind::MalformedResponse, detail).with_status(status)
     };
     let Ok(answer) = serde_json::from_slice::<Value>(body) else {
         return Err(malformed(match decode.classify() {
@@ -131,7 +124,7 @@ pub(crate) fn salvage(
         decode.line(),
         decode.column()
     )];
-    for field in vendor.code_fields {
+    for field in kinds.code_fields {
         for value in values_at(&answer, field.path) {
             match code_text(value) {
                 Some(code) if field.is_success(&code) => {}
@@ -140,9 +133,9 @@ pub(crate) fn salvage(
                         status,
                         message: None,
                         request_id: None,
-                        redactor: vendor.redactor,
+                        redactor: exchange.redactor,
                     };
-                    return Err(vendor.kinds.code_error(field, &code, &said));
+                    return Err(kinds.code_error(field, &code, &said));
                 }
                 None if value.is_null() => {}
                 None => anomalies.push(format!(
@@ -169,7 +162,7 @@ pub(crate) fn salvage(
         anomalies,
     };
     tracing::warn!(
-        vendor = %vendor.kinds.vendor,
+        vendor = %kinds.vendor,
         operation = operation.id,
         anomalies = ?salvaged.anomalies,
         "the vendor's answer does not match its documentation; its tokens were kept"
@@ -289,10 +282,11 @@ fn type_name(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use refresh_runtime::{ErrorCode, TokenField};
+    use refresh_runtime::{CodeField, ErrorCode, TokenField};
     use serde_json::json;
 
     use super::*;
+    use crate::error::{CodeKinds, Redactor};
 
     const UNAUTHORIZED: ErrorCode = ErrorCode {
         field: "status.code",
@@ -308,6 +302,7 @@ mod tests {
     };
     const KINDS: CodeKinds = CodeKinds {
         vendor: crate::Vendor::WechatOpen,
+        code_fields: &[STATUS_CODE],
         codes: &[(UNAUTHORIZED, ErrorKind::CredentialsRejected)],
         statuses: &[],
         undocumented: ErrorKind::InvalidRequest,
@@ -349,12 +344,12 @@ mod tests {
             .err()
             .unwrap_or_else(|| serde_json::from_str::<u8>(answer).unwrap_err());
         let redactor = Redactor::new(["secret-refresh-token"]);
-        let vendor = Vendor {
+        let exchange = Exchange {
+            operation: &REFRESH,
             kinds: &KINDS,
-            code_fields: &[STATUS_CODE],
             redactor: &redactor,
         };
-        salvage(&vendor, &REFRESH, answer.as_bytes(), &decode)
+        salvage(&exchange, answer.as_bytes(), &decode)
     }
 
     fn tokens(data: Value) -> String {

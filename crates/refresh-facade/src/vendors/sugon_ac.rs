@@ -29,6 +29,7 @@ pub(crate) const REFRESH_WINDOW: RefreshWindow = RefreshWindow::AfterAccessToken
 /// What each documented code means for a caller.
 pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
+    code_fields: refresh_sugon_ac::error_codes::ALL,
     codes: &[
         (code::INTERNAL_ERROR, Transient),
         (code::PARAMETERS_INCOMPLETE, InvalidRequest),
@@ -104,7 +105,6 @@ impl Adapter {
         let exchange = Exchange {
             operation: &RENEW_TOKEN,
             kinds: &CODE_KINDS,
-            code_fields: refresh_sugon_ac::error_codes::ALL,
             redactor: &redactor,
         };
         let (status, envelope) = match exchange.send(call).await? {

@@ -24,6 +24,7 @@ pub(crate) const REFRESH_WINDOW: RefreshWindow =
 /// What each documented code means for a caller.
 pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
+    code_fields: refresh_wechat_open::error_codes::ALL,
     codes: &[
         (errcode::SYSTEM_BUSY, Transient),
         // 40001, 40014 and 42001 are about the platform's component access token: renew it.
@@ -134,7 +135,6 @@ impl Adapter {
         let exchange = Exchange {
             operation: &REFRESH_AUTHORIZER_TOKEN,
             kinds: &CODE_KINDS,
-            code_fields: refresh_wechat_open::error_codes::ALL,
             redactor: &redactor,
         };
         let extras = WechatOpenExtras {
