@@ -71,6 +71,20 @@ impl CodeKinds {
             .with_request_id(said.request_id.map(|id| said.redactor.redact(id)))
     }
 
+    /// The vendor's error when it `sent` a code in `field` other than the field's success value; `Ok` when it
+    /// sent the success value or nothing.
+    pub(crate) fn check(
+        &self,
+        field: &CodeField,
+        sent: Option<&str>,
+        said: &Said<'_>,
+    ) -> Result<(), RefreshError> {
+        match sent {
+            Some(code) if !field.is_success(code) => Err(self.code_error(field, code, said)),
+            _ => Ok(()),
+        }
+    }
+
     /// The error for an answer with a documented HTTP error `status` of `operation` that carries no code.
     pub(crate) fn status_error(&self, operation: &Operation, status: u16) -> RefreshError {
         let kind = self
@@ -239,6 +253,16 @@ mod tests {
         assert_eq!(error.vendor_code(), Some("99999"));
         let unmapped = KINDS.code_error(&ERRCODE, "7", &said(None, None));
         assert_eq!(unmapped.kind(), ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn only_a_code_other_than_the_success_value_is_an_error() {
+        let said = said(None, None);
+        assert!(KINDS.check(&ERRCODE, None, &said).is_ok());
+        assert!(KINDS.check(&ERRCODE, Some("0"), &said).is_ok());
+        let error = KINDS.check(&ERRCODE, Some("-1"), &said).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Transient);
+        assert_eq!(error.vendor_code(), Some("-1"));
     }
 
     #[test]

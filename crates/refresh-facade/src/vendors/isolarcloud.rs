@@ -167,18 +167,10 @@ impl Adapter {
             request_id: envelope.req_serial_num.as_deref(),
             redactor: &redactor,
         };
-        let failure = |field, code: &str| CODE_KINDS.code_error(field, code, &said);
-        if let Some(code) = envelope.result_code.as_deref()
-            && !result_code::FIELD.is_success(code)
-        {
-            return Err(failure(&result_code::FIELD, code));
-        }
+        let gateway_code = envelope.result_code.as_deref();
+        CODE_KINDS.check(&result_code::FIELD, gateway_code, &said)?;
         let data = envelope.result_data.unwrap_or_default();
-        if let Some(code) = data.code.as_deref()
-            && !result_data_code::FIELD.is_success(code)
-        {
-            return Err(failure(&result_data_code::FIELD, code));
-        }
+        CODE_KINDS.check(&result_data_code::FIELD, data.code.as_deref(), &said)?;
         // Tokens in result_data, as documented; at the top level, as one widely used client reads them.
         let expires_in = data.expires_in.as_ref().or(envelope.expires_in.as_ref());
         Answer {

@@ -127,7 +127,6 @@ pub(crate) fn salvage(
     for field in kinds.code_fields {
         for value in values_at(&answer, field.path) {
             match code_text(value) {
-                Some(code) if field.is_success(&code) => {}
                 Some(code) => {
                     let said = Said {
                         status,
@@ -135,7 +134,7 @@ pub(crate) fn salvage(
                         request_id: None,
                         redactor: exchange.redactor,
                     };
-                    return Err(kinds.code_error(field, &code, &said));
+                    kinds.check(field, Some(&code), &said)?;
                 }
                 None if value.is_null() => {}
                 None => anomalies.push(format!(

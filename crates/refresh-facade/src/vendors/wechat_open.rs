@@ -149,18 +149,15 @@ impl Adapter {
             }
         };
 
-        if let Some(code) = tokens.errcode.map(|c| c.to_string())
-            && !errcode::FIELD.is_success(&code)
-        {
-            let message = tokens.errmsg.as_deref();
-            let said = Said {
-                status: Some(status),
-                message,
-                request_id: message.and_then(request_id),
-                redactor: &redactor,
-            };
-            return Err(CODE_KINDS.code_error(&errcode::FIELD, &code, &said));
-        }
+        let message = tokens.errmsg.as_deref();
+        let said = Said {
+            status: Some(status),
+            message,
+            request_id: message.and_then(request_id),
+            redactor: &redactor,
+        };
+        let code = tokens.errcode.map(|code| code.to_string());
+        CODE_KINDS.check(&errcode::FIELD, code.as_deref(), &said)?;
         Answer {
             access_token: tokens.authorizer_access_token,
             refresh_token: tokens.authorizer_refresh_token,
