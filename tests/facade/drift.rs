@@ -247,3 +247,36 @@ async fn a_drifted_answer_from_the_sandbox_keeps_the_rotated_token_alive() {
         );
     }
 }
+
+/// A salvaged answer takes its tokens from where the typed reader looks first (Sugon's `token` before `data`,
+/// iSolarCloud's `result_data` before the top level), so a stray value elsewhere cannot displace them.
+#[tokio::test]
+async fn salvage_prefers_the_place_the_typed_reader_prefers() {
+    let renew = refresh_operation(Vendor::SugonAc);
+    let jwt = spec(Vendor::SugonAc).success_answer(renew)["data"].clone();
+    // A number where the spec says a string forces the salvage.
+    let sugon = json!({"code": 0, "msg": "success", "data": "token is valid", "token": jwt});
+    let host = operation_host(renew, ResponseTemplate::new(200).set_body_json(sugon)).await;
+    let tokens = refresher(Vendor::SugonAc, &host.uri())
+        .refresh(&grant(Vendor::SugonAc))
+        .await
+        .unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), jwt.as_str().unwrap());
+    assert!(!tokens.anomalies().is_empty());
+
+    let refresh = refresh_operation(Vendor::ISolarCloud);
+    let isolarcloud = json!({"req_serial_num": 1, "result_code": "1", "access_token": "stray-access", "refresh_token": "stray-refresh",
+        "result_data": {"code": "1", "access_token": "documented-access", "refresh_token": "documented-refresh", "expires_in": 172799}});
+    let host = operation_host(
+        refresh,
+        ResponseTemplate::new(200).set_body_json(isolarcloud),
+    )
+    .await;
+    let tokens = refresher(Vendor::ISolarCloud, &host.uri())
+        .refresh(&grant(Vendor::ISolarCloud))
+        .await
+        .unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "documented-access");
+    assert_eq!(tokens.refresh_token.expose_secret(), "documented-refresh");
+    assert!(!tokens.anomalies().is_empty());
+}
