@@ -32,9 +32,9 @@ fn config(vendor: Vendor, base: &str) -> VendorConfig {
         Vendor::MisaCukcuk => {
             VendorConfig::MisaCukcuk(MisaCukcukConfig::new("company").with_base_url(base))
         }
-        Vendor::WechatOpen => VendorConfig::WechatOpen(
-            WechatOpenConfig::new("wx-c", secret, "wx-a").with_base_url(base),
-        ),
+        Vendor::WechatOpen => {
+            VendorConfig::WechatOpen(WechatOpenConfig::new("wx-c", "wx-a").with_base_url(base))
+        }
         Vendor::Ekuaibao => VendorConfig::Ekuaibao(
             EkuaibaoConfig::new()
                 .with_validity_days(3)
@@ -50,7 +50,9 @@ fn grant(vendor: Vendor) -> RefreshGrant {
     } else {
         format!("{CANARY}-old-refresh")
     };
-    RefreshGrant::new(refresh).with_access_token(format!("{CANARY}-old-access"))
+    RefreshGrant::new(refresh)
+        .with_access_token(format!("{CANARY}-old-access"))
+        .with_component_access_token(format!("{CANARY}-config-secret"))
 }
 
 /// A success carrying new canary tokens, in the vendor's format.

@@ -1,7 +1,11 @@
 //! Every documented vendor error code, served in the vendor's own envelope (as its documentation describes it,
 //! not through our generated types), must come back as the kind the code table promises.
 
-use refresh_facade::{DocumentedCode, ErrorKind, RefreshError, Vendor, documented_error_codes};
+use chrono::{DateTime, TimeDelta};
+use refresh_facade::{
+    Clock, DocumentedCode, ErrorKind, RefreshError, RefreshGrant, Vendor, documented_error_codes,
+};
+use refresh_sugon_ac::operations::RENEW_TOKEN;
 use refresh_wire_tests::capture::operation_host;
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
@@ -49,7 +53,11 @@ async fn refresh_against(vendor: Vendor, status: u16, body: Option<Value>) -> Re
         answer = answer.set_body_json(body);
     }
     let server = operation_host(refresh_operation(vendor), answer).await;
+    // When the documented sample token (Sugon AC's JWT) expired: the codes read as documented, not as a token
+    // too old to renew (`sugon_reads_the_age_of_the_token_a_10004_refused`).
+    let sample_expiry = DateTime::from_timestamp_millis(SUGON_SAMPLE_EXPIRE_TIME).unwrap();
     refresher(vendor, &server.uri())
+        .with_clock(Clock::from_fn(move || sample_expiry))
         .refresh(&grant(vendor))
         .await
         .expect_err("a documented failure")
@@ -141,7 +149,7 @@ async fn an_undocumented_code_keeps_the_vendors_code_and_message() {
         (Vendor::SugonAc, "code", "10099"),
         (Vendor::MisaCukcuk, "ErrorType", "55"),
         (Vendor::WechatOpen, "errcode", "48001"),
-        (Vendor::Ekuaibao, "errorCode", "500"),
+        (Vendor::Ekuaibao, "errorCode", "4001"),
     ] {
         for (status, body) in failure_answers(vendor, field, code) {
             let error = refresh_against(vendor, status, body).await;
@@ -152,6 +160,81 @@ async fn an_undocumented_code_keeps_the_vendors_code_and_message() {
             let has_message = (vendor, field) != (Vendor::ISolarCloud, "result_data.code");
             assert_eq!(error.vendor_message().is_some(), has_message, "{error}");
         }
+    }
+}
+
+/// The `expireTime` claim of the token in Sugon AC's documented renewal request.
+const SUGON_SAMPLE_EXPIRE_TIME: i64 = 1_686_908_509_231;
+
+/// Sugon AC's page never says which code the renewal of a too-old token gets; the token says how old it is. A
+/// 10004 for a token expired more than 24 hours ago asks for a new login; any other 10004 is what it documents.
+#[tokio::test]
+async fn sugon_reads_the_age_of_the_token_a_10004_refused() {
+    let expired = DateTime::from_timestamp_millis(SUGON_SAMPLE_EXPIRE_TIME).unwrap();
+    let body = json!({"code": "10004", "msg": "参数无效"});
+    for (age, kind) in [
+        (TimeDelta::hours(-1), ErrorKind::InvalidRequest),
+        (TimeDelta::hours(23), ErrorKind::InvalidRequest),
+        (TimeDelta::hours(24), ErrorKind::InvalidRequest),
+        (
+            TimeDelta::hours(24) + TimeDelta::seconds(1),
+            ErrorKind::ReauthorizationRequired,
+        ),
+        (TimeDelta::days(400), ErrorKind::ReauthorizationRequired),
+    ] {
+        let server = operation_host(
+            &RENEW_TOKEN,
+            ResponseTemplate::new(200).set_body_json(&body),
+        )
+        .await;
+        let now = expired + age;
+        let error = refresher(Vendor::SugonAc, &server.uri())
+            .with_clock(Clock::from_fn(move || now))
+            .refresh(&grant(Vendor::SugonAc))
+            .await
+            .expect_err("a refusal");
+        assert_eq!(error.kind(), kind, "{age}: {error}");
+        assert_eq!(error.vendor_code(), Some("10004"), "{error}");
+    }
+    // A token without a readable expiry is no evidence: the code's documented meaning.
+    let server = operation_host(
+        &RENEW_TOKEN,
+        ResponseTemplate::new(200).set_body_json(&body),
+    )
+    .await;
+    let error = refresher(Vendor::SugonAc, &server.uri())
+        .refresh(&RefreshGrant::new("a.bm90IGpzb24.c"))
+        .await
+        .expect_err("a refusal");
+    assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{error}");
+}
+
+/// Ekuaibao's codes are HTTP statuses: an undocumented 5xx is its server failing, and passes.
+#[tokio::test]
+async fn ekuaibao_server_failure_codes_are_transient() {
+    for code in [500, 502, 503] {
+        let body = json!({"errorCode": code, "errorMessage": "服务器错误"});
+        let error = refresh_against(Vendor::Ekuaibao, 200, Some(body.clone())).await;
+        assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+        let sent = code.to_string();
+        assert_eq!(error.vendor_code(), Some(sent.as_str()), "{error}");
+        // With the HTTP status it mirrors: a status the spec does not document, transient as every 5xx.
+        let error = refresh_against(Vendor::Ekuaibao, code, Some(body)).await;
+        assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+    }
+}
+
+/// Ekuaibao's auth pages show the failure nested in the success wrapper, `errorDetail` singular: it is the
+/// documented error, not a malformed answer.
+#[tokio::test]
+async fn ekuaibao_nested_failures_are_the_documented_error() {
+    let body = json!({"value": {"errorCode": 403, "errorMessage": "未授权", "errorDetail": null}});
+    for status in [200, 403] {
+        let error = refresh_against(Vendor::Ekuaibao, status, Some(body.clone())).await;
+        assert_eq!(error.kind(), ErrorKind::ReauthorizationRequired, "{error}");
+        assert_eq!(error.vendor_code(), Some("403"), "{error}");
+        assert_eq!(error.vendor_message(), Some("未授权"), "{error}");
+        assert_eq!(error.http_status(), Some(status), "{error}");
     }
 }
 

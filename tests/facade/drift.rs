@@ -194,14 +194,17 @@ fn at_sandbox(sandbox: &Sandbox, emulator: Emulator) -> (Refresher, RefreshGrant
         }
         Emulator::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
             accounts::WECHAT_COMPONENT_APPID,
-            login.credential("component_access_token").unwrap(),
             accounts::WECHAT_AUTHORIZER_APPID,
         )),
         Emulator::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(7)),
         other => unreachable!("{other}"),
     };
     let config = config.with_base_url(sandbox.base_url(emulator).unwrap());
-    let grant = RefreshGrant::new(login.refresh_token).with_access_token(login.access_token);
+    let mut grant = RefreshGrant::new(login.refresh_token.as_str())
+        .with_access_token(login.access_token.as_str());
+    if let Some(component) = login.credential("component_access_token") {
+        grant = grant.with_component_access_token(component);
+    }
     (Refresher::new(config).unwrap(), grant)
 }
 
@@ -236,8 +239,10 @@ async fn a_drifted_answer_from_the_sandbox_keeps_the_rotated_token_alive() {
             emulator != Emulator::WechatOpen,
             "{emulator}: WeChat keeps its refresh token, the others rotate"
         );
+        let mut next = RefreshGrant::from(&tokens);
+        next.component_access_token = grant.component_access_token.clone();
         let next = refresher
-            .refresh(&RefreshGrant::from(&tokens))
+            .refresh(&next)
             .await
             .unwrap_or_else(|e| panic!("{emulator}: the kept token does not work: {e}"));
         assert!(

@@ -165,7 +165,9 @@ async fn an_omitted_refresh_token_is_carried_over_with_its_deadline() {
 async fn the_same_refresh_token_back_is_unchanged_not_rotated() {
     let server = answering(&refresh_wechat_open::operations::REFRESH_AUTHORIZER_TOKEN, json!({"authorizer_access_token": "new-access", "expires_in": 7200, "authorizer_refresh_token": "same-refresh-token"})).await;
     let tokens = refresher(Vendor::WechatOpen, &server.uri())
-        .refresh(&RefreshGrant::new("same-refresh-token"))
+        .refresh(
+            &RefreshGrant::new("same-refresh-token").with_component_access_token(COMPONENT_TOKEN),
+        )
         .await
         .unwrap();
     assert_eq!(tokens.rotation, Rotation::Unchanged);
@@ -228,10 +230,10 @@ async fn sugon_region_list_answers_pick_the_old_tokens_region() {
         .await
         .unwrap();
     assert_eq!(tokens.access_token.expose_secret(), new_token("11112"));
-    let VendorExtras::SugonAc(claims) = &tokens.extras else {
+    let VendorExtras::SugonAc(extras) = &tokens.extras else {
         panic!()
     };
-    assert_eq!(claims.cluster_id.as_deref(), Some("11112"));
+    assert_eq!(extras.claims.cluster_id.as_deref(), Some("11112"));
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 mod codes;
 mod drift;
 mod e2e;
+mod lifecycle;
 mod malformed;
 mod samples;
 mod setup;

@@ -49,11 +49,9 @@ fn configure(vendor: Vendor, base_url: Option<&str>) -> VendorConfig {
         }
         Vendor::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
         Vendor::MisaCukcuk => VendorConfig::MisaCukcuk(MisaCukcukConfig::new(COMPANY_CODE)),
-        Vendor::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
-            COMPONENT_APPID,
-            COMPONENT_TOKEN,
-            AUTHORIZER_APPID,
-        )),
+        Vendor::WechatOpen => {
+            VendorConfig::WechatOpen(WechatOpenConfig::new(COMPONENT_APPID, AUTHORIZER_APPID))
+        }
         Vendor::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(1)),
         other => unreachable!("no test setup for {other}"),
     };
@@ -83,6 +81,7 @@ pub fn grant(vendor: Vendor) -> RefreshGrant {
         Vendor::MisaCukcuk => RefreshGrant::new(body()["RefreshToken"].as_str().unwrap()),
         Vendor::WechatOpen => {
             RefreshGrant::new(body()["authorizer_refresh_token"].as_str().unwrap())
+                .with_component_access_token(COMPONENT_TOKEN)
         }
         Vendor::Ekuaibao => RefreshGrant::new(spec.parameter_example(op, "refreshToken"))
             .with_access_token(spec.parameter_example(op, "accessToken")),

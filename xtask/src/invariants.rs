@@ -210,6 +210,34 @@ fn only_the_command_line_crate_knows_the_command_line() {
     }
 }
 
+/// The CLI is a thin layer over the facade and the sandbox: it depends on no vendor crate (logins go through
+/// `Refresher::obtain`), and no source file of it names one.
+#[test]
+fn the_command_line_imports_no_vendor_crate() {
+    let root = workspace_root();
+    let vendor_crates: Vec<String> = vendors(&root)
+        .iter()
+        .map(|v| format!("refresh-{v}"))
+        .collect();
+    let deps = dependencies("crates/refresh-cli");
+    for vendor in &vendor_crates {
+        assert!(!deps.contains(vendor), "refresh-cli depends on {vendor}");
+    }
+    let mut files = Vec::new();
+    rust_files(&root.join("crates/refresh-cli"), &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for vendor in &vendor_crates {
+            let path = vendor.replace('-', "_");
+            assert!(
+                !text.contains(&format!("{path}::")),
+                "{} names {path}",
+                file.display()
+            );
+        }
+    }
+}
+
 /// What xtask appends to a generated client (after progenitor's code): from this line on.
 const APPENDED_START: &str = "/// Tokens and secrets (`format: password` in the spec)";
 

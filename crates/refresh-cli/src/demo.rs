@@ -1,11 +1,11 @@
-//! `refresh demo`: the sandbox in-process, a first login at every vendor (the vendors' companion endpoints,
-//! through the generated clients), then a refresh through the facade.
+//! `refresh demo`: the sandbox in-process, a first login at every vendor, then a refresh, both through the
+//! facade (MISA CukCuk documents no login: the sandbox's stands in for it).
 
 use std::process::ExitCode;
 
 use refresh_facade::{
-    EkuaibaoConfig, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant, Refresher,
-    SugonAcConfig, TokenSet, Vendor, VendorConfig, WechatOpenConfig,
+    EkuaibaoConfig, Grant, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant,
+    Refresher, Secret, SugonAcConfig, TokenSet, Vendor, VendorConfig, WechatOpenConfig,
 };
 use refresh_sandbox::{Emulator, Sandbox, SandboxOptions, accounts};
 use serde_json::json;
@@ -71,152 +71,83 @@ const VENDORS: [(Vendor, Emulator); 5] = [
     (Vendor::Ekuaibao, Emulator::Ekuaibao),
 ];
 
-/// The first login (each vendor's own way) and one refresh through the facade.
+/// The first login and one refresh, both through the facade.
 async fn login_and_refresh(
     vendor: Vendor,
     sandbox: &Sandbox,
     base: &str,
     http: &reqwest::Client,
 ) -> Result<TokenSet, String> {
-    let (config, grant) = match vendor {
-        Vendor::ISolarCloud => {
-            let client = refresh_isolarcloud::Client::new_with_client(base, http.clone());
-            let body = refresh_isolarcloud::types::TokenRequest {
-                appkey: accounts::ISOLARCLOUD_APP_KEY.into(),
-                grant_type: "authorization_code".into(),
-                code: sandbox
-                    .authorization_code(Emulator::ISolarCloud)
-                    .ok_or("login: no authorization code")?
-                    .into(),
-                redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
-            };
-            let answer = client
-                .exchange_token()
-                .x_access_key(accounts::ISOLARCLOUD_ACCESS_KEY)
-                .body(body)
-                .send()
-                .await;
-            let data = answer
-                .map_err(|e| format!("login: {e}"))?
-                .into_inner()
-                .result_data
-                .unwrap_or_default();
-            let refresh = data.refresh_token.ok_or("login: no refresh token")?;
-            let config = ISolarCloudConfig::new(
-                accounts::ISOLARCLOUD_APP_KEY,
-                accounts::ISOLARCLOUD_ACCESS_KEY,
-            );
-            (
-                VendorConfig::ISolarCloud(config.with_base_url(base)),
-                RefreshGrant::new(refresh),
-            )
-        }
-        Vendor::SugonAc => {
-            let client = refresh_sugon_ac::Client::new_with_client(base, http.clone());
-            let call = client
-                .get_tokens()
-                .user(accounts::SUGON_USER)
-                .password(accounts::SUGON_PASSWORD);
-            let envelope = call
-                .org_id(accounts::SUGON_ORG_ID)
-                .send()
-                .await
-                .map_err(|e| format!("login: {e}"))?
-                .into_inner();
-            let token = match envelope.data {
-                Some(refresh_sugon_ac::types::TokenData::Array(regions)) => {
-                    regions.into_iter().find_map(|r| r.token)
-                }
-                _ => None,
-            };
-            let token = token.ok_or("login: no token")?;
-            (
-                VendorConfig::SugonAc(SugonAcConfig::new().with_base_url(base)),
-                RefreshGrant::new(token),
-            )
-        }
+    let code = |emulator| {
+        sandbox
+            .authorization_code(emulator)
+            .map(Secret::from)
+            .ok_or("the sandbox issued no authorization code")
+    };
+    let config = match vendor {
+        Vendor::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
+            accounts::ISOLARCLOUD_APP_KEY,
+            accounts::ISOLARCLOUD_ACCESS_KEY,
+        )),
+        Vendor::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
         Vendor::MisaCukcuk => {
-            // MISA's v2 login is not publicly documented; the sandbox stands in for it.
-            let refresh = sandbox.login(Emulator::MisaCukcuk).refresh_token;
-            let config = MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE).with_base_url(base);
-            (VendorConfig::MisaCukcuk(config), RefreshGrant::new(refresh))
+            VendorConfig::MisaCukcuk(MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE))
         }
+        Vendor::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
+            accounts::WECHAT_COMPONENT_APPID,
+            accounts::WECHAT_AUTHORIZER_APPID,
+        )),
+        Vendor::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(7)),
+        other => return Err(format!("{other} has no demo")),
+    };
+    let refresher = Refresher::with_http_client(config.with_base_url(base), http.clone())
+        .map_err(|e| e.to_string())?;
+    let mut component_token = None;
+    let grant = match vendor {
+        Vendor::ISolarCloud => Some(Grant::ISolarCloudAuthorizationCode {
+            code: code(Emulator::ISolarCloud)?,
+            redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
+        }),
+        Vendor::SugonAc => Some(Grant::SugonAcPassword {
+            user: accounts::SUGON_USER.into(),
+            password: accounts::SUGON_PASSWORD.into(),
+            org_id: accounts::SUGON_ORG_ID.into(),
+        }),
         Vendor::WechatOpen => {
-            let client = refresh_wechat_open::Client::new_with_client(base, http.clone());
-            let body = refresh_wechat_open::types::ComponentTokenRequest {
-                component_appid: accounts::WECHAT_COMPONENT_APPID.into(),
+            let component = Grant::WechatOpenComponentToken {
                 component_appsecret: accounts::WECHAT_COMPONENT_APPSECRET.into(),
                 component_verify_ticket: accounts::WECHAT_VERIFY_TICKET.into(),
             };
-            let answer = client
-                .get_component_token()
-                .body(body)
-                .send()
+            let component = refresher
+                .obtain(&component)
                 .await
-                .map_err(|e| format!("component token: {e}"))?;
-            let component_token = answer
-                .into_inner()
-                .component_access_token
-                .ok_or("no component token")?;
-            let body = refresh_wechat_open::types::QueryAuthRequest {
-                component_appid: accounts::WECHAT_COMPONENT_APPID.into(),
-                authorization_code: sandbox
-                    .authorization_code(Emulator::WechatOpen)
-                    .ok_or("authorization: no code")?
-                    .into(),
-            };
-            let answer = client
-                .query_auth()
-                .component_access_token(component_token.expose_secret())
-                .body(body)
-                .send()
-                .await;
-            let info = answer
-                .map_err(|e| format!("authorization: {e}"))?
-                .into_inner()
-                .authorization_info
-                .unwrap_or_default();
-            let refresh = info
-                .authorizer_refresh_token
-                .ok_or("authorization: no refresh token")?;
-            let config = WechatOpenConfig::new(
-                accounts::WECHAT_COMPONENT_APPID,
-                component_token,
-                accounts::WECHAT_AUTHORIZER_APPID,
-            );
-            (
-                VendorConfig::WechatOpen(config.with_base_url(base)),
-                RefreshGrant::new(refresh),
-            )
+                .map_err(|e| e.to_string())?;
+            component_token = Some(component.access_token.clone());
+            Some(Grant::WechatOpenAuthorizationCode {
+                authorization_code: code(Emulator::WechatOpen)?,
+                component_access_token: component.access_token,
+            })
         }
-        Vendor::Ekuaibao => {
-            let client = refresh_ekuaibao::Client::new_with_client(base, http.clone());
-            let body = refresh_ekuaibao::types::AppCredentials {
-                app_key: accounts::EKUAIBAO_APP_KEY.into(),
-                app_security: accounts::EKUAIBAO_APP_SECURITY.into(),
-            };
-            let answer = client
-                .get_access_token()
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| format!("login: {e}"))?;
-            let tokens = answer.into_inner().value.unwrap_or_default();
-            let (Some(access), Some(refresh)) = (tokens.access_token, tokens.refresh_token) else {
-                return Err("login: no tokens".into());
-            };
-            let config = EkuaibaoConfig::new()
-                .with_validity_days(7)
-                .with_base_url(base);
-            (
-                VendorConfig::Ekuaibao(config),
-                RefreshGrant::new(refresh).with_access_token(access),
-            )
-        }
-        other => return Err(format!("{other} has no demo")),
+        Vendor::Ekuaibao => Some(Grant::EkuaibaoAppCredentials {
+            app_key: accounts::EKUAIBAO_APP_KEY.into(),
+            app_security: accounts::EKUAIBAO_APP_SECURITY.into(),
+        }),
+        // MISA documents no public login (the facade says so): the sandbox's own login stands in for MISA's.
+        _ => None,
     };
-    let refresher = Refresher::with_http_client(config, http.clone()).map_err(|e| e.to_string())?;
-    refresher.refresh(&grant).await.map_err(|e| e.to_string())
+    let mut next = match grant {
+        Some(grant) => {
+            RefreshGrant::from(&refresher.obtain(&grant).await.map_err(|e| e.to_string())?)
+        }
+        None => {
+            let login = sandbox.login(Emulator::MisaCukcuk);
+            RefreshGrant::new(login.refresh_token)
+        }
+    };
+    if let Some(component_token) = component_token {
+        next = next.with_component_access_token(component_token);
+    }
+    refresher.refresh(&next).await.map_err(|e| e.to_string())
 }
 
 fn json_row(outcome: &Outcome) -> serde_json::Value {

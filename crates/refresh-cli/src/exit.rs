@@ -18,6 +18,8 @@ pub const CREDENTIALS_REJECTED: u8 = 5;
 pub const INVALID_REQUEST: u8 = 6;
 pub const TRANSIENT: u8 = 7;
 pub const MALFORMED_RESPONSE: u8 = 8;
+pub const COMPONENT_TOKEN_EXPIRED: u8 = 9;
+pub const UNSUPPORTED: u8 = 10;
 
 /// Every exit code and what it means.
 pub const EXIT_CODES: &[(u8, &str)] = &[
@@ -48,6 +50,14 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
         MALFORMED_RESPONSE,
         "malformed response: the vendor's answer is not what it documents",
     ),
+    (
+        COMPONENT_TOKEN_EXPIRED,
+        "component token expired (wechat-open): obtain a new one and retry at once",
+    ),
+    (
+        UNSUPPORTED,
+        "unsupported: the vendor does not offer this (misa-cukcuk has no public login)",
+    ),
 ];
 
 /// The exit codes as `--help` prints them.
@@ -67,6 +77,8 @@ pub fn for_kind(kind: ErrorKind) -> u8 {
         ErrorKind::InvalidRequest => INVALID_REQUEST,
         ErrorKind::Transient => TRANSIENT,
         ErrorKind::MalformedResponse => MALFORMED_RESPONSE,
+        ErrorKind::ComponentTokenExpired => COMPONENT_TOKEN_EXPIRED,
+        ErrorKind::Unsupported => UNSUPPORTED,
         _ => FAILURE,
     }
 }
@@ -82,13 +94,13 @@ mod tests {
     #[test]
     fn every_kind_has_its_own_exit_code() {
         let codes: Vec<u8> = ErrorKind::ALL.into_iter().map(for_kind).collect();
-        assert_eq!(codes, [4, 5, 6, 7, 8]);
+        assert_eq!(codes, [4, 5, 6, 7, 8, 9, 10]);
     }
 
     #[test]
     fn the_table_lists_every_code_once_in_order_and_help_prints_it() {
         let codes: Vec<u8> = EXIT_CODES.iter().map(|(code, _)| *code).collect();
-        assert_eq!(codes, (0..=8).collect::<Vec<u8>>());
+        assert_eq!(codes, (0..=10).collect::<Vec<u8>>());
         let help = help();
         for (code, meaning) in EXIT_CODES {
             assert!(help.contains(&format!("  {code}  {meaning}\n")), "{help}");

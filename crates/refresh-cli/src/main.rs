@@ -1,11 +1,14 @@
-//! `refresh`: one token refresh at any vendor (`once`), the vendor emulators (`sandbox`), and a demo of both
-//! (`demo`). A thin layer: the work is done by `refresh-facade` and `refresh-sandbox`.
+//! `refresh`: a first login (`login`) and one token refresh (`once`) at any vendor, the vendor emulators
+//! (`sandbox`), and a demo of them (`demo`). A thin layer: the work is done by `refresh-facade` and
+//! `refresh-sandbox`; it imports no vendor crate.
 
 mod demo;
 mod exit;
+mod login;
 mod once;
 mod output;
 mod sandbox;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -33,6 +36,9 @@ enum Command {
     /// Refresh one token and print the new tokens as JSON on stdout (errors as JSON on stderr).
     #[command(after_help = once::help())]
     Once(once::Args),
+    /// Obtain first tokens (a login) and print them as JSON on stdout (errors as JSON on stderr).
+    #[command(after_help = login::help())]
+    Login(login::Args),
 }
 
 #[tokio::main]
@@ -42,5 +48,6 @@ async fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Once(args) => once::run(args).await,
+        Command::Login(args) => login::run(args).await,
     }
 }

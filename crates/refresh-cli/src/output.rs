@@ -1,10 +1,54 @@
-//! What `refresh once` prints: one table of JSON keys per outcome. The code builds its JSON from these tables
-//! and `refresh once --help` lists them, so the two cannot disagree.
+//! What `refresh once` and `refresh login` print: one table of JSON keys per outcome. The code builds its JSON
+//! from these tables and `--help` lists them, so the two cannot disagree.
 
 use std::fmt::Write;
+use std::process::ExitCode;
 
 use refresh_facade::{RefreshError, TokenSet, Vendor};
 use serde_json::{Map, Value, json};
+
+use crate::exit;
+use crate::settings::Misconfigured;
+
+/// Prints the outcome of a refresh or login (success on stdout, failure on stderr) and returns its exit code.
+pub fn report(result: Result<TokenSet, RefreshError>) -> ExitCode {
+    match result {
+        Ok(tokens) => {
+            println!("{}", to_json(SUCCESS_KEYS, &tokens));
+            exit::code(exit::SUCCESS)
+        }
+        Err(error) => {
+            let code = exit::for_kind(error.kind());
+            eprintln!("{}", to_json(FAILURE_KEYS, &Failure::from(error)));
+            exit::code(code)
+        }
+    }
+}
+
+/// Prints a configuration that cannot work (nothing was sent) and returns its exit code.
+pub fn misconfigured(vendor: Vendor, Misconfigured(message): Misconfigured) -> ExitCode {
+    eprintln!(
+        "{}",
+        to_json(FAILURE_KEYS, &Failure::configuration(vendor, message))
+    );
+    exit::code(exit::CONFIGURATION)
+}
+
+/// The output tables and exit codes, as `--help` of a command that does `action` prints them.
+pub fn tables_help(action: &str) -> String {
+    format!(
+        "{}\n{}\n{}",
+        help(
+            &format!("On success ({action}), one JSON object on stdout:"),
+            SUCCESS_KEYS
+        ),
+        help(
+            "On failure, one JSON object on stderr, and the exit code of its kind:",
+            FAILURE_KEYS
+        ),
+        exit::help(),
+    )
+}
 
 /// One key of the JSON printed for a `T`: its name, what it holds, and how to read it from a `T`.
 pub struct Key<T> {
@@ -47,8 +91,13 @@ pub const SUCCESS_KEYS: &[Key<TokenSet>] = &[
     },
     Key {
         name: "rotated",
-        meaning: "whether the vendor issued a new refresh token",
+        meaning: "whether the vendor issued a new refresh token in place of the one presented",
         value: |t| json!(t.rotated()),
+    },
+    Key {
+        name: "rotation",
+        meaning: "rotated, unchanged, carried_over, issued (a login) or not_refreshable (obtain it again)",
+        value: |t| json!(t.rotation.as_str()),
     },
 ];
 
@@ -92,7 +141,7 @@ pub const FAILURE_KEYS: &[Key<Failure>] = &[
     },
     Key {
         name: "kind",
-        meaning: "configuration, reauthorization_required, credentials_rejected, invalid_request, transient or malformed_response",
+        meaning: "configuration, or the error kind: reauthorization_required, credentials_rejected, invalid_request, transient, malformed_response, component_token_expired, unsupported",
         value: |f| json!(f.kind),
     },
     Key {

@@ -116,6 +116,7 @@ async fn every_vendor_refreshes_and_a_used_refresh_token_needs_reauthorization()
                 "expires_at",
                 "refresh_token",
                 "rotated",
+                "rotation",
                 "token_type",
                 "vendor"
             ]
@@ -139,13 +140,19 @@ async fn every_vendor_refreshes_and_a_used_refresh_token_needs_reauthorization()
             reused.refresh_token = "refreshtoken@@@not-issued".into();
         }
         let run = once(&sandbox, emulator, &reused, &[]).await;
+        // Sugon AC documents 10004 as "invalid parameter" only; its token is fresh, so nothing says it is gone for
+        // good (`sugon_renews_up_to_24_hours_after_expiry_and_not_later` has the case that does).
+        let (exit, kind) = match emulator {
+            Emulator::SugonAc => (6, "invalid_request"),
+            _ => (4, "reauthorization_required"),
+        };
         assert_eq!(
-            run.code, 4,
-            "{emulator}: the used refresh token must need re-authorization: {}",
+            run.code, exit,
+            "{emulator}: the used refresh token must be refused: {}",
             run.stderr
         );
         let err = run.json_err();
-        assert_eq!(err["kind"], "reauthorization_required");
+        assert_eq!(err["kind"], kind);
         let (code, status) = invalid_refresh_answer(emulator);
         assert_eq!(err["code"], serde_json::json!(code), "{emulator}: {err}");
         assert_eq!(err["http_status"], status, "{emulator}: {err}");
@@ -160,14 +167,15 @@ async fn every_vendor_refreshes_and_a_used_refresh_token_needs_reauthorization()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sugon_renews_up_to_24_hours_after_expiry_and_not_later() {
+    // The command reads the system clock, so the tokens are issued in the past instead of the time moving on.
     let sandbox = sandbox().await;
-    let late = sandbox.login(Emulator::SugonAc);
-    let too_late = sandbox.login(Emulator::SugonAc);
-    sandbox
-        .clock()
-        .advance(Duration::from_secs((2 + 23) * 3600)); // expired 23 h ago
+    let hours = |h: u64| Duration::from_secs(h * 3600);
+    sandbox.clock().rewind(hours(2 + 25));
+    let too_late = sandbox.login(Emulator::SugonAc); // a 2 h token that expired 25 h ago
+    sandbox.clock().advance(hours(2));
+    let late = sandbox.login(Emulator::SugonAc); // expired 23 h ago
+    sandbox.clock().advance(hours(25));
     assert_eq!(once(&sandbox, Emulator::SugonAc, &late, &[]).await.code, 0);
-    sandbox.clock().advance(Duration::from_secs(2 * 3600)); // the other one: expired 25 h ago
     let run = once(&sandbox, Emulator::SugonAc, &too_late, &[]).await;
     assert_eq!(
         (run.code, run.json_err()["code"].as_str()),
@@ -465,7 +473,7 @@ async fn once_help_lists_exactly_the_keys_it_prints() {
     assert_eq!(success, listed, "{help}");
 
     let refused = once(&sandbox, Emulator::SugonAc, &login, &[]).await;
-    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert_eq!(refused.code, 6, "{}", refused.stderr);
     let misconfigured = refresh(&["once", "--vendor", "sugon-ac"], &[], None).await;
     assert_eq!(misconfigured.code, 3, "{}", misconfigured.stderr);
     let mut listed = listed_keys(&help, "On failure");
@@ -512,6 +520,8 @@ async fn sandbox_serves_until_interrupted_and_fails_on_a_taken_port() {
     let mut child = tokio::process::Command::new(BIN)
         .args(["sandbox", "--vendor", "sugon-ac", "--json"])
         .stdout(std::process::Stdio::piped())
+        // A failed assertion must not leave a sandbox running (it would hold the test's output open).
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
@@ -530,7 +540,8 @@ async fn sandbox_serves_until_interrupted_and_fails_on_a_taken_port() {
         accounts::SUGON_USER
     );
 
-    // It answers as Sugon AC does, and it rejects a token it never issued.
+    // It answers as Sugon AC does, and it rejects a token it never issued (an invalid parameter: the token has
+    // no expiry that says it is too old).
     let run = refresh(
         &["once", "--vendor", "sugon-ac", "--base-url", &base],
         &[("REFRESH_TOKEN", "a.b.c")],
@@ -539,7 +550,7 @@ async fn sandbox_serves_until_interrupted_and_fails_on_a_taken_port() {
     .await;
     assert_eq!(
         (run.code, run.json_err()["code"].as_str()),
-        (4, Some("10004")),
+        (6, Some("10004")),
         "{}",
         run.stderr
     );

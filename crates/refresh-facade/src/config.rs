@@ -192,7 +192,7 @@ mod tests {
             VendorConfig::ISolarCloud(isolarcloud::ISolarCloudConfig::new("app", "key")),
             VendorConfig::SugonAc(sugon_ac::SugonAcConfig::new()),
             VendorConfig::MisaCukcuk(misa_cukcuk::MisaCukcukConfig::new("company")),
-            VendorConfig::WechatOpen(wechat_open::WechatOpenConfig::new("c", "t", "a")),
+            VendorConfig::WechatOpen(wechat_open::WechatOpenConfig::new("c", "a")),
             VendorConfig::Ekuaibao(ekuaibao::EkuaibaoConfig::new()),
         ]
     }

@@ -43,6 +43,25 @@
 //! documents, the tokens are read from the fields the spec marks (`x-token-role`), a readable error code still
 //! wins, and [`TokenSet::anomalies`] says what did not match (fields and types, never values).
 //!
+//! ## Logins
+//!
+//! [`Refresher::obtain`] gets the first tokens with a [`Grant`], one variant per login endpoint the specs
+//! document: iSolarCloud's authorization code exchange, Sugon AC's user/password/orgId login (one token per
+//! compute region: the platform token, or the region [`SugonAcConfig::cluster_id`] names, with the others in
+//! [`SugonAcExtras::other_regions`]; a region whose token is null is a suspended account,
+//! `credentials_rejected`), WeChat's authorization exchange (`api_query_auth`, with the granted permission sets in
+//! [`WechatOpenExtras::granted_permissions`]) and its component token (`api_component_token`), and Ekuaibao's
+//! appKey/appSecurity login. The result is a [`TokenSet`] with [`Rotation::Issued`]. MISA CukCuk documents no
+//! public login for its v2 API: its refresher answers [`ErrorKind::Unsupported`] without sending anything.
+//!
+//! WeChat's component access token is a renewable credential, not configuration: it lasts 2 hours, each authorizer
+//! refresh takes the current one ([`RefreshGrant::with_component_access_token`]), and its expiry (40001, 40014,
+//! 42001) is [`ErrorKind::ComponentTokenExpired`], distinct from a wrong appid (40013, `credentials_rejected`):
+//! obtain a new one ([`Grant::WechatOpenComponentToken`]) and retry at once.
+//!
+//! The facade reads "now" from a [`Clock`] (the system clock unless [`Refresher::with_clock`] says otherwise):
+//! when a request is sent, and how old a presented token is.
+//!
 //! ## Refresh windows
 //!
 //! [`Vendor::refresh_window`] says how long each vendor accepts a refresh (Ekuaibao: only before the access token
@@ -57,6 +76,13 @@
 //! helpers. Answers that are not what the vendor documents never panic: they are `malformed_response`. Bodies
 //! over 1 MiB are not read. HTTP: one shared `reqwest::Client` per [`HttpOptions`] (5 s to connect, 15 s in all
 //! by default), redirects not followed.
+//!
+//! Classified from evidence beyond the code: Sugon AC's page never says which code the renewal of a too-old token
+//! gets; a 10004 ("invalid parameter") for a token whose own `expireTime` claim is more than 24 hours past is
+//! `reauthorization_required`, any other 10004 `invalid_request` (and on a login, whose only parameters are the
+//! credentials, `credentials_rejected`). Ekuaibao's codes are HTTP statuses (its 403 comes with HTTP 403): an
+//! undocumented 5xx code is `transient`. Ekuaibao's failure nested in the success wrapper
+//! (`{"value": {"errorCode": …}}`) is the documented error.
 //!
 //! HTTP statuses a vendor's spec does not list: 429, 408 and 5xx are `transient` (with `Retry-After` when
 //! sent); 401 and 403 `credentials_rejected`; 404 and 405 `credentials_rejected` (the base URL is wrong); other
@@ -77,6 +103,7 @@ compile_error!(
     "refresh-facade needs at least one vendor feature: isolarcloud, sugon-ac, misa-cukcuk, wechat-open, ekuaibao"
 );
 
+mod clock;
 mod config;
 mod error;
 mod expiry;
@@ -86,10 +113,11 @@ mod token;
 mod vendor;
 mod vendors;
 
+pub use clock::Clock;
 pub use config::{ConfigError, HttpOptions, VendorConfig};
 pub use error::{DocumentedCode, ErrorKind, RefreshError, documented_error_codes};
 pub use expiry::CONSERVATIVE_LIFETIME;
-pub use grant::RefreshGrant;
+pub use grant::{Grant, RefreshGrant};
 pub use refresh_runtime::Secret;
 pub use refresher::Refresher;
 pub use token::{ExpirySource, Rotation, TokenSet, VendorExtras};
@@ -101,7 +129,7 @@ pub use vendors::isolarcloud::{ISolarCloudConfig, ISolarCloudExtras};
 #[cfg(feature = "misa-cukcuk")]
 pub use vendors::misa_cukcuk::{MisaCukcukConfig, MisaCukcukExtras};
 #[cfg(feature = "sugon-ac")]
-pub use vendors::sugon_ac::{SugonAcClaims, SugonAcConfig};
+pub use vendors::sugon_ac::{SugonAcClaims, SugonAcConfig, SugonAcExtras, SugonAcRegion};
 #[cfg(feature = "wechat-open")]
 pub use vendors::wechat_open::{WechatOpenConfig, WechatOpenExtras};
 

@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
+use crate::clock::Clock;
 use crate::config::{ConfigError, HttpOptions, VendorConfig};
-use crate::error::RefreshError;
-use crate::grant::RefreshGrant;
+use crate::error::{ErrorKind, RefreshError};
+use crate::grant::{Grant, RefreshGrant};
 use crate::token::TokenSet;
 use crate::vendor::Vendor;
 use crate::vendors;
@@ -20,6 +21,7 @@ use crate::vendors;
 pub struct Refresher {
     vendor: Vendor,
     adapter: Adapter,
+    clock: Clock,
 }
 
 #[derive(Clone, Debug)]
@@ -71,11 +73,80 @@ impl Refresher {
                 Adapter::Ekuaibao(vendors::ekuaibao::Adapter::new(config, http)?)
             }
         };
-        Ok(Refresher { vendor, adapter })
+        Ok(Refresher {
+            vendor,
+            adapter,
+            clock: Clock::system(),
+        })
+    }
+
+    /// The same refresher, reading "now" from `clock` (when requests are sent, how old a token is).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn vendor(&self) -> Vendor {
         self.vendor
+    }
+
+    /// Obtains first tokens with `grant` (a login): the answer is a [`TokenSet`] like a refresh's, with
+    /// [`crate::Rotation::Issued`]. Store it, and refresh with [`RefreshGrant::from`] it. Errors are
+    /// [`RefreshError`]s that say "login"; a grant of another vendor, or a vendor that documents no login
+    /// (MISA CukCuk), is [`ErrorKind::Unsupported`], and nothing is sent. Runs in a `login` tracing span.
+    pub async fn obtain(&self, grant: &Grant) -> Result<TokenSet, RefreshError> {
+        let span =
+            tracing::info_span!("login", vendor = %self.vendor(), outcome = tracing::field::Empty);
+        let result = async {
+            self.ensure_login_offered()?;
+            if grant.vendor() != self.vendor {
+                let detail = format!(
+                    "the grant is for {}, the refresher for {}",
+                    grant.vendor(),
+                    self.vendor
+                );
+                return Err(RefreshError::new(
+                    self.vendor,
+                    ErrorKind::Unsupported,
+                    detail,
+                ));
+            }
+            match &self.adapter {
+                #[cfg(feature = "isolarcloud")]
+                Adapter::ISolarCloud(adapter) => adapter.obtain(grant, self.clock.now()).await,
+                #[cfg(feature = "sugon-ac")]
+                Adapter::SugonAc(adapter) => adapter.obtain(grant, self.clock.now()).await,
+                #[cfg(feature = "wechat-open")]
+                Adapter::WechatOpen(adapter) => adapter.obtain(grant, self.clock.now()).await,
+                #[cfg(feature = "ekuaibao")]
+                Adapter::Ekuaibao(adapter) => adapter.obtain(grant, self.clock.now()).await,
+                #[cfg(feature = "misa-cukcuk")]
+                Adapter::MisaCukcuk(_) => Err(login_not_offered(self.vendor)),
+            }
+        }
+        .instrument(span.clone())
+        .await
+        .map_err(RefreshError::during_login);
+        match &result {
+            Ok(_) => {
+                span.record("outcome", "ok");
+                tracing::info!(parent: &span, "tokens obtained");
+            }
+            Err(error) => {
+                span.record("outcome", error.kind().as_str());
+                tracing::warn!(parent: &span, kind = %error.kind(), vendor_code = error.vendor_code(), "login failed");
+            }
+        }
+        result
+    }
+
+    /// `Ok` when the vendor documents a login [`Refresher::obtain`] can use; [`ErrorKind::Unsupported`] saying
+    /// so otherwise (MISA CukCuk: its first tokens come from MISA, outside any public API).
+    pub fn ensure_login_offered(&self) -> Result<(), RefreshError> {
+        if self.vendor == Vendor::MisaCukcuk {
+            return Err(login_not_offered(self.vendor));
+        }
+        Ok(())
     }
 
     /// Exchanges `grant` for fresh tokens. Every failure is a [`RefreshError`]; nothing here panics on what a
@@ -109,17 +180,26 @@ impl Refresher {
     }
 
     async fn dispatch(&self, grant: &RefreshGrant) -> Result<TokenSet, RefreshError> {
+        let sent_at = self.clock.now();
         match &self.adapter {
             #[cfg(feature = "isolarcloud")]
-            Adapter::ISolarCloud(adapter) => adapter.refresh(grant).await,
+            Adapter::ISolarCloud(adapter) => adapter.refresh(grant, sent_at).await,
             #[cfg(feature = "sugon-ac")]
-            Adapter::SugonAc(adapter) => adapter.refresh(grant).await,
+            Adapter::SugonAc(adapter) => adapter.refresh(grant, sent_at).await,
             #[cfg(feature = "misa-cukcuk")]
-            Adapter::MisaCukcuk(adapter) => adapter.refresh(grant).await,
+            Adapter::MisaCukcuk(adapter) => adapter.refresh(grant, sent_at).await,
             #[cfg(feature = "wechat-open")]
-            Adapter::WechatOpen(adapter) => adapter.refresh(grant).await,
+            Adapter::WechatOpen(adapter) => adapter.refresh(grant, sent_at).await,
             #[cfg(feature = "ekuaibao")]
-            Adapter::Ekuaibao(adapter) => adapter.refresh(grant).await,
+            Adapter::Ekuaibao(adapter) => adapter.refresh(grant, sent_at).await,
         }
     }
+}
+
+/// The error of a vendor that documents no login.
+fn login_not_offered(vendor: Vendor) -> RefreshError {
+    let detail = format!(
+        "{vendor} documents no public login for its API: obtain the first tokens from the vendor, then refresh them here"
+    );
+    RefreshError::new(vendor, ErrorKind::Unsupported, detail).during_login()
 }

@@ -15,6 +15,7 @@ pub struct TokenSet {
     pub access_token: Secret,
     /// The token to refresh with next time: the vendor's new one, or the old one carried over where the vendor
     /// returned none (see [`TokenSet::rotation`]). For Sugon AC, whose token renews itself, the access token.
+    /// Empty for a credential that is obtained again instead of refreshed ([`Rotation::NotRefreshable`]).
     pub refresh_token: Secret,
     /// The vendor's token type, where it says one ("bearer").
     pub token_type: Option<String>,
@@ -22,7 +23,7 @@ pub struct TokenSet {
     pub expires_at: DateTime<Utc>,
     /// Where `expires_at` comes from.
     pub expiry_source: ExpirySource,
-    /// When the refresh request was sent: relative lifetimes count from here.
+    /// When the refresh (or login) request was sent: relative lifetimes count from here.
     pub obtained_at: DateTime<Utc>,
     /// The last moment a refresh can succeed, where the vendor's window and the answer fix one
     /// ([`Vendor::refresh_window`]); `None` where no deadline is known. Past it, a new login is needed.
@@ -47,10 +48,13 @@ impl TokenSet {
         &self.anomalies
     }
 
-    /// True when, at `now`, the vendor's window still allows a refresh (unknown deadlines count as open).
+    /// True when, at `now`, the vendor's window still allows a refresh (unknown deadlines count as open). Never
+    /// for a credential that is obtained again instead ([`Rotation::NotRefreshable`]).
     pub fn can_refresh_at(&self, now: DateTime<Utc>) -> bool {
-        self.refreshable_until
-            .is_none_or(|deadline| now <= deadline)
+        self.rotation != Rotation::NotRefreshable
+            && self
+                .refreshable_until
+                .is_none_or(|deadline| now <= deadline)
     }
 }
 
@@ -64,6 +68,24 @@ pub enum Rotation {
     Unchanged,
     /// The vendor returned no refresh token; the old one was carried over and stays valid.
     CarriedOver,
+    /// The first tokens, from a login ([`crate::Refresher::obtain`]).
+    Issued,
+    /// The credential is obtained again, never refreshed (WeChat's component access token): `refresh_token` is
+    /// empty, and [`TokenSet::can_refresh_at`] is always false.
+    NotRefreshable,
+}
+
+impl Rotation {
+    /// The rotation's name in snake case (`carried_over`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rotation::Rotated => "rotated",
+            Rotation::Unchanged => "unchanged",
+            Rotation::CarriedOver => "carried_over",
+            Rotation::Issued => "issued",
+            Rotation::NotRefreshable => "not_refreshable",
+        }
+    }
 }
 
 /// Where a [`TokenSet::expires_at`] comes from.
@@ -87,7 +109,7 @@ pub enum VendorExtras {
     #[cfg(feature = "isolarcloud")]
     ISolarCloud(vendors::isolarcloud::ISolarCloudExtras),
     #[cfg(feature = "sugon-ac")]
-    SugonAc(vendors::sugon_ac::SugonAcClaims),
+    SugonAc(vendors::sugon_ac::SugonAcExtras),
     #[cfg(feature = "misa-cukcuk")]
     MisaCukcuk(vendors::misa_cukcuk::MisaCukcukExtras),
     #[cfg(feature = "wechat-open")]

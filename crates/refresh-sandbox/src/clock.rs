@@ -23,6 +23,13 @@ impl Clock {
         let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.offset_ms.fetch_add(millis, Ordering::SeqCst);
     }
+
+    /// Moves the emulators' time back: what they issue now looks issued that long ago to a client that reads the
+    /// system clock (a separate process, such as the command line).
+    pub fn rewind(&self, by: Duration) {
+        let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_sub(millis, Ordering::SeqCst);
+    }
 }
 
 #[cfg(test)]
@@ -38,6 +45,12 @@ mod tests {
         let moved = clock.now() - before;
         assert!(
             moved >= TimeDelta::hours(25) && moved < TimeDelta::hours(25) + TimeDelta::seconds(5)
+        );
+        shared.rewind(Duration::from_secs(26 * 3600));
+        let back = clock.now() - before;
+        assert!(
+            back >= TimeDelta::hours(-1) && back < TimeDelta::hours(-1) + TimeDelta::seconds(5),
+            "{back}"
         );
     }
 }

@@ -35,16 +35,25 @@ pub enum ErrorKind {
     /// The vendor's answer is not what its documentation describes (HTML, empty, truncated, wrong types,
     /// unknown envelope, too large, redirect). Retrying may help if the vendor is misbehaving briefly.
     MalformedResponse,
+    /// The platform's own short-lived token that the request presented is expired, or no longer the latest
+    /// (WeChat's component access token, errcodes 40001, 40014, 42001). The grant is fine: obtain a new
+    /// component token ([`crate::Grant::WechatOpenComponentToken`]) and retry at once.
+    ComponentTokenExpired,
+    /// The vendor does not offer what was asked (MISA CukCuk documents no public login), or the grant is for
+    /// another vendor than the refresher's. Nothing was sent.
+    Unsupported,
 }
 
 impl ErrorKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ErrorKind; 5] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::ReauthorizationRequired,
         ErrorKind::CredentialsRejected,
         ErrorKind::InvalidRequest,
         ErrorKind::Transient,
         ErrorKind::MalformedResponse,
+        ErrorKind::ComponentTokenExpired,
+        ErrorKind::Unsupported,
     ];
 
     /// The kind's name in snake case (`reauthorization_required`).
@@ -55,10 +64,13 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Transient => "transient",
             ErrorKind::MalformedResponse => "malformed_response",
+            ErrorKind::ComponentTokenExpired => "component_token_expired",
+            ErrorKind::Unsupported => "unsupported",
         }
     }
 
-    /// Whether the same refresh may succeed if tried again later.
+    /// Whether the same refresh may succeed if tried again later, unchanged. A
+    /// [`ErrorKind::ComponentTokenExpired`] is not: it succeeds at once, but with a new component token.
     pub fn is_retryable(self) -> bool {
         matches!(self, ErrorKind::Transient | ErrorKind::MalformedResponse)
     }
@@ -83,6 +95,8 @@ pub struct RefreshError {
 #[derive(Debug)]
 struct Details {
     kind: ErrorKind,
+    /// What failed: "refresh", or "login" ([`crate::Refresher::obtain`]).
+    during: &'static str,
     vendor: crate::Vendor,
     detail: String,
     http_status: Option<u16>,
@@ -98,6 +112,7 @@ impl RefreshError {
         RefreshError {
             inner: Box::new(Details {
                 kind,
+                during: "refresh",
                 vendor,
                 detail: detail.into(),
                 http_status: None,
@@ -108,6 +123,26 @@ impl RefreshError {
                 source: None,
             }),
         }
+    }
+
+    /// The same error, read as `kind` for the reason `detail` gives (evidence the code alone does not carry).
+    #[cfg_attr(
+        not(any(feature = "sugon-ac", feature = "ekuaibao")),
+        expect(
+            dead_code,
+            reason = "only Sugon AC and Ekuaibao read more than the code"
+        )
+    )]
+    pub(crate) fn with_kind(mut self, kind: ErrorKind, detail: impl Into<String>) -> Self {
+        self.inner.kind = kind;
+        self.inner.detail = detail.into();
+        self
+    }
+
+    /// Marks an error of [`crate::Refresher::obtain`].
+    pub(crate) fn during_login(mut self) -> Self {
+        self.inner.during = "login";
+        self
     }
 
     pub(crate) fn with_status(mut self, status: impl Into<Option<u16>>) -> Self {
@@ -198,14 +233,21 @@ impl RefreshError {
     pub fn is_malformed_response(&self) -> bool {
         self.inner.kind == ErrorKind::MalformedResponse
     }
+    /// True when a new component token (WeChat) makes the same call succeed: renew it and retry at once.
+    pub fn is_component_token_expired(&self) -> bool {
+        self.inner.kind == ErrorKind::ComponentTokenExpired
+    }
+    pub fn is_unsupported(&self) -> bool {
+        self.inner.kind == ErrorKind::Unsupported
+    }
 }
 
 impl fmt::Display for RefreshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} refresh failed ({}): {}",
-            self.inner.vendor, self.inner.kind, self.inner.detail
+            "{} {} failed ({}): {}",
+            self.inner.vendor, self.inner.during, self.inner.kind, self.inner.detail
         )?;
         let mut said = Vec::new();
         if let Some(status) = self.inner.http_status {
@@ -304,6 +346,11 @@ mod tests {
                 (ErrorKind::InvalidRequest, error.is_invalid_request()),
                 (ErrorKind::Transient, error.is_transient()),
                 (ErrorKind::MalformedResponse, error.is_malformed_response()),
+                (
+                    ErrorKind::ComponentTokenExpired,
+                    error.is_component_token_expired(),
+                ),
+                (ErrorKind::Unsupported, error.is_unsupported()),
             ];
             for (helper_kind, answer) in answers {
                 assert_eq!(
@@ -328,7 +375,9 @@ mod tests {
                 "credentials_rejected",
                 "invalid_request",
                 "transient",
-                "malformed_response"
+                "malformed_response",
+                "component_token_expired",
+                "unsupported"
             ]
         );
         for kind in ErrorKind::ALL {

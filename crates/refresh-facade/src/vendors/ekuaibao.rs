@@ -1,16 +1,17 @@
 //! Ekuaibao: refresh with the current access and refresh tokens in the query; the failure envelope
 //! (`errorCode: 403`) may come with HTTP 200 or 403.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use refresh_ekuaibao::error_codes::error_code;
-use refresh_ekuaibao::operations::{REFRESH_TOKEN, REFRESH_TOKEN_WITH_VALIDITY};
-use refresh_ekuaibao::types::AuthEnvelope;
+use refresh_ekuaibao::operations::{GET_ACCESS_TOKEN, REFRESH_TOKEN, REFRESH_TOKEN_WITH_VALIDITY};
+use refresh_ekuaibao::types::{AppCredentials, AuthEnvelope};
+use refresh_runtime::Operation;
 
-use super::{Answer, Answered, DocumentedError, Exchange};
+use super::{Answer, Answered, Basis, DocumentedError, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
-use crate::grant::RefreshGrant;
+use crate::grant::{Grant, RefreshGrant};
 use crate::token::{TokenSet, VendorExtras};
 use crate::vendor::{RefreshWindow, Vendor};
 
@@ -100,7 +101,11 @@ impl Adapter {
         })
     }
 
-    pub(crate) async fn refresh(&self, grant: &RefreshGrant) -> Result<TokenSet, RefreshError> {
+    pub(crate) async fn refresh(
+        &self,
+        grant: &RefreshGrant,
+        sent_at: DateTime<Utc>,
+    ) -> Result<TokenSet, RefreshError> {
         let redactor = Redactor::new(grant.secrets());
         let Some(access_token) = &grant.access_token else {
             let detail = "an Ekuaibao refresh needs the current access token too (RefreshGrant::with_access_token)";
@@ -110,13 +115,7 @@ impl Adapter {
             access_token.expose_secret(),
             grant.refresh_token.expose_secret(),
         );
-        let sent_at = Utc::now();
         let power_code = &self.config.power_code;
-        let exchange = |operation| Exchange {
-            operation,
-            kinds: &CODE_KINDS,
-            redactor: &redactor,
-        };
         let (operation, answered) = match self.config.validity_days {
             Some(days) => {
                 let operation = &REFRESH_TOKEN_WITH_VALIDITY;
@@ -128,7 +127,7 @@ impl Adapter {
                     .refresh_token(refresh)
                     .power_code(power_code)
                     .send();
-                (operation, exchange(operation).send(call).await?)
+                (operation, exchange(operation, &redactor).send(call).await?)
             }
             None => {
                 let operation = &REFRESH_TOKEN;
@@ -139,44 +138,102 @@ impl Adapter {
                     .refresh_token(refresh)
                     .power_code(power_code)
                     .send();
-                (operation, exchange(operation).send(call).await?)
+                (operation, exchange(operation, &redactor).send(call).await?)
             }
         };
-        let (status, envelope) = match answered {
-            Answered::Typed { status, body } => (status, body),
-            Answered::Salvaged(salvaged) => {
-                let extras = EkuaibaoExtras {
-                    corporation_id: None,
-                };
-                let extras = VendorExtras::Ekuaibao(extras);
-                return salvaged.into_token_set(VENDOR, extras, grant, sent_at);
-            }
-        };
-
-        if envelope.error_code.is_some() {
-            return Err(envelope.into_error(status, &exchange(operation)));
-        }
-        let tokens = envelope.value.unwrap_or_default();
-        Answer {
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            token_type: None,
-            expiry: tokens
-                .expire_time
-                .map_or(ExpiryHint::Absent, ExpiryHint::EpochMillis),
-            extras: VendorExtras::Ekuaibao(EkuaibaoExtras {
-                corporation_id: tokens.corporation_id,
-            }),
-            anomalies: Vec::new(),
-        }
-        .into_token_set(VENDOR, grant, sent_at, status)
+        read(
+            answered,
+            &exchange(operation, &redactor),
+            grant.into(),
+            sent_at,
+        )
     }
+
+    /// The login (`getAccessToken`): the same envelope as a refresh.
+    pub(crate) async fn obtain(
+        &self,
+        grant: &Grant,
+        sent_at: DateTime<Utc>,
+    ) -> Result<TokenSet, RefreshError> {
+        let Grant::EkuaibaoAppCredentials {
+            app_key,
+            app_security,
+        } = grant
+        else {
+            return Err(super::not_this_vendors(VENDOR, grant));
+        };
+        let redactor = Redactor::new(grant.secrets());
+        let body = AppCredentials {
+            app_key: app_key.clone(),
+            app_security: app_security.clone(),
+        };
+        let call = self.client.get_access_token().body(body).send();
+        let exchange = exchange(&GET_ACCESS_TOKEN, &redactor);
+        let answered = exchange.send(call).await?;
+        read(answered, &exchange, Basis::Login, sent_at)
+    }
+}
+
+fn exchange<'a>(operation: &'static Operation, redactor: &'a Redactor<'a>) -> Exchange<'a> {
+    Exchange {
+        operation,
+        kinds: &CODE_KINDS,
+        redactor,
+    }
+}
+
+/// Reads the envelope that refreshes and logins answer with.
+fn read(
+    answered: Answered<AuthEnvelope>,
+    exchange: &Exchange<'_>,
+    basis: Basis<'_>,
+    sent_at: DateTime<Utc>,
+) -> Result<TokenSet, RefreshError> {
+    let (status, envelope) = match answered {
+        Answered::Typed { status, body } => (status, body),
+        Answered::Salvaged(salvaged) => {
+            let extras = EkuaibaoExtras {
+                corporation_id: None,
+            };
+            let extras = VendorExtras::Ekuaibao(extras);
+            return salvaged.into_token_set(VENDOR, extras, basis, sent_at);
+        }
+    };
+
+    let nested_failure = envelope
+        .value
+        .as_ref()
+        .is_some_and(|v| v.error_code.is_some());
+    if envelope.error_code.is_some() || nested_failure {
+        return Err(envelope.into_error(status, exchange));
+    }
+    let tokens = envelope.value.unwrap_or_default();
+    Answer {
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        token_type: None,
+        expiry: tokens
+            .expire_time
+            .map_or(ExpiryHint::Absent, ExpiryHint::EpochMillis),
+        extras: VendorExtras::Ekuaibao(EkuaibaoExtras {
+            corporation_id: tokens.corporation_id,
+        }),
+        anomalies: Vec::new(),
+    }
+    .into_token_set(VENDOR, basis, sent_at, status)
 }
 
 /// The failure envelope, whichever HTTP status it came with (200 or the documented 403): its code, or else
 /// what the status documents.
 impl DocumentedError for AuthEnvelope {
-    fn into_error(self, status: u16, exchange: &Exchange<'_>) -> RefreshError {
+    fn into_error(mut self, status: u16, exchange: &Exchange<'_>) -> RefreshError {
+        if self.error_code.is_none()
+            && let Some(nested) = self.value.as_mut().filter(|v| v.error_code.is_some())
+        {
+            // The failure nested in the success wrapper, as the vendor's auth pages show it.
+            self.error_code = nested.error_code.take();
+            self.error_message = nested.error_message.take().or(self.error_message);
+        }
         let message = self.error_message.as_deref();
         match self.error_code {
             Some(code) => {
@@ -186,7 +243,19 @@ impl DocumentedError for AuthEnvelope {
                     request_id: None,
                     redactor: exchange.redactor,
                 };
-                CODE_KINDS.code_error(&error_code::FIELD, &code.to_string(), &said)
+                let error = CODE_KINDS.code_error(&error_code::FIELD, &code.to_string(), &said);
+                if error_code::FIELD.find(&code.to_string()).is_none() && (500..600).contains(&code)
+                {
+                    // The vendor's codes are HTTP statuses (its 403 "unauthorized" comes with HTTP 403): an
+                    // undocumented 5xx code is its server failing, which passes.
+                    return error.with_kind(
+                        Transient,
+                        format!(
+                            "errorCode {code}, a server-side failure the vendor does not document"
+                        ),
+                    );
+                }
+                error
             }
             None => CODE_KINDS
                 .status_error(exchange.operation, status)

@@ -3,17 +3,17 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use refresh_isolarcloud::error_codes::{result_code, result_data_code};
-use refresh_isolarcloud::operations::REFRESH_TOKEN;
-use refresh_isolarcloud::types::{RefreshTokenRequest, Seconds};
-use refresh_runtime::Secret;
+use refresh_isolarcloud::operations::{EXCHANGE_TOKEN, REFRESH_TOKEN};
+use refresh_isolarcloud::types::{RefreshTokenRequest, Seconds, TokenEnvelope, TokenRequest};
+use refresh_runtime::{Operation, Secret};
 
-use super::{Answer, Answered, Exchange};
+use super::{Answer, Answered, Basis, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
-use crate::grant::RefreshGrant;
+use crate::grant::{Grant, RefreshGrant};
 use crate::token::{TokenSet, VendorExtras};
 use crate::vendor::{RefreshWindow, Vendor};
 
@@ -123,70 +123,117 @@ impl Adapter {
         })
     }
 
-    pub(crate) async fn refresh(&self, grant: &RefreshGrant) -> Result<TokenSet, RefreshError> {
-        let redactor = Redactor::new(
-            grant
-                .secrets()
-                .chain([self.config.access_key.expose_secret()]),
-        );
+    pub(crate) async fn refresh(
+        &self,
+        grant: &RefreshGrant,
+        sent_at: DateTime<Utc>,
+    ) -> Result<TokenSet, RefreshError> {
+        let redactor = Redactor::new(grant.secrets().chain([self.access_key()]));
         let body = RefreshTokenRequest {
             refresh_token: grant.refresh_token.clone(),
             appkey: Some(self.config.app_key.clone()),
         };
-        let sent_at = Utc::now();
         let call = self
             .client
             .refresh_token()
-            .x_access_key(self.config.access_key.expose_secret())
+            .x_access_key(self.access_key())
             .body(body)
             .send();
-        let exchange = Exchange {
-            operation: &REFRESH_TOKEN,
-            kinds: &CODE_KINDS,
-            redactor: &redactor,
-        };
-        let (status, envelope) = match exchange.send(call).await? {
-            Answered::Typed { status, body } => (status, body),
-            Answered::Salvaged(salvaged) => {
-                let extras = ISolarCloudExtras {
-                    req_serial_num: None,
-                };
-                let extras = VendorExtras::ISolarCloud(extras);
-                return salvaged.into_token_set(VENDOR, extras, grant, sent_at);
-            }
-        };
-
-        let said = Said {
-            status: Some(status),
-            // The envelope says "success" even when result_data.code says otherwise: that is no message about
-            // the failure, whose documented meaning the error's detail carries.
-            message: envelope
-                .result_msg
-                .as_deref()
-                .filter(|message| !message.trim().eq_ignore_ascii_case("success")),
-            request_id: envelope.req_serial_num.as_deref(),
-            redactor: &redactor,
-        };
-        let gateway_code = envelope.result_code.as_deref();
-        CODE_KINDS.check(&result_code::FIELD, gateway_code, &said)?;
-        let data = envelope.result_data.unwrap_or_default();
-        CODE_KINDS.check(&result_data_code::FIELD, data.code.as_deref(), &said)?;
-        // Tokens in result_data, as documented; at the top level, as one widely used client reads them.
-        let expires_in = data.expires_in.as_ref().or(envelope.expires_in.as_ref());
-        Answer {
-            access_token: data.access_token.or(envelope.access_token),
-            refresh_token: data.refresh_token.or(envelope.refresh_token),
-            token_type: data.token_type.or(envelope.token_type),
-            expiry: match expires_in {
-                Some(Seconds::Int64(seconds)) => ExpiryHint::Seconds(*seconds),
-                Some(Seconds::String(text)) => ExpiryHint::SecondsText(text),
-                None => ExpiryHint::Absent,
-            },
-            extras: VendorExtras::ISolarCloud(ISolarCloudExtras {
-                req_serial_num: envelope.req_serial_num,
-            }),
-            anomalies: Vec::new(),
-        }
-        .into_token_set(VENDOR, grant, sent_at, status)
+        let exchange = self.exchange(&REFRESH_TOKEN, &redactor);
+        read(exchange.send(call).await?, grant.into(), sent_at, &redactor)
     }
+
+    /// The authorization code exchange (`exchange_token`): the same envelope as a refresh.
+    pub(crate) async fn obtain(
+        &self,
+        grant: &Grant,
+        sent_at: DateTime<Utc>,
+    ) -> Result<TokenSet, RefreshError> {
+        let Grant::ISolarCloudAuthorizationCode { code, redirect_uri } = grant else {
+            return Err(super::not_this_vendors(VENDOR, grant));
+        };
+        let redactor = Redactor::new(grant.secrets().into_iter().chain([self.access_key()]));
+        let body = TokenRequest {
+            appkey: self.config.app_key.clone(),
+            grant_type: "authorization_code".to_owned(),
+            code: code.clone(),
+            redirect_uri: redirect_uri.clone(),
+        };
+        let call = self
+            .client
+            .exchange_token()
+            .x_access_key(self.access_key())
+            .body(body)
+            .send();
+        let exchange = self.exchange(&EXCHANGE_TOKEN, &redactor);
+        read(exchange.send(call).await?, Basis::Login, sent_at, &redactor)
+    }
+
+    fn access_key(&self) -> &str {
+        self.config.access_key.expose_secret()
+    }
+
+    fn exchange<'a>(
+        &self,
+        operation: &'static Operation,
+        redactor: &'a Redactor<'a>,
+    ) -> Exchange<'a> {
+        Exchange {
+            operation,
+            kinds: &CODE_KINDS,
+            redactor,
+        }
+    }
+}
+
+/// Reads the token envelope that refreshes and code exchanges answer with.
+fn read(
+    answered: Answered<TokenEnvelope>,
+    basis: Basis<'_>,
+    sent_at: DateTime<Utc>,
+    redactor: &Redactor<'_>,
+) -> Result<TokenSet, RefreshError> {
+    let (status, envelope) = match answered {
+        Answered::Typed { status, body } => (status, body),
+        Answered::Salvaged(salvaged) => {
+            let extras = ISolarCloudExtras {
+                req_serial_num: None,
+            };
+            let extras = VendorExtras::ISolarCloud(extras);
+            return salvaged.into_token_set(VENDOR, extras, basis, sent_at);
+        }
+    };
+
+    let said = Said {
+        status: Some(status),
+        // The envelope says "success" even when result_data.code says otherwise: that is no message about
+        // the failure, whose documented meaning the error's detail carries.
+        message: envelope
+            .result_msg
+            .as_deref()
+            .filter(|message| !message.trim().eq_ignore_ascii_case("success")),
+        request_id: envelope.req_serial_num.as_deref(),
+        redactor,
+    };
+    let gateway_code = envelope.result_code.as_deref();
+    CODE_KINDS.check(&result_code::FIELD, gateway_code, &said)?;
+    let data = envelope.result_data.unwrap_or_default();
+    CODE_KINDS.check(&result_data_code::FIELD, data.code.as_deref(), &said)?;
+    // Tokens in result_data, as documented; at the top level, as one widely used client reads them.
+    let expires_in = data.expires_in.as_ref().or(envelope.expires_in.as_ref());
+    Answer {
+        access_token: data.access_token.or(envelope.access_token),
+        refresh_token: data.refresh_token.or(envelope.refresh_token),
+        token_type: data.token_type.or(envelope.token_type),
+        expiry: match expires_in {
+            Some(Seconds::Int64(seconds)) => ExpiryHint::Seconds(*seconds),
+            Some(Seconds::String(text)) => ExpiryHint::SecondsText(text),
+            None => ExpiryHint::Absent,
+        },
+        extras: VendorExtras::ISolarCloud(ISolarCloudExtras {
+            req_serial_num: envelope.req_serial_num,
+        }),
+        anomalies: Vec::new(),
+    }
+    .into_token_set(VENDOR, basis, sent_at, status)
 }

@@ -1,7 +1,7 @@
 //! MISA CukCuk: failures come in the same envelope (`Success: false`, `ErrorType`); HTTP 401 means the token is
 //! expired or invalid.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use refresh_misa_cukcuk::error_codes::error_type;
 use refresh_misa_cukcuk::operations::REFRESH_TOKEN;
 use refresh_misa_cukcuk::types::{BranchResult, LoginV2Result, RefreshParam};
@@ -95,13 +95,16 @@ impl Adapter {
         })
     }
 
-    pub(crate) async fn refresh(&self, grant: &RefreshGrant) -> Result<TokenSet, RefreshError> {
+    pub(crate) async fn refresh(
+        &self,
+        grant: &RefreshGrant,
+        sent_at: DateTime<Utc>,
+    ) -> Result<TokenSet, RefreshError> {
         let redactor = Redactor::new(grant.secrets());
         let body = RefreshParam {
             company_code: self.config.company_code.clone(),
             refresh_token: grant.refresh_token.clone(),
         };
-        let sent_at = Utc::now();
         let call = self.client.refresh_token().body(body).send();
         let exchange = Exchange {
             operation: &REFRESH_TOKEN,
@@ -122,7 +125,7 @@ impl Adapter {
             Answered::Typed { status, body } => (status, body),
             Answered::Salvaged(salvaged) => {
                 let extras = VendorExtras::MisaCukcuk(extras(None));
-                return salvaged.into_token_set(VENDOR, extras, grant, sent_at);
+                return salvaged.into_token_set(VENDOR, extras, grant.into(), sent_at);
             }
         };
 

@@ -115,6 +115,55 @@ impl Exchange<'_> {
     }
 }
 
+/// The error for a login `grant` of another vendor than the adapter's (the refresher checks first; this keeps
+/// each adapter total).
+#[cfg_attr(
+    not(any(
+        feature = "isolarcloud",
+        feature = "sugon-ac",
+        feature = "wechat-open",
+        feature = "ekuaibao"
+    )),
+    expect(dead_code, reason = "MISA CukCuk has no login")
+)]
+pub(crate) fn not_this_vendors(vendor: Vendor, grant: &crate::grant::Grant) -> RefreshError {
+    let detail = format!(
+        "the grant is for {}, the refresher for {vendor}",
+        grant.vendor()
+    );
+    RefreshError::new(vendor, ErrorKind::Unsupported, detail)
+}
+
+/// What the tokens of an answer replace, which decides what a missing refresh token means.
+#[derive(Clone, Copy)]
+pub(crate) enum Basis<'a> {
+    /// A refresh with this grant: a refresh token the answer lacks is carried over from it.
+    Refresh(&'a RefreshGrant),
+    /// A login: the answer's tokens are the first; it must carry a refresh token.
+    #[cfg_attr(
+        not(any(
+            feature = "isolarcloud",
+            feature = "sugon-ac",
+            feature = "wechat-open",
+            feature = "ekuaibao"
+        )),
+        expect(dead_code, reason = "MISA CukCuk has no login")
+    )]
+    Login,
+    /// A credential obtained again rather than refreshed (WeChat's component access token).
+    #[cfg_attr(
+        not(feature = "wechat-open"),
+        expect(dead_code, reason = "only WeChat has such a credential")
+    )]
+    Unrefreshable,
+}
+
+impl<'a> From<&'a RefreshGrant> for Basis<'a> {
+    fn from(grant: &'a RefreshGrant) -> Self {
+        Basis::Refresh(grant)
+    }
+}
+
 /// What a vendor answered, before normalization.
 pub(crate) struct Answer<'a> {
     pub access_token: Option<Secret>,
@@ -129,42 +178,60 @@ pub(crate) struct Answer<'a> {
 impl Answer<'_> {
     /// The normalized tokens: expiry resolved from when the request was sent, the refresh token carried over
     /// when the vendor sent none, the vendor's refresh window applied.
-    pub(crate) fn into_token_set(
+    pub(crate) fn into_token_set<'g>(
         self,
         vendor: Vendor,
-        grant: &RefreshGrant,
+        basis: impl Into<Basis<'g>>,
         sent_at: DateTime<Utc>,
         status: impl Into<Option<u16>>,
     ) -> Result<TokenSet, RefreshError> {
+        let status = status.into();
+        let basis = basis.into();
+        let malformed = |detail: &str| {
+            RefreshError::new(vendor, ErrorKind::MalformedResponse, detail).with_status(status)
+        };
         let access_token = match self.access_token {
             Some(token) if !token.is_blank() => token,
             _ => {
-                let detail = "the answer carries neither an access token nor an error code";
-                return Err(
-                    RefreshError::new(vendor, ErrorKind::MalformedResponse, detail)
-                        .with_status(status),
-                );
+                return Err(malformed(
+                    "the answer carries neither an access token nor an error code",
+                ));
             }
         };
-        let (refresh_token, rotation) = match self.refresh_token.filter(|t| !t.is_blank()) {
-            Some(new) if new == grant.refresh_token => (new, Rotation::Unchanged),
-            Some(new) => (new, Rotation::Rotated),
-            None => (grant.refresh_token.clone(), Rotation::CarriedOver),
+        let sent = self.refresh_token.filter(|t| !t.is_blank());
+        let (refresh_token, rotation) = match (basis, sent) {
+            (Basis::Refresh(grant), Some(new)) if new == grant.refresh_token => {
+                (new, Rotation::Unchanged)
+            }
+            (Basis::Refresh(_), Some(new)) => (new, Rotation::Rotated),
+            (Basis::Refresh(grant), None) => (grant.refresh_token.clone(), Rotation::CarriedOver),
+            (Basis::Login, Some(new)) => (new, Rotation::Issued),
+            (Basis::Login, None) => {
+                return Err(malformed(
+                    "the login answered with an access token but no refresh token",
+                ));
+            }
+            (Basis::Unrefreshable, _) => (Secret::from(""), Rotation::NotRefreshable),
+        };
+        let previous_deadline = match basis {
+            Basis::Refresh(grant) => grant.refreshable_until,
+            Basis::Login | Basis::Unrefreshable => None,
         };
         let (expires_at, expiry_source) = resolve(self.expiry, sent_at);
         let refreshable_until = match vendor.refresh_window() {
+            _ if rotation == Rotation::NotRefreshable => None,
             Some(RefreshWindow::UntilAccessTokenExpiry) => Some(expires_at),
             Some(RefreshWindow::AfterAccessTokenExpiry { grace }) => TimeDelta::from_std(grace)
                 .ok()
                 .and_then(|grace| expires_at.checked_add_signed(grace)),
             Some(RefreshWindow::WhileRefreshTokenLives {
                 lifetime: Some(lifetime),
-            }) if rotation == Rotation::Rotated => TimeDelta::from_std(lifetime)
-                .ok()
-                .and_then(|lifetime| sent_at.checked_add_signed(lifetime)),
-            Some(RefreshWindow::WhileRefreshTokenLives { lifetime: Some(_) }) => {
-                grant.refreshable_until
+            }) if matches!(rotation, Rotation::Rotated | Rotation::Issued) => {
+                TimeDelta::from_std(lifetime)
+                    .ok()
+                    .and_then(|lifetime| sent_at.checked_add_signed(lifetime))
             }
+            Some(RefreshWindow::WhileRefreshTokenLives { lifetime: Some(_) }) => previous_deadline,
             Some(RefreshWindow::WhileRefreshTokenLives { lifetime: None }) | None => None,
         };
         Ok(TokenSet {

@@ -59,7 +59,7 @@ impl Salvaged {
         self,
         vendor: crate::Vendor,
         extras: crate::token::VendorExtras,
-        grant: &crate::grant::RefreshGrant,
+        basis: super::Basis<'_>,
         sent_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<crate::token::TokenSet, RefreshError> {
         let Salvaged {
@@ -77,7 +77,7 @@ impl Salvaged {
             extras,
             anomalies,
         }
-        .into_token_set(vendor, grant, sent_at, status)
+        .into_token_set(vendor, basis, sent_at, status)
     }
 }
 

@@ -4,18 +4,18 @@
 use std::time::Duration;
 
 use base64::Engine;
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 use refresh_runtime::Secret;
 use refresh_sugon_ac::error_codes::code;
-use refresh_sugon_ac::operations::RENEW_TOKEN;
+use refresh_sugon_ac::operations::{GET_TOKENS, RENEW_TOKEN};
 use refresh_sugon_ac::types::{ClusterId, ClusterToken, TokenData};
 
 use super::salvage::Expiry;
-use super::{Answer, Answered, Exchange};
+use super::{Answer, Answered, Basis, Exchange, Salvaged};
 use crate::config::{ConfigError, base_url};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
-use crate::grant::RefreshGrant;
+use crate::grant::{Grant, RefreshGrant};
 use crate::token::{TokenSet, VendorExtras};
 use crate::vendor::{RefreshWindow, Vendor};
 
@@ -33,8 +33,9 @@ pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     codes: &[
         (code::INTERNAL_ERROR, Transient),
         (code::PARAMETERS_INCOMPLETE, InvalidRequest),
-        // The token is a renewal's only parameter: an invalid parameter is an invalid, or too old, token.
-        (code::INVALID_PARAMETER, ReauthorizationRequired),
+        // What the code documents. A renewal's 10004 for a token past its 24 h window is read from the token's
+        // own expireTime claim (`classify_invalid_token`); a login's is a rejected credential.
+        (code::INVALID_PARAMETER, InvalidRequest),
         (code::INSUFFICIENT_PERMISSION, CredentialsRejected),
         (code::NO_INTERFACE_PERMISSION, CredentialsRejected),
     ],
@@ -48,6 +49,9 @@ pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
 pub struct SugonAcConfig {
     /// Defaults to SCNet's public host; deployments have their own.
     pub base_url: Option<String>,
+    /// The compute region whose token a login returns ([`crate::Grant::SugonAcPassword`]); default: the
+    /// platform-level token (clusterId 0, "ac").
+    pub cluster_id: Option<String>,
 }
 
 impl SugonAcConfig {
@@ -58,6 +62,29 @@ impl SugonAcConfig {
         self.base_url = Some(base_url.into());
         self
     }
+    pub fn with_cluster_id(mut self, cluster_id: impl Into<String>) -> Self {
+        self.cluster_id = Some(cluster_id.into());
+        self
+    }
+}
+
+/// What Sugon AC says besides the token: its claims, and after a login the other regions' tokens.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SugonAcExtras {
+    pub claims: SugonAcClaims,
+    /// The login's tokens for the regions other than the one returned (empty after a renewal).
+    pub other_regions: Vec<SugonAcRegion>,
+}
+
+/// One compute region of a login's answer.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SugonAcRegion {
+    pub cluster_id: String,
+    pub cluster_name: Option<String>,
+    /// `None` where the account is suspended in the region.
+    pub token: Option<Secret>,
 }
 
 /// The claims of a Sugon AC token (a JWT), read without verifying its signature (the key is the vendor's).
@@ -83,7 +110,12 @@ pub struct SugonAcClaims {
 #[derive(Clone, Debug)]
 pub(crate) struct Adapter {
     client: refresh_sugon_ac::Client,
+    /// The region a login returns.
+    cluster_id: String,
 }
+
+/// The platform-level region of a login's answer.
+const PLATFORM_CLUSTER_ID: &str = "0";
 
 impl Adapter {
     pub(crate) fn new(config: SugonAcConfig, http: reqwest::Client) -> Result<Self, ConfigError> {
@@ -94,30 +126,37 @@ impl Adapter {
         )?;
         Ok(Adapter {
             client: refresh_sugon_ac::Client::new_with_client(&base, http),
+            cluster_id: config
+                .cluster_id
+                .filter(|id| !id.trim().is_empty())
+                .unwrap_or_else(|| PLATFORM_CLUSTER_ID.to_owned()),
         })
     }
 
-    pub(crate) async fn refresh(&self, grant: &RefreshGrant) -> Result<TokenSet, RefreshError> {
+    pub(crate) async fn refresh(
+        &self,
+        grant: &RefreshGrant,
+        sent_at: DateTime<Utc>,
+    ) -> Result<TokenSet, RefreshError> {
         let redactor = Redactor::new(grant.secrets());
         let old_token = grant.refresh_token.expose_secret();
-        let sent_at = Utc::now();
         let call = self.client.renew_token().token(old_token).send();
         let exchange = Exchange {
             operation: &RENEW_TOKEN,
             kinds: &CODE_KINDS,
             redactor: &redactor,
         };
-        let (status, envelope) = match exchange.send(call).await? {
+        let too_old = |error: RefreshError| match error.vendor_code() {
+            Some(sent) if sent == code::INVALID_PARAMETER.code => {
+                classify_invalid_token(error, old_token, sent_at)
+            }
+            _ => error,
+        };
+        let answered = exchange.send(call).await.map_err(too_old)?;
+        let (status, envelope) = match answered {
             Answered::Typed { status, body } => (status, body),
             Answered::Salvaged(salvaged) => {
-                // The token is both tokens, whichever role the answer gave it.
-                let renewed = Renewed {
-                    token: salvaged.access_token.or(salvaged.refresh_token),
-                    expiry: salvaged.expiry,
-                    status: salvaged.status,
-                    anomalies: salvaged.anomalies,
-                };
-                return renewed.into_token_set(grant, sent_at);
+                return Renewed::from(salvaged).into_token_set(grant.into(), sent_at);
             }
         };
 
@@ -127,7 +166,9 @@ impl Adapter {
             request_id: None,
             redactor: &redactor,
         };
-        CODE_KINDS.check(&code::FIELD, envelope.code.as_deref(), &said)?;
+        CODE_KINDS
+            .check(&code::FIELD, envelope.code.as_deref(), &said)
+            .map_err(too_old)?;
         let mut anomalies = Vec::new();
         if envelope.code.is_none() {
             // No code says nothing: the answer stands or falls by its token.
@@ -144,8 +185,140 @@ impl Adapter {
             expiry: Expiry::Absent,
             status: Some(status),
             anomalies,
+            other_regions: Vec::new(),
         };
-        renewed.into_token_set(grant, sent_at)
+        renewed.into_token_set(grant.into(), sent_at)
+    }
+
+    /// The login (`get_tokens`): one token per region; the configured region's is returned.
+    pub(crate) async fn obtain(
+        &self,
+        grant: &Grant,
+        sent_at: DateTime<Utc>,
+    ) -> Result<TokenSet, RefreshError> {
+        let Grant::SugonAcPassword {
+            user,
+            password,
+            org_id,
+        } = grant
+        else {
+            return Err(super::not_this_vendors(VENDOR, grant));
+        };
+        let redactor = Redactor::new(grant.secrets());
+        let call = self
+            .client
+            .get_tokens()
+            .user(user)
+            .password(password.expose_secret())
+            .org_id(org_id)
+            .send();
+        let exchange = Exchange {
+            operation: &GET_TOKENS,
+            kinds: &CODE_KINDS,
+            redactor: &redactor,
+        };
+        // A login's only parameters are the credentials: an invalid one is a rejected credential.
+        let credentials_rejected = |error: RefreshError| match error.vendor_code() {
+            Some(sent) if sent == code::INVALID_PARAMETER.code => error.with_kind(
+                CredentialsRejected,
+                "10004 (invalid parameter) on a login: the user, password or orgId is wrong",
+            ),
+            _ => error,
+        };
+        let answered = exchange.send(call).await.map_err(credentials_rejected)?;
+        let (status, envelope) = match answered {
+            Answered::Typed { status, body } => (status, body),
+            Answered::Salvaged(salvaged) => {
+                return Renewed::from(salvaged).into_token_set(Basis::Login, sent_at);
+            }
+        };
+        let said = Said {
+            status: Some(status),
+            message: envelope.msg.as_deref(),
+            request_id: None,
+            redactor: &redactor,
+        };
+        CODE_KINDS
+            .check(&code::FIELD, envelope.code.as_deref(), &said)
+            .map_err(credentials_rejected)?;
+        let mut anomalies = Vec::new();
+        let (token, other_regions) = match envelope.data {
+            Some(TokenData::Array(regions)) => {
+                let mut regions: Vec<SugonAcRegion> =
+                    regions.into_iter().map(SugonAcRegion::from).collect();
+                let chosen = regions
+                    .iter()
+                    .position(|r| r.cluster_id == self.cluster_id)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> =
+                            regions.iter().map(|r| r.cluster_id.as_str()).collect();
+                        let detail = format!(
+                            "the login's answer has no region {} (it has: {})",
+                            self.cluster_id,
+                            known.join(", ")
+                        );
+                        RefreshError::new(VENDOR, CredentialsRejected, detail).with_status(status)
+                    })?;
+                let chosen = regions.remove(chosen);
+                let Some(token) = chosen.token else {
+                    let detail = format!(
+                        "the vendor sent no token for region {}: the account is suspended there",
+                        chosen.cluster_id
+                    );
+                    return Err(
+                        RefreshError::new(VENDOR, CredentialsRejected, detail).with_status(status)
+                    );
+                };
+                (Some(token), regions)
+            }
+            Some(TokenData::Token(token)) => {
+                anomalies
+                    .push("`data` is one token, not the documented list of regions".to_owned());
+                (Some(token), Vec::new())
+            }
+            None => (envelope.token, Vec::new()),
+        };
+        let renewed = Renewed {
+            token,
+            expiry: Expiry::Absent,
+            status: Some(status),
+            anomalies,
+            other_regions,
+        };
+        renewed.into_token_set(Basis::Login, sent_at)
+    }
+}
+
+/// "Once a token has been expired for 24 hours it can no longer be renewed"; the page does not say which code
+/// such a renewal gets. A 10004 (invalid parameter) on the renewal of a token whose own `expireTime` claim is
+/// past that window is one: a new login is needed. Any other 10004 stays what the code documents.
+fn classify_invalid_token(error: RefreshError, token: &str, now: DateTime<Utc>) -> RefreshError {
+    let deadline = claims(token)
+        .and_then(|claims| claims.expire_time)
+        .and_then(|millis| millis.trim().parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_millis)
+        .and_then(|expired| expired.checked_add_signed(TimeDelta::hours(24)));
+    match deadline {
+        Some(deadline) if now > deadline => error.with_kind(
+            ReauthorizationRequired,
+            "10004 (invalid parameter) on the renewal of a token whose expireTime is more than 24 hours past: \
+             it can no longer be renewed; log in again",
+        ),
+        _ => error,
+    }
+}
+
+impl From<ClusterToken> for SugonAcRegion {
+    fn from(region: ClusterToken) -> Self {
+        SugonAcRegion {
+            cluster_id: match region.cluster_id {
+                Some(ClusterId::String(id)) => id,
+                Some(ClusterId::Int64(id)) => id.to_string(),
+                None => String::new(),
+            },
+            cluster_name: region.cluster_name,
+            token: region.token.filter(|token| !token.is_blank()),
+        }
     }
 }
 
@@ -156,6 +329,20 @@ struct Renewed {
     expiry: Expiry,
     status: Option<u16>,
     anomalies: Vec<String>,
+    other_regions: Vec<SugonAcRegion>,
+}
+
+impl From<Salvaged> for Renewed {
+    /// The token is both tokens, whichever role the answer gave it.
+    fn from(salvaged: Salvaged) -> Self {
+        Renewed {
+            token: salvaged.access_token.or(salvaged.refresh_token),
+            expiry: salvaged.expiry,
+            status: salvaged.status,
+            anomalies: salvaged.anomalies,
+            other_regions: Vec::new(),
+        }
+    }
 }
 
 impl Renewed {
@@ -163,8 +350,8 @@ impl Renewed {
     /// says).
     fn into_token_set(
         self,
-        grant: &RefreshGrant,
-        sent_at: chrono::DateTime<Utc>,
+        basis: Basis<'_>,
+        sent_at: DateTime<Utc>,
     ) -> Result<TokenSet, RefreshError> {
         if let Some(token) = &self.token
             && token.expose_secret().split('.').count() != 3
@@ -188,10 +375,13 @@ impl Renewed {
             expiry: expire_time
                 .as_deref()
                 .map_or(self.expiry.hint(), ExpiryHint::ClaimMillis),
-            extras: VendorExtras::SugonAc(claims),
+            extras: VendorExtras::SugonAc(SugonAcExtras {
+                claims,
+                other_regions: self.other_regions,
+            }),
             anomalies: self.anomalies,
         }
-        .into_token_set(VENDOR, grant, sent_at, self.status)
+        .into_token_set(VENDOR, basis, sent_at, self.status)
     }
 }
 

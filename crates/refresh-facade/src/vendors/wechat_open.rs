@@ -1,17 +1,17 @@
 //! WeChat Open Platform: `api_authorizer_token`; errors come with HTTP 200 as `errcode`/`errmsg`, and the
 //! `errmsg` ends with the request id (`rid: …`).
 
-use chrono::Utc;
-use refresh_runtime::Secret;
+use chrono::{DateTime, Utc};
+use refresh_runtime::Operation;
 use refresh_wechat_open::error_codes::errcode;
-use refresh_wechat_open::operations::REFRESH_AUTHORIZER_TOKEN;
-use refresh_wechat_open::types::{AuthorizerTokenRequest, FuncInfo};
+use refresh_wechat_open::operations::{GET_COMPONENT_TOKEN, QUERY_AUTH, REFRESH_AUTHORIZER_TOKEN};
+use refresh_wechat_open::types::{AuthorizerTokenRequest, ComponentTokenRequest, QueryAuthRequest};
 
-use super::{Answer, Answered, Exchange};
+use super::{Answer, Answered, Basis, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
-use crate::grant::RefreshGrant;
+use crate::grant::{Grant, RefreshGrant};
 use crate::token::{TokenSet, VendorExtras};
 use crate::vendor::{RefreshWindow, Vendor};
 
@@ -27,12 +27,12 @@ pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     code_fields: refresh_wechat_open::error_codes::ALL,
     codes: &[
         (errcode::SYSTEM_BUSY, Transient),
-        // 40001, 40014 and 42001 are about the platform's component access token: renew it.
-        (errcode::INVALID_CREDENTIAL, CredentialsRejected),
+        // 40001, 40014 and 42001 are about the platform's component access token: renew it and retry.
+        (errcode::INVALID_CREDENTIAL, ComponentTokenExpired),
         (errcode::INVALID_APPID, CredentialsRejected),
-        (errcode::INVALID_ACCESS_TOKEN, CredentialsRejected),
+        (errcode::INVALID_ACCESS_TOKEN, ComponentTokenExpired),
         (errcode::INVALID_CODE, InvalidRequest),
-        (errcode::ACCESS_TOKEN_EXPIRED, CredentialsRejected),
+        (errcode::ACCESS_TOKEN_EXPIRED, ComponentTokenExpired),
         (errcode::REFRESH_TOKEN_EXPIRED, ReauthorizationRequired),
         (errcode::RATE_LIMITED, Transient),
         (errcode::ACCOUNT_NOT_AUTHORIZED, ReauthorizationRequired),
@@ -43,29 +43,22 @@ pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     undocumented: InvalidRequest,
 };
 
-/// WeChat Open Platform: the platform's appid and its current component access token, and the authorizer
-/// (Official Account or Mini Program) whose tokens are refreshed.
+/// WeChat Open Platform: the platform's appid and the authorizer (Official Account or Mini Program) whose tokens
+/// are refreshed. The platform's component access token is not configuration: it lasts 2 hours, so each refresh
+/// takes the current one ([`RefreshGrant::with_component_access_token`]).
 #[derive(Clone, Debug, serde::Deserialize)]
 #[non_exhaustive]
 pub struct WechatOpenConfig {
     pub base_url: Option<String>,
     pub component_appid: String,
-    /// The platform's own token (2 hours). Errors 40001/40014/42001 mean it must be renewed: they come back as
-    /// [`crate::ErrorKind::CredentialsRejected`].
-    pub component_access_token: Secret,
     pub authorizer_appid: String,
 }
 
 impl WechatOpenConfig {
-    pub fn new(
-        component_appid: impl Into<String>,
-        component_access_token: impl Into<Secret>,
-        authorizer_appid: impl Into<String>,
-    ) -> Self {
+    pub fn new(component_appid: impl Into<String>, authorizer_appid: impl Into<String>) -> Self {
         WechatOpenConfig {
             base_url: None,
             component_appid: component_appid.into(),
-            component_access_token: component_access_token.into(),
             authorizer_appid: authorizer_appid.into(),
         }
     }
@@ -79,10 +72,11 @@ impl WechatOpenConfig {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct WechatOpenExtras {
+    /// The authorizer the tokens act for (the platform's appid for a component token).
     pub authorizer_appid: String,
-    /// The permission sets the authorizer granted. Only the authorization exchange (`api_query_auth`) reports
-    /// them; a refresh does not, so this is `None` after a refresh.
-    pub granted_permissions: Option<Vec<FuncInfo>>,
+    /// The ids of the permission sets the authorizer granted (`func_info[].funcscope_category.id`). Only the
+    /// authorization exchange reports them; `None` after a refresh, which does not.
+    pub granted_permissions: Option<Vec<i64>>,
 }
 
 #[derive(Clone, Debug)]
@@ -102,11 +96,6 @@ impl Adapter {
             refresh_wechat_open::DEFAULT_BASE_URL,
         )?;
         required(VENDOR, "component_appid", &config.component_appid)?;
-        required(
-            VENDOR,
-            "component_access_token",
-            config.component_access_token.expose_secret(),
-        )?;
         required(VENDOR, "authorizer_appid", &config.authorizer_appid)?;
         Ok(Adapter {
             client: refresh_wechat_open::Client::new_with_client(&base, http),
@@ -114,50 +103,41 @@ impl Adapter {
         })
     }
 
-    pub(crate) async fn refresh(&self, grant: &RefreshGrant) -> Result<TokenSet, RefreshError> {
-        let redactor = Redactor::new(
-            grant
-                .secrets()
-                .chain([self.config.component_access_token.expose_secret()]),
-        );
+    pub(crate) async fn refresh(
+        &self,
+        grant: &RefreshGrant,
+        sent_at: DateTime<Utc>,
+    ) -> Result<TokenSet, RefreshError> {
+        let redactor = Redactor::new(grant.secrets());
+        let Some(component_token) = grant
+            .component_access_token
+            .as_ref()
+            .filter(|t| !t.is_blank())
+        else {
+            let detail = "a WeChat refresh presents the platform's current component access token \
+                          (RefreshGrant::with_component_access_token)";
+            return Err(RefreshError::new(VENDOR, InvalidRequest, detail));
+        };
         let body = AuthorizerTokenRequest {
             component_appid: self.config.component_appid.clone(),
             authorizer_appid: self.config.authorizer_appid.clone(),
             authorizer_refresh_token: grant.refresh_token.clone(),
         };
-        let sent_at = Utc::now();
         let call = self
             .client
             .refresh_authorizer_token()
-            .component_access_token(self.config.component_access_token.expose_secret())
+            .component_access_token(component_token.expose_secret())
             .body(body)
             .send();
-        let exchange = Exchange {
-            operation: &REFRESH_AUTHORIZER_TOKEN,
-            kinds: &CODE_KINDS,
-            redactor: &redactor,
-        };
-        let extras = WechatOpenExtras {
-            authorizer_appid: self.config.authorizer_appid.clone(),
-            granted_permissions: None,
-        };
+        let exchange = exchange(&REFRESH_AUTHORIZER_TOKEN, &redactor);
         let (status, tokens) = match exchange.send(call).await? {
             Answered::Typed { status, body } => (status, body),
             Answered::Salvaged(salvaged) => {
-                let extras = VendorExtras::WechatOpen(extras);
-                return salvaged.into_token_set(VENDOR, extras, grant, sent_at);
+                let extras = VendorExtras::WechatOpen(self.extras(None, None));
+                return salvaged.into_token_set(VENDOR, extras, grant.into(), sent_at);
             }
         };
-
-        let message = tokens.errmsg.as_deref();
-        let said = Said {
-            status: Some(status),
-            message,
-            request_id: message.and_then(request_id),
-            redactor: &redactor,
-        };
-        let code = tokens.errcode.map(|code| code.to_string());
-        CODE_KINDS.check(&errcode::FIELD, code.as_deref(), &said)?;
+        check(status, tokens.errcode, tokens.errmsg.as_deref(), &redactor)?;
         Answer {
             access_token: tokens.authorizer_access_token,
             refresh_token: tokens.authorizer_refresh_token,
@@ -165,11 +145,141 @@ impl Adapter {
             expiry: tokens
                 .expires_in
                 .map_or(ExpiryHint::Absent, ExpiryHint::Seconds),
-            extras: VendorExtras::WechatOpen(extras),
+            extras: VendorExtras::WechatOpen(self.extras(None, None)),
             anomalies: Vec::new(),
         }
         .into_token_set(VENDOR, grant, sent_at, status)
     }
+
+    /// The authorization exchange (`api_query_auth`) or the component token (`api_component_token`).
+    pub(crate) async fn obtain(
+        &self,
+        grant: &Grant,
+        sent_at: DateTime<Utc>,
+    ) -> Result<TokenSet, RefreshError> {
+        let redactor = Redactor::new(grant.secrets());
+        match grant {
+            Grant::WechatOpenAuthorizationCode {
+                authorization_code,
+                component_access_token,
+            } => {
+                let body = QueryAuthRequest {
+                    component_appid: self.config.component_appid.clone(),
+                    authorization_code: authorization_code.clone(),
+                };
+                let call = self
+                    .client
+                    .query_auth()
+                    .component_access_token(component_access_token.expose_secret())
+                    .body(body)
+                    .send();
+                let exchange = exchange(&QUERY_AUTH, &redactor);
+                let (status, answer) = match exchange.send(call).await? {
+                    Answered::Typed { status, body } => (status, body),
+                    Answered::Salvaged(salvaged) => {
+                        let extras = VendorExtras::WechatOpen(self.extras(None, None));
+                        return salvaged.into_token_set(VENDOR, extras, Basis::Login, sent_at);
+                    }
+                };
+                check(status, answer.errcode, answer.errmsg.as_deref(), &redactor)?;
+                let info = answer.authorization_info.unwrap_or_default();
+                let granted: Vec<i64> = info
+                    .func_info
+                    .iter()
+                    .filter_map(|f| f.funcscope_category.as_ref()?.id)
+                    .collect();
+                Answer {
+                    access_token: info.authorizer_access_token,
+                    refresh_token: info.authorizer_refresh_token,
+                    token_type: None,
+                    expiry: info
+                        .expires_in
+                        .map_or(ExpiryHint::Absent, ExpiryHint::Seconds),
+                    extras: VendorExtras::WechatOpen(
+                        self.extras(info.authorizer_appid, Some(granted)),
+                    ),
+                    anomalies: Vec::new(),
+                }
+                .into_token_set(VENDOR, Basis::Login, sent_at, status)
+            }
+            Grant::WechatOpenComponentToken {
+                component_appsecret,
+                component_verify_ticket,
+            } => {
+                let body = ComponentTokenRequest {
+                    component_appid: self.config.component_appid.clone(),
+                    component_appsecret: component_appsecret.clone(),
+                    component_verify_ticket: component_verify_ticket.clone(),
+                };
+                let call = self.client.get_component_token().body(body).send();
+                let exchange = exchange(&GET_COMPONENT_TOKEN, &redactor);
+                let component = WechatOpenExtras {
+                    authorizer_appid: self.config.component_appid.clone(),
+                    granted_permissions: None,
+                };
+                let (status, answer) = match exchange.send(call).await? {
+                    Answered::Typed { status, body } => (status, body),
+                    Answered::Salvaged(salvaged) => {
+                        let extras = VendorExtras::WechatOpen(component);
+                        return salvaged.into_token_set(
+                            VENDOR,
+                            extras,
+                            Basis::Unrefreshable,
+                            sent_at,
+                        );
+                    }
+                };
+                check(status, answer.errcode, answer.errmsg.as_deref(), &redactor)?;
+                Answer {
+                    access_token: answer.component_access_token,
+                    refresh_token: None,
+                    token_type: None,
+                    expiry: answer
+                        .expires_in
+                        .map_or(ExpiryHint::Absent, ExpiryHint::Seconds),
+                    extras: VendorExtras::WechatOpen(component),
+                    anomalies: Vec::new(),
+                }
+                .into_token_set(VENDOR, Basis::Unrefreshable, sent_at, status)
+            }
+            _ => Err(super::not_this_vendors(VENDOR, grant)),
+        }
+    }
+
+    /// The extras of an authorizer's tokens: the answer's appid where it sends one, else the configured one.
+    fn extras(&self, appid: Option<String>, granted: Option<Vec<i64>>) -> WechatOpenExtras {
+        WechatOpenExtras {
+            authorizer_appid: appid
+                .filter(|appid| !appid.trim().is_empty())
+                .unwrap_or_else(|| self.config.authorizer_appid.clone()),
+            granted_permissions: granted,
+        }
+    }
+}
+
+fn exchange<'a>(operation: &'static Operation, redactor: &'a Redactor<'a>) -> Exchange<'a> {
+    Exchange {
+        operation,
+        kinds: &CODE_KINDS,
+        redactor,
+    }
+}
+
+/// The vendor's error when an answer (HTTP 200 either way) carries an `errcode` other than 0.
+fn check(
+    status: u16,
+    code: Option<i64>,
+    message: Option<&str>,
+    redactor: &Redactor<'_>,
+) -> Result<(), RefreshError> {
+    let said = Said {
+        status: Some(status),
+        message,
+        request_id: message.and_then(request_id),
+        redactor,
+    };
+    let code = code.map(|code| code.to_string());
+    CODE_KINDS.check(&errcode::FIELD, code.as_deref(), &said)
 }
 
 /// The request id WeChat appends to `errmsg` (`"invalid credential … rid: 6571f2a1-0b1c2d3e-4f5a6b7c"`).

@@ -1,0 +1,214 @@
+//! What `refresh once` and `refresh login` share: the vendor's settings from flags or the environment, the
+//! secrets from the environment or standard input, and the refresher they make.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::time::Duration;
+
+use refresh_facade::{
+    EkuaibaoConfig, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, Refresher, Secret,
+    SugonAcConfig, Vendor, VendorConfig, WechatOpenConfig,
+};
+
+/// The settings of a vendor: where it is and who the app is. No secrets: those come from [`Secrets`].
+#[derive(Debug, clap::Args)]
+pub struct Settings {
+    /// The vendor: isolarcloud, sugon-ac, misa-cukcuk, wechat-open, ekuaibao.
+    #[arg(long)]
+    pub vendor: Vendor,
+    /// The vendor's base URL [default: the vendor's documented host].
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// Allow a plain http:// base URL for a host that is not loopback.
+    #[arg(long)]
+    allow_insecure: bool,
+    /// Time allowed for the whole request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    timeout: u64,
+    /// iSolarCloud and Ekuaibao app key.
+    #[arg(long, env = "APP_KEY", hide_env_values = true)]
+    pub app_key: Option<String>,
+    /// MISA CukCuk company (restaurant) code.
+    #[arg(long, env = "COMPANY_CODE", hide_env_values = true)]
+    company_code: Option<String>,
+    /// WeChat third-party platform appid.
+    #[arg(long, env = "COMPONENT_APPID", hide_env_values = true)]
+    component_appid: Option<String>,
+    /// WeChat authorizer (Official Account or Mini Program) appid.
+    #[arg(long, env = "AUTHORIZER_APPID", hide_env_values = true)]
+    authorizer_appid: Option<String>,
+    /// Sugon AC compute region whose token a login returns [default: the platform token, 0].
+    #[arg(long, env = "CLUSTER_ID", hide_env_values = true)]
+    cluster_id: Option<String>,
+    /// Ekuaibao: ask for this validity in days (default: the plain refresh, 32 days).
+    #[arg(long, value_name = "DAYS")]
+    validity_days: Option<u32>,
+    /// Read the secrets as NAME=value lines from standard input instead of the environment.
+    #[arg(long)]
+    pub stdin: bool,
+}
+
+/// A failure before any request: the configuration cannot work.
+pub struct Misconfigured(pub String);
+
+impl Settings {
+    /// The value of a setting the vendor needs.
+    pub fn setting(&self, value: &Option<String>, name: &str) -> Result<String, Misconfigured> {
+        value.clone().ok_or_else(|| {
+            Misconfigured(format!(
+                "{} needs {name} (flag or environment variable)",
+                self.vendor
+            ))
+        })
+    }
+
+    /// The refresher these settings (and, for iSolarCloud, the secret key in `secrets`) describe.
+    pub fn refresher(&self, secrets: &Secrets) -> Result<Refresher, Misconfigured> {
+        if let Some(url) = &self.base_url {
+            check_base_url(url, self.allow_insecure)?;
+        }
+        let config = match self.vendor {
+            Vendor::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
+                self.setting(&self.app_key, "--app-key / APP_KEY")?,
+                secrets.require("APP_SECRET")?,
+            )),
+            Vendor::SugonAc => {
+                let mut config = SugonAcConfig::new();
+                config.cluster_id = self.cluster_id.clone();
+                VendorConfig::SugonAc(config)
+            }
+            Vendor::MisaCukcuk => VendorConfig::MisaCukcuk(MisaCukcukConfig::new(
+                self.setting(&self.company_code, "--company-code / COMPANY_CODE")?,
+            )),
+            Vendor::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
+                self.setting(&self.component_appid, "--component-appid / COMPONENT_APPID")?,
+                self.setting(
+                    &self.authorizer_appid,
+                    "--authorizer-appid / AUTHORIZER_APPID",
+                )?,
+            )),
+            Vendor::Ekuaibao => {
+                let mut config = EkuaibaoConfig::new();
+                config.validity_days = self.validity_days;
+                VendorConfig::Ekuaibao(config)
+            }
+            other => {
+                return Err(Misconfigured(format!(
+                    "{other} is not supported by this build"
+                )));
+            }
+        };
+        let config = match &self.base_url {
+            Some(url) => config.with_base_url(url),
+            None => config,
+        };
+        let http = HttpOptions::default()
+            .with_timeout(Duration::from_secs(self.timeout))
+            .build_client()
+            .map_err(|e| Misconfigured(e.to_string()))?;
+        Refresher::with_http_client(config, http).map_err(|e| Misconfigured(e.to_string()))
+    }
+}
+
+/// `http://` is only for loopback, where nobody else can read the tokens on the wire.
+fn check_base_url(base_url: &str, allow_insecure: bool) -> Result<(), Misconfigured> {
+    let url = url::Url::parse(base_url)
+        .map_err(|e| Misconfigured(format!("--base-url {base_url:?}: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback || allow_insecure => Ok(()),
+        "http" => Err(Misconfigured(format!(
+            "--base-url {base_url:?} is plain http to a host that is not loopback: tokens would cross the network \
+             unencrypted (use https, or --allow-insecure)"
+        ))),
+        scheme => Err(Misconfigured(format!(
+            "--base-url {base_url:?}: {scheme}:// is not http(s)"
+        ))),
+    }
+}
+
+/// The secrets, from the environment or from `NAME=value` lines on standard input.
+pub struct Secrets(HashMap<String, Secret>);
+
+/// Every secret a command reads; a line of another name on standard input is ignored.
+const SECRET_NAMES: [&str; 9] = [
+    "REFRESH_TOKEN",
+    "ACCESS_TOKEN",
+    "APP_SECRET",
+    "COMPONENT_ACCESS_TOKEN",
+    "AUTHORIZATION_CODE",
+    "PASSWORD",
+    "APP_SECURITY",
+    "COMPONENT_APPSECRET",
+    "COMPONENT_VERIFY_TICKET",
+];
+
+impl Secrets {
+    pub fn read(from_stdin: bool) -> Result<Secrets, Misconfigured> {
+        let mut secrets = HashMap::new();
+        if from_stdin {
+            for line in std::io::stdin().lock().lines() {
+                let line =
+                    line.map_err(|e| Misconfigured(format!("cannot read standard input: {e}")))?;
+                let Some((name, value)) = line.split_once('=') else {
+                    continue;
+                };
+                if SECRET_NAMES.contains(&name.trim()) {
+                    secrets.insert(name.trim().to_owned(), Secret::from(value.trim()));
+                }
+            }
+        } else {
+            for name in SECRET_NAMES {
+                if let Ok(value) = std::env::var(name) {
+                    secrets.insert(name.to_owned(), Secret::from(value));
+                }
+            }
+        }
+        secrets.retain(|_, value| !value.is_blank());
+        Ok(Secrets(secrets))
+    }
+
+    pub fn get(&self, name: &str) -> Option<Secret> {
+        self.0.get(name).cloned()
+    }
+
+    pub fn require(&self, name: &str) -> Result<Secret, Misconfigured> {
+        self.get(name)
+            .ok_or_else(|| Misconfigured(format!("{name} is not set (environment, or --stdin)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_for_loopback_only() {
+        for ok in [
+            "https://gateway.isolarcloud.eu",
+            "http://127.0.0.1:8080",
+            "http://127.5.5.5",
+            "http://[::1]:1",
+            "http://localhost:3000",
+        ] {
+            assert!(check_base_url(ok, false).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://gateway.isolarcloud.eu",
+            "http://10.0.0.1",
+            "http://localhost.example.com",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
+            assert!(check_base_url(refused, false).is_err(), "{refused}");
+        }
+        assert!(check_base_url("http://gateway.isolarcloud.eu", true).is_ok());
+        assert!(check_base_url("ftp://127.0.0.1", true).is_err());
+    }
+}

@@ -1,0 +1,338 @@
+//! The whole token lifecycle through the facade, against the sandbox: a first login (`Refresher::obtain`), then
+//! refreshes; a new login once a refresh window has closed (on the sandbox's fake clock); WeChat's component
+//! token renewed when it expires; and the logins' documented answers.
+
+use std::time::Duration;
+
+use refresh_facade::{
+    Clock, EkuaibaoConfig, ErrorKind, Grant, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant,
+    Refresher, Rotation, Secret, SugonAcConfig, TokenSet, Vendor, VendorConfig, VendorExtras,
+    WechatOpenConfig,
+};
+use refresh_sandbox::{Emulator, Sandbox, SandboxOptions, accounts};
+use refresh_wire_tests::capture::operation_host;
+use wiremock::ResponseTemplate;
+
+use crate::setup::spec;
+
+/// A refresher for `emulator` at `sandbox`, reading the sandbox's (fake) clock.
+fn refresher(sandbox: &Sandbox, emulator: Emulator) -> Refresher {
+    let config = match emulator {
+        Emulator::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
+            accounts::ISOLARCLOUD_APP_KEY,
+            accounts::ISOLARCLOUD_ACCESS_KEY,
+        )),
+        Emulator::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
+        Emulator::MisaCukcuk => {
+            VendorConfig::MisaCukcuk(MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE))
+        }
+        Emulator::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
+            accounts::WECHAT_COMPONENT_APPID,
+            accounts::WECHAT_AUTHORIZER_APPID,
+        )),
+        Emulator::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(7)),
+        other => unreachable!("{other}"),
+    };
+    let clock = sandbox.clock().clone();
+    Refresher::new(config.with_base_url(sandbox.base_url(emulator).unwrap()))
+        .unwrap()
+        .with_clock(Clock::from_fn(move || clock.now()))
+}
+
+fn component_grant() -> Grant {
+    Grant::WechatOpenComponentToken {
+        component_appsecret: accounts::WECHAT_COMPONENT_APPSECRET.into(),
+        component_verify_ticket: accounts::WECHAT_VERIFY_TICKET.into(),
+    }
+}
+
+/// The login grant the sandbox accepts for `emulator` (WeChat: with a fresh component token).
+async fn login_grant(sandbox: &Sandbox, emulator: Emulator, refresher: &Refresher) -> Grant {
+    let code = |emulator| Secret::from(sandbox.authorization_code(emulator).unwrap());
+    match emulator {
+        Emulator::ISolarCloud => Grant::ISolarCloudAuthorizationCode {
+            code: code(emulator),
+            redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
+        },
+        Emulator::SugonAc => Grant::SugonAcPassword {
+            user: accounts::SUGON_USER.into(),
+            password: accounts::SUGON_PASSWORD.into(),
+            org_id: accounts::SUGON_ORG_ID.into(),
+        },
+        Emulator::WechatOpen => Grant::WechatOpenAuthorizationCode {
+            authorization_code: code(emulator),
+            component_access_token: refresher
+                .obtain(&component_grant())
+                .await
+                .unwrap()
+                .access_token,
+        },
+        Emulator::Ekuaibao => Grant::EkuaibaoAppCredentials {
+            app_key: accounts::EKUAIBAO_APP_KEY.into(),
+            app_security: accounts::EKUAIBAO_APP_SECURITY.into(),
+        },
+        other => unreachable!("{other} has no login"),
+    }
+}
+
+/// The grant for the next refresh of `tokens`, with the component token a WeChat login presented.
+fn next(tokens: &TokenSet, login: &Grant) -> RefreshGrant {
+    let grant = RefreshGrant::from(tokens);
+    match login {
+        Grant::WechatOpenAuthorizationCode {
+            component_access_token,
+            ..
+        } => grant.with_component_access_token(component_access_token.clone()),
+        _ => grant,
+    }
+}
+
+#[tokio::test]
+async fn every_vendor_with_a_login_obtains_then_refreshes_twice() {
+    let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    for emulator in [
+        Emulator::ISolarCloud,
+        Emulator::SugonAc,
+        Emulator::WechatOpen,
+        Emulator::Ekuaibao,
+    ] {
+        let refresher = refresher(&sandbox, emulator);
+        let login = login_grant(&sandbox, emulator, &refresher).await;
+        let first = refresher
+            .obtain(&login)
+            .await
+            .unwrap_or_else(|e| panic!("{emulator}: {e}"));
+        assert_eq!(first.rotation, Rotation::Issued, "{emulator}");
+        assert!(
+            first.anomalies().is_empty(),
+            "{emulator}: {:?}",
+            first.anomalies()
+        );
+        assert!(first.expires_at > first.obtained_at, "{emulator}");
+        let second = refresher
+            .refresh(&next(&first, &login))
+            .await
+            .unwrap_or_else(|e| panic!("{emulator}: the login's tokens refresh: {e}"));
+        let third = refresher
+            .refresh(&next(&second, &login))
+            .await
+            .unwrap_or_else(|e| panic!("{emulator}: the refreshed tokens refresh: {e}"));
+        let keeps = emulator == Emulator::WechatOpen;
+        for tokens in [&second, &third] {
+            let expected = if keeps {
+                Rotation::Unchanged
+            } else {
+                Rotation::Rotated
+            };
+            assert_eq!(tokens.rotation, expected, "{emulator}");
+        }
+        assert_ne!(
+            third.access_token, first.access_token,
+            "{emulator}: a new access token"
+        );
+        let uses = if keeps { 2 } else { 1 };
+        assert_eq!(
+            sandbox.refresh_count(emulator, first.refresh_token.expose_secret()),
+            uses,
+            "{emulator}: the login's refresh token, used by each refresh until rotated"
+        );
+    }
+}
+
+#[tokio::test]
+async fn misa_offers_no_login_and_nothing_is_sent() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::MisaCukcuk))
+        .await
+        .unwrap();
+    let misa = refresher(&sandbox, Emulator::MisaCukcuk);
+    let error = misa.ensure_login_offered().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unsupported);
+    assert!(error.is_unsupported() && !error.is_retryable(), "{error}");
+    let grant = Grant::EkuaibaoAppCredentials {
+        app_key: "k".into(),
+        app_security: "s".into(),
+    };
+    let error = misa.obtain(&grant).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unsupported, "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("misa-cukcuk login failed (unsupported)"),
+        "{error}"
+    );
+    assert!(sandbox.requests(Emulator::MisaCukcuk).is_empty());
+}
+
+#[tokio::test]
+async fn a_grant_of_another_vendor_is_unsupported_and_nothing_is_sent() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::Ekuaibao))
+        .await
+        .unwrap();
+    let ekuaibao = refresher(&sandbox, Emulator::Ekuaibao);
+    let error = ekuaibao.obtain(&component_grant()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unsupported, "{error}");
+    assert!(
+        error.detail().contains("the grant is for wechat-open"),
+        "{error}"
+    );
+    assert!(sandbox.requests(Emulator::Ekuaibao).is_empty());
+}
+
+/// Past the vendor's refresh window the refresh is refused as a new login's business, and a new login works.
+#[tokio::test]
+async fn sugon_and_ekuaibao_log_in_again_after_the_refresh_window_closes() {
+    let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    for emulator in [Emulator::SugonAc, Emulator::Ekuaibao] {
+        let refresher = refresher(&sandbox, emulator);
+        let login = login_grant(&sandbox, emulator, &refresher).await;
+        let tokens = refresher.obtain(&login).await.unwrap();
+        let deadline = tokens
+            .refreshable_until
+            .unwrap_or_else(|| panic!("{emulator} has a refresh window"));
+        let clock = sandbox.clock();
+        assert!(tokens.can_refresh_at(clock.now()), "{emulator}");
+        let past = (deadline - clock.now()).to_std().unwrap() + Duration::from_secs(60);
+        clock.advance(past);
+        assert!(!tokens.can_refresh_at(clock.now()), "{emulator}");
+
+        let refused = refresher.refresh(&next(&tokens, &login)).await.unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            ErrorKind::ReauthorizationRequired,
+            "{emulator}: {refused}"
+        );
+        let again = refresher.obtain(&login).await.unwrap();
+        assert_eq!(again.rotation, Rotation::Issued);
+        refresher
+            .refresh(&next(&again, &login))
+            .await
+            .unwrap_or_else(|e| panic!("{emulator}: the new login refreshes: {e}"));
+    }
+}
+
+/// The component token lasts 2 hours. Its expiry is its own kind, so that the caller renews it and retries at
+/// once; the authorizer's refresh token is untouched.
+#[tokio::test]
+async fn wechat_renews_an_expired_component_token_and_retries() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::WechatOpen))
+        .await
+        .unwrap();
+    let refresher = refresher(&sandbox, Emulator::WechatOpen);
+    let component = refresher.obtain(&component_grant()).await.unwrap();
+    assert_eq!(component.rotation, Rotation::NotRefreshable);
+    assert!(component.refresh_token.is_blank());
+    assert!(!component.can_refresh_at(component.obtained_at));
+    let lifetime = component.expires_at - component.obtained_at;
+    assert_eq!(lifetime.num_seconds(), 7200, "the documented 2 hours");
+
+    let login = Grant::WechatOpenAuthorizationCode {
+        authorization_code: sandbox
+            .authorization_code(Emulator::WechatOpen)
+            .unwrap()
+            .into(),
+        component_access_token: component.access_token.clone(),
+    };
+    let authorizer = refresher.obtain(&login).await.unwrap();
+    sandbox.clock().advance(Duration::from_secs(7200 + 60));
+
+    let grant = RefreshGrant::from(&authorizer).with_component_access_token(component.access_token);
+    let expired = refresher.refresh(&grant).await.unwrap_err();
+    assert_eq!(
+        expired.kind(),
+        ErrorKind::ComponentTokenExpired,
+        "{expired}"
+    );
+    assert!(expired.is_component_token_expired() && !expired.is_credentials_rejected());
+    assert_eq!(expired.vendor_code(), Some("42001"));
+
+    let renewed = refresher.obtain(&component_grant()).await.unwrap();
+    let retried = refresher
+        .refresh(&grant.with_component_access_token(renewed.access_token))
+        .await
+        .unwrap();
+    assert_eq!(retried.refresh_token, authorizer.refresh_token);
+
+    // A wrong appid is not a component token to renew.
+    let wrong = Refresher::new(VendorConfig::WechatOpen(
+        WechatOpenConfig::new("wx-not-the-platform", accounts::WECHAT_AUTHORIZER_APPID)
+            .with_base_url(sandbox.base_url(Emulator::WechatOpen).unwrap()),
+    ))
+    .unwrap();
+    let refused = wrong.obtain(&component_grant()).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::CredentialsRejected, "{refused}");
+    assert_eq!(refused.vendor_code(), Some("40013"));
+}
+
+/// The authorization exchange reports the permission sets granted (`func_info`), from the vendor's sample.
+#[tokio::test]
+async fn wechat_login_reports_the_granted_permission_sets() {
+    use refresh_wechat_open::operations::QUERY_AUTH;
+    let sample = spec(Vendor::WechatOpen).success_answer(&QUERY_AUTH);
+    let server = operation_host(
+        &QUERY_AUTH,
+        ResponseTemplate::new(200).set_body_json(sample),
+    )
+    .await;
+    let refresher = crate::setup::refresher(Vendor::WechatOpen, &server.uri());
+    let grant = Grant::WechatOpenAuthorizationCode {
+        authorization_code: "auth_code_value".into(),
+        component_access_token: "COMPONENT_ACCESS_TOKEN".into(),
+    };
+    let tokens = refresher.obtain(&grant).await.unwrap();
+    let VendorExtras::WechatOpen(extras) = &tokens.extras else {
+        panic!("{:?}", tokens.extras)
+    };
+    assert_eq!(extras.granted_permissions, Some(vec![1, 2, 3]));
+    assert_eq!(extras.authorizer_appid, "wxf8b4f85f3a794e77");
+    assert_eq!(
+        tokens.refresh_token.expose_secret(),
+        "dTo-YCXPL4llX-u1W1pPpnp8Hgm4wpJtlR6iV0doKdY"
+    );
+}
+
+/// Sugon AC answers a login with a token per region: the configured one (default: the platform's, clusterId 0)
+/// is returned and the others are in the extras; a region whose token is null is a suspended account.
+#[tokio::test]
+async fn sugon_login_returns_the_configured_region() {
+    use refresh_sugon_ac::operations::GET_TOKENS;
+    let sample = spec(Vendor::SugonAc).success_answer(&GET_TOKENS);
+    let server = operation_host(
+        &GET_TOKENS,
+        ResponseTemplate::new(200).set_body_json(&sample),
+    )
+    .await;
+    let grant = Grant::SugonAcPassword {
+        user: "slurmtest".into(),
+        password: "example-password".into(),
+        org_id: "6048ce7ba15c2af2e8cec12991ec13cf".into(),
+    };
+    let at = |cluster: Option<&str>| {
+        let mut config = SugonAcConfig::new().with_base_url(server.uri());
+        if let Some(cluster) = cluster {
+            config = config.with_cluster_id(cluster);
+        }
+        Refresher::new(VendorConfig::SugonAc(config)).unwrap()
+    };
+    let tokens = at(None).obtain(&grant).await.unwrap();
+    assert_eq!(
+        tokens.access_token.expose_secret(),
+        sample["data"][0]["token"].as_str().unwrap()
+    );
+    assert_eq!(tokens.rotation, Rotation::Issued);
+    let VendorExtras::SugonAc(extras) = &tokens.extras else {
+        panic!()
+    };
+    assert_eq!(extras.other_regions.len(), 1);
+    assert_eq!(extras.other_regions[0].cluster_id, "11112");
+    assert!(extras.other_regions[0].token.is_none());
+
+    let suspended = at(Some("11112")).obtain(&grant).await.unwrap_err();
+    assert_eq!(
+        suspended.kind(),
+        ErrorKind::CredentialsRejected,
+        "{suspended}"
+    );
+    assert!(suspended.detail().contains("suspended"), "{suspended}");
+    let unknown = at(Some("999")).obtain(&grant).await.unwrap_err();
+    assert!(unknown.detail().contains("no region 999"), "{unknown}");
+}
