@@ -44,6 +44,15 @@ fn wrong_types_kind(vendor: Vendor) -> ErrorKind {
     }
 }
 
+/// What a 401 or 403 means, whatever its body: what the spec documents for the status (Ekuaibao's 403 and MISA's
+/// 401: the token is expired or invalid), else the request's credentials were refused.
+fn refused_kind(vendor: Vendor, status: u16) -> ErrorKind {
+    match (vendor, status) {
+        (Vendor::Ekuaibao, 403) | (Vendor::MisaCukcuk, 401) => ErrorKind::ReauthorizationRequired,
+        _ => ErrorKind::CredentialsRejected,
+    }
+}
+
 /// Every string in the sample replaced by a number and every number by a string: the right shape, wrong types.
 fn with_wrong_types(value: &Value) -> Value {
     match value {
@@ -110,6 +119,34 @@ fn corpus(vendor: Vendor) -> Vec<Case> {
             kind: Transient,
             status: Known(429),
         },
+        // A refusal is a refusal whatever its body: never retried. Where the spec documents the status, it means
+        // what the spec says (`refused_kind`).
+        Case {
+            name: "403 in plain text",
+            answer: RawAnswer::http("403 Forbidden", &[("content-type", "text/plain")], b"Forbidden"),
+            kind: refused_kind(vendor, 403),
+            status: Known(403),
+        },
+        Case {
+            name: "403 HTML page",
+            answer: RawAnswer::http("403 Forbidden", &[("content-type", "text/html")], b"<html><h1>403 Forbidden</h1></html>"),
+            kind: refused_kind(vendor, 403),
+            status: Known(403),
+        },
+        Case { name: "403 empty", answer: RawAnswer::http("403 Forbidden", &[], b""), kind: refused_kind(vendor, 403), status: Known(403) },
+        Case {
+            name: "403 JSON in another envelope",
+            answer: RawAnswer::http("403 Forbidden", &[("content-type", "application/json")], br#"{"error":"forbidden","status":403}"#),
+            kind: refused_kind(vendor, 403),
+            status: Known(403),
+        },
+        Case {
+            name: "401 in plain text",
+            answer: RawAnswer::http("401 Unauthorized", &[("content-type", "text/plain")], b"Unauthorized"),
+            kind: refused_kind(vendor, 401),
+            status: Known(401),
+        },
+        Case { name: "401 empty", answer: RawAnswer::http("401 Unauthorized", &[], b""), kind: refused_kind(vendor, 401), status: Known(401) },
         Case { name: "404 (wrong base URL)", answer: RawAnswer::http("404 Not Found", &[], b""), kind: CredentialsRejected, status: Known(404) },
         Case { name: "connection dropped", answer: RawAnswer::Close, kind: Transient, status: Unknown },
         Case { name: "no answer in time", answer: RawAnswer::Hang, kind: Transient, status: Unknown },

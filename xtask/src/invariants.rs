@@ -261,11 +261,12 @@ fn generated_clients_append_only_tables_and_a_delegating_impl() {
         let functions: Vec<&&str> = code.iter().filter(|l| l.contains("fn ")).collect();
         assert_eq!(
             functions.len(),
-            2,
-            "{vendor}: only the hooks' pre and exec: {functions:?}"
+            3,
+            "{vendor}: only the hooks' pre, exec and post: {functions:?}"
         );
         assert!(functions[0].starts_with("async fn pre<E>("), "{vendor}");
         assert!(functions[1].starts_with("async fn exec("), "{vendor}");
+        assert!(functions[2].starts_with("async fn post<E>("), "{vendor}");
         let items: Vec<&&str> = code
             .iter()
             .filter(|l| l.starts_with("impl ") || l.contains("struct ") || l.contains("enum "))
@@ -273,7 +274,8 @@ fn generated_clients_append_only_tables_and_a_delegating_impl() {
         assert_eq!(items, [&"impl ClientHooks for Client {"], "{vendor}");
         assert!(
             appended.contains("refresh_runtime::hooks::prepare(")
-                && appended.contains("refresh_runtime::hooks::execute("),
+                && appended.contains("refresh_runtime::hooks::execute(")
+                && appended.contains("refresh_runtime::hooks::inspect("),
             "{vendor}: the impl delegates to the runtime"
         );
     }

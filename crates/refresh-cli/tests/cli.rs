@@ -429,7 +429,7 @@ async fn help_and_version_work_for_every_subcommand() {
     assert!(
         run.stdout.contains("Exit codes:") && run.stdout.contains("4  re-authorization required")
     );
-    for subcommand in ["demo", "sandbox", "once"] {
+    for subcommand in ["demo", "sandbox", "once", "login"] {
         let run = refresh(&[subcommand, "--help"], &[], None).await;
         assert_eq!(run.code, 0, "{subcommand}");
         assert!(
@@ -577,4 +577,114 @@ async fn sandbox_serves_until_interrupted_and_fails_on_a_taken_port() {
     .await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("cannot start the sandbox"));
+}
+
+/// `refresh login` obtains first tokens through the facade (the same JSON keys and exit codes as `once`), and
+/// `refresh once` refreshes what it printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn login_obtains_first_tokens_that_refresh() {
+    let sandbox = sandbox().await;
+    let component = [
+        ("COMPONENT_APPID", accounts::WECHAT_COMPONENT_APPID),
+        ("AUTHORIZER_APPID", accounts::WECHAT_AUTHORIZER_APPID),
+        ("COMPONENT_APPSECRET", accounts::WECHAT_COMPONENT_APPSECRET),
+        ("COMPONENT_VERIFY_TICKET", accounts::WECHAT_VERIFY_TICKET),
+    ];
+    for emulator in [
+        Emulator::ISolarCloud,
+        Emulator::SugonAc,
+        Emulator::WechatOpen,
+        Emulator::Ekuaibao,
+    ] {
+        let base = sandbox.base_url(emulator).unwrap();
+        let code = sandbox.authorization_code(emulator).unwrap_or_default();
+        let mut env: Vec<(&str, &str)> = match emulator {
+            Emulator::ISolarCloud => vec![
+                ("APP_KEY", accounts::ISOLARCLOUD_APP_KEY),
+                ("APP_SECRET", accounts::ISOLARCLOUD_ACCESS_KEY),
+                ("REDIRECT_URI", accounts::ISOLARCLOUD_REDIRECT_URI),
+                ("AUTHORIZATION_CODE", &code),
+            ],
+            Emulator::SugonAc => vec![
+                ("USER_NAME", accounts::SUGON_USER),
+                ("ORG_ID", accounts::SUGON_ORG_ID),
+                ("PASSWORD", accounts::SUGON_PASSWORD),
+            ],
+            Emulator::WechatOpen => {
+                [component.as_slice(), &[("AUTHORIZATION_CODE", &code)]].concat()
+            }
+            _ => vec![
+                ("APP_KEY", accounts::EKUAIBAO_APP_KEY),
+                ("APP_SECURITY", accounts::EKUAIBAO_APP_SECURITY),
+            ],
+        };
+        let args = ["login", "--vendor", emulator.as_str(), "--base-url", &base];
+        let run = refresh(&args, &env, None).await;
+        assert_eq!(run.code, 0, "{emulator}: {}", run.stderr);
+        let out = run.json_out();
+        assert_eq!(out["rotation"], "issued", "{emulator}: {out}");
+        assert_eq!(out["vendor"], emulator.as_str());
+
+        // The login's tokens refresh.
+        let refresh_token = out["refresh_token"].as_str().unwrap().to_owned();
+        let access_token = out["access_token"].as_str().unwrap().to_owned();
+        env.retain(|(name, _)| !name.starts_with("COMPONENT_") || *name == "COMPONENT_APPID");
+        let component_token;
+        if emulator == Emulator::WechatOpen {
+            let only = refresh(
+                &[&args[..], &["--component-token"]].concat(),
+                &component,
+                None,
+            )
+            .await;
+            assert_eq!(
+                only.json_out()["rotation"],
+                "not_refreshable",
+                "{}",
+                only.stderr
+            );
+            component_token = only.json_out()["access_token"].as_str().unwrap().to_owned();
+            env.push(("COMPONENT_ACCESS_TOKEN", &component_token));
+        }
+        env.extend([
+            ("REFRESH_TOKEN", refresh_token.as_str()),
+            ("ACCESS_TOKEN", &access_token),
+        ]);
+        let args = ["once", "--vendor", emulator.as_str(), "--base-url", &base];
+        let run = refresh(&args, &env, None).await;
+        assert_eq!(run.code, 0, "{emulator}: {}", run.stderr);
+        assert_eq!(
+            sandbox.refresh_count(emulator, &refresh_token),
+            1,
+            "{emulator}"
+        );
+    }
+
+    // MISA CukCuk documents no login: its own exit code, and nothing is sent.
+    let base = sandbox.base_url(Emulator::MisaCukcuk).unwrap();
+    let args = ["login", "--vendor", "misa-cukcuk", "--base-url", &base];
+    let run = refresh(
+        &args,
+        &[("COMPANY_CODE", accounts::MISA_COMPANY_CODE)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.json_err()["kind"].as_str()),
+        (10, Some("unsupported")),
+        "{}",
+        run.stderr
+    );
+    assert!(sandbox.requests(Emulator::MisaCukcuk).is_empty());
+
+    // A missing secret is a configuration error, before any request.
+    let base = sandbox.base_url(Emulator::SugonAc).unwrap();
+    let args = ["login", "--vendor", "sugon-ac", "--base-url", &base];
+    let env = [
+        ("USER_NAME", accounts::SUGON_USER),
+        ("ORG_ID", accounts::SUGON_ORG_ID),
+    ];
+    let run = refresh(&args, &env, None).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("PASSWORD"), "{}", run.stderr);
 }

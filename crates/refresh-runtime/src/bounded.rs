@@ -14,9 +14,19 @@ pub const MAX_RESPONSE_BODY_BYTES: usize = 1024 * 1024;
 /// Reads at most `limit` bytes of `response`'s body and returns a response with the same head and that body, or
 /// with a body that fails to read when the server sends (or announces) more.
 pub async fn read_bounded(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     limit: usize,
 ) -> reqwest::Result<reqwest::Response> {
+    read_bounded_marking(response, limit, |_, _| None::<()>).await
+}
+
+/// [`read_bounded`], with the extension `mark` gives the read body (if it was within the limit) and the status.
+pub(crate) async fn read_bounded_marking<M: Clone + Send + Sync + 'static>(
+    mut response: reqwest::Response,
+    limit: usize,
+    mark: impl FnOnce(u16, &[u8]) -> Option<M>,
+) -> reqwest::Result<reqwest::Response> {
+    let status = response.status().as_u16();
     let mut head = http::Response::builder()
         .status(response.status())
         .version(response.version());
@@ -37,6 +47,9 @@ pub async fn read_bounded(
             reported: false,
         })
     } else {
+        if let Some(mark) = mark(status, &body) {
+            head = head.extension(mark);
+        }
         reqwest::Body::from(body)
     };
     // The head comes from a valid response, so building it again cannot fail.

@@ -827,8 +827,17 @@ impl ClientHooks for Client {
     async fn exec(
         &self,
         request: reqwest::Request,
-        _info: &OperationInfo,
+        info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        refresh_runtime::hooks::execute(&self.client, request).await
+        let operation = refresh_runtime::Operation::find(operations::ALL, info.operation_id);
+        refresh_runtime::hooks::execute(&self.client, request, operation).await
+    }
+
+    async fn post<E>(
+        &self,
+        result: &reqwest::Result<reqwest::Response>,
+        _info: &OperationInfo,
+    ) -> Result<(), Error<E>> {
+        refresh_runtime::hooks::inspect(result).map_err(Error::Custom)
     }
 }

@@ -50,8 +50,13 @@ impl ClientHooks for Client {{
         Ok(())
     }}
 
-    async fn exec(&self, request: reqwest::Request, _info: &OperationInfo) -> reqwest::Result<reqwest::Response> {{
-        {RUNTIME}::hooks::execute(&self.client, request).await
+    async fn exec(&self, request: reqwest::Request, info: &OperationInfo) -> reqwest::Result<reqwest::Response> {{
+        let operation = {RUNTIME}::Operation::find(operations::ALL, info.operation_id);
+        {RUNTIME}::hooks::execute(&self.client, request, operation).await
+    }}
+
+    async fn post<E>(&self, result: &reqwest::Result<reqwest::Response>, _info: &OperationInfo) -> Result<(), Error<E>> {{
+        {RUNTIME}::hooks::inspect(result).map_err(Error::Custom)
     }}
 }}
 "#

@@ -139,6 +139,11 @@ impl RefreshError {
         self
     }
 
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.inner.detail = detail.into();
+        self
+    }
+
     /// Marks an error of [`crate::Refresher::obtain`].
     pub(crate) fn during_login(mut self) -> Self {
         self.inner.during = "login";

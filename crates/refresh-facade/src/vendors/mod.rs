@@ -18,6 +18,7 @@ use std::future::Future;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use progenitor_client::{Error as ClientError, ResponseValue};
+use refresh_runtime::hooks::UndecodableErrorAnswer;
 use refresh_runtime::{Operation, Secret};
 
 use crate::error::{CodeKinds, ErrorKind, Redactor, RefreshError, from_client_error};
@@ -104,14 +105,32 @@ impl Exchange<'_> {
             Err(ClientError::InvalidResponsePayload(body, decode)) => {
                 salvage::salvage(self, &body, &decode).map(Answered::Salvaged)
             }
-            Err(error) => Err(from_client_error(
-                self.kinds.vendor,
-                self.operation,
-                error,
-                self.redactor,
-                |status, body| body.into_error(status, self),
-            )),
+            Err(ClientError::Custom(message)) => {
+                match UndecodableErrorAnswer::from_message(&message) {
+                    // A documented error status whose body is not JSON (a gateway's text or HTML page): its
+                    // status says what happened, as the spec documents it.
+                    Some(answer) => {
+                        let error = self.kinds.status_error(self.operation, answer.status);
+                        let detail =
+                            format!("{} (its body is not the documented JSON)", error.detail());
+                        Err(error.with_detail(detail))
+                    }
+                    None => Err(self.other_error(ClientError::<E>::Custom(message))),
+                }
+            }
+            Err(error) => Err(self.other_error(error)),
         }
+    }
+
+    /// What `from_client_error` makes of a failed call.
+    fn other_error<E: DocumentedError>(&self, error: ClientError<E>) -> RefreshError {
+        from_client_error(
+            self.kinds.vendor,
+            self.operation,
+            error,
+            self.redactor,
+            |status, body| body.into_error(status, self),
+        )
     }
 }
 
