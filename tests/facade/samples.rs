@@ -1,10 +1,11 @@
-//! Every documentation sample of every vendor's refresh, through the facade: the normalized `TokenSet` or
-//! `RefreshError`, snapshotted.
+//! Every documentation sample of every vendor's refresh and login, through the facade: the normalized
+//! `TokenSet` or `RefreshError` (and a login's request), snapshotted.
 
 use chrono::{DateTime, Utc};
-use refresh_facade::{ExpirySource, RefreshError, RefreshWindow, TokenSet, Vendor};
-use refresh_wire_tests::capture::operation_host;
-use refresh_wire_tests::snapshot_settings_in;
+use refresh_facade::{ExpirySource, Grant, RefreshError, RefreshWindow, TokenSet, Vendor};
+use refresh_runtime::Operation;
+use refresh_wire_tests::capture::{CapturedRequest, operation_host};
+use refresh_wire_tests::{Spec, snapshot_settings_in};
 use wiremock::ResponseTemplate;
 
 use crate::setup::{grant, refresh_operation, refresher, spec};
@@ -120,4 +121,101 @@ async fn wechat_open_samples() {
 #[tokio::test]
 async fn ekuaibao_samples() {
     normalize_every_sample(Vendor::Ekuaibao).await;
+}
+
+/// Every documentation sample of every login the facade offers (`Refresher::obtain`): the request the facade
+/// sends, and each answer normalized, snapshotted.
+async fn normalize_every_login_sample(vendor: Vendor, operation: &Operation, grant: Grant) {
+    let spec = spec(vendor);
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/facade/snapshots");
+    for (index, (status, example)) in spec.response_examples(operation).into_iter().enumerate() {
+        let server = operation_host(
+            operation,
+            ResponseTemplate::new(status).set_body_json(&example.value),
+        )
+        .await;
+        let outcome = match refresher(vendor, &server.uri()).obtain(&grant).await {
+            Ok(tokens) => render_tokens(&tokens),
+            Err(error) => render_error(&error),
+        };
+        let name = format!(
+            "{vendor}__facade__{}__{status}__{}",
+            operation.id, example.name
+        );
+        let description = format!(
+            "{vendor} login through the facade, HTTP {status}: {}",
+            example.summary
+        );
+        snapshot_settings_in(directory, description)
+            .bind(|| insta::assert_snapshot!(name, outcome));
+        if index == 0 {
+            let requests = server.received_requests().await.unwrap();
+            assert_eq!(requests.len(), 1, "one login sends one request");
+            let request = CapturedRequest::from_wiremock(&requests[0]);
+            let name = format!("{vendor}__facade__{}__request", operation.id);
+            let description = format!("{vendor}: the request of a login through the facade");
+            snapshot_settings_in(directory, description)
+                .bind(|| insta::assert_yaml_snapshot!(name, request));
+        }
+    }
+}
+
+fn body_text(spec: &Spec, operation: &Operation, field: &str) -> String {
+    spec.request_examples(operation)[0].value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no {field} in the request sample", operation.id))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn isolarcloud_login_samples() {
+    use refresh_isolarcloud::operations::EXCHANGE_TOKEN;
+    let spec = spec(Vendor::ISolarCloud);
+    let grant = Grant::ISolarCloudAuthorizationCode {
+        code: body_text(&spec, &EXCHANGE_TOKEN, "code").into(),
+        redirect_uri: body_text(&spec, &EXCHANGE_TOKEN, "redirect_uri"),
+    };
+    normalize_every_login_sample(Vendor::ISolarCloud, &EXCHANGE_TOKEN, grant).await;
+}
+
+#[tokio::test]
+async fn sugon_ac_login_samples() {
+    use refresh_sugon_ac::operations::GET_TOKENS;
+    let spec = spec(Vendor::SugonAc);
+    let grant = Grant::SugonAcPassword {
+        user: spec.parameter_example(&GET_TOKENS, "user"),
+        password: spec.parameter_example(&GET_TOKENS, "password").into(),
+        org_id: spec.parameter_example(&GET_TOKENS, "orgId"),
+    };
+    normalize_every_login_sample(Vendor::SugonAc, &GET_TOKENS, grant).await;
+}
+
+#[tokio::test]
+async fn wechat_open_login_samples() {
+    use refresh_wechat_open::operations::{GET_COMPONENT_TOKEN, QUERY_AUTH};
+    let spec = spec(Vendor::WechatOpen);
+    let grant = Grant::WechatOpenAuthorizationCode {
+        authorization_code: body_text(&spec, &QUERY_AUTH, "authorization_code").into(),
+        component_access_token: spec
+            .parameter_example(&QUERY_AUTH, "component_access_token")
+            .into(),
+    };
+    normalize_every_login_sample(Vendor::WechatOpen, &QUERY_AUTH, grant).await;
+    let grant = Grant::WechatOpenComponentToken {
+        component_appsecret: body_text(&spec, &GET_COMPONENT_TOKEN, "component_appsecret").into(),
+        component_verify_ticket: body_text(&spec, &GET_COMPONENT_TOKEN, "component_verify_ticket")
+            .into(),
+    };
+    normalize_every_login_sample(Vendor::WechatOpen, &GET_COMPONENT_TOKEN, grant).await;
+}
+
+#[tokio::test]
+async fn ekuaibao_login_samples() {
+    use refresh_ekuaibao::operations::GET_ACCESS_TOKEN;
+    let spec = spec(Vendor::Ekuaibao);
+    let grant = Grant::EkuaibaoAppCredentials {
+        app_key: body_text(&spec, &GET_ACCESS_TOKEN, "appKey"),
+        app_security: body_text(&spec, &GET_ACCESS_TOKEN, "appSecurity").into(),
+    };
+    normalize_every_login_sample(Vendor::Ekuaibao, &GET_ACCESS_TOKEN, grant).await;
 }

@@ -41,7 +41,7 @@ impl CapturedRequest {
         }
     }
 
-    fn from_wiremock(request: &wiremock::Request) -> Self {
+    pub fn from_wiremock(request: &wiremock::Request) -> Self {
         let mut headers = BTreeMap::new();
         for (name, value) in request.headers.iter() {
             if name != "host" {

@@ -80,9 +80,12 @@
 //! Classified from evidence beyond the code: Sugon AC's page never says which code the renewal of a too-old token
 //! gets; a 10004 ("invalid parameter") for a token whose own `expireTime` claim is more than 24 hours past is
 //! `reauthorization_required`, any other 10004 `invalid_request` (and on a login, whose only parameters are the
-//! credentials, `credentials_rejected`). Ekuaibao's codes are HTTP statuses (its 403 comes with HTTP 403): an
-//! undocumented 5xx code is `transient`. Ekuaibao's failure nested in the success wrapper
-//! (`{"value": {"errorCode": …}}`) is the documented error.
+//! credentials, `credentials_rejected`; likewise Ekuaibao's 403 on a login, which presents no token). Ekuaibao's
+//! codes are HTTP statuses (its 403 comes with HTTP 403): an undocumented 5xx code is `transient`. Ekuaibao's
+//! failure nested in the success wrapper (`{"value": {"errorCode": …}}`) is the documented error. A 401 or 403
+//! is never retried, whatever its body (text, HTML, empty, another envelope): it means what the spec documents
+//! for the status where it documents one (Ekuaibao's 403, MISA's 401: the token is expired or invalid), else
+//! `credentials_rejected`.
 //!
 //! HTTP statuses a vendor's spec does not list: 429, 408 and 5xx are `transient` (with `Retry-After` when
 //! sent); 401 and 403 `credentials_rejected`; 404 and 405 `credentials_rejected` (the base URL is wrong); other

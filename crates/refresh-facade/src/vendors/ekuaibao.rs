@@ -169,8 +169,17 @@ impl Adapter {
         };
         let call = self.client.get_access_token().body(body).send();
         let exchange = exchange(&GET_ACCESS_TOKEN, &redactor);
-        let answered = exchange.send(call).await?;
-        read(answered, &exchange, Basis::Login, sent_at)
+        // "Unauthorized" means an expired access token to a refresh; a login presents no token, only the app's
+        // credentials, so there it is they that were refused.
+        let refused = |error: RefreshError| match error.kind() {
+            ReauthorizationRequired => error.with_kind(
+                CredentialsRejected,
+                "unauthorized (未授权) on a login: the appKey or appSecurity was refused",
+            ),
+            _ => error,
+        };
+        let answered = exchange.send(call).await.map_err(refused)?;
+        read(answered, &exchange, Basis::Login, sent_at).map_err(refused)
     }
 }
 
