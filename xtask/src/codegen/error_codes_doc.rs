@@ -203,7 +203,8 @@ pub fn render(vendors: &[(VendorCodes, Kinds)]) -> String {
     out.push_str(
         "\nA code a vendor does not document keeps its code and message (when it is shaped like a code), and\n\
          becomes the vendor's kind below. Why: nothing says the same request would succeed later, so it is not\n\
-         retried (a code the vendor's own table marks as a server-side failure is documented, and transient);\n\
+         retried (a code the vendor's own table marks as a server-side failure is documented, and transient;\n\
+         Ekuaibao's codes are HTTP statuses, so an undocumented 5xx code of its is transient too);\n\
          nothing says the credential is gone, so it does not ask for a new login, which could throw away a live\n\
          refresh token on a guess; it stays visible to an operator with the vendor's own code and message.\n\n\
          | vendor | kind |\n|---|---|\n",
