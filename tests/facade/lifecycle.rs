@@ -336,3 +336,85 @@ async fn sugon_login_returns_the_configured_region() {
     let unknown = at(Some("999")).obtain(&grant).await.unwrap_err();
     assert!(unknown.detail().contains("no region 999"), "{unknown}");
 }
+
+/// A login's secrets (password, app secret, authorization code, ticket) never come back in an error, even when
+/// the vendor echoes them in its message.
+#[tokio::test]
+async fn login_errors_never_repeat_the_grants_secrets() {
+    use refresh_ekuaibao::operations::GET_ACCESS_TOKEN;
+    use refresh_isolarcloud::operations::EXCHANGE_TOKEN;
+    use refresh_sugon_ac::operations::GET_TOKENS;
+    use refresh_wechat_open::operations::{GET_COMPONENT_TOKEN, QUERY_AUTH};
+    use serde_json::json;
+    const SECRET: &str = "canary-login-secret-5d1f";
+    const OTHER: &str = "canary-second-secret-77ab";
+    let echo = format!("refused {SECRET} and {OTHER}");
+    let cases = [
+        (
+            Vendor::ISolarCloud,
+            &EXCHANGE_TOKEN,
+            Grant::ISolarCloudAuthorizationCode {
+                code: SECRET.into(),
+                redirect_uri: "https://app.example/cb".into(),
+            },
+            json!({"result_code": "2", "result_msg": echo}),
+        ),
+        (
+            Vendor::SugonAc,
+            &GET_TOKENS,
+            Grant::SugonAcPassword {
+                user: "u".into(),
+                password: SECRET.into(),
+                org_id: "o".into(),
+            },
+            json!({"code": "10004", "msg": echo}),
+        ),
+        (
+            Vendor::WechatOpen,
+            &QUERY_AUTH,
+            Grant::WechatOpenAuthorizationCode {
+                authorization_code: SECRET.into(),
+                component_access_token: OTHER.into(),
+            },
+            json!({"errcode": 40029, "errmsg": echo}),
+        ),
+        (
+            Vendor::WechatOpen,
+            &GET_COMPONENT_TOKEN,
+            Grant::WechatOpenComponentToken {
+                component_appsecret: SECRET.into(),
+                component_verify_ticket: OTHER.into(),
+            },
+            json!({"errcode": 40013, "errmsg": echo}),
+        ),
+        (
+            Vendor::Ekuaibao,
+            &GET_ACCESS_TOKEN,
+            Grant::EkuaibaoAppCredentials {
+                app_key: "k".into(),
+                app_security: SECRET.into(),
+            },
+            json!({"errorCode": 403, "errorMessage": echo}),
+        ),
+    ];
+    for (vendor, operation, grant, failure) in cases {
+        let server =
+            operation_host(operation, ResponseTemplate::new(200).set_body_json(failure)).await;
+        let error = crate::setup::refresher(vendor, &server.uri())
+            .obtain(&grant)
+            .await
+            .unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains(SECRET), "{}: {shown}", operation.id);
+        let both = matches!(
+            grant,
+            Grant::WechatOpenAuthorizationCode { .. } | Grant::WechatOpenComponentToken { .. }
+        );
+        assert_eq!(!shown.contains(OTHER), both, "{}: {shown}", operation.id);
+        assert!(
+            error.vendor_message().unwrap().contains("[redacted]"),
+            "{}: {error}",
+            operation.id
+        );
+    }
+}

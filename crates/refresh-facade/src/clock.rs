@@ -48,5 +48,9 @@ mod tests {
         assert_eq!(Clock::from_fn(move || fixed).now(), fixed);
         let system = Clock::default().now();
         assert!((Utc::now() - system).num_seconds().abs() < 5);
+        assert_eq!(
+            format!("{:?}", Clock::from_fn(move || fixed)),
+            "Clock(2023-11-14T22:13:20Z)"
+        );
     }
 }
