@@ -224,6 +224,21 @@ async fn wechat_renews_an_expired_component_token_and_retries() {
     assert!(!component.can_refresh_at(component.obtained_at));
     let lifetime = component.expires_at - component.obtained_at;
     assert_eq!(lifetime.num_seconds(), 7200, "the documented 2 hours");
+    let sent = sandbox.requests(Emulator::WechatOpen).len();
+    let not_refreshable = refresher
+        .refresh(&RefreshGrant::from(&component))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        not_refreshable.kind(),
+        ErrorKind::InvalidRequest,
+        "{not_refreshable}"
+    );
+    assert_eq!(
+        sandbox.requests(Emulator::WechatOpen).len(),
+        sent,
+        "nothing sent"
+    );
 
     let login = Grant::WechatOpenAuthorizationCode {
         authorization_code: sandbox

@@ -180,6 +180,15 @@ impl Refresher {
     }
 
     async fn dispatch(&self, grant: &RefreshGrant) -> Result<TokenSet, RefreshError> {
+        if grant.refresh_token.is_blank() {
+            let detail = "the grant has no refresh token (a credential obtained again instead of refreshed, \
+                          such as WeChat's component token, has none): nothing was sent";
+            return Err(RefreshError::new(
+                self.vendor,
+                ErrorKind::InvalidRequest,
+                detail,
+            ));
+        }
         let sent_at = self.clock.now();
         match &self.adapter {
             #[cfg(feature = "isolarcloud")]
