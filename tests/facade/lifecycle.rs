@@ -11,6 +11,7 @@ use refresh_facade::{
 };
 use refresh_sandbox::{Emulator, Sandbox, SandboxOptions, accounts};
 use refresh_wire_tests::capture::operation_host;
+use serde_json::json;
 use wiremock::ResponseTemplate;
 
 use crate::setup::spec;
@@ -350,6 +351,40 @@ async fn sugon_login_returns_the_configured_region() {
     assert!(suspended.detail().contains("suspended"), "{suspended}");
     let unknown = at(Some("999")).obtain(&grant).await.unwrap_err();
     assert!(unknown.detail().contains("no region 999"), "{unknown}");
+
+    // No region says it is the platform's: the default takes the first token rather than lose the login, and
+    // says so; the platform region is also found by its name when its id is unreadable.
+    let token = sample["data"][0]["token"].clone();
+    for (regions, anomaly) in [
+        (
+            json!([{"clusterId": "5", "clusterName": "east", "token": token}]),
+            true,
+        ),
+        (
+            json!([{"clusterId": null, "clusterName": "ac", "token": token}]),
+            false,
+        ),
+    ] {
+        let server = operation_host(
+            &GET_TOKENS,
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"code": "0", "msg": "success", "data": regions})),
+        )
+        .await;
+        let config = SugonAcConfig::new().with_base_url(server.uri());
+        let tokens = Refresher::new(VendorConfig::SugonAc(config))
+            .unwrap()
+            .obtain(&grant)
+            .await
+            .unwrap();
+        assert_eq!(tokens.access_token.expose_secret(), token.as_str().unwrap());
+        assert_eq!(
+            !tokens.anomalies().is_empty(),
+            anomaly,
+            "{:?}",
+            tokens.anomalies()
+        );
+    }
 }
 
 /// A login's secrets (password, app secret, authorization code, ticket) never come back in an error, even when
@@ -360,7 +395,6 @@ async fn login_errors_never_repeat_the_grants_secrets() {
     use refresh_isolarcloud::operations::EXCHANGE_TOKEN;
     use refresh_sugon_ac::operations::GET_TOKENS;
     use refresh_wechat_open::operations::{GET_COMPONENT_TOKEN, QUERY_AUTH};
-    use serde_json::json;
     const SECRET: &str = "canary-login-secret-5d1f";
     const OTHER: &str = "canary-second-secret-77ab";
     let echo = format!("refused {SECRET} and {OTHER}");

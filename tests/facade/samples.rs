@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use refresh_facade::{ExpirySource, Grant, RefreshError, RefreshWindow, TokenSet, Vendor};
 use refresh_runtime::Operation;
 use refresh_wire_tests::capture::{CapturedRequest, operation_host};
-use refresh_wire_tests::{Spec, snapshot_settings_in};
+use refresh_wire_tests::snapshot_settings_in;
 use wiremock::ResponseTemplate;
 
-use crate::setup::{grant, refresh_operation, refresher, spec};
+use crate::setup::{grant, login_grants, refresh_operation, refresher, spec};
 
 /// A token set as text. Instants that count from the moment of sending are shown relative to it, so that the
 /// snapshot does not change from run to run; the vendor's absolute instants are shown as they are.
@@ -160,62 +160,11 @@ async fn normalize_every_login_sample(vendor: Vendor, operation: &Operation, gra
     }
 }
 
-fn body_text(spec: &Spec, operation: &Operation, field: &str) -> String {
-    spec.request_examples(operation)[0].value[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("{}: no {field} in the request sample", operation.id))
-        .to_owned()
-}
-
 #[tokio::test]
-async fn isolarcloud_login_samples() {
-    use refresh_isolarcloud::operations::EXCHANGE_TOKEN;
-    let spec = spec(Vendor::ISolarCloud);
-    let grant = Grant::ISolarCloudAuthorizationCode {
-        code: body_text(&spec, &EXCHANGE_TOKEN, "code").into(),
-        redirect_uri: body_text(&spec, &EXCHANGE_TOKEN, "redirect_uri"),
-    };
-    normalize_every_login_sample(Vendor::ISolarCloud, &EXCHANGE_TOKEN, grant).await;
-}
-
-#[tokio::test]
-async fn sugon_ac_login_samples() {
-    use refresh_sugon_ac::operations::GET_TOKENS;
-    let spec = spec(Vendor::SugonAc);
-    let grant = Grant::SugonAcPassword {
-        user: spec.parameter_example(&GET_TOKENS, "user"),
-        password: spec.parameter_example(&GET_TOKENS, "password").into(),
-        org_id: spec.parameter_example(&GET_TOKENS, "orgId"),
-    };
-    normalize_every_login_sample(Vendor::SugonAc, &GET_TOKENS, grant).await;
-}
-
-#[tokio::test]
-async fn wechat_open_login_samples() {
-    use refresh_wechat_open::operations::{GET_COMPONENT_TOKEN, QUERY_AUTH};
-    let spec = spec(Vendor::WechatOpen);
-    let grant = Grant::WechatOpenAuthorizationCode {
-        authorization_code: body_text(&spec, &QUERY_AUTH, "authorization_code").into(),
-        component_access_token: spec
-            .parameter_example(&QUERY_AUTH, "component_access_token")
-            .into(),
-    };
-    normalize_every_login_sample(Vendor::WechatOpen, &QUERY_AUTH, grant).await;
-    let grant = Grant::WechatOpenComponentToken {
-        component_appsecret: body_text(&spec, &GET_COMPONENT_TOKEN, "component_appsecret").into(),
-        component_verify_ticket: body_text(&spec, &GET_COMPONENT_TOKEN, "component_verify_ticket")
-            .into(),
-    };
-    normalize_every_login_sample(Vendor::WechatOpen, &GET_COMPONENT_TOKEN, grant).await;
-}
-
-#[tokio::test]
-async fn ekuaibao_login_samples() {
-    use refresh_ekuaibao::operations::GET_ACCESS_TOKEN;
-    let spec = spec(Vendor::Ekuaibao);
-    let grant = Grant::EkuaibaoAppCredentials {
-        app_key: body_text(&spec, &GET_ACCESS_TOKEN, "appKey"),
-        app_security: body_text(&spec, &GET_ACCESS_TOKEN, "appSecurity").into(),
-    };
-    normalize_every_login_sample(Vendor::Ekuaibao, &GET_ACCESS_TOKEN, grant).await;
+async fn every_login_sample() {
+    for vendor in Vendor::ALL {
+        for (operation, grant) in login_grants(vendor) {
+            normalize_every_login_sample(vendor, operation, grant).await;
+        }
+    }
 }

@@ -1,10 +1,11 @@
-//! Per-vendor test setup: a configuration pointing at a local host, and a grant made of the spec's samples.
+//! Per-vendor test setup: a configuration pointing at a local host, and grants (refresh and login) made of the
+//! spec's samples.
 
 use std::time::Duration;
 
 use refresh_facade::{
-    EkuaibaoConfig, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant, Refresher,
-    SugonAcConfig, Vendor, VendorConfig, WechatOpenConfig,
+    EkuaibaoConfig, Grant, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant,
+    Refresher, SugonAcConfig, Vendor, VendorConfig, WechatOpenConfig,
 };
 use refresh_runtime::Operation;
 use refresh_wire_tests::Spec;
@@ -86,5 +87,74 @@ pub fn grant(vendor: Vendor) -> RefreshGrant {
         Vendor::Ekuaibao => RefreshGrant::new(spec.parameter_example(op, "refreshToken"))
             .with_access_token(spec.parameter_example(op, "accessToken")),
         other => unreachable!("no test setup for {other}"),
+    }
+}
+
+fn body_text(spec: &Spec, operation: &Operation, field: &str) -> String {
+    spec.request_examples(operation)[0].value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no {field} in the request sample", operation.id))
+        .to_owned()
+}
+
+/// Every login operation of `vendor` with the grant of its documented request (none for MISA CukCuk).
+pub fn login_grants(vendor: Vendor) -> Vec<(&'static Operation, Grant)> {
+    use refresh_ekuaibao::operations::GET_ACCESS_TOKEN;
+    use refresh_isolarcloud::operations::EXCHANGE_TOKEN;
+    use refresh_sugon_ac::operations::GET_TOKENS;
+    use refresh_wechat_open::operations::{GET_COMPONENT_TOKEN, QUERY_AUTH};
+    let spec = spec(vendor);
+    match vendor {
+        Vendor::ISolarCloud => vec![(
+            &EXCHANGE_TOKEN,
+            Grant::ISolarCloudAuthorizationCode {
+                code: body_text(&spec, &EXCHANGE_TOKEN, "code").into(),
+                redirect_uri: body_text(&spec, &EXCHANGE_TOKEN, "redirect_uri"),
+            },
+        )],
+        Vendor::SugonAc => vec![(
+            &GET_TOKENS,
+            Grant::SugonAcPassword {
+                user: spec.parameter_example(&GET_TOKENS, "user"),
+                password: spec.parameter_example(&GET_TOKENS, "password").into(),
+                org_id: spec.parameter_example(&GET_TOKENS, "orgId"),
+            },
+        )],
+        Vendor::WechatOpen => vec![
+            (
+                &QUERY_AUTH,
+                Grant::WechatOpenAuthorizationCode {
+                    authorization_code: body_text(&spec, &QUERY_AUTH, "authorization_code").into(),
+                    component_access_token: spec
+                        .parameter_example(&QUERY_AUTH, "component_access_token")
+                        .into(),
+                },
+            ),
+            (
+                &GET_COMPONENT_TOKEN,
+                Grant::WechatOpenComponentToken {
+                    component_appsecret: body_text(
+                        &spec,
+                        &GET_COMPONENT_TOKEN,
+                        "component_appsecret",
+                    )
+                    .into(),
+                    component_verify_ticket: body_text(
+                        &spec,
+                        &GET_COMPONENT_TOKEN,
+                        "component_verify_ticket",
+                    )
+                    .into(),
+                },
+            ),
+        ],
+        Vendor::Ekuaibao => vec![(
+            &GET_ACCESS_TOKEN,
+            Grant::EkuaibaoAppCredentials {
+                app_key: body_text(&spec, &GET_ACCESS_TOKEN, "appKey"),
+                app_security: body_text(&spec, &GET_ACCESS_TOKEN, "appSecurity").into(),
+            },
+        )],
+        _ => Vec::new(),
     }
 }

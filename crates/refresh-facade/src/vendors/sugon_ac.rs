@@ -116,6 +116,7 @@ pub(crate) struct Adapter {
 
 /// The platform-level region of a login's answer.
 const PLATFORM_CLUSTER_ID: &str = "0";
+const PLATFORM_CLUSTER_NAME: &str = "ac";
 
 impl Adapter {
     pub(crate) fn new(config: SugonAcConfig, http: reqwest::Client) -> Result<Self, ConfigError> {
@@ -246,9 +247,34 @@ impl Adapter {
             Some(TokenData::Array(regions)) => {
                 let mut regions: Vec<SugonAcRegion> =
                     regions.into_iter().map(SugonAcRegion::from).collect();
-                let chosen = regions
-                    .iter()
-                    .position(|r| r.cluster_id == self.cluster_id)
+                let platform = self.cluster_id == PLATFORM_CLUSTER_ID;
+                let by_id = regions.iter().position(|r| r.cluster_id == self.cluster_id);
+                // The platform region by its name where its id is unreadable; else, for the default, the first
+                // region with a token, said in the anomalies (a login's tokens are not thrown away on a guess).
+                let by_name = || {
+                    platform
+                        .then(|| {
+                            regions.iter().position(|r| {
+                                r.cluster_name.as_deref() == Some(PLATFORM_CLUSTER_NAME)
+                            })
+                        })
+                        .flatten()
+                };
+                let first_with_token = || {
+                    let first = platform
+                        .then(|| regions.iter().position(|r| r.token.is_some()))
+                        .flatten();
+                    if first.is_some() {
+                        anomalies.push(
+                            "no region is the platform's (clusterId 0, \"ac\"): the first region's token was taken"
+                                .to_owned(),
+                        );
+                    }
+                    first
+                };
+                let chosen = by_id
+                    .or_else(by_name)
+                    .or_else(first_with_token)
                     .ok_or_else(|| {
                         let known: Vec<&str> =
                             regions.iter().map(|r| r.cluster_id.as_str()).collect();
