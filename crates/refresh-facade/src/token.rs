@@ -117,3 +117,31 @@ pub enum VendorExtras {
     #[cfg(feature = "ekuaibao")]
     Ekuaibao(vendors::ekuaibao::EkuaibaoExtras),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names the command line prints (`rotation`): snake case, one per rotation.
+    #[test]
+    fn rotations_have_stable_snake_case_names() {
+        let names = [
+            Rotation::Rotated,
+            Rotation::Unchanged,
+            Rotation::CarriedOver,
+            Rotation::Issued,
+            Rotation::NotRefreshable,
+        ]
+        .map(Rotation::as_str);
+        assert_eq!(
+            names,
+            [
+                "rotated",
+                "unchanged",
+                "carried_over",
+                "issued",
+                "not_refreshable"
+            ]
+        );
+    }
+}
