@@ -238,7 +238,6 @@ impl Answer<'_> {
         };
         let (expires_at, expiry_source) = resolve(self.expiry, sent_at);
         let refreshable_until = match vendor.refresh_window() {
-            _ if rotation == Rotation::NotRefreshable => None,
             Some(RefreshWindow::UntilAccessTokenExpiry) => Some(expires_at),
             Some(RefreshWindow::AfterAccessTokenExpiry { grace }) => TimeDelta::from_std(grace)
                 .ok()
