@@ -467,3 +467,39 @@ async fn login_errors_never_repeat_the_grants_secrets() {
         );
     }
 }
+
+/// A Sugon AC login's only parameters are the credentials: its 10004 ("invalid parameter") is a refused
+/// credential; its other codes keep their documented kinds.
+#[tokio::test]
+async fn a_sugon_login_refused_for_an_invalid_parameter_is_a_refused_credential() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::SugonAc))
+        .await
+        .unwrap();
+    let refresher = refresher(&sandbox, Emulator::SugonAc);
+    let wrong = Grant::SugonAcPassword {
+        user: accounts::SUGON_USER.into(),
+        password: "not-the-password".into(),
+        org_id: accounts::SUGON_ORG_ID.into(),
+    };
+    let refused = refresher.obtain(&wrong).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::CredentialsRejected, "{refused}");
+    assert_eq!(refused.vendor_code(), Some("10004"));
+
+    use refresh_sugon_ac::operations::GET_TOKENS;
+    for (code, kind) in [
+        ("10001", ErrorKind::Transient),
+        ("10003", ErrorKind::InvalidRequest),
+    ] {
+        let answer = json!({"code": code, "msg": "失败"});
+        let server = operation_host(
+            &GET_TOKENS,
+            ResponseTemplate::new(200).set_body_json(answer),
+        )
+        .await;
+        let error = crate::setup::refresher(Vendor::SugonAc, &server.uri())
+            .obtain(&wrong)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), kind, "{error}");
+    }
+}
