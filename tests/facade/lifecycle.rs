@@ -289,7 +289,10 @@ async fn wechat_login_reports_the_granted_permission_sets() {
         ResponseTemplate::new(200).set_body_json(sample),
     )
     .await;
-    let refresher = crate::setup::refresher(Vendor::WechatOpen, &server.uri());
+    // Configured for another authorizer than the answer names: the answer's appid is what the tokens act for.
+    let config = WechatOpenConfig::new("appid_value", "wx-configured-authorizer")
+        .with_base_url(server.uri());
+    let refresher = Refresher::new(VendorConfig::WechatOpen(config)).unwrap();
     let grant = Grant::WechatOpenAuthorizationCode {
         authorization_code: "auth_code_value".into(),
         component_access_token: "COMPONENT_ACCESS_TOKEN".into(),
