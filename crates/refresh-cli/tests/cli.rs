@@ -645,6 +645,34 @@ async fn login_obtains_first_tokens_that_refresh() {
             );
             component_token = only.json_out()["access_token"].as_str().unwrap().to_owned();
             env.push(("COMPONENT_ACCESS_TOKEN", &component_token));
+            // --component-token obtains a new one even when a current one is given.
+            let given = [
+                &component[..],
+                &[("COMPONENT_ACCESS_TOKEN", component_token.as_str())],
+            ]
+            .concat();
+            let again = refresh(&[&args[..], &["--component-token"]].concat(), &given, None).await;
+            assert_eq!(
+                again.json_out()["rotation"],
+                "not_refreshable",
+                "{}",
+                again.stderr
+            );
+            assert_ne!(again.json_out()["access_token"], component_token.as_str());
+            // A login with a given component token needs no appsecret or ticket.
+            let code = sandbox.authorization_code(emulator).unwrap();
+            let renewed = again.json_out()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let with_token = [
+                ("COMPONENT_APPID", accounts::WECHAT_COMPONENT_APPID),
+                ("AUTHORIZER_APPID", accounts::WECHAT_AUTHORIZER_APPID),
+                ("COMPONENT_ACCESS_TOKEN", renewed.as_str()),
+                ("AUTHORIZATION_CODE", &code),
+            ];
+            let login = refresh(&args, &with_token, None).await;
+            assert_eq!(login.json_out()["rotation"], "issued", "{}", login.stderr);
         }
         env.extend([
             ("REFRESH_TOKEN", refresh_token.as_str()),
