@@ -1,0 +1,250 @@
+//! Where credentials live between refreshes, and across restarts and processes.
+
+pub(crate) mod file;
+pub(crate) mod memory;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::record::{CredentialId, StoredTokens};
+
+/// A credential's record: its tokens, the version a compare-and-swap compares, and the orphans kept with it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Versioned {
+    /// 1 for the first write, one more for each write after it.
+    pub version: u64,
+    pub tokens: StoredTokens,
+    pub orphans: Vec<Orphan>,
+}
+
+/// Tokens a vendor issued whose write lost a compare-and-swap. They are kept, never dropped: if the winning
+/// write's tokens turn out dead, these may be the only live ones.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Orphan {
+    pub tokens: StoredTokens,
+    /// When the store kept them.
+    pub kept_at: DateTime<Utc>,
+    /// The record's version when they lost.
+    pub lost_to_version: u64,
+}
+
+/// What a compare-and-swap did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a conflict means the tokens were not written"]
+pub enum Swap {
+    /// The tokens are durable, as this version.
+    Written { version: u64 },
+    /// The record was not at the expected version (another writer came first); nothing was written. The record
+    /// as it is now.
+    Conflict { current: Option<Versioned> },
+}
+
+/// A store failed: the tokens of a failed write are not durable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("the token store could not be read or written: {0}")]
+    Io(#[from] std::io::Error),
+    /// A record that is not what this crate writes. It is left as it is for an operator to look at.
+    #[error("the record of {id} is unreadable ({reason}); it was left untouched")]
+    Corrupt { id: CredentialId, reason: String },
+}
+
+/// A durable home for credentials. Writes are compare-and-swaps on the record's version, and
+/// [`TokenStore::lock`] serializes the refreshes of one credential among every user of the store (threads,
+/// tasks, and for a [`crate::FileStore`] processes).
+pub trait TokenStore: Send + Sync {
+    /// Held while one refresh of a credential runs; dropping it lets the next one in.
+    type Lock: Send;
+
+    /// The credential's record, if it has one.
+    fn load(
+        &self,
+        id: &CredentialId,
+    ) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
+
+    /// Writes `tokens` as the record's next version if its version is still `expected` (`None`: it has no record
+    /// yet). Orphans are kept. When this returns [`Swap::Written`], the tokens are durable.
+    fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> impl Future<Output = Result<Swap, StoreError>> + Send;
+
+    /// Keeps `tokens`, whose write lost a compare-and-swap, with the credential's record.
+    fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Waits until no one else refreshes the credential, and holds that until the lock is dropped.
+    fn lock(
+        &self,
+        id: &CredentialId,
+    ) -> impl Future<Output = Result<Self::Lock, StoreError>> + Send;
+}
+
+/// The record after a successful compare-and-swap of `current` to `tokens`.
+fn next_record(current: Option<Versioned>, tokens: &StoredTokens) -> Versioned {
+    match current {
+        Some(record) => Versioned {
+            version: record.version + 1,
+            tokens: tokens.clone(),
+            orphans: record.orphans,
+        },
+        None => Versioned {
+            version: 1,
+            tokens: tokens.clone(),
+            orphans: Vec::new(),
+        },
+    }
+}
+
+/// The record with `tokens` kept as an orphan; a record without tokens of its own gets them as its first version.
+fn with_orphan(current: Option<Versioned>, tokens: &StoredTokens, now: DateTime<Utc>) -> Versioned {
+    match current {
+        Some(mut record) => {
+            record.orphans.push(Orphan {
+                tokens: tokens.clone(),
+                kept_at: now,
+                lost_to_version: record.version,
+            });
+            record
+        }
+        None => next_record(None, tokens),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod conformance {
+    //! What every store must do, run against each.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::record::tests::tokens;
+
+    fn id(name: &str) -> CredentialId {
+        CredentialId::new(name).unwrap()
+    }
+
+    pub(crate) async fn compare_and_swap_writes_only_the_expected_version(store: &impl TokenStore) {
+        let id = id("cas");
+        assert_eq!(store.load(&id).await.unwrap(), None);
+        assert_eq!(
+            store
+                .compare_and_swap(&id, None, &tokens("1"))
+                .await
+                .unwrap(),
+            Swap::Written { version: 1 }
+        );
+        let first = store.load(&id).await.unwrap().unwrap();
+        assert_eq!((first.version, &first.tokens), (1, &tokens("1")));
+
+        // A second first write, or a write from a stale version, loses and changes nothing.
+        for stale in [None, Some(0), Some(2)] {
+            let swap = store
+                .compare_and_swap(&id, stale, &tokens("x"))
+                .await
+                .unwrap();
+            assert_eq!(
+                swap,
+                Swap::Conflict {
+                    current: Some(first.clone())
+                },
+                "{stale:?}"
+            );
+        }
+        assert_eq!(
+            store
+                .compare_and_swap(&id, Some(1), &tokens("2"))
+                .await
+                .unwrap(),
+            Swap::Written { version: 2 }
+        );
+        let second = store.load(&id).await.unwrap().unwrap();
+        assert_eq!((second.version, &second.tokens), (2, &tokens("2")));
+        // Records are per credential.
+        assert_eq!(store.load(&self::id("other")).await.unwrap(), None);
+    }
+
+    pub(crate) async fn orphans_are_kept_across_writes(store: &impl TokenStore) {
+        let id = id("orphans");
+        // Without a record, kept tokens become the record: they are the only ones.
+        store.keep_orphan(&id, &tokens("lone")).await.unwrap();
+        let record = store.load(&id).await.unwrap().unwrap();
+        assert_eq!((record.version, &record.tokens), (1, &tokens("lone")));
+        assert!(record.orphans.is_empty());
+
+        store.keep_orphan(&id, &tokens("lost")).await.unwrap();
+        let record = store.load(&id).await.unwrap().unwrap();
+        assert_eq!(record.version, 1, "keeping an orphan is not a new version");
+        assert_eq!(record.orphans.len(), 1);
+        assert_eq!(record.orphans[0].tokens, tokens("lost"));
+        assert_eq!(record.orphans[0].lost_to_version, 1);
+
+        let _ = store
+            .compare_and_swap(&id, Some(1), &tokens("next"))
+            .await
+            .unwrap();
+        let record = store.load(&id).await.unwrap().unwrap();
+        assert_eq!(record.tokens, tokens("next"));
+        assert_eq!(record.orphans.len(), 1, "a write keeps the orphans");
+    }
+
+    pub(crate) async fn of_racing_writers_exactly_one_wins<S: TokenStore + 'static>(store: Arc<S>) {
+        let id = id("race");
+        let _ = store
+            .compare_and_swap(&id, None, &tokens("0"))
+            .await
+            .unwrap();
+        let writers: Vec<_> = (0..16)
+            .map(|n| {
+                let (store, id) = (Arc::clone(&store), id.clone());
+                tokio::spawn(async move {
+                    store
+                        .compare_and_swap(&id, Some(1), &tokens(&n.to_string()))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut written = 0;
+        for writer in writers {
+            match writer.await.unwrap() {
+                Swap::Written { version } => {
+                    assert_eq!(version, 2);
+                    written += 1;
+                }
+                Swap::Conflict { current } => assert_eq!(current.unwrap().version, 2),
+            }
+        }
+        assert_eq!(written, 1);
+    }
+
+    pub(crate) async fn the_lock_lets_one_holder_in_at_a_time(
+        one: &impl TokenStore,
+        other: &impl TokenStore,
+    ) {
+        let id = id("locked");
+        let held = one.lock(&id).await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(200), other.lock(&id)).await;
+        assert!(waiting.is_err(), "a second holder got in");
+        // Another credential is not held.
+        let _free = tokio::time::timeout(Duration::from_secs(5), other.lock(&self::id("free")))
+            .await
+            .expect("another credential's lock is free")
+            .unwrap();
+        drop(held);
+        let _next = tokio::time::timeout(Duration::from_secs(5), other.lock(&id))
+            .await
+            .expect("the lock is free once dropped")
+            .unwrap();
+    }
+}

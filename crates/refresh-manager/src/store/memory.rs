@@ -1,0 +1,101 @@
+//! A store in memory: for tests, and for services that log in when they start.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::Utc;
+
+use super::{StoreError, Swap, TokenStore, Versioned, next_record, with_orphan};
+use crate::record::{CredentialId, StoredTokens};
+
+/// Records in memory; cloning shares them. The lock serializes refreshes among the users of this store only.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    records: Arc<Mutex<HashMap<CredentialId, Versioned>>>,
+    locks: Arc<Mutex<HashMap<CredentialId, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<CredentialId, Versioned>> {
+        // A panic elsewhere while holding the guard cannot leave a record half-written: every change is one
+        // insert of a complete record.
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl TokenStore for MemoryStore {
+    type Lock = tokio::sync::OwnedMutexGuard<()>;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        Ok(self.records().get(id).cloned())
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        let mut records = self.records();
+        let current = records.get(id).cloned();
+        if current.as_ref().map(|r| r.version) != expected {
+            return Ok(Swap::Conflict { current });
+        }
+        let record = next_record(current, tokens);
+        let version = record.version;
+        records.insert(id.clone(), record);
+        Ok(Swap::Written { version })
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        let mut records = self.records();
+        let record = with_orphan(records.get(id).cloned(), tokens, Utc::now());
+        records.insert(id.clone(), record);
+        Ok(())
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(locks.entry(id.clone()).or_default())
+        };
+        Ok(lock.lock_owned().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::conformance;
+
+    #[tokio::test]
+    async fn compare_and_swap_writes_only_the_expected_version() {
+        conformance::compare_and_swap_writes_only_the_expected_version(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn orphans_are_kept_across_writes() {
+        conformance::orphans_are_kept_across_writes(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_racing_writers_exactly_one_wins() {
+        conformance::of_racing_writers_exactly_one_wins(Arc::new(MemoryStore::new())).await;
+    }
+
+    #[tokio::test]
+    async fn the_lock_lets_one_holder_in_at_a_time() {
+        let store = MemoryStore::new();
+        conformance::the_lock_lets_one_holder_in_at_a_time(&store, &store.clone()).await;
+    }
+}
