@@ -19,6 +19,16 @@ pub struct Versioned {
     pub orphans: Vec<Orphan>,
 }
 
+impl Versioned {
+    pub(crate) fn new(version: u64, tokens: StoredTokens) -> Self {
+        Versioned {
+            version,
+            tokens,
+            orphans: Vec::new(),
+        }
+    }
+}
+
 /// Tokens a vendor issued whose write lost a compare-and-swap. They are kept, never dropped: if the winning
 /// write's tokens turn out dead, these may be the only live ones.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

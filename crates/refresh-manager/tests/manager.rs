@@ -1,0 +1,202 @@
+//! The manager against the sandbox, which enforces rotation: one refresh however many callers, a refresh that
+//! outlives its callers, tokens another process stored, and a terminal error that someone else's rotation
+//! explains.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use refresh_facade::{Clock, Grant, ISolarCloudConfig, Refresher, VendorConfig};
+use refresh_manager::{
+    CredentialId, Manager, ManagerError, MemoryStore, RefreshPolicy, TokenStore,
+};
+use refresh_sandbox::{Emulator, Fault, Sandbox, SandboxOptions, accounts};
+
+struct Setup {
+    sandbox: Sandbox,
+    id: CredentialId,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        // iSolarCloud refreshes after the access token expired (its refresh token lives 30 days), so callers can
+        // arrive with no valid token at all.
+        let sandbox = Sandbox::start(SandboxOptions::only(Emulator::ISolarCloud))
+            .await
+            .unwrap();
+        Setup {
+            sandbox,
+            id: CredentialId::new("isolarcloud-test").unwrap(),
+        }
+    }
+
+    fn clock(&self) -> Clock {
+        let clock = self.sandbox.clock().clone();
+        Clock::from_fn(move || clock.now())
+    }
+
+    fn refresher(&self) -> Refresher {
+        let base = self.sandbox.base_url(Emulator::ISolarCloud).unwrap();
+        let config = ISolarCloudConfig::new(
+            accounts::ISOLARCLOUD_APP_KEY,
+            accounts::ISOLARCLOUD_ACCESS_KEY,
+        )
+        .with_base_url(base);
+        Refresher::new(VendorConfig::ISolarCloud(config))
+            .unwrap()
+            .with_clock(self.clock())
+    }
+
+    /// A manager of the credential on `store`, logged in if the store holds nothing yet.
+    async fn manager(&self, store: MemoryStore) -> Manager<MemoryStore> {
+        let manager = Manager::with_clock(store, self.clock());
+        manager.manage(self.id.clone(), self.refresher(), RefreshPolicy::default());
+        if manager.store().load(&self.id).await.unwrap().is_none() {
+            let code = self
+                .sandbox
+                .authorization_code(Emulator::ISolarCloud)
+                .unwrap();
+            let grant = Grant::ISolarCloudAuthorizationCode {
+                code: code.into(),
+                redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
+            };
+            manager.login(&self.id, &grant).await.unwrap();
+        }
+        manager
+    }
+
+    /// Moves the sandbox's (and the manager's) time to just past the expiry of `token`.
+    fn expire(&self, expires_at: chrono::DateTime<chrono::Utc>) {
+        let clock = self.sandbox.clock();
+        let until = (expires_at - clock.now()).to_std().unwrap_or_default();
+        clock.advance(until + Duration::from_secs(1));
+    }
+
+    fn refreshes(&self) -> usize {
+        self.sandbox
+            .requests(Emulator::ISolarCloud)
+            .iter()
+            .filter(|r| r.path.contains("refreshToken"))
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_callers_at_expiry_cause_one_refresh_and_get_one_token() {
+    let setup = Setup::new().await;
+    let manager = setup.manager(MemoryStore::new()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    // While valid: the same token, and nothing sent.
+    let again = manager.access_token(&setup.id).await.unwrap();
+    assert!(Arc::ptr_eq(&first, &again));
+    assert_eq!(setup.refreshes(), 0);
+
+    setup.expire(first.expires_at);
+    let callers: Vec<_> = (0..200)
+        .map(|_| {
+            let (manager, id) = (manager.clone(), setup.id.clone());
+            tokio::spawn(async move { manager.access_token(&id).await.unwrap() })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.unwrap());
+    }
+    assert_eq!(setup.refreshes(), 1, "one upstream refresh");
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.version == 2 && t.secret == tokens[0].secret)
+    );
+    assert_ne!(tokens[0].secret, first.secret);
+    let stored = manager.store().load(&setup.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2, "stored before it was handed out");
+    assert_eq!(stored.tokens.access_token, tokens[0].secret);
+}
+
+/// A caller that stops waiting does not abandon the refresh: it runs to its commit, and the next caller gets its
+/// tokens without another upstream call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_outlives_the_callers_that_stop_waiting() {
+    let setup = Setup::new().await;
+    let manager = setup.manager(MemoryStore::new()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    setup.expire(first.expires_at);
+    setup.sandbox.inject(
+        Emulator::ISolarCloud,
+        Fault::Latency(Duration::from_millis(300)),
+    );
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(20), manager.access_token(&setup.id)).await;
+    assert!(gave_up.is_err(), "the caller stopped waiting");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let stored = manager.store().load(&setup.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2, "the refresh committed without a caller");
+    let next = manager.access_token(&setup.id).await.unwrap();
+    assert_eq!((next.version, setup.refreshes()), (2, 1));
+}
+
+/// Two managers (as two processes would) on one store: the second finds the tokens the first stored, and neither
+/// reports the credential dead because the other rotated it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_another_manager_stored_are_used_not_refreshed_again() {
+    let setup = Setup::new().await;
+    let store = MemoryStore::new();
+    let one = setup.manager(store.clone()).await;
+    let other = setup.manager(store.clone()).await;
+    let first = one.access_token(&setup.id).await.unwrap();
+    assert_eq!(other.access_token(&setup.id).await.unwrap().version, 1);
+
+    setup.expire(first.expires_at);
+    let refreshed = one.access_token(&setup.id).await.unwrap();
+    // `other` still caches version 1, expired: it finds version 2 in the store instead of rotating again.
+    let found = other.access_token(&setup.id).await.unwrap();
+    assert_eq!((refreshed.version, found.version), (2, 2));
+    assert_eq!(found.secret, refreshed.secret);
+    assert_eq!(setup.refreshes(), 1);
+}
+
+/// Once a token is due but still valid, callers keep getting it at once while one refresh runs behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_token_is_served_while_it_is_refreshed_in_the_background() {
+    let setup = Setup::new().await;
+    let manager = setup.manager(MemoryStore::new()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    let clock = setup.sandbox.clock();
+    let due = (first.refresh_at - clock.now()).to_std().unwrap() + Duration::from_secs(1);
+    clock.advance(due);
+    assert!(clock.now() < first.expires_at);
+    setup.sandbox.inject(
+        Emulator::ISolarCloud,
+        Fault::Latency(Duration::from_millis(200)),
+    );
+    for _ in 0..20 {
+        let served =
+            tokio::time::timeout(Duration::from_millis(100), manager.access_token(&setup.id))
+                .await
+                .expect("a valid token is served without waiting")
+                .unwrap();
+        assert_eq!(served.version, 1);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let next = manager.access_token(&setup.id).await.unwrap();
+    assert_eq!((next.version, setup.refreshes()), (2, 1));
+}
+
+#[tokio::test]
+async fn unknown_and_unstored_credentials_are_typed_errors() {
+    let setup = Setup::new().await;
+    let manager = Manager::with_clock(MemoryStore::new(), setup.clock());
+    let unknown = manager.access_token(&setup.id).await.unwrap_err();
+    assert!(
+        matches!(unknown, ManagerError::Unknown(ref id) if *id == setup.id),
+        "{unknown}"
+    );
+    manager.manage(
+        setup.id.clone(),
+        setup.refresher(),
+        RefreshPolicy::default(),
+    );
+    let unstored = manager.access_token(&setup.id).await.unwrap_err();
+    assert!(matches!(unstored, ManagerError::NotStored(_)), "{unstored}");
+    assert_eq!(setup.refreshes(), 0);
+}
