@@ -271,14 +271,14 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
         let tokens = match credential.refresher.refresh(&record.tokens.grant()).await {
             Ok(tokens) => StoredTokens::from(&tokens),
-            Err(error) if error.is_reauthorization_required() => {
-                // Before calling the credential dead: if the store moved on, someone else rotated it.
+            Err(error) => {
+                // Before reporting a failure (above all "log in again"): if the store moved on meanwhile, someone
+                // else rotated the credential, and its tokens are the answer.
                 if let Some(newer) = store.load(id).await?.filter(|r| r.version > record.version) {
                     return Ok(publish(credential, &newer));
                 }
                 return Err(error.into());
             }
-            Err(error) => return Err(error.into()),
         };
         match store
             .compare_and_swap(id, Some(record.version), &tokens)
@@ -313,6 +313,30 @@ fn publish(credential: &Credential, record: &Versioned) -> Arc<AccessToken> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryStore;
+    use crate::record::tests::tokens;
+
+    /// A refresh that finds the cache fresh (another refresh finished while it waited for the lock) asks no one:
+    /// this refresher's host does not exist.
+    #[tokio::test]
+    async fn a_refresh_that_finds_the_cache_fresh_sends_nothing() {
+        let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
+        let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+        let stored = tokens("fresh");
+        let now = stored.obtained_at;
+        let manager = Manager::with_clock(MemoryStore::new(), Clock::from_fn(move || now));
+        let id = CredentialId::new("fresh").unwrap();
+        manager.manage(id.clone(), refresher, RefreshPolicy::default());
+        let _ = manager
+            .store()
+            .compare_and_swap(&id, None, &stored)
+            .await
+            .unwrap();
+        let credential = manager.credential(&id).unwrap();
+        publish(&credential, &Versioned::new(1, stored));
+        let token = manager.refresh(&credential).await.unwrap();
+        assert_eq!(token.version, 1);
+    }
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use refresh_facade::{Clock, Grant, ISolarCloudConfig, Refresher, VendorConfig};
 use refresh_manager::{
-    CredentialId, Manager, ManagerError, MemoryStore, RefreshPolicy, TokenStore,
+    CredentialId, Manager, ManagerError, MemoryStore, RefreshPolicy, StoredTokens, Swap, TokenStore,
 };
 use refresh_sandbox::{Emulator, Fault, Sandbox, SandboxOptions, accounts};
 
@@ -80,6 +80,23 @@ impl Setup {
     }
 }
 
+/// The stored version once it reaches `wanted`, or what it is after 10 seconds (the refresh is slowed on purpose).
+async fn stored_version(manager: &Manager<MemoryStore>, id: &CredentialId, wanted: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let version = manager
+            .store()
+            .load(id)
+            .await
+            .unwrap()
+            .map_or(0, |r| r.version);
+        if version >= wanted || tokio::time::Instant::now() > deadline {
+            return version;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_callers_at_expiry_cause_one_refresh_and_get_one_token() {
     let setup = Setup::new().await;
@@ -128,9 +145,8 @@ async fn a_refresh_outlives_the_callers_that_stop_waiting() {
     let gave_up =
         tokio::time::timeout(Duration::from_millis(20), manager.access_token(&setup.id)).await;
     assert!(gave_up.is_err(), "the caller stopped waiting");
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let stored = manager.store().load(&setup.id).await.unwrap().unwrap();
-    assert_eq!(stored.version, 2, "the refresh committed without a caller");
+    let stored = stored_version(&manager, &setup.id, 2).await;
+    assert_eq!(stored, 2, "the refresh committed without a caller");
     let next = manager.access_token(&setup.id).await.unwrap();
     assert_eq!((next.version, setup.refreshes()), (2, 1));
 }
@@ -177,7 +193,7 @@ async fn a_due_token_is_served_while_it_is_refreshed_in_the_background() {
                 .unwrap();
         assert_eq!(served.version, 1);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stored_version(&manager, &setup.id, 2).await, 2);
     let next = manager.access_token(&setup.id).await.unwrap();
     assert_eq!((next.version, setup.refreshes()), (2, 1));
 }
@@ -199,4 +215,76 @@ async fn unknown_and_unstored_credentials_are_typed_errors() {
     let unstored = manager.access_token(&setup.id).await.unwrap_err();
     assert!(matches!(unstored, ManagerError::NotStored(_)), "{unstored}");
     assert_eq!(setup.refreshes(), 0);
+}
+
+/// A process that starts after the stored token expired refreshes it; it never hands out the expired one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_expiry_refreshes_the_stored_tokens() {
+    let setup = Setup::new().await;
+    let store = MemoryStore::new();
+    let before = setup.manager(store.clone()).await;
+    let first = before.access_token(&setup.id).await.unwrap();
+    setup.expire(first.expires_at);
+    let restarted = setup.manager(store).await;
+    let token = restarted.access_token(&setup.id).await.unwrap();
+    assert_eq!((token.version, setup.refreshes()), (2, 1));
+    assert!(token.expires_at > setup.sandbox.clock().now());
+}
+
+/// A refusal is reported only when the store did not move on: if another writer rotated the credential while this
+/// refresh was refused, its tokens are the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_no_error_when_another_writer_rotated_meanwhile() {
+    let setup = Setup::new().await;
+    let store = MemoryStore::new();
+    let manager = setup.manager(store.clone()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    setup.expire(first.expires_at);
+    // Another writer rotates (the sandbox spends the stored refresh token) but has not stored the result yet.
+    let stored = store.load(&setup.id).await.unwrap().unwrap();
+    let rotated = setup
+        .refresher()
+        .refresh(&stored.tokens.grant())
+        .await
+        .unwrap();
+    setup.sandbox.inject(
+        Emulator::ISolarCloud,
+        Fault::Latency(Duration::from_millis(300)),
+    );
+    let refreshing = {
+        let (manager, id) = (manager.clone(), setup.id.clone());
+        tokio::spawn(async move { manager.access_token(&id).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let swap = store
+        .compare_and_swap(&setup.id, Some(1), &StoredTokens::from(&rotated))
+        .await
+        .unwrap();
+    assert_eq!(swap, Swap::Written { version: 2 });
+    let token = refreshing.await.unwrap().expect("no false 'log in again'");
+    assert_eq!(token.version, 2);
+    assert_eq!(token.secret, rotated.access_token);
+}
+
+/// When nobody else rotated, a refusal is the credential's end, reported as it is; the dead tokens are not handed
+/// out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_with_the_store_unchanged_is_reported() {
+    let setup = Setup::new().await;
+    let store = MemoryStore::new();
+    let manager = setup.manager(store.clone()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    setup.expire(first.expires_at);
+    let stored = store.load(&setup.id).await.unwrap().unwrap();
+    // Spent elsewhere, and never stored: the credential is gone.
+    setup
+        .refresher()
+        .refresh(&stored.tokens.grant())
+        .await
+        .unwrap();
+    let error = manager.access_token(&setup.id).await.unwrap_err();
+    let ManagerError::Refresh(refused) = &error else {
+        panic!("{error}")
+    };
+    assert!(refused.is_reauthorization_required(), "{refused}");
 }

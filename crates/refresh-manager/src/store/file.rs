@@ -265,6 +265,16 @@ mod tests {
         assert_eq!(record["tokens"]["refresh_token"], "refresh-2");
     }
 
+    /// A record that cannot be read is an error, not "no record" (which would invite a new login).
+    #[tokio::test]
+    async fn an_unreadable_record_is_an_error_not_an_absent_one() {
+        let (_dir, store) = store();
+        let id = CredentialId::new("unreadable").unwrap();
+        fs::create_dir(store.dir().join("unreadable.json")).unwrap();
+        let error = store.load(&id).await.unwrap_err();
+        assert!(matches!(error, StoreError::Io(_)), "{error}");
+    }
+
     /// What a crash mid-write leaves (a temporary file) is never read; what another program left in a record's
     /// place is a typed error that names the credential and quotes nothing of it.
     #[tokio::test]
