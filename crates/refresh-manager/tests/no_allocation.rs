@@ -1,0 +1,81 @@
+//! A cached `access_token()` allocates nothing: counted by a counting allocator, on this test binary's one
+//! thread that reads.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use refresh_facade::{Clock, EkuaibaoConfig, Refresher, Vendor, VendorConfig};
+use refresh_manager::{
+    CredentialId, Manager, MemoryStore, RefreshPolicy, StoredTokens, TokenStore,
+};
+
+/// The system allocator, counting the allocations of the thread that asks.
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(pointer, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn a_cached_read_allocates_nothing() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let manager = Manager::with_clock(MemoryStore::new(), Clock::from_fn(move || now));
+        let id = CredentialId::new("cached").unwrap();
+        // Never called: the token in the store is fresh.
+        let config = EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
+        let refresher = Refresher::new(VendorConfig::Ekuaibao(config)).unwrap();
+        manager.manage(id.clone(), refresher, RefreshPolicy::default());
+        let tokens: StoredTokens = serde_json::from_value(serde_json::json!({
+            "vendor": Vendor::Ekuaibao,
+            "access_token": "access",
+            "refresh_token": "refresh",
+            "expires_at": now + chrono::TimeDelta::hours(1),
+            "obtained_at": now,
+            "refreshable_until": null,
+        }))
+        .unwrap();
+        let _ = manager
+            .store()
+            .compare_and_swap(&id, None, &tokens)
+            .await
+            .unwrap();
+        // The first read loads the store into the cache.
+        let first = manager.access_token(&id).await.unwrap();
+
+        let before = allocations();
+        for _ in 0..1_000 {
+            let token = manager.access_token(&id).await.unwrap();
+            assert_eq!(token.version, first.version);
+        }
+        assert_eq!(
+            allocations() - before,
+            0,
+            "allocations in 1,000 cached reads"
+        );
+    });
+}
