@@ -97,6 +97,9 @@ struct Credential {
     current: ArcSwapOption<AccessToken>,
     /// The refresh under way, which every caller that needs one joins.
     flight: Mutex<Option<Flight>>,
+    /// Tokens the vendor issued that the store failed to take, with the version they were refreshed from: written
+    /// before the vendor is asked again, never dropped.
+    unsaved: Mutex<Option<(u64, StoredTokens)>>,
 }
 
 /// Keeps the access tokens of many credentials valid, in one store.
@@ -147,6 +150,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             policy,
             current: ArcSwapOption::empty(),
             flight: Mutex::new(None),
+            unsaved: Mutex::new(None),
         });
         self.shared
             .credentials
@@ -261,6 +265,15 @@ impl<S: TokenStore + 'static> Manager<S> {
             .load(id)
             .await?
             .ok_or_else(|| ManagerError::NotStored(id.clone()))?;
+        let unsaved = credential
+            .unsaved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((refreshed_from, tokens)) = unsaved {
+            // The last refresh's tokens first: the vendor may already have spent the stored refresh token.
+            return self.commit(credential, refreshed_from, tokens).await;
+        }
         let cached_version = credential.current.load().as_ref().map(|t| t.version);
         let stored_refresh_at = credential
             .policy
@@ -280,18 +293,44 @@ impl<S: TokenStore + 'static> Manager<S> {
                 return Err(error.into());
             }
         };
-        match store
-            .compare_and_swap(id, Some(record.version), &tokens)
-            .await?
-        {
-            Swap::Written { version } => Ok(publish(credential, &Versioned::new(version, tokens))),
-            Swap::Conflict { current } => {
-                // The vendor issued these tokens; they are never dropped.
-                store.keep_orphan(id, &tokens).await?;
-                let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
-                Ok(publish(credential, &current))
+        self.commit(credential, record.version, tokens).await
+    }
+
+    /// Makes the vendor's `tokens`, refreshed from version `refreshed_from`, durable as the next version, or keeps
+    /// them as an orphan if another writer came first; then hands out the stored tokens. If the store fails, the
+    /// tokens wait in memory for the next refresh, which writes them before asking the vendor: they are never
+    /// dropped, and never handed out before they are durable.
+    async fn commit(
+        &self,
+        credential: &Credential,
+        refreshed_from: u64,
+        tokens: StoredTokens,
+    ) -> Result<Arc<AccessToken>, ManagerError> {
+        let (store, id) = (&self.shared.store, &credential.id);
+        let committed = async {
+            match store
+                .compare_and_swap(id, Some(refreshed_from), &tokens)
+                .await?
+            {
+                Swap::Written { version } => Ok(publish(
+                    credential,
+                    &Versioned::new(version, tokens.clone()),
+                )),
+                Swap::Conflict { current } => {
+                    store.keep_orphan(id, &tokens).await?;
+                    let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
+                    Ok(publish(credential, &current))
+                }
             }
         }
+        .await;
+        if let Err(ManagerError::Store(_)) = &committed {
+            *credential
+                .unsaved
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some((refreshed_from, tokens));
+        }
+        committed
     }
 }
 

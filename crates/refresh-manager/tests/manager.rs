@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use refresh_facade::{Clock, Grant, ISolarCloudConfig, Refresher, VendorConfig};
 use refresh_manager::{
-    CredentialId, Manager, ManagerError, MemoryStore, RefreshPolicy, StoredTokens, Swap, TokenStore,
+    CredentialId, Manager, ManagerError, MemoryStore, RefreshPolicy, StoreError, StoredTokens,
+    Swap, TokenStore, Versioned,
 };
 use refresh_sandbox::{Emulator, Fault, Sandbox, SandboxOptions, accounts};
 
@@ -287,4 +288,92 @@ async fn a_refusal_with_the_store_unchanged_is_reported() {
         panic!("{error}")
     };
     assert!(refused.is_reauthorization_required(), "{refused}");
+}
+
+/// A `MemoryStore` whose next compare-and-swaps fail, as a full disk would.
+#[derive(Clone, Default)]
+struct FailingStore {
+    inner: MemoryStore,
+    failing_writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TokenStore for FailingStore {
+    type Lock = <MemoryStore as TokenStore>::Lock;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        self.inner.load(id).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        use std::sync::atomic::Ordering;
+        let fail = self
+            .failing_writes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(StoreError::Io(std::io::Error::other("disk full")));
+        }
+        self.inner.compare_and_swap(id, expected, tokens).await
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        self.inner.keep_orphan(id, tokens).await
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
+        self.inner.lock(id).await
+    }
+}
+
+/// The vendor rotated but the store failed to take the new tokens: they are not handed out, not dropped, and the
+/// next refresh writes them instead of presenting the spent refresh token again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_again() {
+    let setup = Setup::new().await;
+    let store = FailingStore::default();
+    let manager = Manager::with_clock(store.clone(), setup.clock());
+    manager.manage(
+        setup.id.clone(),
+        setup.refresher(),
+        RefreshPolicy::default(),
+    );
+    let code = setup
+        .sandbox
+        .authorization_code(Emulator::ISolarCloud)
+        .unwrap();
+    let grant = Grant::ISolarCloudAuthorizationCode {
+        code: code.into(),
+        redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
+    };
+    let first = manager.login(&setup.id, &grant).await.unwrap();
+    setup.expire(first.expires_at);
+
+    store
+        .failing_writes
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let failed = manager.access_token(&setup.id).await.unwrap_err();
+    assert!(matches!(failed, ManagerError::Store(_)), "{failed}");
+    assert_eq!(setup.refreshes(), 1, "the vendor rotated");
+    assert_eq!(store.load(&setup.id).await.unwrap().unwrap().version, 1);
+
+    let token = manager.access_token(&setup.id).await.unwrap();
+    assert_eq!(
+        (token.version, setup.refreshes()),
+        (2, 1),
+        "written, not refreshed again"
+    );
+    let stored = store.load(&setup.id).await.unwrap().unwrap();
+    assert_eq!(stored.tokens.access_token, token.secret);
+    // And the written refresh token is the live one.
+    let next = setup.refresher().refresh(&stored.tokens.grant()).await;
+    assert!(next.is_ok(), "{next:?}");
 }
