@@ -99,7 +99,7 @@ struct Credential {
     flight: Mutex<Option<Flight>>,
     /// Tokens the vendor issued that the store failed to take, with the version they were refreshed from: written
     /// before the vendor is asked again, never dropped.
-    unsaved: Mutex<Option<(u64, StoredTokens)>>,
+    unsaved: Mutex<Option<(Option<u64>, StoredTokens)>>,
 }
 
 /// Keeps the access tokens of many credentials valid, in one store.
@@ -160,7 +160,8 @@ impl<S: TokenStore + 'static> Manager<S> {
     }
 
     /// Obtains first tokens for a managed credential with `grant`, and stores them (durably) before returning.
-    /// Tokens that another writer beat to the store are kept as an orphan, and the stored ones are used.
+    /// Tokens that another writer beat to the store are kept as an orphan, and the stored ones are used; tokens
+    /// the store failed to take are written by the next call (an authorization code is single-use).
     pub async fn login(
         &self,
         id: &CredentialId,
@@ -171,19 +172,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         let current = self.shared.store.load(id).await?;
         let tokens = StoredTokens::from(&credential.refresher.obtain(grant).await?);
         let expected = current.as_ref().map(|record| record.version);
-        let record = match self
-            .shared
-            .store
-            .compare_and_swap(id, expected, &tokens)
-            .await?
-        {
-            Swap::Written { version } => Versioned::new(version, tokens),
-            Swap::Conflict { current } => {
-                self.shared.store.keep_orphan(id, &tokens).await?;
-                current.ok_or_else(|| ManagerError::NotStored(id.clone()))?
-            }
-        };
-        Ok(publish(&credential, &record))
+        self.commit(&credential, expected, tokens).await
     }
 
     /// A valid access token for `id`. While the cached one is valid this takes no lock and allocates nothing;
@@ -261,10 +250,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             // A refresh that finished while this one waited for the lock.
             return Ok(token);
         }
-        let record = store
-            .load(id)
-            .await?
-            .ok_or_else(|| ManagerError::NotStored(id.clone()))?;
+        let record = store.load(id).await?;
         let unsaved = credential
             .unsaved
             .lock()
@@ -274,6 +260,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             // The last refresh's tokens first: the vendor may already have spent the stored refresh token.
             return self.commit(credential, refreshed_from, tokens).await;
         }
+        let record = record.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
         let cached_version = credential.current.load().as_ref().map(|t| t.version);
         let stored_refresh_at = credential
             .policy
@@ -293,25 +280,23 @@ impl<S: TokenStore + 'static> Manager<S> {
                 return Err(error.into());
             }
         };
-        self.commit(credential, record.version, tokens).await
+        self.commit(credential, Some(record.version), tokens).await
     }
 
-    /// Makes the vendor's `tokens`, refreshed from version `refreshed_from`, durable as the next version, or keeps
+    /// Makes the vendor's `tokens`, refreshed from version `refreshed_from` (`None`: a first login), durable as the
+    /// next version, or keeps
     /// them as an orphan if another writer came first; then hands out the stored tokens. If the store fails, the
     /// tokens wait in memory for the next refresh, which writes them before asking the vendor: they are never
     /// dropped, and never handed out before they are durable.
     async fn commit(
         &self,
         credential: &Credential,
-        refreshed_from: u64,
+        refreshed_from: Option<u64>,
         tokens: StoredTokens,
     ) -> Result<Arc<AccessToken>, ManagerError> {
         let (store, id) = (&self.shared.store, &credential.id);
         let committed = async {
-            match store
-                .compare_and_swap(id, Some(refreshed_from), &tokens)
-                .await?
-            {
+            match store.compare_and_swap(id, refreshed_from, &tokens).await? {
                 Swap::Written { version } => Ok(publish(
                     credential,
                     &Versioned::new(version, tokens.clone()),

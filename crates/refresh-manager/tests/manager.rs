@@ -377,3 +377,43 @@ async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_
     let next = setup.refresher().refresh(&stored.tokens.grant()).await;
     assert!(next.is_ok(), "{next:?}");
 }
+
+/// A login whose tokens the store failed to take keeps them (its authorization code is spent): the next call
+/// writes them, with no new login and no refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_the_store_failed_to_take_is_written_by_the_next_call() {
+    let setup = Setup::new().await;
+    let store = FailingStore::default();
+    let manager = Manager::with_clock(store.clone(), setup.clock());
+    manager.manage(
+        setup.id.clone(),
+        setup.refresher(),
+        RefreshPolicy::default(),
+    );
+    let code = setup
+        .sandbox
+        .authorization_code(Emulator::ISolarCloud)
+        .unwrap();
+    let grant = Grant::ISolarCloudAuthorizationCode {
+        code: code.into(),
+        redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
+    };
+    store
+        .failing_writes
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let failed = manager.login(&setup.id, &grant).await.unwrap_err();
+    assert!(matches!(failed, ManagerError::Store(_)), "{failed}");
+    assert_eq!(store.load(&setup.id).await.unwrap(), None);
+    let token = manager.access_token(&setup.id).await.unwrap();
+    assert_eq!((token.version, setup.refreshes()), (1, 0));
+    assert_eq!(
+        store
+            .load(&setup.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .tokens
+            .access_token,
+        token.secret
+    );
+}
