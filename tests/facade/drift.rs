@@ -8,17 +8,14 @@
 //! `"7200"`), as a vendor whose serializer drifts would send it. Every case must refresh, with the refresh token
 //! the unchanged answer carries.
 
-use refresh_facade::{
-    EkuaibaoConfig, Grant, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant, Refresher,
-    SugonAcConfig, Vendor, VendorConfig, WechatOpenConfig,
-};
+use refresh_facade::{RefreshGrant, Refresher, Vendor};
 use refresh_runtime::{Operation, TokenRole};
-use refresh_sandbox::{Emulator, Fault, Sandbox, SandboxOptions, accounts};
+use refresh_sandbox::{Emulator, Fault, Sandbox, SandboxOptions};
 use refresh_wire_tests::capture::operation_host;
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
-use crate::setup::{grant, login_grants, refresh_operation, refresher, spec};
+use crate::setup::{Call, grant, login_grants, refresh_operation, refresher, sandbox_config, spec};
 
 /// Every field of `value` with its JSON pointer (`/result_data/code`) and its path in the spec's notation
 /// (`result_data.code`, array elements as `[]`).
@@ -85,12 +82,6 @@ fn retyped(value: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// What a drift case calls: a refresh, or a login.
-enum Call {
-    Refresh(RefreshGrant),
-    Login(Grant),
-}
-
 /// Runs every drift case of `vendor`'s `operation` (called as `call`); returns how many there were.
 async fn check_drift(vendor: Vendor, operation: &'static Operation, call: &Call) -> usize {
     let mut cases = 0;
@@ -98,11 +89,7 @@ async fn check_drift(vendor: Vendor, operation: &'static Operation, call: &Call)
         let answer = |body: Value| async move {
             let host =
                 operation_host(operation, ResponseTemplate::new(status).set_body_json(body)).await;
-            let refresher = refresher(vendor, &host.uri());
-            match call {
-                Call::Refresh(grant) => refresher.refresh(grant).await,
-                Call::Login(grant) => refresher.obtain(grant).await,
-            }
+            call.send(&refresher(vendor, &host.uri())).await
         };
         // Only the examples the facade reads as a success: the failure samples are not token answers.
         let Ok(unchanged) = answer(example.value.clone()).await else {
@@ -208,23 +195,7 @@ fn the_cases_cover_every_other_type_and_keep_values() {
 /// A refresher for `emulator` of `sandbox`, with the sandbox's accounts, and the grant of a first login there.
 fn at_sandbox(sandbox: &Sandbox, emulator: Emulator) -> (Refresher, RefreshGrant) {
     let login = sandbox.login(emulator);
-    let config = match emulator {
-        Emulator::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
-            accounts::ISOLARCLOUD_APP_KEY,
-            accounts::ISOLARCLOUD_ACCESS_KEY,
-        )),
-        Emulator::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
-        Emulator::MisaCukcuk => {
-            VendorConfig::MisaCukcuk(MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE))
-        }
-        Emulator::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
-            accounts::WECHAT_COMPONENT_APPID,
-            accounts::WECHAT_AUTHORIZER_APPID,
-        )),
-        Emulator::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(7)),
-        other => unreachable!("{other}"),
-    };
-    let config = config.with_base_url(sandbox.base_url(emulator).unwrap());
+    let config = sandbox_config(sandbox, emulator);
     let mut grant = RefreshGrant::new(login.refresh_token.as_str())
         .with_access_token(login.access_token.as_str());
     if let Some(component) = login.credential("component_access_token") {

@@ -5,37 +5,20 @@
 use std::time::Duration;
 
 use refresh_facade::{
-    Clock, EkuaibaoConfig, ErrorKind, Grant, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant,
-    Refresher, Rotation, Secret, SugonAcConfig, TokenSet, Vendor, VendorConfig, VendorExtras,
-    WechatOpenConfig,
+    Clock, ErrorKind, Grant, RefreshGrant, Refresher, Rotation, Secret, SugonAcConfig, TokenSet,
+    Vendor, VendorConfig, VendorExtras, WechatOpenConfig,
 };
 use refresh_sandbox::{Emulator, Sandbox, SandboxOptions, accounts};
 use refresh_wire_tests::capture::operation_host;
 use serde_json::json;
 use wiremock::ResponseTemplate;
 
-use crate::setup::spec;
+use crate::setup::{sandbox_config, spec};
 
 /// A refresher for `emulator` at `sandbox`, reading the sandbox's (fake) clock.
 fn refresher(sandbox: &Sandbox, emulator: Emulator) -> Refresher {
-    let config = match emulator {
-        Emulator::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
-            accounts::ISOLARCLOUD_APP_KEY,
-            accounts::ISOLARCLOUD_ACCESS_KEY,
-        )),
-        Emulator::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
-        Emulator::MisaCukcuk => {
-            VendorConfig::MisaCukcuk(MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE))
-        }
-        Emulator::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
-            accounts::WECHAT_COMPONENT_APPID,
-            accounts::WECHAT_AUTHORIZER_APPID,
-        )),
-        Emulator::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(7)),
-        other => unreachable!("{other}"),
-    };
     let clock = sandbox.clock().clone();
-    Refresher::new(config.with_base_url(sandbox.base_url(emulator).unwrap()))
+    Refresher::new(sandbox_config(sandbox, emulator))
         .unwrap()
         .with_clock(Clock::from_fn(move || clock.now()))
 }

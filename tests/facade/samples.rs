@@ -2,13 +2,13 @@
 //! `TokenSet` or `RefreshError` (and a login's request), snapshotted.
 
 use chrono::{DateTime, Utc};
-use refresh_facade::{ExpirySource, Grant, RefreshError, RefreshWindow, TokenSet, Vendor};
+use refresh_facade::{ExpirySource, RefreshError, RefreshWindow, TokenSet, Vendor};
 use refresh_runtime::Operation;
 use refresh_wire_tests::capture::{CapturedRequest, operation_host};
 use refresh_wire_tests::snapshot_settings_in;
 use wiremock::ResponseTemplate;
 
-use crate::setup::{grant, login_grants, refresh_operation, refresher, spec};
+use crate::setup::{Call, grant, login_grants, refresh_operation, refresher, spec};
 
 /// A token set as text. Instants that count from the moment of sending are shown relative to it, so that the
 /// snapshot does not change from run to run; the vendor's absolute instants are shown as they are.
@@ -66,75 +66,25 @@ pub fn render_error(error: &RefreshError) -> String {
     )
 }
 
-async fn normalize_every_sample(vendor: Vendor) {
-    let spec = spec(vendor);
-    let operation = refresh_operation(vendor);
-    for (status, example) in spec.response_examples(operation) {
-        let server = operation_host(
-            operation,
-            ResponseTemplate::new(status).set_body_json(&example.value),
-        )
-        .await;
-        let outcome = match refresher(vendor, &server.uri())
-            .refresh(&grant(vendor))
-            .await
-        {
-            Ok(tokens) => render_tokens(&tokens),
-            Err(error) => render_error(&error),
-        };
-        let name = format!(
-            "{vendor}__facade__{}__{status}__{}",
-            operation.id, example.name
-        );
-        let description = format!(
-            "{vendor} through the facade, HTTP {status}: {}",
-            example.summary
-        );
-        snapshot_settings_in(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/facade/snapshots"),
-            description,
-        )
-        .bind(|| insta::assert_snapshot!(name, outcome));
-    }
-}
-
-#[tokio::test]
-async fn isolarcloud_samples() {
-    normalize_every_sample(Vendor::ISolarCloud).await;
-}
-
-#[tokio::test]
-async fn sugon_ac_samples() {
-    normalize_every_sample(Vendor::SugonAc).await;
-}
-
-#[tokio::test]
-async fn misa_cukcuk_samples() {
-    normalize_every_sample(Vendor::MisaCukcuk).await;
-}
-
-#[tokio::test]
-async fn wechat_open_samples() {
-    normalize_every_sample(Vendor::WechatOpen).await;
-}
-
-#[tokio::test]
-async fn ekuaibao_samples() {
-    normalize_every_sample(Vendor::Ekuaibao).await;
-}
-
-/// Every documentation sample of every login the facade offers (`Refresher::obtain`): the request the facade
-/// sends, and each answer normalized, snapshotted.
-async fn normalize_every_login_sample(vendor: Vendor, operation: &Operation, grant: Grant) {
-    let spec = spec(vendor);
+/// Every documentation sample of `operation`'s answers through the facade's `call`, normalized and snapshotted;
+/// for a login also the request the facade sends.
+async fn normalize_every_sample(vendor: Vendor, operation: &Operation, call: &Call) {
     let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/facade/snapshots");
-    for (index, (status, example)) in spec.response_examples(operation).into_iter().enumerate() {
+    let what = match call {
+        Call::Refresh(_) => "",
+        Call::Login(_) => " login",
+    };
+    for (index, (status, example)) in spec(vendor)
+        .response_examples(operation)
+        .into_iter()
+        .enumerate()
+    {
         let server = operation_host(
             operation,
             ResponseTemplate::new(status).set_body_json(&example.value),
         )
         .await;
-        let outcome = match refresher(vendor, &server.uri()).obtain(&grant).await {
+        let outcome = match call.send(&refresher(vendor, &server.uri())).await {
             Ok(tokens) => render_tokens(&tokens),
             Err(error) => render_error(&error),
         };
@@ -143,12 +93,12 @@ async fn normalize_every_login_sample(vendor: Vendor, operation: &Operation, gra
             operation.id, example.name
         );
         let description = format!(
-            "{vendor} login through the facade, HTTP {status}: {}",
+            "{vendor}{what} through the facade, HTTP {status}: {}",
             example.summary
         );
         snapshot_settings_in(directory, description)
             .bind(|| insta::assert_snapshot!(name, outcome));
-        if index == 0 {
+        if matches!(call, Call::Login(_)) && index == 0 {
             let requests = server.received_requests().await.unwrap();
             assert_eq!(requests.len(), 1, "one login sends one request");
             let request = CapturedRequest::from_wiremock(&requests[0]);
@@ -160,11 +110,45 @@ async fn normalize_every_login_sample(vendor: Vendor, operation: &Operation, gra
     }
 }
 
+async fn normalize_every_refresh_sample(vendor: Vendor) {
+    normalize_every_sample(
+        vendor,
+        refresh_operation(vendor),
+        &Call::Refresh(grant(vendor)),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn isolarcloud_samples() {
+    normalize_every_refresh_sample(Vendor::ISolarCloud).await;
+}
+
+#[tokio::test]
+async fn sugon_ac_samples() {
+    normalize_every_refresh_sample(Vendor::SugonAc).await;
+}
+
+#[tokio::test]
+async fn misa_cukcuk_samples() {
+    normalize_every_refresh_sample(Vendor::MisaCukcuk).await;
+}
+
+#[tokio::test]
+async fn wechat_open_samples() {
+    normalize_every_refresh_sample(Vendor::WechatOpen).await;
+}
+
+#[tokio::test]
+async fn ekuaibao_samples() {
+    normalize_every_refresh_sample(Vendor::Ekuaibao).await;
+}
+
 #[tokio::test]
 async fn every_login_sample() {
     for vendor in Vendor::ALL {
         for (operation, grant) in login_grants(vendor) {
-            normalize_every_login_sample(vendor, operation, grant).await;
+            normalize_every_sample(vendor, operation, &Call::Login(grant)).await;
         }
     }
 }

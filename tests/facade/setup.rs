@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use refresh_facade::{
-    EkuaibaoConfig, Grant, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant,
-    Refresher, SugonAcConfig, Vendor, VendorConfig, WechatOpenConfig,
+    EkuaibaoConfig, Grant, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshError,
+    RefreshGrant, Refresher, SugonAcConfig, TokenSet, Vendor, VendorConfig, WechatOpenConfig,
 };
 use refresh_runtime::Operation;
+use refresh_sandbox::{Emulator, Sandbox, accounts};
 use refresh_wire_tests::Spec;
 
 pub const ACCESS_KEY: &str = "test-access-key-4f1c";
@@ -157,4 +158,44 @@ pub fn login_grants(vendor: Vendor) -> Vec<(&'static Operation, Grant)> {
         )],
         _ => Vec::new(),
     }
+}
+
+/// What a test asks the facade: a refresh, or a login.
+pub enum Call {
+    Refresh(RefreshGrant),
+    Login(Grant),
+}
+
+impl Call {
+    pub async fn send(&self, refresher: &Refresher) -> Result<TokenSet, RefreshError> {
+        match self {
+            Call::Refresh(grant) => refresher.refresh(grant).await,
+            Call::Login(grant) => refresher.obtain(grant).await,
+        }
+    }
+}
+
+/// The configuration of `emulator` at `sandbox`, with the accounts the sandbox accepts.
+pub fn sandbox_config(sandbox: &Sandbox, emulator: Emulator) -> VendorConfig {
+    let config = match emulator {
+        Emulator::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
+            accounts::ISOLARCLOUD_APP_KEY,
+            accounts::ISOLARCLOUD_ACCESS_KEY,
+        )),
+        Emulator::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
+        Emulator::MisaCukcuk => {
+            VendorConfig::MisaCukcuk(MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE))
+        }
+        Emulator::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
+            accounts::WECHAT_COMPONENT_APPID,
+            accounts::WECHAT_AUTHORIZER_APPID,
+        )),
+        Emulator::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(7)),
+        other => unreachable!("no sandbox setup for {other}"),
+    };
+    config.with_base_url(
+        sandbox
+            .base_url(emulator)
+            .expect("the emulator was started"),
+    )
 }

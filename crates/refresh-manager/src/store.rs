@@ -99,6 +99,21 @@ pub trait TokenStore: Send + Sync {
     ) -> impl Future<Output = Result<Self::Lock, StoreError>> + Send;
 }
 
+/// A compare-and-swap of `current` to `tokens` if its version is `expected`: the record to write (none on a
+/// conflict) and the outcome. Every store runs this one rule under its own write lock.
+fn swap(
+    current: Option<Versioned>,
+    expected: Option<u64>,
+    tokens: &StoredTokens,
+) -> (Option<Versioned>, Swap) {
+    if current.as_ref().map(|record| record.version) != expected {
+        return (None, Swap::Conflict { current });
+    }
+    let record = next_record(current, tokens);
+    let version = record.version;
+    (Some(record), Swap::Written { version })
+}
+
 /// The record after a successful compare-and-swap of `current` to `tokens`.
 fn next_record(current: Option<Versioned>, tokens: &StoredTokens) -> Versioned {
     match current {

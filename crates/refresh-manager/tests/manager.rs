@@ -48,21 +48,31 @@ impl Setup {
     }
 
     /// A manager of the credential on `store`, logged in if the store holds nothing yet.
-    async fn manager(&self, store: MemoryStore) -> Manager<MemoryStore> {
-        let manager = Manager::with_clock(store, self.clock());
-        manager.manage(self.id.clone(), self.refresher(), RefreshPolicy::default());
+    async fn manager<S: TokenStore + 'static>(&self, store: S) -> Manager<S> {
+        let manager = self.unlogged_manager(store);
         if manager.store().load(&self.id).await.unwrap().is_none() {
-            let code = self
-                .sandbox
-                .authorization_code(Emulator::ISolarCloud)
-                .unwrap();
-            let grant = Grant::ISolarCloudAuthorizationCode {
-                code: code.into(),
-                redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
-            };
-            manager.login(&self.id, &grant).await.unwrap();
+            manager.login(&self.id, &self.login_grant()).await.unwrap();
         }
         manager
+    }
+
+    /// A manager of the credential on `store`, without a login.
+    fn unlogged_manager<S: TokenStore + 'static>(&self, store: S) -> Manager<S> {
+        let manager = Manager::with_clock(store, self.clock());
+        manager.manage(self.id.clone(), self.refresher(), RefreshPolicy::default());
+        manager
+    }
+
+    /// A first login at the sandbox.
+    fn login_grant(&self) -> Grant {
+        let code = self
+            .sandbox
+            .authorization_code(Emulator::ISolarCloud)
+            .unwrap();
+        Grant::ISolarCloudAuthorizationCode {
+            code: code.into(),
+            redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
+        }
     }
 
     /// Moves the sandbox's (and the manager's) time to just past the expiry of `token`.
@@ -340,20 +350,8 @@ impl TokenStore for FailingStore {
 async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_again() {
     let setup = Setup::new().await;
     let store = FailingStore::default();
-    let manager = Manager::with_clock(store.clone(), setup.clock());
-    manager.manage(
-        setup.id.clone(),
-        setup.refresher(),
-        RefreshPolicy::default(),
-    );
-    let code = setup
-        .sandbox
-        .authorization_code(Emulator::ISolarCloud)
-        .unwrap();
-    let grant = Grant::ISolarCloudAuthorizationCode {
-        code: code.into(),
-        redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
-    };
+    let manager = setup.unlogged_manager(store.clone());
+    let grant = setup.login_grant();
     let first = manager.login(&setup.id, &grant).await.unwrap();
     setup.expire(first.expires_at);
 
@@ -384,20 +382,8 @@ async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_
 async fn a_login_the_store_failed_to_take_is_written_by_the_next_call() {
     let setup = Setup::new().await;
     let store = FailingStore::default();
-    let manager = Manager::with_clock(store.clone(), setup.clock());
-    manager.manage(
-        setup.id.clone(),
-        setup.refresher(),
-        RefreshPolicy::default(),
-    );
-    let code = setup
-        .sandbox
-        .authorization_code(Emulator::ISolarCloud)
-        .unwrap();
-    let grant = Grant::ISolarCloudAuthorizationCode {
-        code: code.into(),
-        redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
-    };
+    let manager = setup.unlogged_manager(store.clone());
+    let grant = setup.login_grant();
     store
         .failing_writes
         .store(1, std::sync::atomic::Ordering::SeqCst);

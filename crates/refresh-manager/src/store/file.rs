@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
-use super::{StoreError, Swap, TokenStore, Versioned, next_record, with_orphan};
+use super::{StoreError, Swap, TokenStore, Versioned, swap, with_orphan};
 use crate::record::{CredentialId, StoredTokens};
 
 /// Records in files under one directory; any number of `FileStore`s, in any number of processes, may share it.
@@ -147,17 +147,8 @@ impl TokenStore for FileStore {
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
         let (id, tokens) = (id.clone(), tokens.clone());
-        self.blocking(move |files| {
-            files.update(&id, |current| {
-                if current.as_ref().map(|r| r.version) != expected {
-                    return (None, Swap::Conflict { current });
-                }
-                let record = next_record(current, &tokens);
-                let version = record.version;
-                (Some(record), Swap::Written { version })
-            })
-        })
-        .await
+        self.blocking(move |files| files.update(&id, |current| swap(current, expected, &tokens)))
+            .await
     }
 
     async fn keep_orphan(

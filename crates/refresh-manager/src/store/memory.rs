@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::Utc;
 
-use super::{StoreError, Swap, TokenStore, Versioned, next_record, with_orphan};
+use super::{StoreError, Swap, TokenStore, Versioned, swap, with_orphan};
 use crate::record::{CredentialId, StoredTokens};
 
 /// Records in memory; cloning shares them. The lock serializes refreshes among the users of this store only.
@@ -41,14 +41,11 @@ impl TokenStore for MemoryStore {
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
         let mut records = self.records();
-        let current = records.get(id).cloned();
-        if current.as_ref().map(|r| r.version) != expected {
-            return Ok(Swap::Conflict { current });
+        let (record, outcome) = swap(records.get(id).cloned(), expected, tokens);
+        if let Some(record) = record {
+            records.insert(id.clone(), record);
         }
-        let record = next_record(current, tokens);
-        let version = record.version;
-        records.insert(id.clone(), record);
-        Ok(Swap::Written { version })
+        Ok(outcome)
     }
 
     async fn keep_orphan(
