@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use refresh_runtime::Secret;
 use refresh_sugon_ac::error_codes::code;
 use refresh_sugon_ac::operations::{GET_TOKENS, RENEW_TOKEN};
-use refresh_sugon_ac::types::{ClusterId, ClusterToken, TokenData};
+use refresh_sugon_ac::types::{ClusterId, ClusterToken, TokenData, TokenEnvelope};
 
 use super::salvage::Expiry;
 use super::{Answer, Answered, Basis, Exchange, Salvaged};
@@ -161,15 +161,7 @@ impl Adapter {
             }
         };
 
-        let said = Said {
-            status: Some(status),
-            message: envelope.msg.as_deref(),
-            request_id: None,
-            redactor: &redactor,
-        };
-        CODE_KINDS
-            .check(&code::FIELD, envelope.code.as_deref(), &said)
-            .map_err(too_old)?;
+        check(status, &envelope, &redactor).map_err(too_old)?;
         let mut anomalies = Vec::new();
         if envelope.code.is_none() {
             // No code says nothing: the answer stands or falls by its token.
@@ -233,15 +225,7 @@ impl Adapter {
                 return Renewed::from(salvaged).into_token_set(Basis::Login, sent_at);
             }
         };
-        let said = Said {
-            status: Some(status),
-            message: envelope.msg.as_deref(),
-            request_id: None,
-            redactor: &redactor,
-        };
-        CODE_KINDS
-            .check(&code::FIELD, envelope.code.as_deref(), &said)
-            .map_err(credentials_rejected)?;
+        check(status, &envelope, &redactor).map_err(credentials_rejected)?;
         let mut anomalies = Vec::new();
         let (token, other_regions) = match envelope.data {
             Some(TokenData::Array(regions)) => {
@@ -313,6 +297,21 @@ impl Adapter {
         };
         renewed.into_token_set(Basis::Login, sent_at)
     }
+}
+
+/// The vendor's error when the envelope (HTTP 200 either way) carries a `code` other than "0".
+fn check(
+    status: u16,
+    envelope: &TokenEnvelope,
+    redactor: &Redactor<'_>,
+) -> Result<(), RefreshError> {
+    let said = Said {
+        status: Some(status),
+        message: envelope.msg.as_deref(),
+        request_id: None,
+        redactor,
+    };
+    CODE_KINDS.check(&code::FIELD, envelope.code.as_deref(), &said)
 }
 
 /// "Once a token has been expired for 24 hours it can no longer be renewed"; the page does not say which code
