@@ -1,14 +1,24 @@
 //! Keeps tokens valid without ever losing a rotated refresh token.
 //!
-//! [`Manager::access_token`] returns a valid token from a lock-free cache (`arc-swap`); when it is due (by
-//! [`RefreshPolicy`]) the first caller starts one refresh in the background, and when none is valid every
-//! caller waits for that same one refresh, which runs as its own task and commits even if every caller stops
-//! waiting. A refresh runs under the store's per-credential lock, uses tokens another process already stored
-//! instead of rotating again, and writes the vendor's tokens (compare-and-swap) before anyone sees them.
+//! [`Manager::access_token`] returns a valid token from a lock-free cache (`arc-swap`). Each credential's
+//! refresh runs in the background ahead of expiry (by its [`RefreshPolicy`]: `max(60 s, 10% of the lifetime)`
+//! before it, minus random jitter), on one timer heap for the whole manager; when no token is valid every caller
+//! waits for the same one refresh, which runs as its own task and commits even if every caller stops waiting.
+//! Deadlines run on a monotonic clock ([`ManagerClock`]) from when the request was sent, so wall-clock jumps move
+//! no refresh; tests drive a [`ManualClock`] instead of sleeping.
 //!
-//! Still to come (issue 9): refresh timers and jitter, backoff, re-login through `obtain` when a window closes,
-//! WeChat's managed component token, metrics and hooks, the CLI profiles, and the crash, scale and herd
-//! measurements.
+//! A renewal runs under the store's per-credential lock, uses tokens another process already stored instead of
+//! rotating again, and writes the vendor's tokens (compare-and-swap) before anyone sees them. Failures that may
+//! pass are retried with capped exponential backoff and full jitter ([`Backoff`], honouring `Retry-After`), and
+//! never displace a still-valid token. A refusal is reported only after the store was read again (another process
+//! may have rotated the credential); when the vendor's window has closed or it refused the refresh token, a
+//! credential with a non-interactive login ([`CredentialOptions::with_login`]) logs in again through
+//! `Refresher::obtain`, and otherwise the refusal is logged once and returned to callers without asking the vendor
+//! again. WeChat authorizers present the component token of another managed credential
+//! ([`CredentialOptions::with_component_token`]), renewed and retried once when WeChat says it expired.
+//!
+//! Observability: [`ManagerOptions::on_rotate`], counters and latency histograms through the `metrics` facade
+//! ([`observe`]'s names), and `tracing` events; none carries a secret.
 //!
 //! The stores:
 //!
@@ -21,11 +31,19 @@
 //! second learns it lost. Its tokens are not dropped: the vendor issued them, and they may be the only live ones,
 //! so they are kept as an [`Orphan`] of the record.
 
+mod clock;
+mod error;
 mod manager;
+pub mod observe;
+mod policy;
 mod record;
+mod schedule;
 mod store;
 
-pub use manager::{AccessToken, Manager, ManagerError, RefreshPolicy};
+pub use clock::{ManagerClock, ManualClock, Moment};
+pub use error::ManagerError;
+pub use manager::{AccessToken, CredentialOptions, Manager, ManagerOptions};
+pub use policy::{Backoff, RefreshPolicy};
 pub use record::{CredentialId, InvalidCredentialId, StoredTokens};
 pub use store::file::FileStore;
 pub use store::memory::MemoryStore;

@@ -1,52 +1,26 @@
-//! The manager: a valid access token for each credential, from a lock-free cache, refreshed once however many
-//! callers ask, written to the store before anyone sees it.
+//! The manager: a valid access token for each credential, from a lock-free cache, renewed in the background
+//! ahead of expiry, once however many callers ask, and written to the store before anyone sees it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Duration;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use refresh_facade::{Clock, Grant, RefreshError, Refresher, Secret};
+use refresh_facade::{Grant, RefreshError, Refresher, Secret, Vendor};
+use tokio::sync::Semaphore;
 
+use crate::clock::{ManagerClock, Moment};
+use crate::error::ManagerError;
+use crate::observe::{self, Renewed, RotateHook, Rotated};
+use crate::policy::RefreshPolicy;
 use crate::record::{CredentialId, StoredTokens};
+use crate::schedule::{Due, Timers};
 use crate::store::{StoreError, Swap, TokenStore, Versioned};
-
-/// When to refresh ahead of expiry: `max(minimum, fraction × lifetime)` before it.
-#[derive(Clone, Copy, Debug)]
-#[non_exhaustive]
-pub struct RefreshPolicy {
-    pub minimum_ahead: Duration,
-    /// Of the token's lifetime, between 0 and 1.
-    pub fraction_ahead: f64,
-}
-
-impl Default for RefreshPolicy {
-    /// 60 seconds or 10% of the lifetime before expiry, whichever is longer.
-    fn default() -> Self {
-        RefreshPolicy {
-            minimum_ahead: Duration::from_secs(60),
-            fraction_ahead: 0.1,
-        }
-    }
-}
-
-impl RefreshPolicy {
-    /// When tokens obtained at `obtained_at` that expire at `expires_at` are due for a refresh.
-    pub fn refresh_at(
-        &self,
-        obtained_at: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> DateTime<Utc> {
-        let lifetime = (expires_at - obtained_at).max(TimeDelta::zero());
-        let fraction = self.fraction_ahead.clamp(0.0, 1.0);
-        let share = TimeDelta::milliseconds((lifetime.num_milliseconds() as f64 * fraction) as i64);
-        let minimum = TimeDelta::from_std(self.minimum_ahead).unwrap_or(TimeDelta::MAX);
-        expires_at - share.max(minimum).min(lifetime)
-    }
-}
 
 /// A valid access token, as the cache holds it: cloning the `Arc` the manager hands out allocates nothing.
 #[derive(Debug)]
@@ -54,52 +28,193 @@ impl RefreshPolicy {
 pub struct AccessToken {
     pub secret: Secret,
     pub expires_at: DateTime<Utc>,
-    /// When a refresh is due (the policy's margin before expiry).
+    /// When its background refresh is due (the policy's margin and jitter before expiry), on the wall clock.
     pub refresh_at: DateTime<Utc>,
     /// The store record's version these tokens are.
     pub version: u64,
+    /// The same two deadlines on the monotonic clock, which the read path compares.
+    valid_until: Moment,
+    refresh_due: Moment,
 }
 
-/// Why the manager has no valid access token for a credential.
-#[derive(Clone, Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ManagerError {
-    #[error("no credential {0} is managed here")]
-    Unknown(CredentialId),
-    #[error("the store holds no tokens for {0}: log in first")]
-    NotStored(CredentialId),
-    /// The vendor refused or failed; the cached token, if still valid, stays in use.
-    #[error(transparent)]
-    Refresh(Arc<RefreshError>),
-    #[error(transparent)]
-    Store(Arc<StoreError>),
-}
-
-impl From<StoreError> for ManagerError {
-    fn from(error: StoreError) -> Self {
-        ManagerError::Store(Arc::new(error))
+impl AccessToken {
+    /// Whether it is still valid at `now` on the manager's monotonic clock.
+    pub fn is_valid_at(&self, now: Moment) -> bool {
+        now < self.valid_until
     }
 }
 
-impl From<RefreshError> for ManagerError {
-    fn from(error: RefreshError) -> Self {
-        ManagerError::Refresh(Arc::new(error))
+/// How the manager runs: its clock, the seed of its jitter, how many vendor calls may run at once, and hooks.
+#[derive(Clone)]
+pub struct ManagerOptions {
+    clock: ManagerClock,
+    seed: u64,
+    max_concurrent_calls: usize,
+    dead_recheck: Duration,
+    on_rotate: Option<RotateHook>,
+}
+
+impl Default for ManagerOptions {
+    /// The system clock, a random seed, 32 vendor calls at once, and a credential the vendor refused for good
+    /// looked up in the store again at most once a minute.
+    fn default() -> Self {
+        ManagerOptions {
+            clock: ManagerClock::system(),
+            seed: fastrand::u64(..),
+            max_concurrent_calls: 32,
+            dead_recheck: Duration::from_secs(60),
+            on_rotate: None,
+        }
+    }
+}
+
+impl ManagerOptions {
+    pub fn with_clock(mut self, clock: impl Into<ManagerClock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// Fixes the random draws (jitter and backoff), for reproducible tests.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// At most `limit` refreshes and logins in flight to the vendors at once (at least 1); the others queue.
+    pub fn with_max_concurrent_calls(mut self, limit: usize) -> Self {
+        self.max_concurrent_calls = limit.max(1);
+        self
+    }
+
+    /// How often a caller may make the manager look in the store again for a credential the vendor refused for
+    /// good (another process may have logged it in); the vendor is not asked again until the store changes.
+    pub fn with_dead_recheck(mut self, every: Duration) -> Self {
+        self.dead_recheck = every;
+        self
+    }
+
+    /// Called after each rotation is durable, with no secret in what it receives.
+    pub fn on_rotate(mut self, hook: impl Fn(&Rotated) + Send + Sync + 'static) -> Self {
+        self.on_rotate = Some(Arc::new(hook));
+        self
+    }
+}
+
+/// One credential's settings: its refresher, when to refresh, how to log in again without a person, and (WeChat
+/// authorizers) the managed credential whose component token each refresh presents.
+#[derive(Clone, Debug)]
+pub struct CredentialOptions {
+    refresher: Refresher,
+    policy: RefreshPolicy,
+    login: Option<Grant>,
+    component: Option<CredentialId>,
+}
+
+impl CredentialOptions {
+    pub fn new(refresher: Refresher) -> Self {
+        CredentialOptions {
+            refresher,
+            policy: RefreshPolicy::default(),
+            login: None,
+            component: None,
+        }
+    }
+
+    pub fn with_policy(mut self, policy: RefreshPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// A login that needs no person (Sugon AC's user and password, Ekuaibao's appKey and appSecurity, WeChat's
+    /// component token from the latest verify ticket): used when the refresh window has closed, when the vendor
+    /// refuses the refresh token, and for credentials that are obtained again rather than refreshed.
+    pub fn with_login(mut self, grant: Grant) -> Self {
+        self.login = Some(grant);
+        self
+    }
+
+    /// WeChat authorizers: each refresh presents the access token of the managed credential `component` (the
+    /// platform's component token); when WeChat says it expired, it is renewed and the refresh tried once more.
+    pub fn with_component_token(mut self, component: CredentialId) -> Self {
+        self.component = Some(component);
+        self
     }
 }
 
 type Flight = Shared<BoxFuture<'static, Result<Arc<AccessToken>, ManagerError>>>;
 
+/// Tokens the vendor issued that the store failed to take: written before the vendor is asked again, never
+/// dropped, never handed out before they are durable.
+struct Unsaved {
+    /// The version they were refreshed from (`None`: a first login).
+    refreshed_from: Option<u64>,
+    tokens: StoredTokens,
+    /// When their request was sent, on the monotonic clock: their lifetime counts from it.
+    sent: Moment,
+    by_login: bool,
+}
+
+/// What went wrong lately, and until when callers without a valid token get that instead of a new attempt.
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    quiet_until: Option<Moment>,
+    last_error: Option<ManagerError>,
+    /// The store version the vendor refused for good: it is not presented again until the store moves past it.
+    dead_at: Option<u64>,
+    last_outcome: Option<&'static str>,
+}
+
 /// One managed credential.
 struct Credential {
     id: CredentialId,
-    refresher: Refresher,
-    policy: RefreshPolicy,
+    options: CredentialOptions,
+    /// Replaced by [`Manager::set_login`] (WeChat's verify ticket changes every few minutes).
+    login: Mutex<Option<Grant>>,
     current: ArcSwapOption<AccessToken>,
     /// The refresh under way, which every caller that needs one joins.
     flight: Mutex<Option<Flight>>,
-    /// Tokens the vendor issued that the store failed to take, with the version they were refreshed from: written
-    /// before the vendor is asked again, never dropped.
-    unsaved: Mutex<Option<(Option<u64>, StoredTokens)>>,
+    unsaved: Mutex<Option<Unsaved>>,
+    health: Mutex<Health>,
+    /// Bumped at each rescheduling: an older timer entry is stale.
+    generation: AtomicU64,
+    /// The store version the last renewal read.
+    seen_version: AtomicU64,
+    /// Versions up to this one were refused by the vendor (a component token WeChat said expired).
+    refused_through: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every guarded value here is replaced whole, so a panic elsewhere cannot leave one half-written.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Credential {
+    fn vendor(&self) -> Vendor {
+        self.options.refresher.vendor()
+    }
+
+    fn login_grant(&self) -> Option<Grant> {
+        lock(&self.login).clone()
+    }
+
+    /// The error callers without a valid token get while the manager waits before trying again.
+    fn waiting_error(&self, now: Moment) -> Option<ManagerError> {
+        let health = lock(&self.health);
+        match health.quiet_until {
+            Some(until) if now < until => health.last_error.clone(),
+            _ => None,
+        }
+    }
+
+    /// The vendor's last refusal, if it refused this store version for good.
+    fn refused_for_good(&self, version: u64) -> Option<ManagerError> {
+        let health = lock(&self.health);
+        match health.dead_at {
+            Some(dead) if version <= dead => health.last_error.clone(),
+            _ => None,
+        }
+    }
 }
 
 /// Keeps the access tokens of many credentials valid, in one store.
@@ -109,8 +224,21 @@ pub struct Manager<S> {
 
 struct ManagerShared<S> {
     store: S,
-    clock: Clock,
+    clock: ManagerClock,
     credentials: RwLock<HashMap<CredentialId, Arc<Credential>>>,
+    timers: Arc<Timers>,
+    timers_served: AtomicBool,
+    calls: Semaphore,
+    random: Mutex<fastrand::Rng>,
+    dead_recheck: Duration,
+    on_rotate: Option<RotateHook>,
+}
+
+impl<S> Drop for ManagerShared<S> {
+    fn drop(&mut self) {
+        // The timer task holds only a weak reference: woken, it finds the manager gone and ends.
+        self.timers.wake();
+    }
 }
 
 impl<S> Clone for Manager<S> {
@@ -123,16 +251,21 @@ impl<S> Clone for Manager<S> {
 
 impl<S: TokenStore + 'static> Manager<S> {
     pub fn new(store: S) -> Self {
-        Self::with_clock(store, Clock::system())
+        Self::with_options(store, ManagerOptions::default())
     }
 
-    /// A manager that reads "now" from `clock` (tests advance it instead of sleeping).
-    pub fn with_clock(store: S, clock: Clock) -> Self {
+    pub fn with_options(store: S, options: ManagerOptions) -> Self {
         Manager {
             shared: Arc::new(ManagerShared {
                 store,
-                clock,
+                clock: options.clock,
                 credentials: RwLock::new(HashMap::new()),
+                timers: Arc::new(Timers::default()),
+                timers_served: AtomicBool::new(false),
+                calls: Semaphore::new(options.max_concurrent_calls),
+                random: Mutex::new(fastrand::Rng::with_seed(options.seed)),
+                dead_recheck: options.dead_recheck,
+                on_rotate: options.on_rotate,
             }),
         }
     }
@@ -141,22 +274,44 @@ impl<S: TokenStore + 'static> Manager<S> {
         &self.shared.store
     }
 
-    /// Manages `id`, whose tokens are in the store (or will be, from [`Manager::login`]), refreshing them with
-    /// `refresher`. Replaces an earlier registration of the same id.
-    pub fn manage(&self, id: CredentialId, refresher: Refresher, policy: RefreshPolicy) {
+    pub fn clock(&self) -> &ManagerClock {
+        &self.shared.clock
+    }
+
+    /// How many background deadlines are waiting (at most about one per credential).
+    pub fn pending_timers(&self) -> usize {
+        self.shared.timers.len()
+    }
+
+    /// Manages `id`, whose tokens are in the store (or will be, from [`Manager::login`] or the credential's own
+    /// login). Replaces an earlier registration of the same id.
+    pub fn manage(&self, id: CredentialId, options: CredentialOptions) {
         let credential = Arc::new(Credential {
             id: id.clone(),
-            refresher,
-            policy,
+            login: Mutex::new(options.login.clone()),
+            options,
             current: ArcSwapOption::empty(),
             flight: Mutex::new(None),
             unsaved: Mutex::new(None),
+            health: Mutex::new(Health::default()),
+            generation: AtomicU64::new(0),
+            seen_version: AtomicU64::new(0),
+            refused_through: AtomicU64::new(0),
         });
         self.shared
             .credentials
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, credential);
+    }
+
+    /// Replaces the credential's non-interactive login (WeChat: the component token's grant with the verify ticket
+    /// WeChat just pushed). A credential the vendor had refused for good is tried again.
+    pub fn set_login(&self, id: &CredentialId, grant: Grant) -> Result<(), ManagerError> {
+        let credential = self.credential(id)?;
+        *lock(&credential.login) = Some(grant);
+        *lock(&credential.health) = Health::default();
+        Ok(())
     }
 
     /// Obtains first tokens for a managed credential with `grant`, and stores them (durably) before returning.
@@ -168,28 +323,40 @@ impl<S: TokenStore + 'static> Manager<S> {
         grant: &Grant,
     ) -> Result<Arc<AccessToken>, ManagerError> {
         let credential = self.credential(id)?;
-        let _lock = self.shared.store.lock(id).await?;
-        let current = self.shared.store.load(id).await?;
-        let tokens = StoredTokens::from(&credential.refresher.obtain(grant).await?);
-        let expected = current.as_ref().map(|record| record.version);
-        self.commit(&credential, expected, tokens).await
+        let result = async {
+            let _lock = self.shared.store.lock(id).await?;
+            let unsaved = lock(&credential.unsaved).take();
+            if let Some(unsaved) = unsaved {
+                self.commit(&credential, unsaved).await?;
+            }
+            let current = self.shared.store.load(id).await?;
+            self.log_in(&credential, current.map(|record| record.version), grant)
+                .await
+        }
+        .await;
+        self.settle(&credential, &result);
+        result.map(|(token, _)| token)
     }
 
     /// A valid access token for `id`. While the cached one is valid this takes no lock and allocates nothing;
-    /// once it is due, the first caller starts one refresh in the background and every caller keeps getting the
-    /// valid token. Only when none is valid do callers wait, all for the same one refresh, which runs to its end
-    /// even if every caller stops waiting.
+    /// its refresh runs in the background ahead of expiry, and callers keep getting the valid token meanwhile.
+    /// Only when none is valid do callers wait, all for the same one refresh, which runs to its end even if every
+    /// caller stops waiting. While the manager waits before trying again, callers without a valid token get the
+    /// last error at once.
     pub async fn access_token(&self, id: &CredentialId) -> Result<Arc<AccessToken>, ManagerError> {
         let credential = self.credential(id)?;
         let now = self.shared.clock.now();
         if let Some(token) = credential.current.load_full() {
-            if now < token.refresh_at {
+            if now < token.refresh_due {
                 return Ok(token);
             }
-            if now < token.expires_at {
-                drop(self.flight(&credential));
+            if now < token.valid_until {
+                self.nudge(&credential, now);
                 return Ok(token);
             }
+        }
+        if let Some(error) = credential.waiting_error(now) {
+            return Err(error);
         }
         self.flight(&credential).await
     }
@@ -204,13 +371,17 @@ impl<S: TokenStore + 'static> Manager<S> {
             .ok_or_else(|| ManagerError::Unknown(id.clone()))
     }
 
+    /// Starts a background refresh of a credential that is due, unless the manager is waiting before trying again.
+    fn nudge(&self, credential: &Arc<Credential>, now: Moment) {
+        if credential.waiting_error(now).is_none() {
+            drop(self.flight(credential));
+        }
+    }
+
     /// The refresh under way for `credential`, or a new one. It runs as its own task: dropping the returned
     /// future never abandons it half-done.
     fn flight(&self, credential: &Arc<Credential>) -> Flight {
-        let mut flight = credential
-            .flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut flight = lock(&credential.flight);
         if let Some(running) = flight.as_ref()
             && running.peek().is_none()
         {
@@ -218,11 +389,9 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
         let (manager, credential_for_task) = (self.clone(), Arc::clone(credential));
         let task = tokio::spawn(async move {
-            let result = manager.refresh(&credential_for_task).await;
-            if let Err(error) = &result {
-                tracing::warn!(credential = %credential_for_task.id, %error, "refresh failed");
-            }
-            result
+            let result = manager.renew(&credential_for_task).await;
+            manager.settle(&credential_for_task, &result);
+            result.map(|(token, _)| token)
         });
         let joined = async move {
             task.await.unwrap_or_else(|join| {
@@ -237,107 +406,406 @@ impl<S: TokenStore + 'static> Manager<S> {
         joined
     }
 
-    /// One refresh, under the store's lock: tokens another process already refreshed are used as they are;
+    /// Records how a renewal ended: counts it, and after a failure decides when to try again (backoff for what may
+    /// pass; for a refusal for good, only a look in the store now and then, with one clear log line).
+    fn settle(
+        &self,
+        credential: &Credential,
+        result: &Result<(Arc<AccessToken>, Renewed), ManagerError>,
+    ) {
+        let now = self.shared.clock.now();
+        let vendor = credential.vendor();
+        let mut health = lock(&credential.health);
+        let error = match result {
+            Ok((_, renewed)) => {
+                observe::renewal(vendor, renewed.as_str());
+                *health = Health {
+                    last_outcome: Some(renewed.as_str()),
+                    ..Health::default()
+                };
+                return;
+            }
+            Err(error) => error,
+        };
+        observe::renewal(vendor, error.outcome());
+        health.last_outcome = Some(error.outcome());
+        health.last_error = Some(error.clone());
+        if !error.is_retryable() {
+            let version = credential.seen_version.load(Ordering::SeqCst);
+            if health.dead_at != Some(version) {
+                tracing::error!(credential = %credential.id, %vendor, %error, "the credential needs attention; \
+                    the vendor is not asked again until the store or its login changes");
+            }
+            health.dead_at = Some(version);
+            health.quiet_until = Some(now.after(self.shared.dead_recheck));
+            return;
+        }
+        health.failures = health.failures.saturating_add(1);
+        let valid_for = credential
+            .current
+            .load()
+            .as_ref()
+            .filter(|token| token.is_valid_at(now))
+            .map(|token| token.valid_until.since(now));
+        let draw = self.draw();
+        let wait = credential.options.policy.backoff.wait(
+            health.failures,
+            error.retry_after(),
+            valid_for,
+            draw,
+        );
+        let at = now.after(wait);
+        health.quiet_until = Some(at);
+        tracing::warn!(credential = %credential.id, %vendor, %error, failures = health.failures,
+            retry_in_ms = wait.as_millis() as u64, "renewal failed; trying again later");
+        drop(health);
+        self.schedule(credential, at);
+    }
+
+    /// One renewal, under the store's lock: tokens another process already stored are used as they are;
     /// otherwise the vendor is asked, and its tokens are durable before anyone sees them.
-    async fn refresh(&self, credential: &Credential) -> Result<Arc<AccessToken>, ManagerError> {
-        let store = &self.shared.store;
-        let id = &credential.id;
+    async fn renew(
+        &self,
+        credential: &Credential,
+    ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
+        let (store, id) = (&self.shared.store, &credential.id);
         let _lock = store.lock(id).await?;
         let now = self.shared.clock.now();
         if let Some(token) = credential.current.load_full()
-            && now < token.refresh_at
+            && now < token.refresh_due
         {
-            // A refresh that finished while this one waited for the lock.
-            return Ok(token);
+            // A renewal that finished while this one waited for the lock.
+            return Ok((token, Renewed::FromStore));
         }
         let record = store.load(id).await?;
-        let unsaved = credential
-            .unsaved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some((refreshed_from, tokens)) = unsaved {
-            // The last refresh's tokens first: the vendor may already have spent the stored refresh token.
-            return self.commit(credential, refreshed_from, tokens).await;
+        let unsaved = lock(&credential.unsaved).take();
+        if let Some(unsaved) = unsaved {
+            // The last renewal's tokens first: the vendor may already have spent the stored refresh token.
+            return self.commit(credential, unsaved).await;
         }
-        let record = record.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
-        let cached_version = credential.current.load().as_ref().map(|t| t.version);
-        let stored_refresh_at = credential
-            .policy
-            .refresh_at(record.tokens.obtained_at, record.tokens.expires_at);
-        if cached_version.is_none_or(|cached| record.version > cached) && now < stored_refresh_at {
-            // Another process (or an earlier run) stored fresher tokens than the cache holds.
-            return Ok(publish(credential, &record));
-        }
-        let tokens = match credential.refresher.refresh(&record.tokens.grant()).await {
-            Ok(tokens) => StoredTokens::from(&tokens),
-            Err(error) => {
-                // Before reporting a failure (above all "log in again"): if the store moved on meanwhile, someone
-                // else rotated the credential, and its tokens are the answer.
-                if let Some(newer) = store.load(id).await?.filter(|r| r.version > record.version) {
-                    return Ok(publish(credential, &newer));
-                }
-                return Err(error.into());
-            }
+        let Some(record) = record else {
+            return match credential.login_grant() {
+                Some(grant) => self.log_in(credential, None, &grant).await,
+                None => Err(ManagerError::NotStored(id.clone())),
+            };
         };
-        self.commit(credential, Some(record.version), tokens).await
+        credential
+            .seen_version
+            .store(record.version, Ordering::SeqCst);
+        let cached = credential
+            .current
+            .load()
+            .as_ref()
+            .map(|token| token.version);
+        let refused = credential.refused_through.load(Ordering::SeqCst);
+        if record.version > refused && cached.is_none_or(|cached| record.version > cached) {
+            // Another process (or an earlier run) stored newer tokens than the cache holds.
+            let token = self.token_of(credential, &record, None);
+            if token.is_valid_at(now) {
+                self.install(credential, Arc::clone(&token));
+                if now < token.refresh_due {
+                    return Ok((token, Renewed::FromStore));
+                }
+            }
+        }
+        if let Some(refusal) = credential.refused_for_good(record.version) {
+            return Err(refusal);
+        }
+        self.renew_record(credential, record).await
     }
 
-    /// Makes the vendor's `tokens`, refreshed from version `refreshed_from` (`None`: a first login), durable as the
-    /// next version, or keeps
-    /// them as an orphan if another writer came first; then hands out the stored tokens. If the store fails, the
-    /// tokens wait in memory for the next refresh, which writes them before asking the vendor: they are never
-    /// dropped, and never handed out before they are durable.
+    /// Renews the stored `record`: a refresh while the vendor's window is open, else the credential's own login;
+    /// a refusal is reported only if the store did not move on meanwhile and no login can replace it.
+    fn renew_record<'a>(
+        &'a self,
+        credential: &'a Credential,
+        record: Versioned,
+    ) -> BoxFuture<'a, Result<(Arc<AccessToken>, Renewed), ManagerError>> {
+        async move {
+            let (store, id) = (&self.shared.store, &credential.id);
+            let login = credential.login_grant();
+            let wall = self.shared.clock.wall();
+            let refreshable = !record.tokens.refresh_token.is_blank()
+                && record.tokens.refreshable_until.is_none_or(|until| wall < until);
+            if !refreshable && let Some(grant) = &login {
+                tracing::info!(credential = %id, "no refresh is possible any more: logging in again");
+                return self.log_in(credential, Some(record.version), grant).await;
+            }
+            let sent = self.shared.clock.now();
+            let error = match self.vendor_refresh(credential, &record).await {
+                Ok(tokens) => {
+                    let refreshed = Unsaved {
+                        refreshed_from: Some(record.version),
+                        tokens,
+                        sent,
+                        by_login: false,
+                    };
+                    return self.commit(credential, refreshed).await;
+                }
+                Err(error) => error,
+            };
+            // Before reporting a failure (above all "log in again"): if the store moved on meanwhile, someone else
+            // rotated the credential, and its tokens are the answer.
+            if let Some(newer) = store.load(id).await?.filter(|r| r.version > record.version) {
+                credential.seen_version.store(newer.version, Ordering::SeqCst);
+                let token = self.token_of(credential, &newer, None);
+                if token.is_valid_at(self.shared.clock.now()) {
+                    self.install(credential, Arc::clone(&token));
+                    return Ok((token, Renewed::FromStore));
+                }
+                return self.renew_record(credential, newer).await;
+            }
+            if error.is_reauthorization_required()
+                && let Some(grant) = &login
+            {
+                tracing::info!(credential = %id, %error, "the vendor refused the refresh token: logging in again");
+                return self.log_in(credential, Some(record.version), grant).await;
+            }
+            Err(error)
+        }
+        .boxed()
+    }
+
+    /// The vendor's refresh of `record`, presenting the component token where the credential has one, renewed
+    /// once if WeChat says it expired.
+    async fn vendor_refresh(
+        &self,
+        credential: &Credential,
+        record: &Versioned,
+    ) -> Result<StoredTokens, ManagerError> {
+        let refresher = &credential.options.refresher;
+        let mut grant = record.tokens.grant();
+        let Some(component_id) = &credential.options.component else {
+            let tokens = self
+                .call_vendor(credential, "refresh", refresher.refresh(&grant))
+                .await?;
+            return Ok(StoredTokens::from(&tokens));
+        };
+        let component = self.component_token(component_id, None).await?;
+        grant.component_access_token = Some(component.secret.clone());
+        let tokens = match self
+            .call_vendor(credential, "refresh", refresher.refresh(&grant))
+            .await
+        {
+            Err(error) if error.is_component_token_expired() => {
+                tracing::info!(credential = %credential.id, component = %component_id,
+                    "WeChat says the component token expired: renewing it and trying once more");
+                let renewed = self
+                    .component_token(component_id, Some(component.version))
+                    .await?;
+                grant.component_access_token = Some(renewed.secret.clone());
+                self.call_vendor(credential, "refresh", refresher.refresh(&grant))
+                    .await?
+            }
+            result => result?,
+        };
+        Ok(StoredTokens::from(&tokens))
+    }
+
+    /// The component credential's valid token; with `refused`, one newer than that version, which the vendor
+    /// refused.
+    fn component_token<'a>(
+        &'a self,
+        id: &'a CredentialId,
+        refused: Option<u64>,
+    ) -> BoxFuture<'a, Result<Arc<AccessToken>, ManagerError>> {
+        async move {
+            let Some(version) = refused else {
+                return self.access_token(id).await;
+            };
+            let component = self.credential(id)?;
+            component
+                .refused_through
+                .fetch_max(version, Ordering::SeqCst);
+            let cached = component.current.load().as_ref().map(|token| token.version);
+            if cached.is_some_and(|cached| cached <= version) {
+                component.current.store(None);
+            }
+            *lock(&component.health) = Health::default();
+            self.flight(&component).await
+        }
+        .boxed()
+    }
+
+    async fn log_in(
+        &self,
+        credential: &Credential,
+        expected: Option<u64>,
+        grant: &Grant,
+    ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
+        let sent = self.shared.clock.now();
+        let obtained = credential.options.refresher.obtain(grant);
+        let tokens = self.call_vendor(credential, "login", obtained).await?;
+        let logged_in = Unsaved {
+            refreshed_from: expected,
+            tokens: StoredTokens::from(&tokens),
+            sent,
+            by_login: true,
+        };
+        self.commit(credential, logged_in).await
+    }
+
+    /// One call to the vendor, under the manager's limit of concurrent calls, counted and timed.
+    async fn call_vendor<T>(
+        &self,
+        credential: &Credential,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, RefreshError>>,
+    ) -> Result<T, RefreshError> {
+        // The semaphore is never closed; were it, the call would go ahead unlimited rather than fail.
+        let _permit = self.shared.calls.acquire().await.ok();
+        let started = Instant::now();
+        let result = call.await;
+        let outcome = result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok");
+        observe::vendor_call(credential.vendor(), operation, outcome, started.elapsed());
+        result
+    }
+
+    /// Makes the vendor's tokens durable as the record's next version, or keeps them as an orphan if another
+    /// writer came first; then hands out the stored tokens. If the store fails, the tokens wait in memory for the
+    /// next renewal, which writes them before asking the vendor: they are never dropped, and never handed out
+    /// before they are durable.
     async fn commit(
         &self,
         credential: &Credential,
-        refreshed_from: Option<u64>,
-        tokens: StoredTokens,
-    ) -> Result<Arc<AccessToken>, ManagerError> {
+        issued: Unsaved,
+    ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         let (store, id) = (&self.shared.store, &credential.id);
         let committed = async {
-            match store.compare_and_swap(id, refreshed_from, &tokens).await? {
-                Swap::Written { version } => Ok(publish(
-                    credential,
-                    &Versioned::new(version, tokens.clone()),
-                )),
+            match store.compare_and_swap(id, issued.refreshed_from, &issued.tokens).await? {
+                Swap::Written { version } => {
+                    let record = Versioned::new(version, issued.tokens.clone());
+                    let token = self.token_of(credential, &record, Some(issued.sent));
+                    self.install(credential, Arc::clone(&token));
+                    self.rotated(credential, &record, issued.by_login);
+                    let renewed = if issued.by_login { Renewed::LoggedIn } else { Renewed::Refreshed };
+                    Ok((token, renewed))
+                }
                 Swap::Conflict { current } => {
-                    store.keep_orphan(id, &tokens).await?;
+                    store.keep_orphan(id, &issued.tokens).await?;
+                    tracing::warn!(credential = %id, "another writer stored tokens first; the vendor's answer is kept as an orphan");
                     let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
-                    Ok(publish(credential, &current))
+                    let token = self.token_of(credential, &current, None);
+                    self.install(credential, Arc::clone(&token));
+                    Ok((token, Renewed::Orphaned))
                 }
             }
         }
         .await;
         if let Err(ManagerError::Store(_)) = &committed {
-            *credential
-                .unsaved
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some((refreshed_from, tokens));
+            *lock(&credential.unsaved) = Some(issued);
         }
         committed
     }
-}
 
-/// Makes `record` the credential's cached token.
-fn publish(credential: &Credential, record: &Versioned) -> Arc<AccessToken> {
-    let tokens = &record.tokens;
-    let token = Arc::new(AccessToken {
-        secret: tokens.access_token.clone(),
-        expires_at: tokens.expires_at,
-        refresh_at: credential
-            .policy
-            .refresh_at(tokens.obtained_at, tokens.expires_at),
-        version: record.version,
-    });
-    credential.current.store(Some(Arc::clone(&token)));
-    token
+    fn rotated(&self, credential: &Credential, record: &Versioned, by_login: bool) {
+        if let Some(hook) = &self.shared.on_rotate {
+            hook(&Rotated {
+                id: credential.id.clone(),
+                vendor: record.tokens.vendor,
+                version: record.version,
+                expires_at: record.tokens.expires_at,
+                by_login,
+            });
+        }
+    }
+
+    /// The cached form of `record`: its deadlines on the monotonic clock, counted from `sent` for tokens just
+    /// issued, or from what the wall clock says is left of them for tokens read from the store.
+    fn token_of(
+        &self,
+        credential: &Credential,
+        record: &Versioned,
+        sent: Option<Moment>,
+    ) -> Arc<AccessToken> {
+        let tokens = &record.tokens;
+        let lifetime = (tokens.expires_at - tokens.obtained_at)
+            .to_std()
+            .unwrap_or_default();
+        let clock = &self.shared.clock;
+        let valid_until = match sent {
+            Some(sent) => sent.after(lifetime),
+            None => clock.now().offset(tokens.expires_at - clock.wall()),
+        };
+        let began = valid_until.before(lifetime);
+        let refresh_due = began.after(credential.options.policy.due_after(lifetime, self.draw()));
+        let ahead = TimeDelta::from_std(valid_until.since(refresh_due)).unwrap_or(TimeDelta::MAX);
+        Arc::new(AccessToken {
+            secret: tokens.access_token.clone(),
+            expires_at: tokens.expires_at,
+            refresh_at: tokens.expires_at - ahead,
+            version: record.version,
+            valid_until,
+            refresh_due,
+        })
+    }
+
+    /// Makes `token` the credential's cached one, and sets its background refresh.
+    fn install(&self, credential: &Credential, token: Arc<AccessToken>) {
+        let due = token.refresh_due;
+        credential.current.store(Some(token));
+        self.schedule(credential, due);
+    }
+
+    /// Sets the credential's next background renewal at `at`, replacing the one set before.
+    fn schedule(&self, credential: &Credential, at: Moment) {
+        let generation = credential.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.timers.set(Due {
+            at,
+            generation,
+            id: credential.id.clone(),
+        });
+        self.serve_timers();
+    }
+
+    /// Starts the one task that serves every credential's timer, if it is not running.
+    fn serve_timers(&self) {
+        if self.shared.timers_served.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.shared.timers_served.store(false, Ordering::SeqCst);
+            return;
+        };
+        let timers = Arc::clone(&self.shared.timers);
+        let clock = self.shared.clock.clone();
+        let manager: Weak<ManagerShared<S>> = Arc::downgrade(&self.shared);
+        runtime.spawn(async move {
+            timers
+                .serve(clock, |due| {
+                    let Some(shared) = manager.upgrade() else {
+                        return false;
+                    };
+                    let manager = Manager { shared };
+                    for entry in due {
+                        manager.fire(entry);
+                    }
+                    true
+                })
+                .await;
+        });
+    }
+
+    /// A timer came due: renew the credential in the background, unless the entry is stale.
+    fn fire(&self, due: Due) {
+        let Ok(credential) = self.credential(&due.id) else {
+            return;
+        };
+        if credential.generation.load(Ordering::SeqCst) == due.generation {
+            self.nudge(&credential, self.shared.clock.now());
+        }
+    }
+
+    fn draw(&self) -> f64 {
+        lock(&self.shared.random).f64()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::MemoryStore;
+    use crate::clock::ManualClock;
     use crate::record::tests::tokens;
 
     /// A refresh that finds the cache fresh (another refresh finished while it waited for the lock) asks no one:
@@ -346,41 +814,74 @@ mod tests {
     async fn a_refresh_that_finds_the_cache_fresh_sends_nothing() {
         let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
         let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
-        let stored = tokens("fresh");
-        let now = stored.obtained_at;
-        let manager = Manager::with_clock(MemoryStore::new(), Clock::from_fn(move || now));
+        let manual = ManualClock::new();
+        let manager = Manager::with_options(
+            MemoryStore::new(),
+            ManagerOptions::default().with_clock(manual),
+        );
+        let mut stored = tokens("fresh");
+        stored.obtained_at = manager.clock().wall();
+        stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
         let id = CredentialId::new("fresh").unwrap();
-        manager.manage(id.clone(), refresher, RefreshPolicy::default());
+        manager.manage(id.clone(), CredentialOptions::new(refresher));
         let _ = manager
             .store()
             .compare_and_swap(&id, None, &stored)
             .await
             .unwrap();
         let credential = manager.credential(&id).unwrap();
-        publish(&credential, &Versioned::new(1, stored));
-        let token = manager.refresh(&credential).await.unwrap();
-        assert_eq!(token.version, 1);
+        let token = manager.token_of(&credential, &Versioned::new(1, stored), None);
+        manager.install(&credential, token);
+        let (token, renewed) = manager.renew(&credential).await.unwrap();
+        assert_eq!((token.version, renewed), (1, Renewed::FromStore));
     }
 
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
-    }
+    /// Tokens just issued count their lifetime from when the request was sent, on the monotonic clock; tokens
+    /// read from the store from what the wall clock says is left. The refresh is due within the policy's margin
+    /// and jitter.
+    #[tokio::test]
+    async fn deadlines_count_from_the_send_for_new_tokens_and_from_the_wall_for_stored_ones() {
+        let manual = ManualClock::new();
+        let manager = Manager::with_options(
+            MemoryStore::new(),
+            ManagerOptions::default()
+                .with_clock(manual.clone())
+                .with_seed(7),
+        );
+        let config = refresh_facade::EkuaibaoConfig::new();
+        let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+        let id = CredentialId::new("deadlines").unwrap();
+        manager.manage(id.clone(), CredentialOptions::new(refresher));
+        let credential = manager.credential(&id).unwrap();
+        let clock = manager.clock().clone();
 
-    #[test]
-    fn a_refresh_is_due_the_longer_of_the_minimum_and_the_fraction_before_expiry() {
-        let policy = RefreshPolicy::default();
-        // 1 h: 10% is 6 min, more than 60 s.
-        assert_eq!(policy.refresh_at(at(0), at(3600)), at(3600 - 360));
-        // 5 min: 10% is 30 s, less than 60 s.
-        assert_eq!(policy.refresh_at(at(0), at(300)), at(300 - 60));
-        // Shorter than the minimum: due at once, never before it was obtained.
-        assert_eq!(policy.refresh_at(at(0), at(30)), at(0));
-        // Already expired when obtained.
-        assert_eq!(policy.refresh_at(at(10), at(0)), at(0));
-        let custom = RefreshPolicy {
-            minimum_ahead: Duration::from_secs(1),
-            fraction_ahead: 0.5,
-        };
-        assert_eq!(custom.refresh_at(at(0), at(100)), at(50));
+        let mut stored = tokens("d");
+        stored.obtained_at = clock.wall();
+        stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
+        let record = Versioned::new(1, stored.clone());
+        let sent = clock.now().before(Duration::from_secs(10));
+        let issued = manager.token_of(&credential, &record, Some(sent));
+        assert_eq!(issued.valid_until, sent.after(Duration::from_secs(3600)));
+        let ahead = issued.valid_until.since(issued.refresh_due);
+        assert!(
+            ahead >= Duration::from_secs(360) && ahead <= Duration::from_secs(540),
+            "{ahead:?}"
+        );
+        assert_eq!(
+            issued.refresh_at,
+            issued.expires_at - TimeDelta::from_std(ahead).unwrap()
+        );
+
+        // Half an hour later the stored copy has half an hour left, wherever the wall clock says it is...
+        manual.advance(Duration::from_secs(1800));
+        let read = manager.token_of(&credential, &record, None);
+        let left = read.valid_until.since(clock.now());
+        assert!(
+            left > Duration::from_secs(1790) && left <= Duration::from_secs(1800),
+            "{left:?}"
+        );
+        // ...but a wall-clock jump leaves a cached token's deadlines as they were.
+        manual.jump_wall(TimeDelta::hours(2));
+        assert!(issued.is_valid_at(clock.now()));
     }
 }

@@ -5,15 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use refresh_facade::{Clock, Grant, ISolarCloudConfig, Refresher, VendorConfig};
+use refresh_facade::{Grant, ISolarCloudConfig, Refresher, VendorConfig};
 use refresh_manager::{
-    CredentialId, Manager, ManagerError, MemoryStore, RefreshPolicy, StoreError, StoredTokens,
-    Swap, TokenStore, Versioned,
+    CredentialId, CredentialOptions, Manager, ManagerClock, ManagerError, ManagerOptions,
+    ManualClock, MemoryStore, StoreError, StoredTokens, Swap, TokenStore, Versioned,
 };
 use refresh_sandbox::{Emulator, Fault, Sandbox, SandboxOptions, accounts};
 
 struct Setup {
     sandbox: Sandbox,
+    /// The managers' clock, moved with the sandbox's.
+    clock: ManualClock,
     id: CredentialId,
 }
 
@@ -26,13 +28,19 @@ impl Setup {
             .unwrap();
         Setup {
             sandbox,
+            clock: ManualClock::new(),
             id: CredentialId::new("isolarcloud-test").unwrap(),
         }
     }
 
-    fn clock(&self) -> Clock {
-        let clock = self.sandbox.clock().clone();
-        Clock::from_fn(move || clock.now())
+    fn clock(&self) -> ManagerClock {
+        ManagerClock::from(self.clock.clone())
+    }
+
+    /// Moves the sandbox's and the managers' time forward together.
+    fn advance(&self, by: Duration) {
+        self.sandbox.clock().advance(by);
+        self.clock.advance(by);
     }
 
     fn refresher(&self) -> Refresher {
@@ -44,7 +52,7 @@ impl Setup {
         .with_base_url(base);
         Refresher::new(VendorConfig::ISolarCloud(config))
             .unwrap()
-            .with_clock(self.clock())
+            .with_clock(self.clock().facade_clock())
     }
 
     /// A manager of the credential on `store`, logged in if the store holds nothing yet.
@@ -58,9 +66,15 @@ impl Setup {
 
     /// A manager of the credential on `store`, without a login.
     fn unlogged_manager<S: TokenStore + 'static>(&self, store: S) -> Manager<S> {
-        let manager = Manager::with_clock(store, self.clock());
-        manager.manage(self.id.clone(), self.refresher(), RefreshPolicy::default());
+        let manager = Manager::with_options(store, self.options());
+        manager.manage(self.id.clone(), CredentialOptions::new(self.refresher()));
         manager
+    }
+
+    fn options(&self) -> ManagerOptions {
+        ManagerOptions::default()
+            .with_clock(self.clock.clone())
+            .with_seed(9)
     }
 
     /// A first login at the sandbox.
@@ -77,9 +91,10 @@ impl Setup {
 
     /// Moves the sandbox's (and the manager's) time to just past the expiry of `token`.
     fn expire(&self, expires_at: chrono::DateTime<chrono::Utc>) {
-        let clock = self.sandbox.clock();
-        let until = (expires_at - clock.now()).to_std().unwrap_or_default();
-        clock.advance(until + Duration::from_secs(1));
+        let until = (expires_at - self.sandbox.clock().now())
+            .to_std()
+            .unwrap_or_default();
+        self.advance(until + Duration::from_secs(1));
     }
 
     fn refreshes(&self) -> usize {
@@ -148,11 +163,11 @@ async fn a_refresh_outlives_the_callers_that_stop_waiting() {
     let setup = Setup::new().await;
     let manager = setup.manager(MemoryStore::new()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
-    setup.expire(first.expires_at);
     setup.sandbox.inject(
         Emulator::ISolarCloud,
         Fault::Latency(Duration::from_millis(300)),
     );
+    setup.expire(first.expires_at);
     let gave_up =
         tokio::time::timeout(Duration::from_millis(20), manager.access_token(&setup.id)).await;
     assert!(gave_up.is_err(), "the caller stopped waiting");
@@ -189,13 +204,13 @@ async fn a_due_token_is_served_while_it_is_refreshed_in_the_background() {
     let manager = setup.manager(MemoryStore::new()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
     let clock = setup.sandbox.clock();
-    let due = (first.refresh_at - clock.now()).to_std().unwrap() + Duration::from_secs(1);
-    clock.advance(due);
-    assert!(clock.now() < first.expires_at);
     setup.sandbox.inject(
         Emulator::ISolarCloud,
         Fault::Latency(Duration::from_millis(200)),
     );
+    let due = (first.refresh_at - clock.now()).to_std().unwrap() + Duration::from_secs(1);
+    setup.advance(due);
+    assert!(clock.now() < first.expires_at);
     for _ in 0..20 {
         let served =
             tokio::time::timeout(Duration::from_millis(100), manager.access_token(&setup.id))
@@ -212,17 +227,13 @@ async fn a_due_token_is_served_while_it_is_refreshed_in_the_background() {
 #[tokio::test]
 async fn unknown_and_unstored_credentials_are_typed_errors() {
     let setup = Setup::new().await;
-    let manager = Manager::with_clock(MemoryStore::new(), setup.clock());
+    let manager = Manager::with_options(MemoryStore::new(), setup.options());
     let unknown = manager.access_token(&setup.id).await.unwrap_err();
     assert!(
         matches!(unknown, ManagerError::Unknown(ref id) if *id == setup.id),
         "{unknown}"
     );
-    manager.manage(
-        setup.id.clone(),
-        setup.refresher(),
-        RefreshPolicy::default(),
-    );
+    manager.manage(setup.id.clone(), CredentialOptions::new(setup.refresher()));
     let unstored = manager.access_token(&setup.id).await.unwrap_err();
     assert!(matches!(unstored, ManagerError::NotStored(_)), "{unstored}");
     assert_eq!(setup.refreshes(), 0);
@@ -250,7 +261,6 @@ async fn a_refusal_is_no_error_when_another_writer_rotated_meanwhile() {
     let store = MemoryStore::new();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
-    setup.expire(first.expires_at);
     // Another writer rotates (the sandbox spends the stored refresh token) but has not stored the result yet.
     let stored = store.load(&setup.id).await.unwrap().unwrap();
     let rotated = setup
@@ -262,6 +272,7 @@ async fn a_refusal_is_no_error_when_another_writer_rotated_meanwhile() {
         Emulator::ISolarCloud,
         Fault::Latency(Duration::from_millis(300)),
     );
+    setup.expire(first.expires_at);
     let refreshing = {
         let (manager, id) = (manager.clone(), setup.id.clone());
         tokio::spawn(async move { manager.access_token(&id).await })
@@ -273,8 +284,20 @@ async fn a_refusal_is_no_error_when_another_writer_rotated_meanwhile() {
         .unwrap();
     assert_eq!(swap, Swap::Written { version: 2 });
     let token = refreshing.await.unwrap().expect("no false 'log in again'");
-    assert_eq!(token.version, 2);
-    assert_eq!(token.secret, rotated.access_token);
+    // The other writer's tokens were issued before the clock moved past expiry, so the manager refreshed them in
+    // turn: version 3, from the refresh token the other writer stored.
+    assert_eq!(token.version, 3);
+    let stored = store.load(&setup.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.version, &stored.tokens.access_token),
+        (3, &token.secret)
+    );
+    assert_ne!(token.secret, rotated.access_token);
+    assert_eq!(
+        setup.refreshes(),
+        3,
+        "ours (refused), theirs, and ours from theirs"
+    );
 }
 
 /// When nobody else rotated, a refusal is the credential's end, reported as it is; the dead tokens are not handed
@@ -285,7 +308,6 @@ async fn a_refusal_with_the_store_unchanged_is_reported() {
     let store = MemoryStore::new();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
-    setup.expire(first.expires_at);
     let stored = store.load(&setup.id).await.unwrap().unwrap();
     // Spent elsewhere, and never stored: the credential is gone.
     setup
@@ -293,6 +315,7 @@ async fn a_refusal_with_the_store_unchanged_is_reported() {
         .refresh(&stored.tokens.grant())
         .await
         .unwrap();
+    setup.expire(first.expires_at);
     let error = manager.access_token(&setup.id).await.unwrap_err();
     let ManagerError::Refresh(refused) = &error else {
         panic!("{error}")
@@ -363,6 +386,8 @@ async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_
     assert_eq!(setup.refreshes(), 1, "the vendor rotated");
     assert_eq!(store.load(&setup.id).await.unwrap().unwrap().version, 1);
 
+    // After the backoff's first wait (at most 1 s), the held tokens are written.
+    setup.advance(Duration::from_secs(2));
     let token = manager.access_token(&setup.id).await.unwrap();
     assert_eq!(
         (token.version, setup.refreshes()),
@@ -390,6 +415,7 @@ async fn a_login_the_store_failed_to_take_is_written_by_the_next_call() {
     let failed = manager.login(&setup.id, &grant).await.unwrap_err();
     assert!(matches!(failed, ManagerError::Store(_)), "{failed}");
     assert_eq!(store.load(&setup.id).await.unwrap(), None);
+    setup.advance(Duration::from_secs(2));
     let token = manager.access_token(&setup.id).await.unwrap();
     assert_eq!((token.version, setup.refreshes()), (1, 0));
     assert_eq!(

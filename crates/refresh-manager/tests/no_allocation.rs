@@ -4,9 +4,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use refresh_facade::{Clock, EkuaibaoConfig, Refresher, Vendor, VendorConfig};
+use refresh_facade::{EkuaibaoConfig, Refresher, Vendor, VendorConfig};
 use refresh_manager::{
-    CredentialId, Manager, MemoryStore, RefreshPolicy, StoredTokens, TokenStore,
+    CredentialId, CredentialOptions, Manager, ManagerOptions, ManualClock, MemoryStore,
+    StoredTokens, TokenStore,
 };
 
 /// The system allocator, counting the allocations of the thread that asks.
@@ -43,13 +44,14 @@ fn a_cached_read_allocates_nothing() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let manager = Manager::with_clock(MemoryStore::new(), Clock::from_fn(move || now));
+        let options = ManagerOptions::default().with_clock(ManualClock::new());
+        let manager = Manager::with_options(MemoryStore::new(), options);
+        let now = manager.clock().wall();
         let id = CredentialId::new("cached").unwrap();
         // Never called: the token in the store is fresh.
         let config = EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
         let refresher = Refresher::new(VendorConfig::Ekuaibao(config)).unwrap();
-        manager.manage(id.clone(), refresher, RefreshPolicy::default());
+        manager.manage(id.clone(), CredentialOptions::new(refresher));
         let tokens: StoredTokens = serde_json::from_value(serde_json::json!({
             "vendor": Vendor::Ekuaibao,
             "access_token": "access",

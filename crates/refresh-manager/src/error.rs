@@ -1,0 +1,109 @@
+//! Why the manager has no valid access token for a credential.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use refresh_facade::RefreshError;
+
+use crate::record::CredentialId;
+use crate::store::StoreError;
+
+/// Why the manager has no valid access token for a credential. Cheap to clone: callers that arrive while the
+/// manager waits before trying again get the same error.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    #[error("no credential {0} is managed here")]
+    Unknown(CredentialId),
+    #[error("the store holds no tokens for {0}: log in first")]
+    NotStored(CredentialId),
+    /// The vendor refused or failed; the cached token, if still valid, stays in use.
+    #[error(transparent)]
+    Refresh(Arc<RefreshError>),
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+}
+
+impl ManagerError {
+    /// Only a new (interactive) login gets tokens again: the vendor refused the refresh token and the credential
+    /// has no login of its own, or it was never stored.
+    pub fn is_reauthorization_required(&self) -> bool {
+        match self {
+            ManagerError::Refresh(error) => error.is_reauthorization_required(),
+            ManagerError::NotStored(_) => true,
+            ManagerError::Unknown(_) | ManagerError::Store(_) => false,
+        }
+    }
+
+    /// The manager tries again by itself (after [`ManagerError::retry_after`] where the vendor said): a transient
+    /// vendor failure, or a store that could not be read or written.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ManagerError::Refresh(error) => error.is_retryable(),
+            ManagerError::Store(_) => true,
+            ManagerError::Unknown(_) | ManagerError::NotStored(_) => false,
+        }
+    }
+
+    /// What the vendor asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ManagerError::Refresh(error) => error.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// The vendor's error, if the vendor answered.
+    pub fn refresh_error(&self) -> Option<&RefreshError> {
+        match self {
+            ManagerError::Refresh(error) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The outcome's name in metrics and status: the vendor error's kind, or `store_error`, `not_stored`,
+    /// `unknown`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ManagerError::Refresh(error) => error.kind().as_str(),
+            ManagerError::Store(_) => "store_error",
+            ManagerError::NotStored(_) => "not_stored",
+            ManagerError::Unknown(_) => "unknown",
+        }
+    }
+}
+
+impl From<StoreError> for ManagerError {
+    fn from(error: StoreError) -> Self {
+        ManagerError::Store(Arc::new(error))
+    }
+}
+
+impl From<RefreshError> for ManagerError {
+    fn from(error: RefreshError) -> Self {
+        ManagerError::Refresh(Arc::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_and_bookkeeping_errors_have_their_helpers() {
+        let id = CredentialId::new("x").unwrap();
+        let store = ManagerError::from(StoreError::Io(std::io::Error::other("disk full")));
+        assert!(store.is_retryable() && !store.is_reauthorization_required());
+        assert_eq!(
+            (store.outcome(), store.retry_after()),
+            ("store_error", None)
+        );
+        assert!(store.refresh_error().is_none());
+        let unstored = ManagerError::NotStored(id.clone());
+        assert!(unstored.is_reauthorization_required() && !unstored.is_retryable());
+        assert_eq!(unstored.outcome(), "not_stored");
+        let unknown = ManagerError::Unknown(id);
+        assert!(!unknown.is_reauthorization_required() && !unknown.is_retryable());
+        assert_eq!(unknown.outcome(), "unknown");
+    }
+}

@@ -1,0 +1,76 @@
+//! What the manager tells the service: a hook on each rotation, and metrics through the `metrics` facade (the
+//! service installs the exporter it wants). Neither carries a secret: names, vendors, versions, instants and
+//! outcomes only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use refresh_facade::Vendor;
+
+use crate::record::CredentialId;
+
+/// Counter of calls to the vendor (refreshes and logins), by `vendor`, `operation` (`refresh`, `login`) and
+/// `outcome` (`ok` or the error kind).
+pub const VENDOR_CALLS: &str = "refresh_kit_vendor_calls_total";
+/// Histogram of the vendor calls' latency in seconds, with the same labels.
+pub const VENDOR_CALL_SECONDS: &str = "refresh_kit_vendor_call_seconds";
+/// Counter of renewals (one shared refresh, whatever it took), by `vendor` and `outcome`: `refreshed`,
+/// `logged_in`, `from_store` (another process had stored fresher tokens), `orphaned` (our tokens lost the
+/// compare-and-swap and were kept as an orphan), or the error's outcome ([`crate::ManagerError::outcome`]).
+pub const RENEWALS: &str = "refresh_kit_renewals_total";
+
+/// A credential's new tokens are durable: what [`crate::ManagerOptions::on_rotate`] hooks receive. No token is in
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rotated {
+    pub id: CredentialId,
+    pub vendor: Vendor,
+    /// The store record's new version.
+    pub version: u64,
+    pub expires_at: DateTime<Utc>,
+    /// Whether they came from a login (`obtain`) rather than a refresh.
+    pub by_login: bool,
+}
+
+pub(crate) type RotateHook = Arc<dyn Fn(&Rotated) + Send + Sync>;
+
+/// How a renewal ended well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Renewed {
+    Refreshed,
+    LoggedIn,
+    FromStore,
+    Orphaned,
+}
+
+impl Renewed {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Renewed::Refreshed => "refreshed",
+            Renewed::LoggedIn => "logged_in",
+            Renewed::FromStore => "from_store",
+            Renewed::Orphaned => "orphaned",
+        }
+    }
+}
+
+pub(crate) fn vendor_call(
+    vendor: Vendor,
+    operation: &'static str,
+    outcome: &'static str,
+    took: Duration,
+) {
+    let labels = [
+        ("vendor", vendor.as_str()),
+        ("operation", operation),
+        ("outcome", outcome),
+    ];
+    metrics::counter!(VENDOR_CALLS, &labels).increment(1);
+    metrics::histogram!(VENDOR_CALL_SECONDS, &labels).record(took.as_secs_f64());
+}
+
+pub(crate) fn renewal(vendor: Vendor, outcome: &'static str) {
+    metrics::counter!(RENEWALS, "vendor" => vendor.as_str(), "outcome" => outcome).increment(1);
+}

@@ -1,0 +1,207 @@
+//! When to refresh, and how long to wait after a failure: the rules, as pure functions of a random draw, so that
+//! tests fix the draw and the manager seeds its own.
+
+use std::time::Duration;
+
+/// When to refresh ahead of expiry, per credential: `max(minimum_ahead, fraction_ahead × lifetime)` before it,
+/// and up to `jitter × that margin` earlier still, drawn at random, so that credentials issued together do not all
+/// refresh in the same second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct RefreshPolicy {
+    pub minimum_ahead: Duration,
+    /// Of the token's lifetime, between 0 and 1.
+    pub fraction_ahead: f64,
+    /// Of the margin, between 0 and 1: how much earlier than the margin a refresh may be drawn.
+    pub jitter: f64,
+    /// How to wait after a failure that may pass.
+    pub backoff: Backoff,
+}
+
+impl Default for RefreshPolicy {
+    /// 60 seconds or 10% of the lifetime before expiry, whichever is longer, up to half that again earlier;
+    /// [`Backoff::default`] after failures.
+    fn default() -> Self {
+        RefreshPolicy {
+            minimum_ahead: Duration::from_secs(60),
+            fraction_ahead: 0.1,
+            jitter: 0.5,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// A policy that refreshes `margin` before expiry (at least), with the default jitter and backoff.
+    pub fn ahead(margin: Duration) -> Self {
+        RefreshPolicy {
+            minimum_ahead: margin,
+            ..RefreshPolicy::default()
+        }
+    }
+
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How long before the end of a token's `lifetime` a refresh is due, before jitter: never more than the
+    /// lifetime (a token shorter than the minimum is due at once).
+    pub fn margin(&self, lifetime: Duration) -> Duration {
+        let share = lifetime.mul_f64(self.fraction_ahead.clamp(0.0, 1.0));
+        share.max(self.minimum_ahead).min(lifetime)
+    }
+
+    /// How long after a token's lifetime began its refresh is due, for a random `draw` in `[0, 1)`.
+    pub(crate) fn due_after(&self, lifetime: Duration, draw: f64) -> Duration {
+        let margin = self.margin(lifetime);
+        let early = margin.mul_f64(self.jitter.clamp(0.0, 1.0) * draw.clamp(0.0, 1.0));
+        lifetime.saturating_sub(margin).saturating_sub(early)
+    }
+}
+
+/// Capped exponential backoff with full jitter (the wait is drawn uniformly below the capped exponential), never
+/// shorter than `minimum` (no busy loop, even right before expiry) and never shorter than what the vendor asked
+/// (`Retry-After`). While the token is still valid the wait is at most half of what is left of it, so that there is
+/// always another try before it expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backoff {
+    /// The ceiling of the first wait; each failure after it doubles the ceiling.
+    pub initial: Duration,
+    /// The highest ceiling.
+    pub maximum: Duration,
+    /// The shortest wait.
+    pub minimum: Duration,
+}
+
+impl Default for Backoff {
+    /// Ceilings of 1 s, 2 s, 4 s … up to 5 minutes; at least 1 s.
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(1),
+            maximum: Duration::from_secs(300),
+            minimum: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait after the `failures`-th failure in a row (1 for the first), for a random `draw` in `[0, 1)`.
+    /// `valid_for` is how long the cached token stays valid (`None` if there is none).
+    pub fn wait(
+        &self,
+        failures: u32,
+        retry_after: Option<Duration>,
+        valid_for: Option<Duration>,
+        draw: f64,
+    ) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        let ceiling = self
+            .initial
+            .saturating_mul(1_u32 << doublings)
+            .min(self.maximum);
+        let mut wait = ceiling.mul_f64(draw.clamp(0.0, 1.0));
+        if let Some(valid_for) = valid_for {
+            wait = wait.min(valid_for / 2);
+        }
+        wait.max(self.minimum).max(retry_after.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn the_margin_is_the_longer_of_the_minimum_and_the_fraction_never_the_whole_lifetime() {
+        let policy = RefreshPolicy::default();
+        // 1 h: 10% is 6 min, more than 60 s.
+        assert_eq!(policy.margin(HOUR), Duration::from_secs(360));
+        // 5 min: 10% is 30 s, less than 60 s.
+        assert_eq!(
+            policy.margin(Duration::from_secs(300)),
+            Duration::from_secs(60)
+        );
+        // Shorter than the minimum: due at once.
+        assert_eq!(
+            policy.margin(Duration::from_secs(30)),
+            Duration::from_secs(30)
+        );
+        let custom = RefreshPolicy {
+            minimum_ahead: Duration::from_secs(1),
+            fraction_ahead: 0.5,
+            ..RefreshPolicy::default()
+        };
+        assert_eq!(
+            custom.margin(Duration::from_secs(100)),
+            Duration::from_secs(50)
+        );
+        assert_eq!(
+            RefreshPolicy::ahead(Duration::from_secs(900)).margin(HOUR),
+            Duration::from_secs(900)
+        );
+    }
+
+    #[test]
+    fn jitter_draws_the_refresh_up_to_its_share_of_the_margin_earlier() {
+        let policy = RefreshPolicy::default();
+        assert_eq!(policy.due_after(HOUR, 0.0), HOUR - Duration::from_secs(360));
+        // The whole draw: half the margin (3 min) earlier.
+        assert_eq!(policy.due_after(HOUR, 1.0), HOUR - Duration::from_secs(540));
+        assert_eq!(policy.due_after(HOUR, 0.5), HOUR - Duration::from_secs(450));
+        assert_eq!(
+            policy.with_jitter(0.0).due_after(HOUR, 0.9),
+            HOUR - Duration::from_secs(360)
+        );
+        // A token shorter than the margin is due at once, whatever the draw.
+        assert_eq!(
+            policy.due_after(Duration::from_secs(30), 0.7),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_its_ceiling_up_to_the_maximum_and_draws_below_it() {
+        let backoff = Backoff::default();
+        let full = |failures| backoff.wait(failures, None, None, 1.0);
+        assert_eq!(full(1), Duration::from_secs(1));
+        assert_eq!(full(2), Duration::from_secs(2));
+        assert_eq!(full(4), Duration::from_secs(8));
+        assert_eq!(full(10), Duration::from_secs(300));
+        assert_eq!(full(u32::MAX), Duration::from_secs(300));
+        assert_eq!(backoff.wait(6, None, None, 0.5), Duration::from_secs(16));
+        // Never below the minimum: no busy loop.
+        assert_eq!(backoff.wait(6, None, None, 0.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn backoff_honours_retry_after_and_leaves_time_for_another_try_before_expiry() {
+        let backoff = Backoff::default();
+        let retry_after = Some(Duration::from_secs(42));
+        assert_eq!(
+            backoff.wait(1, retry_after, None, 0.5),
+            Duration::from_secs(42)
+        );
+        assert_eq!(
+            backoff.wait(10, None, Some(Duration::from_secs(100)), 1.0),
+            Duration::from_secs(50)
+        );
+        // Near expiry the minimum still holds, and what the vendor asked wins over the token's deadline.
+        assert_eq!(
+            backoff.wait(10, None, Some(Duration::from_millis(10)), 1.0),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            backoff.wait(10, retry_after, Some(Duration::from_secs(10)), 1.0),
+            Duration::from_secs(42)
+        );
+    }
+}
