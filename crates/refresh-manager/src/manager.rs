@@ -143,6 +143,13 @@ impl CredentialOptions {
 
 type Flight = Shared<BoxFuture<'static, Result<Arc<AccessToken>, ManagerError>>>;
 
+/// A renewal under way, and whether its task has ended: a `Shared` future only knows it is done once someone
+/// polled it, and background renewals are polled by no one.
+struct Running {
+    flight: Flight,
+    ended: Arc<AtomicBool>,
+}
+
 /// Tokens the vendor issued that the store failed to take: written before the vendor is asked again, never
 /// dropped, never handed out before they are durable.
 struct Unsaved {
@@ -173,7 +180,7 @@ struct Credential {
     login: Mutex<Option<Grant>>,
     current: ArcSwapOption<AccessToken>,
     /// The refresh under way, which every caller that needs one joins.
-    flight: Mutex<Option<Flight>>,
+    flight: Mutex<Option<Running>>,
     unsaved: Mutex<Option<Unsaved>>,
     health: Mutex<Health>,
     /// Bumped at each rescheduling: an older timer entry is stale.
@@ -383,14 +390,17 @@ impl<S: TokenStore + 'static> Manager<S> {
     fn flight(&self, credential: &Arc<Credential>) -> Flight {
         let mut flight = lock(&credential.flight);
         if let Some(running) = flight.as_ref()
-            && running.peek().is_none()
+            && !running.ended.load(Ordering::SeqCst)
         {
-            return running.clone();
+            return running.flight.clone();
         }
         let (manager, credential_for_task) = (self.clone(), Arc::clone(credential));
+        let ended = Arc::new(AtomicBool::new(false));
+        let ended_in_task = Arc::clone(&ended);
         let task = tokio::spawn(async move {
             let result = manager.renew(&credential_for_task).await;
             manager.settle(&credential_for_task, &result);
+            ended_in_task.store(true, Ordering::SeqCst);
             result.map(|(token, _)| token)
         });
         let joined = async move {
@@ -402,7 +412,10 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
         .boxed()
         .shared();
-        *flight = Some(joined.clone());
+        *flight = Some(Running {
+            flight: joined.clone(),
+            ended,
+        });
         joined
     }
 

@@ -2,57 +2,44 @@
 //! outlives its callers, tokens another process stored, and a terminal error that someone else's rotation
 //! explains.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use refresh_facade::{Grant, ISolarCloudConfig, Refresher, VendorConfig};
+use refresh_facade::{Grant, Refresher};
 use refresh_manager::{
-    CredentialId, CredentialOptions, Manager, ManagerClock, ManagerError, ManagerOptions,
-    ManualClock, MemoryStore, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+    CredentialId, Manager, ManagerError, MemoryStore, StoreError, StoredTokens, Swap, TokenStore,
+    Versioned,
 };
-use refresh_sandbox::{Emulator, Fault, Sandbox, SandboxOptions, accounts};
+use refresh_sandbox::{Emulator, Fault};
+use support::Harness;
 
+/// One iSolarCloud credential: it refreshes after the access token expired (its refresh token lives 30 days), so
+/// callers can arrive with no valid token at all.
 struct Setup {
-    sandbox: Sandbox,
-    /// The managers' clock, moved with the sandbox's.
-    clock: ManualClock,
+    harness: Harness,
     id: CredentialId,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = Harness;
+
+    fn deref(&self) -> &Harness {
+        &self.harness
+    }
 }
 
 impl Setup {
     async fn new() -> Self {
-        // iSolarCloud refreshes after the access token expired (its refresh token lives 30 days), so callers can
-        // arrive with no valid token at all.
-        let sandbox = Sandbox::start(SandboxOptions::only(Emulator::ISolarCloud))
-            .await
-            .unwrap();
         Setup {
-            sandbox,
-            clock: ManualClock::new(),
+            harness: Harness::start(Emulator::ISolarCloud).await,
             id: CredentialId::new("isolarcloud-test").unwrap(),
         }
     }
 
-    fn clock(&self) -> ManagerClock {
-        ManagerClock::from(self.clock.clone())
-    }
-
-    /// Moves the sandbox's and the managers' time forward together.
-    fn advance(&self, by: Duration) {
-        self.sandbox.clock().advance(by);
-        self.clock.advance(by);
-    }
-
     fn refresher(&self) -> Refresher {
-        let base = self.sandbox.base_url(Emulator::ISolarCloud).unwrap();
-        let config = ISolarCloudConfig::new(
-            accounts::ISOLARCLOUD_APP_KEY,
-            accounts::ISOLARCLOUD_ACCESS_KEY,
-        )
-        .with_base_url(base);
-        Refresher::new(VendorConfig::ISolarCloud(config))
-            .unwrap()
-            .with_clock(self.clock().facade_clock())
+        self.harness.refresher(Emulator::ISolarCloud)
     }
 
     /// A manager of the credential on `store`, logged in if the store holds nothing yet.
@@ -66,43 +53,23 @@ impl Setup {
 
     /// A manager of the credential on `store`, without a login.
     fn unlogged_manager<S: TokenStore + 'static>(&self, store: S) -> Manager<S> {
-        let manager = Manager::with_options(store, self.options());
-        manager.manage(self.id.clone(), CredentialOptions::new(self.refresher()));
+        let manager = self.harness.manager(store);
+        manager.manage(self.id.clone(), self.credential(Emulator::ISolarCloud));
         manager
-    }
-
-    fn options(&self) -> ManagerOptions {
-        ManagerOptions::default()
-            .with_clock(self.clock.clone())
-            .with_seed(9)
     }
 
     /// A first login at the sandbox.
     fn login_grant(&self) -> Grant {
-        let code = self
-            .sandbox
-            .authorization_code(Emulator::ISolarCloud)
-            .unwrap();
-        Grant::ISolarCloudAuthorizationCode {
-            code: code.into(),
-            redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
-        }
+        self.login(Emulator::ISolarCloud)
     }
 
     /// Moves the sandbox's (and the manager's) time to just past the expiry of `token`.
     fn expire(&self, expires_at: chrono::DateTime<chrono::Utc>) {
-        let until = (expires_at - self.sandbox.clock().now())
-            .to_std()
-            .unwrap_or_default();
-        self.advance(until + Duration::from_secs(1));
+        self.advance_past(expires_at, Duration::from_secs(1));
     }
 
     fn refreshes(&self) -> usize {
-        self.sandbox
-            .requests(Emulator::ISolarCloud)
-            .iter()
-            .filter(|r| r.path.contains("refreshToken"))
-            .count()
+        self.requests_to(Emulator::ISolarCloud, "refreshToken")
     }
 }
 
@@ -227,13 +194,13 @@ async fn a_due_token_is_served_while_it_is_refreshed_in_the_background() {
 #[tokio::test]
 async fn unknown_and_unstored_credentials_are_typed_errors() {
     let setup = Setup::new().await;
-    let manager = Manager::with_options(MemoryStore::new(), setup.options());
+    let manager = setup.harness.manager(MemoryStore::new());
     let unknown = manager.access_token(&setup.id).await.unwrap_err();
     assert!(
         matches!(unknown, ManagerError::Unknown(ref id) if *id == setup.id),
         "{unknown}"
     );
-    manager.manage(setup.id.clone(), CredentialOptions::new(setup.refresher()));
+    manager.manage(setup.id.clone(), setup.credential(Emulator::ISolarCloud));
     let unstored = manager.access_token(&setup.id).await.unwrap_err();
     assert!(matches!(unstored, ManagerError::NotStored(_)), "{unstored}");
     assert_eq!(setup.refreshes(), 0);

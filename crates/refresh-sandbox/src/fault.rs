@@ -66,6 +66,21 @@ impl Fault {
     }
 }
 
+/// A span of the sandbox's time during which an emulator answers every request with `status`.
+#[derive(Clone, Debug)]
+pub(crate) struct Outage {
+    pub(crate) emulator: Emulator,
+    pub(crate) from: chrono::DateTime<chrono::Utc>,
+    pub(crate) until: chrono::DateTime<chrono::Utc>,
+    pub(crate) status: u16,
+}
+
+impl Outage {
+    pub(crate) fn covers(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.from <= now && now < self.until
+    }
+}
+
 /// Logs every request, then applies the emulator's next injected fault, if any.
 pub(crate) async fn intercept(
     State((shared, emulator)): State<(Arc<Shared>, Emulator)>,

@@ -34,6 +34,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -204,6 +205,23 @@ impl Sandbox {
             .push_back(fault);
     }
 
+    /// From `from` until `until` on the sandbox's clock, the emulator answers every request with HTTP `status` and
+    /// no body, as a vendor whose token endpoint is down: tests move the clock through it instead of waiting.
+    pub fn outage(
+        &self,
+        emulator: Emulator,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        status: u16,
+    ) {
+        lock(&self.shared.outages).push(fault::Outage {
+            emulator,
+            from,
+            until,
+            status,
+        });
+    }
+
     /// Every request the emulator received, in order.
     pub fn requests(&self, emulator: Emulator) -> Vec<LoggedRequest> {
         lock(&self.shared.requests)
@@ -301,6 +319,7 @@ impl Login {
 pub(crate) struct Shared {
     pub(crate) clock: Clock,
     faults: Mutex<HashMap<Emulator, VecDeque<Fault>>>,
+    outages: Mutex<Vec<fault::Outage>>,
     requests: Mutex<Vec<LoggedRequest>>,
     refreshes: Mutex<Vec<log::Refresh>>,
     ledgers: Mutex<emulators::Ledgers>,
@@ -312,11 +331,19 @@ impl Shared {
         lock(&self.requests).push(request);
     }
 
-    /// The emulator's next injected fault, taken off its queue.
+    /// The emulator's next injected fault: an outage under way on the sandbox's clock, else the next queued one,
+    /// taken off its queue.
     pub(crate) fn next_fault(&self, emulator: Emulator) -> Option<Fault> {
-        lock(&self.faults)
-            .get_mut(&emulator)
-            .and_then(VecDeque::pop_front)
+        let now = self.clock.now();
+        let outage = lock(&self.outages)
+            .iter()
+            .find(|outage| outage.emulator == emulator && outage.covers(now))
+            .map(|outage| Fault::server_error(outage.status));
+        outage.or_else(|| {
+            lock(&self.faults)
+                .get_mut(&emulator)
+                .and_then(VecDeque::pop_front)
+        })
     }
 
     /// Counts a refresh of `credential` (see [`Sandbox::refresh_count`]).
