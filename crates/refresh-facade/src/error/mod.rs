@@ -292,6 +292,36 @@ mod tests {
         RefreshError::new(Vendor::WechatOpen, kind, "detail")
     }
 
+    /// Each public `is_*` helper answers for its own kind and no other; `is_retryable` for exactly the transient
+    /// and malformed kinds.
+    #[test]
+    fn each_is_helper_names_exactly_its_kind() {
+        for kind in ErrorKind::ALL {
+            let e = error(kind);
+            let helpers = [
+                (
+                    ErrorKind::ReauthorizationRequired,
+                    e.is_reauthorization_required(),
+                ),
+                (ErrorKind::CredentialsRejected, e.is_credentials_rejected()),
+                (ErrorKind::InvalidRequest, e.is_invalid_request()),
+                (ErrorKind::Transient, e.is_transient()),
+                (ErrorKind::MalformedResponse, e.is_malformed_response()),
+                (
+                    ErrorKind::ComponentTokenExpired,
+                    e.is_component_token_expired(),
+                ),
+                (ErrorKind::Unsupported, e.is_unsupported()),
+            ];
+            for (named, answer) in helpers {
+                assert_eq!(answer, named == kind, "is_{named} on {kind}");
+            }
+            let retryable = matches!(kind, ErrorKind::Transient | ErrorKind::MalformedResponse);
+            assert_eq!(e.is_retryable(), retryable, "{kind}");
+            assert_eq!(kind.is_retryable(), retryable, "{kind}");
+        }
+    }
+
     #[test]
     fn display_names_vendor_kind_status_vendor_code_and_request_id() {
         let error = error(ErrorKind::ReauthorizationRequired)
