@@ -51,7 +51,13 @@ pub struct ManagerClock {
 
 #[derive(Clone)]
 enum Source {
-    System { origin: Instant },
+    /// `Instant` for sleeping, and the coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`: the same clock at
+    /// millisecond resolution, read in a few nanoseconds) for "now", which every read compares: deadlines here are
+    /// seconds to hours apart.
+    System {
+        origin: Instant,
+        coarse_origin: coarsetime::Instant,
+    },
     Manual(ManualClock),
 }
 
@@ -61,6 +67,7 @@ impl ManagerClock {
         ManagerClock {
             source: Source::System {
                 origin: Instant::now(),
+                coarse_origin: coarsetime::Instant::now(),
             },
         }
     }
@@ -76,7 +83,11 @@ impl ManagerClock {
     /// Monotonic "now": what the process's deadlines are compared with.
     pub fn now(&self) -> Moment {
         match &self.source {
-            Source::System { origin } => Moment(origin.elapsed()),
+            Source::System { coarse_origin, .. } => Moment(
+                coarsetime::Instant::now()
+                    .duration_since(*coarse_origin)
+                    .into(),
+            ),
             Source::Manual(manual) => manual.now(),
         }
     }
@@ -84,7 +95,7 @@ impl ManagerClock {
     /// Returns at `deadline` (at once if it has passed).
     pub async fn sleep_until(&self, deadline: Moment) {
         match &self.source {
-            Source::System { origin } => {
+            Source::System { origin, .. } => {
                 tokio::time::sleep_until((*origin + deadline.0).into()).await;
             }
             Source::Manual(manual) => manual.sleep_until(deadline).await,

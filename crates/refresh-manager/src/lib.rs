@@ -42,7 +42,7 @@ mod store;
 
 pub use clock::{ManagerClock, ManualClock, Moment};
 pub use error::ManagerError;
-pub use manager::{AccessToken, CredentialOptions, Manager, ManagerOptions};
+pub use manager::{AccessToken, CredentialHandle, CredentialOptions, Manager, ManagerOptions};
 pub use observe::Rotated;
 pub use policy::{Backoff, RefreshPolicy};
 pub use record::{CredentialId, InvalidCredentialId, StoredTokens};

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
@@ -141,6 +141,8 @@ impl CredentialOptions {
     }
 }
 
+type Credentials = HashMap<CredentialId, Arc<Credential>, foldhash::fast::RandomState>;
+
 type Flight = Shared<BoxFuture<'static, Result<Arc<AccessToken>, ManagerError>>>;
 
 /// A renewal under way, and whether its task has ended: a `Shared` future only knows it is done once someone
@@ -224,6 +226,33 @@ impl Credential {
     }
 }
 
+/// One credential of a [`Manager`] (see [`Manager::handle`]). Cloning it is cheap.
+pub struct CredentialHandle<S> {
+    manager: Manager<S>,
+    credential: Arc<Credential>,
+}
+
+impl<S> Clone for CredentialHandle<S> {
+    fn clone(&self) -> Self {
+        CredentialHandle {
+            manager: self.manager.clone(),
+            credential: Arc::clone(&self.credential),
+        }
+    }
+}
+
+impl<S: TokenStore + 'static> CredentialHandle<S> {
+    /// As [`Manager::access_token`] for this credential. A credential managed again under the same id (a new
+    /// [`Manager::manage`]) needs a new handle.
+    pub async fn access_token(&self) -> Result<Arc<AccessToken>, ManagerError> {
+        self.manager.read(&self.credential).await
+    }
+
+    pub fn id(&self) -> &CredentialId {
+        &self.credential.id
+    }
+}
+
 /// Keeps the access tokens of many credentials valid, in one store.
 pub struct Manager<S> {
     shared: Arc<ManagerShared<S>>,
@@ -232,7 +261,9 @@ pub struct Manager<S> {
 struct ManagerShared<S> {
     store: S,
     clock: ManagerClock,
-    credentials: RwLock<HashMap<CredentialId, Arc<Credential>>>,
+    /// Read on every `access_token(&id)`, so replaced whole on each change (copy on write): readers never take a
+    /// lock or contend, and registering is `O(credentials)` ([`Manager::manage_all`] registers many in one copy).
+    credentials: ArcSwap<Credentials>,
     timers: Arc<Timers>,
     timers_served: AtomicBool,
     calls: Semaphore,
@@ -266,7 +297,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             shared: Arc::new(ManagerShared {
                 store,
                 clock: options.clock,
-                credentials: RwLock::new(HashMap::new()),
+                credentials: ArcSwap::default(),
                 timers: Arc::new(Timers::default()),
                 timers_served: AtomicBool::new(false),
                 calls: Semaphore::new(options.max_concurrent_calls),
@@ -293,23 +324,37 @@ impl<S: TokenStore + 'static> Manager<S> {
     /// Manages `id`, whose tokens are in the store (or will be, from [`Manager::login`] or the credential's own
     /// login). Replaces an earlier registration of the same id.
     pub fn manage(&self, id: CredentialId, options: CredentialOptions) {
-        let credential = Arc::new(Credential {
-            id: id.clone(),
-            login: Mutex::new(options.login.clone()),
-            options,
-            current: ArcSwapOption::empty(),
-            flight: Mutex::new(None),
-            unsaved: Mutex::new(None),
-            health: Mutex::new(Health::default()),
-            generation: AtomicU64::new(0),
-            seen_version: AtomicU64::new(0),
-            refused_through: AtomicU64::new(0),
+        self.manage_all([(id, options)]);
+    }
+
+    /// Manages many credentials at once (see [`Manager::manage`]): one copy of the registry for all of them.
+    pub fn manage_all(
+        &self,
+        credentials: impl IntoIterator<Item = (CredentialId, CredentialOptions)>,
+    ) {
+        let added: Vec<(CredentialId, Arc<Credential>)> = credentials
+            .into_iter()
+            .map(|(id, options)| {
+                let credential = Arc::new(Credential {
+                    id: id.clone(),
+                    login: Mutex::new(options.login.clone()),
+                    options,
+                    current: ArcSwapOption::empty(),
+                    flight: Mutex::new(None),
+                    unsaved: Mutex::new(None),
+                    health: Mutex::new(Health::default()),
+                    generation: AtomicU64::new(0),
+                    seen_version: AtomicU64::new(0),
+                    refused_through: AtomicU64::new(0),
+                });
+                (id, credential)
+            })
+            .collect();
+        self.shared.credentials.rcu(|current| {
+            let mut next = Credentials::clone(current);
+            next.extend(added.iter().cloned());
+            next
         });
-        self.shared
-            .credentials
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, credential);
     }
 
     /// Replaces the credential's non-interactive login (WeChat: the component token's grant with the verify ticket
@@ -351,28 +396,57 @@ impl<S: TokenStore + 'static> Manager<S> {
     /// caller stops waiting. While the manager waits before trying again, callers without a valid token get the
     /// last error at once.
     pub async fn access_token(&self, id: &CredentialId) -> Result<Arc<AccessToken>, ManagerError> {
-        let credential = self.credential(id)?;
-        let now = self.shared.clock.now();
-        if let Some(token) = credential.current.load_full() {
-            if now < token.refresh_due {
+        let credential = {
+            let credentials = self.shared.credentials.load();
+            let Some(credential) = credentials.get(id) else {
+                return Err(ManagerError::Unknown(id.clone()));
+            };
+            if let Some(token) = self.cached(credential) {
                 return Ok(token);
             }
-            if now < token.valid_until {
-                self.nudge(&credential, now);
-                return Ok(token);
-            }
+            Arc::clone(credential)
+        };
+        self.read(&credential).await
+    }
+
+    /// A handle on one managed credential: its [`CredentialHandle::access_token`] is [`Manager::access_token`]
+    /// without looking the credential up, for services that read one credential often.
+    pub fn handle(&self, id: &CredentialId) -> Result<CredentialHandle<S>, ManagerError> {
+        Ok(CredentialHandle {
+            manager: self.clone(),
+            credential: self.credential(id)?,
+        })
+    }
+
+    async fn read(&self, credential: &Arc<Credential>) -> Result<Arc<AccessToken>, ManagerError> {
+        if let Some(token) = self.cached(credential) {
+            return Ok(token);
         }
-        if let Some(error) = credential.waiting_error(now) {
+        if let Some(error) = credential.waiting_error(self.shared.clock.now()) {
             return Err(error);
         }
-        self.flight(&credential).await
+        self.flight(credential).await
+    }
+
+    /// The read path: the cached token while it is valid, starting its background refresh once it is due. No lock,
+    /// no allocation.
+    fn cached(&self, credential: &Arc<Credential>) -> Option<Arc<AccessToken>> {
+        let now = self.shared.clock.now();
+        let token = credential.current.load_full()?;
+        if now < token.refresh_due {
+            return Some(token);
+        }
+        if now < token.valid_until {
+            self.nudge(credential, now);
+            return Some(token);
+        }
+        None
     }
 
     fn credential(&self, id: &CredentialId) -> Result<Arc<Credential>, ManagerError> {
         self.shared
             .credentials
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+            .load()
             .get(id)
             .cloned()
             .ok_or_else(|| ManagerError::Unknown(id.clone()))
