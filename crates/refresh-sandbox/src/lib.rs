@@ -240,6 +240,41 @@ impl Sandbox {
             .count()
     }
 
+    /// When the emulator handled each refresh, in order, on the real clock (not the sandbox's): for tests that
+    /// compare it with what another process saw.
+    pub fn refresh_times(&self, emulator: Emulator) -> Vec<std::time::SystemTime> {
+        lock(&self.shared.refreshes)
+            .iter()
+            .filter(|r| r.emulator == emulator)
+            .map(|r| r.at)
+            .collect()
+    }
+
+    /// Whether `refresh_token` (Sugon AC: the token itself) would be accepted by a refresh at `emulator` now.
+    pub fn refresh_token_state(
+        &self,
+        emulator: Emulator,
+        refresh_token: &str,
+    ) -> RefreshTokenState {
+        let now = self.shared.clock.now();
+        let ledgers = self.shared.ledgers();
+        match ledgers.refresh_tokens(emulator).check(refresh_token, now) {
+            Ok(_) => RefreshTokenState::Live,
+            Err(tokens::Refusal::Spent) => RefreshTokenState::Spent,
+            Err(tokens::Refusal::Expired) => RefreshTokenState::Expired,
+            Err(tokens::Refusal::Unknown) => RefreshTokenState::Unknown,
+        }
+    }
+
+    /// The refresh token (Sugon AC: the token) `emulator` issued last.
+    pub fn last_refresh_token(&self, emulator: Emulator) -> Option<String> {
+        self.shared
+            .ledgers()
+            .refresh_tokens(emulator)
+            .last()
+            .map(str::to_owned)
+    }
+
     /// A fresh authorization code, as the user's browser would bring back after authorizing the app (single use):
     /// iSolarCloud's, and WeChat's for [`accounts::WECHAT_AUTHORIZER_APPID`]. `None` for vendors whose first login
     /// takes no authorization code.
@@ -277,6 +312,19 @@ impl Sandbox {
             let _ = server.task.await;
         }
     }
+}
+
+/// What an emulator makes of a refresh token (see [`Sandbox::refresh_token_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshTokenState {
+    /// Issued, not used up, not expired: a refresh with it would succeed.
+    Live,
+    /// Used up by a rotation.
+    Spent,
+    Expired,
+    /// Never issued here.
+    Unknown,
 }
 
 /// The tokens of a first login (see [`Sandbox::login`]).
@@ -351,6 +399,7 @@ impl Shared {
         lock(&self.refreshes).push(log::Refresh {
             emulator,
             credential: credential.to_owned(),
+            at: std::time::SystemTime::now(),
         });
     }
 

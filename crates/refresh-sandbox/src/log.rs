@@ -19,4 +19,6 @@ pub struct LoggedRequest {
 pub(crate) struct Refresh {
     pub emulator: Emulator,
     pub credential: String,
+    /// When it was handled, on the real clock (tests in other processes compare it with theirs).
+    pub at: std::time::SystemTime,
 }

@@ -28,6 +28,8 @@ pub(crate) enum Refusal {
 #[derive(Debug, Default)]
 pub(crate) struct Tokens {
     issued: HashMap<String, Issued>,
+    /// The newest token issued.
+    last: Option<String>,
 }
 
 impl Tokens {
@@ -57,6 +59,7 @@ impl Tokens {
             spent: false,
             subject: subject.into(),
         };
+        self.last = Some(value.clone());
         self.issued.insert(value, issued);
     }
 
@@ -75,6 +78,11 @@ impl Tokens {
     /// The token whatever its state (for windows that extend past expiry).
     pub fn get(&self, value: &str) -> Option<&Issued> {
         self.issued.get(value)
+    }
+
+    /// The newest token issued, if any.
+    pub fn last(&self) -> Option<&str> {
+        self.last.as_deref()
     }
 
     pub fn spend(&mut self, value: &str) {

@@ -34,6 +34,13 @@ pub(crate) struct Ledger {
     pairs: HashMap<String, String>,
 }
 
+impl Ledger {
+    /// What a refresh presents: its refresh tokens.
+    pub(crate) fn refresh_tokens(&self) -> &Tokens {
+        &self.refresh
+    }
+}
+
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(

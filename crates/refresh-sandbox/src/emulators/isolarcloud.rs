@@ -29,6 +29,13 @@ pub(crate) struct Ledger {
     codes: Tokens,
 }
 
+impl Ledger {
+    /// What a refresh presents: its refresh tokens.
+    pub(crate) fn refresh_tokens(&self) -> &Tokens {
+        &self.refresh
+    }
+}
+
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/openapi/apiManage/token", post(exchange))

@@ -28,6 +28,13 @@ pub(crate) struct Ledger {
     refresh: Tokens,
 }
 
+impl Ledger {
+    /// What a refresh presents: its refresh tokens.
+    pub(crate) fn refresh_tokens(&self) -> &Tokens {
+        &self.refresh
+    }
+}
+
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new().route("/Authen/v2/RefreshToken", post(refresh))
 }

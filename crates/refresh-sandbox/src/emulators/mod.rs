@@ -27,6 +27,19 @@ pub(crate) struct Ledgers {
     pub ekuaibao: ekuaibao::Ledger,
 }
 
+impl Ledgers {
+    /// The tokens a refresh at `emulator` presents.
+    pub(crate) fn refresh_tokens(&self, emulator: Emulator) -> &crate::tokens::Tokens {
+        match emulator {
+            Emulator::ISolarCloud => self.isolarcloud.refresh_tokens(),
+            Emulator::SugonAc => self.sugon_ac.refresh_tokens(),
+            Emulator::MisaCukcuk => self.misa_cukcuk.refresh_tokens(),
+            Emulator::WechatOpen => self.wechat_open.refresh_tokens(),
+            Emulator::Ekuaibao => self.ekuaibao.refresh_tokens(),
+        }
+    }
+}
+
 pub(crate) fn router(emulator: Emulator, shared: Arc<Shared>) -> Router {
     let routes = match emulator {
         Emulator::ISolarCloud => isolarcloud::routes(),

@@ -29,6 +29,13 @@ pub(crate) struct Ledger {
     tokens: Tokens,
 }
 
+impl Ledger {
+    /// What a refresh presents: the token a renewal presents (Sugon AC renews the token itself).
+    pub(crate) fn refresh_tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+}
+
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/ac/openapi/v2/tokens", post(get_tokens))
