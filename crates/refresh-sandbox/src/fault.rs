@@ -93,6 +93,11 @@ pub(crate) async fn intercept(
         path: request.uri().path().to_owned(),
         query: request.uri().query().map(str::to_owned),
     });
+    let _in_flight = shared.in_flight(emulator);
+    let latency = shared.latency(emulator);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     match shared.next_fault(emulator) {
         None => next.run(request).await,
         Some(Fault::Latency(delay)) => {

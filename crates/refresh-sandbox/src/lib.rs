@@ -222,6 +222,19 @@ impl Sandbox {
         });
     }
 
+    /// Every request to `emulator` from now on waits `latency` (real time) before it is handled, as a distant
+    /// vendor's would; `Duration::ZERO` removes it.
+    pub fn set_latency(&self, emulator: Emulator, latency: std::time::Duration) {
+        lock(&self.shared.latency).insert(emulator, latency);
+    }
+
+    /// The most requests `emulator` was handling at one time.
+    pub fn most_in_flight(&self, emulator: Emulator) -> usize {
+        lock(&self.shared.in_flight)
+            .get(&emulator)
+            .map_or(0, |(_, most)| *most)
+    }
+
     /// Every request the emulator received, in order.
     pub fn requests(&self, emulator: Emulator) -> Vec<LoggedRequest> {
         lock(&self.shared.requests)
@@ -368,6 +381,9 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     faults: Mutex<HashMap<Emulator, VecDeque<Fault>>>,
     outages: Mutex<Vec<fault::Outage>>,
+    latency: Mutex<HashMap<Emulator, std::time::Duration>>,
+    /// Requests being handled now, and the most there ever were at once, per emulator.
+    in_flight: Mutex<HashMap<Emulator, (usize, usize)>>,
     requests: Mutex<Vec<LoggedRequest>>,
     refreshes: Mutex<Vec<log::Refresh>>,
     ledgers: Mutex<emulators::Ledgers>,
@@ -394,6 +410,26 @@ impl Shared {
         })
     }
 
+    /// Counts a request to `emulator` in flight until the returned guard drops.
+    pub(crate) fn in_flight(self: &Arc<Self>, emulator: Emulator) -> InFlight {
+        let mut counts = lock(&self.in_flight);
+        let (now, most) = counts.entry(emulator).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        InFlight {
+            shared: Arc::clone(self),
+            emulator,
+        }
+    }
+
+    /// The latency every request to `emulator` waits (see [`Sandbox::set_latency`]).
+    pub(crate) fn latency(&self, emulator: Emulator) -> std::time::Duration {
+        lock(&self.latency)
+            .get(&emulator)
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Counts a refresh of `credential` (see [`Sandbox::refresh_count`]).
     pub(crate) fn record_refresh(&self, emulator: Emulator, credential: &str) {
         lock(&self.refreshes).push(log::Refresh {
@@ -406,6 +442,20 @@ impl Shared {
     /// What the emulators issued, locked for one handler's read-check-write.
     pub(crate) fn ledgers(&self) -> MutexGuard<'_, emulators::Ledgers> {
         lock(&self.ledgers)
+    }
+}
+
+/// A request being handled (see [`Shared::in_flight`]).
+pub(crate) struct InFlight {
+    shared: Arc<Shared>,
+    emulator: Emulator,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some((now, _)) = lock(&self.shared.in_flight).get_mut(&self.emulator) {
+            *now -= 1;
+        }
     }
 }
 
