@@ -1,5 +1,6 @@
 //! `refresh demo`: the sandbox in-process, a first login at every vendor, then a refresh, both through the
-//! facade (MISA CukCuk documents no login: the sandbox's stands in for it).
+//! facade (MISA CukCuk documents no login: the sandbox's stands in for it); then a simulated day in which
+//! `refresh-manager` keeps every credential valid ([`crate::day`]), printed as a timeline.
 
 use std::process::ExitCode;
 
@@ -49,14 +50,27 @@ pub async fn run(args: Args) -> ExitCode {
         outcomes.push(Outcome { vendor, result });
     }
     sandbox.shutdown().await;
+    let day = crate::day::simulate(&http).await;
 
     if args.json {
         let rows: Vec<_> = outcomes.iter().map(json_row).collect();
-        println!("{}", serde_json::Value::Array(rows));
+        let day = match &day {
+            Ok(timelines) => {
+                serde_json::Value::Array(timelines.iter().map(json_timeline).collect())
+            }
+            Err(error) => json!({"error": error}),
+        };
+        println!("{}", json!({"vendors": rows, "day": day}));
     } else {
         print_table(&outcomes);
+        println!();
+        match &day {
+            Ok(timelines) => print_day(timelines),
+            Err(error) => println!("the simulated day failed: {error}"),
+        }
     }
-    if outcomes.iter().all(|o| o.result.is_ok()) {
+    let day_ok = day.is_ok_and(|timelines| timelines.iter().all(|t| t.errors == 0));
+    if outcomes.iter().all(|o| o.result.is_ok()) && day_ok {
         exit::code(exit::SUCCESS)
     } else {
         exit::code(exit::FAILURE)
@@ -165,6 +179,73 @@ fn json_row(outcome: &Outcome) -> serde_json::Value {
     }
 }
 
+fn json_timeline(timeline: &crate::day::Timeline) -> serde_json::Value {
+    let renewals: Vec<_> = timeline
+        .renewals
+        .iter()
+        .map(|(at, by_login)| json!({"after_secs": at.as_secs(), "login": by_login}))
+        .collect();
+    json!({"credential": timeline.credential, "renewals": renewals, "caller_errors": timeline.errors})
+}
+
+/// `h:mm` after the start of the day; `*` marks a login.
+fn clock_time(at: std::time::Duration, by_login: bool) -> String {
+    let minutes = at.as_secs() / 60;
+    let mark = if by_login { "*" } else { "" };
+    format!("{}:{:02}{mark}", minutes / 60, minutes % 60)
+}
+
+fn print_day(timelines: &[crate::day::Timeline]) {
+    println!(
+        "A simulated day on the sandbox's clock: refresh-manager renews in the background, callers ask every 10 minutes"
+    );
+    let rows: Vec<[String; 4]> = timelines
+        .iter()
+        .map(|timeline| {
+            let when: Vec<String> = timeline
+                .renewals
+                .iter()
+                .map(|(at, login)| clock_time(*at, *login))
+                .collect();
+            [
+                timeline.credential.clone(),
+                timeline.renewals.len().to_string(),
+                timeline.errors.to_string(),
+                if when.is_empty() {
+                    "-".into()
+                } else {
+                    when.join(" ")
+                },
+            ]
+        })
+        .collect();
+    let header = ["CREDENTIAL", "RENEWALS", "ERRORS", "WHEN (h:mm; * = login)"].map(String::from);
+    print_rows(&header, &rows);
+    let renewals: usize = timelines.iter().map(|t| t.renewals.len()).sum();
+    let errors: usize = timelines.iter().map(|t| t.errors).sum();
+    println!("24 h: {renewals} renewals, {errors} caller-visible errors");
+}
+
+fn print_rows<const N: usize>(header: &[String; N], rows: &[[String; N]]) {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| {
+            rows.iter()
+                .chain([header])
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+}
+
 fn print_table(outcomes: &[Outcome]) {
     let rows: Vec<[String; 5]> = outcomes
         .iter()
@@ -188,21 +269,5 @@ fn print_table(outcomes: &[Outcome]) {
         })
         .collect();
     let header = ["VENDOR", "TOKEN TYPE", "EXPIRES AT", "ROTATED", "OUTCOME"].map(String::from);
-    let widths: Vec<usize> = (0..5)
-        .map(|i| {
-            rows.iter()
-                .chain([&header])
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        println!("{}", cells.join("  ").trim_end());
-    }
+    print_rows(&header, &rows);
 }

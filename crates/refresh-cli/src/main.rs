@@ -2,6 +2,7 @@
 //! (`sandbox`), and a demo of them (`demo`). A thin layer: the work is done by `refresh-facade` and
 //! `refresh-sandbox`; it imports no vendor crate.
 
+mod day;
 mod demo;
 mod exit;
 mod login;

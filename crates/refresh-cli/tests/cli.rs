@@ -486,31 +486,57 @@ async fn once_help_lists_exactly_the_keys_it_prints() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn demo_refreshes_at_all_five_vendors() {
+async fn demo_refreshes_at_all_five_vendors_then_keeps_them_fresh_for_a_day() {
     let run = refresh(&["demo"], &[], None).await;
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 6, "{}", run.stdout);
     assert!(
         lines[0].starts_with("VENDOR")
             && lines[0].contains("EXPIRES AT")
             && lines[0].ends_with("OUTCOME")
     );
-    for (line, vendor) in lines[1..].iter().zip(Emulator::ALL) {
+    for (line, vendor) in lines[1..6].iter().zip(Emulator::ALL) {
         assert!(
             line.starts_with(vendor.as_str()) && line.ends_with("ok"),
             "{line}"
         );
     }
-    let run = refresh(&["demo", "--json"], &[], None).await;
-    let rows = run.json_out();
-    assert_eq!(rows.as_array().unwrap().len(), 5);
+    // The day: a header, one row per credential, and the summary.
     assert!(
-        rows.as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["outcome"] == "ok"),
-        "{rows}"
+        lines[6].is_empty() && lines[7].starts_with("A simulated day"),
+        "{}",
+        run.stdout
+    );
+    assert!(lines[8].starts_with("CREDENTIAL"), "{}", run.stdout);
+    let sugon = lines[9..]
+        .iter()
+        .find(|l| l.starts_with("sugon-ac "))
+        .expect("a row for sugon-ac");
+    // Sugon AC's 2-hour tokens: the first login, then a refresh about every 1 h 50 min.
+    let renewals: usize = sugon.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!((13..=15).contains(&renewals), "{sugon}");
+    assert!(
+        lines.last().unwrap().ends_with(", 0 caller-visible errors"),
+        "{}",
+        run.stdout
+    );
+
+    let run = refresh(&["demo", "--json"], &[], None).await;
+    let out = run.json_out();
+    let vendors = out["vendors"].as_array().unwrap();
+    assert_eq!(vendors.len(), 5);
+    assert!(vendors.iter().all(|r| r["outcome"] == "ok"), "{out}");
+    let day = out["day"].as_array().unwrap();
+    assert_eq!(day.len(), 6, "{out}");
+    assert!(day.iter().all(|t| t["caller_errors"] == 0), "{out}");
+    let component = day
+        .iter()
+        .find(|t| t["credential"] == "wechat-open-component")
+        .unwrap();
+    let renewals = component["renewals"].as_array().unwrap();
+    assert!(
+        renewals.len() >= 12 && renewals.iter().all(|r| r["login"] == true),
+        "{component}"
     );
 }
 
