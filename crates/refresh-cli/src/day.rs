@@ -29,6 +29,9 @@ pub struct Timeline {
     pub errors: usize,
 }
 
+/// A renewal the manager reported: the credential, when it was durable, whether it was a login.
+type Renewal = (String, DateTime<Utc>, bool);
+
 /// The credentials of the day: (id, vendor's emulator).
 const CREDENTIALS: [(&str, Emulator); 6] = [
     ("isolarcloud", Emulator::ISolarCloud),
@@ -45,7 +48,7 @@ pub async fn simulate(http: &reqwest::Client) -> Result<Vec<Timeline>, String> {
         .map_err(|e| format!("cannot start the sandbox: {e}"))?;
     let clock = ManualClock::new();
     let start = refresh_manager::ManagerClock::from(clock.clone()).wall();
-    let renewed: Arc<Mutex<Vec<(String, DateTime<Utc>, bool)>>> = Arc::default();
+    let renewed: Arc<Mutex<Vec<Renewal>>> = Arc::default();
     let options = ManagerOptions::default()
         .with_clock(clock.clone())
         .with_seed(2026)
