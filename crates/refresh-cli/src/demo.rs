@@ -226,7 +226,8 @@ fn print_day(timelines: &[crate::day::Timeline]) {
     println!("24 h: {renewals} renewals, {errors} caller-visible errors");
 }
 
-fn print_rows<const N: usize>(header: &[String; N], rows: &[[String; N]]) {
+/// Prints `rows` under `header`, in columns.
+pub fn print_rows<const N: usize>(header: &[String; N], rows: &[[String; N]]) {
     let widths: Vec<usize> = (0..N)
         .map(|i| {
             rows.iter()

@@ -3,10 +3,12 @@
 
 use std::process::ExitCode;
 
-use refresh_facade::{Grant, RefreshError, Refresher, TokenSet, Vendor};
+use refresh_facade::{Grant, RefreshError, Refresher, Secret, TokenSet, Vendor};
+use refresh_manager::{CredentialOptions, Manager, ManagerError};
 
 use crate::output;
-use crate::settings::{Misconfigured, Secrets, Settings};
+use crate::profiles::{ConfigArgs, LoginSettings, Profile, Profiles};
+use crate::settings::{Misconfigured, Secrets, Settings, setting};
 
 /// `refresh login --help`: which secrets and settings each vendor's login takes, and the output tables.
 pub fn help() -> String {
@@ -33,6 +35,10 @@ Examples:
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// A profile of the profiles file: log in with its settings and store its tokens for `refresh token`.
+    profile: Option<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
     #[command(flatten)]
     settings: Settings,
     /// iSolarCloud: the redirect URI the authorization code was issued for.
@@ -49,8 +55,27 @@ pub struct Args {
     component_token: bool,
 }
 
+impl Args {
+    /// The login settings the flags give, over those of `profile`.
+    fn login_settings(&self, profile: Option<&LoginSettings>) -> LoginSettings {
+        let profile = profile.cloned().unwrap_or_default();
+        LoginSettings {
+            redirect_uri: self.redirect_uri.clone().or(profile.redirect_uri),
+            user: self.user.clone().or(profile.user),
+            org_id: self.org_id.clone().or(profile.org_id),
+            app_key: self.settings.app_key.clone().or(profile.app_key),
+        }
+    }
+}
+
 pub async fn run(args: Args) -> ExitCode {
-    let vendor = args.settings.vendor;
+    if let Some(name) = &args.profile {
+        return log_in_profile(&args, name).await;
+    }
+    let vendor = match args.settings.vendor() {
+        Ok(vendor) => vendor,
+        Err(Misconfigured(message)) => return output::usage(&message),
+    };
     let (refresher, secrets) = match Secrets::read(args.settings.stdin)
         .and_then(|secrets| Ok((args.settings.refresher(&secrets)?, secrets)))
     {
@@ -60,7 +85,7 @@ pub async fn run(args: Args) -> ExitCode {
     if let Err(unsupported) = refresher.ensure_login_offered() {
         return output::report(Err(unsupported));
     }
-    match login(&args, &refresher, &secrets).await {
+    match login(&args, vendor, &refresher, &secrets).await {
         Ok(result) => output::report(result),
         Err(misconfigured) => output::misconfigured(vendor, misconfigured),
     }
@@ -69,47 +94,155 @@ pub async fn run(args: Args) -> ExitCode {
 /// The vendor's login with the grant the arguments and secrets make.
 async fn login(
     args: &Args,
+    vendor: Vendor,
     refresher: &Refresher,
     secrets: &Secrets,
 ) -> Result<Result<TokenSet, RefreshError>, Misconfigured> {
-    let settings = &args.settings;
-    let grant = match settings.vendor {
-        Vendor::ISolarCloud => Grant::ISolarCloudAuthorizationCode {
-            code: secrets.require("AUTHORIZATION_CODE")?,
-            redirect_uri: settings.setting(&args.redirect_uri, "--redirect-uri / REDIRECT_URI")?,
-        },
-        Vendor::SugonAc => Grant::SugonAcPassword {
-            user: settings.setting(&args.user, "--user / USER_NAME")?,
-            password: secrets.require("PASSWORD")?,
-            org_id: settings.setting(&args.org_id, "--org-id / ORG_ID")?,
-        },
-        Vendor::Ekuaibao => Grant::EkuaibaoAppCredentials {
-            app_key: settings.setting(&settings.app_key, "--app-key / APP_KEY")?,
-            app_security: secrets.require("APP_SECURITY")?,
-        },
+    let component = match vendor {
         Vendor::WechatOpen => {
             let component_access_token = match secrets.get("COMPONENT_ACCESS_TOKEN") {
                 Some(token) if !args.component_token => token,
-                _ => {
-                    let grant = Grant::WechatOpenComponentToken {
-                        component_appsecret: secrets.require("COMPONENT_APPSECRET")?,
-                        component_verify_ticket: secrets.require("COMPONENT_VERIFY_TICKET")?,
-                    };
-                    let component = refresher.obtain(&grant).await;
-                    match component {
-                        Ok(component) if !args.component_token => component.access_token,
-                        other => return Ok(other),
-                    }
-                }
+                _ => match refresher.obtain(&component_grant(secrets)?).await {
+                    Ok(component) if !args.component_token => component.access_token,
+                    other => return Ok(other),
+                },
             };
-            Grant::WechatOpenAuthorizationCode {
-                authorization_code: secrets.require("AUTHORIZATION_CODE")?,
-                component_access_token,
+            Some(component_access_token)
+        }
+        _ => None,
+    };
+    let grant = grant(vendor, &args.login_settings(None), secrets, component)?;
+    Ok(refresher.obtain(&grant).await)
+}
+
+/// WeChat: the platform's component token, from its appsecret and the latest verify ticket.
+pub fn component_grant(secrets: &Secrets) -> Result<Grant, Misconfigured> {
+    Ok(Grant::WechatOpenComponentToken {
+        component_appsecret: secrets.require("COMPONENT_APPSECRET")?,
+        component_verify_ticket: secrets.require("COMPONENT_VERIFY_TICKET")?,
+    })
+}
+
+/// The login grant of `vendor` from its settings and secrets; WeChat's presents the platform's current
+/// `component` token.
+pub fn grant(
+    vendor: Vendor,
+    login: &LoginSettings,
+    secrets: &Secrets,
+    component: Option<Secret>,
+) -> Result<Grant, Misconfigured> {
+    Ok(match vendor {
+        Vendor::ISolarCloud => Grant::ISolarCloudAuthorizationCode {
+            code: secrets.require("AUTHORIZATION_CODE")?,
+            redirect_uri: setting(vendor, &login.redirect_uri, "--redirect-uri / REDIRECT_URI")?,
+        },
+        Vendor::SugonAc => Grant::SugonAcPassword {
+            user: setting(vendor, &login.user, "--user / USER_NAME")?,
+            password: secrets.require("PASSWORD")?,
+            org_id: setting(vendor, &login.org_id, "--org-id / ORG_ID")?,
+        },
+        Vendor::Ekuaibao => Grant::EkuaibaoAppCredentials {
+            app_key: setting(vendor, &login.app_key, "--app-key / APP_KEY")?,
+            app_security: secrets.require("APP_SECURITY")?,
+        },
+        Vendor::WechatOpen => Grant::WechatOpenAuthorizationCode {
+            authorization_code: secrets.require("AUTHORIZATION_CODE")?,
+            component_access_token: component
+                .ok_or_else(|| Misconfigured("wechat-open needs the component token".into()))?,
+        },
+        other => return Err(Misconfigured(format!("{other} has no login in this build"))),
+    })
+}
+
+/// The login a profile can repeat without a person (Sugon AC, Ekuaibao, WeChat's component token), if its
+/// secrets are at hand.
+pub fn unattended_login(profile: &Profile, secrets: &Secrets) -> Option<Grant> {
+    match profile.vendor {
+        Vendor::SugonAc | Vendor::Ekuaibao => {
+            grant(profile.vendor, &profile.login, secrets, None).ok()
+        }
+        _ => None,
+    }
+}
+
+/// The profiles file and the secrets (environment, or standard input).
+pub fn profiles_and_secrets(
+    config: &ConfigArgs,
+    stdin: bool,
+) -> Result<(Profiles, Secrets), Misconfigured> {
+    Ok((config.load()?, Secrets::read(stdin)?))
+}
+
+/// `refresh login PROFILE`: the first tokens, stored (durably) in the profiles' token store.
+async fn log_in_profile(args: &Args, name: &str) -> ExitCode {
+    let (profiles, secrets) = match profiles_and_secrets(&args.config, args.settings.stdin) {
+        Ok(loaded) => loaded,
+        Err(Misconfigured(message)) => return output::unconfigured(&message),
+    };
+    let profile = match profiles.get(name) {
+        Ok(profile) => profile,
+        Err(Misconfigured(message)) => return output::unconfigured(&message),
+    };
+    let vendor = profile.vendor;
+    let (store, refresher) = match profiles.store().and_then(|store| {
+        Ok((
+            store,
+            args.settings
+                .refresher_for(profile.vendor_config(&secrets)?)?,
+        ))
+    }) {
+        Ok(configured) => configured,
+        Err(misconfigured) => return output::misconfigured(vendor, misconfigured),
+    };
+    if let Err(unsupported) = refresher.ensure_login_offered() {
+        return output::report(Err(unsupported));
+    }
+    let manager = Manager::new(store);
+    let component = match profile.component_id() {
+        Some(component_id) => {
+            let grant = match component_grant(&secrets) {
+                Ok(grant) => grant,
+                Err(misconfigured) => return output::misconfigured(vendor, misconfigured),
+            };
+            manager.manage(
+                component_id.clone(),
+                CredentialOptions::new(refresher.clone()).with_login(grant),
+            );
+            match manager.access_token(&component_id).await {
+                Ok(token) => Some(token.secret.clone()),
+                Err(error) => return output::manager_failure(vendor, &error),
             }
         }
-        other => {
-            return Err(Misconfigured(format!("{other} has no login in this build")));
-        }
+        None => None,
     };
-    Ok(refresher.obtain(&grant).await)
+    let grant = match grant(
+        vendor,
+        &args.login_settings(Some(&profile.login)),
+        &secrets,
+        component,
+    ) {
+        Ok(grant) => grant,
+        Err(misconfigured) => return output::misconfigured(vendor, misconfigured),
+    };
+    manager.manage(profile.id.clone(), CredentialOptions::new(refresher));
+    let result = manager.login(&profile.id, &grant).await;
+    profiles.record_outcome(
+        profile,
+        result.as_ref().map_or_else(ManagerError::outcome, |_| "ok"),
+    );
+    match result {
+        Ok(token) => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "profile": profile.name,
+                    "vendor": vendor.as_str(),
+                    "expires_at": token.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "version": token.version,
+                })
+            );
+            crate::exit::code(crate::exit::SUCCESS)
+        }
+        Err(error) => output::manager_failure(vendor, &error),
+    }
 }

@@ -1,6 +1,7 @@
-//! `refresh`: a first login (`login`) and one token refresh (`once`) at any vendor, the vendor emulators
-//! (`sandbox`), and a demo of them (`demo`). A thin layer: the work is done by `refresh-facade` and
-//! `refresh-sandbox`; it imports no vendor crate.
+//! `refresh`: profiles whose tokens `refresh-manager` keeps (`login`, `token`, `status`), a first login and one
+//! token refresh at any vendor (`login --vendor`, `once`), the vendor emulators (`sandbox`), and a demo of them
+//! (`demo`). A thin layer: the work is done by `refresh-facade`, `refresh-manager` and `refresh-sandbox`; it
+//! imports no vendor crate.
 
 mod day;
 mod demo;
@@ -8,8 +9,11 @@ mod exit;
 mod login;
 mod once;
 mod output;
+mod profiles;
 mod sandbox;
 mod settings;
+mod status;
+mod token;
 
 use std::process::ExitCode;
 
@@ -37,9 +41,16 @@ enum Command {
     /// Refresh one token and print the new tokens as JSON on stdout (errors as JSON on stderr).
     #[command(after_help = once::help())]
     Once(once::Args),
-    /// Obtain first tokens (a login) and print them as JSON on stdout (errors as JSON on stderr).
+    /// Obtain first tokens (a login): with a PROFILE, store them for `refresh token`; with --vendor, print them
+    /// as JSON on stdout (errors as JSON on stderr).
     #[command(after_help = login::help())]
     Login(login::Args),
+    /// Print a profile's valid access token, refreshing and storing it first when it is due.
+    #[command(after_help = token::help())]
+    Token(token::Args),
+    /// The profiles: vendor, expiry, refresh window, last outcome, orphans.
+    #[command(after_help = "Examples:\n  refresh status\n  refresh status --json")]
+    Status(status::Args),
 }
 
 #[tokio::main]
@@ -50,5 +61,7 @@ async fn main() -> ExitCode {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Once(args) => once::run(args).await,
         Command::Login(args) => login::run(args).await,
+        Command::Token(args) => token::run(args).await,
+        Command::Status(args) => status::run(args).await,
     }
 }

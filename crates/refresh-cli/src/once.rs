@@ -36,7 +36,9 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> ExitCode {
-    let vendor = args.settings.vendor;
+    let Some(vendor) = args.settings.vendor else {
+        return output::usage("--vendor is required");
+    };
     match configure(&args.settings) {
         Ok((refresher, grant)) => output::report(refresher.refresh(&grant).await),
         Err(misconfigured) => output::misconfigured(vendor, misconfigured),
@@ -50,7 +52,7 @@ fn configure(settings: &Settings) -> Result<(Refresher, RefreshGrant), Misconfig
     if let Some(access) = secrets.get("ACCESS_TOKEN") {
         grant = grant.with_access_token(access);
     }
-    if settings.vendor == Vendor::WechatOpen {
+    if settings.vendor == Some(Vendor::WechatOpen) {
         grant = grant.with_component_access_token(secrets.require("COMPONENT_ACCESS_TOKEN")?);
     }
     Ok((refresher, grant))

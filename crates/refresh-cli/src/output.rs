@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use refresh_facade::{RefreshError, TokenSet, Vendor};
 use serde_json::{Map, Value, json};
@@ -32,6 +33,57 @@ pub fn misconfigured(vendor: Vendor, Misconfigured(message): Misconfigured) -> E
         to_json(FAILURE_KEYS, &Failure::configuration(vendor, message))
     );
     exit::code(exit::CONFIGURATION)
+}
+
+/// Prints why the manager has no token for a profile (as a failure's JSON on stderr) and returns its exit code.
+pub fn manager_failure(vendor: Vendor, error: &refresh_manager::ManagerError) -> ExitCode {
+    use refresh_manager::ManagerError;
+    let (failure, code) = match error {
+        ManagerError::Refresh(refused) => {
+            let failure = Failure {
+                vendor,
+                kind: refused.kind().as_str(),
+                message: refused.to_string(),
+                error: Some(Arc::clone(refused)),
+            };
+            (failure, exit::for_kind(refused.kind()))
+        }
+        ManagerError::NotStored(id) => {
+            let message =
+                format!("no tokens are stored for {id}: log in first (refresh login {id})");
+            let failure = Failure {
+                vendor,
+                kind: "reauthorization_required",
+                message,
+                error: None,
+            };
+            (failure, exit::REAUTHORIZATION_REQUIRED)
+        }
+        other => {
+            let failure = Failure {
+                vendor,
+                kind: "store",
+                message: other.to_string(),
+                error: None,
+            };
+            (failure, exit::FAILURE)
+        }
+    };
+    eprintln!("{}", to_json(FAILURE_KEYS, &failure));
+    exit::code(code)
+}
+
+/// A configuration that cannot work before any vendor is known (the profiles file): the message on stderr, and the
+/// configuration exit code.
+pub fn unconfigured(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    exit::code(exit::CONFIGURATION)
+}
+
+/// A command line that cannot work: the message on stderr, and the usage exit code.
+pub fn usage(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    exit::code(exit::USAGE)
 }
 
 /// The output tables and exit codes, as `--help` of a command that does `action` prints them.
@@ -105,7 +157,7 @@ pub const SUCCESS_KEYS: &[Key<TokenSet>] = &[
 pub struct Failure {
     vendor: Vendor,
     kind: &'static str,
-    error: Option<RefreshError>,
+    error: Option<Arc<RefreshError>>,
     message: String,
 }
 
@@ -127,7 +179,7 @@ impl From<RefreshError> for Failure {
             vendor: error.vendor(),
             kind: error.kind().as_str(),
             message: error.to_string(),
-            error: Some(error),
+            error: Some(Arc::new(error)),
         }
     }
 }
@@ -141,13 +193,13 @@ pub const FAILURE_KEYS: &[Key<Failure>] = &[
     },
     Key {
         name: "kind",
-        meaning: "configuration, or the error kind: reauthorization_required, credentials_rejected, invalid_request, transient, malformed_response, component_token_expired, unsupported",
+        meaning: "configuration, store (the token store failed), or the error kind: reauthorization_required, credentials_rejected, invalid_request, transient, malformed_response, component_token_expired, unsupported",
         value: |f| json!(f.kind),
     },
     Key {
         name: "code",
         meaning: "the vendor's own error code as it sent it, or null",
-        value: |f| json!(f.error.as_ref().and_then(RefreshError::vendor_code)),
+        value: |f| json!(f.error.as_deref().and_then(RefreshError::vendor_code)),
     },
     Key {
         name: "message",
@@ -157,12 +209,12 @@ pub const FAILURE_KEYS: &[Key<Failure>] = &[
     Key {
         name: "retryable",
         meaning: "whether the same refresh may succeed later",
-        value: |f| json!(f.error.as_ref().is_some_and(RefreshError::is_retryable)),
+        value: |f| json!(f.error.as_deref().is_some_and(RefreshError::is_retryable)),
     },
     Key {
         name: "http_status",
         meaning: "the HTTP status of the vendor's answer, or null",
-        value: |f| json!(f.error.as_ref().and_then(RefreshError::http_status)),
+        value: |f| json!(f.error.as_deref().and_then(RefreshError::http_status)),
     },
     Key {
         name: "retry_after_secs",
@@ -179,7 +231,7 @@ pub const FAILURE_KEYS: &[Key<Failure>] = &[
     Key {
         name: "request_id",
         meaning: "the vendor's id of the request, for its support, or null",
-        value: |f| json!(f.error.as_ref().and_then(RefreshError::request_id)),
+        value: |f| json!(f.error.as_deref().and_then(RefreshError::request_id)),
     },
 ];
 

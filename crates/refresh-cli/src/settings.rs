@@ -13,9 +13,9 @@ use refresh_facade::{
 /// The settings of a vendor: where it is and who the app is. No secrets: those come from [`Secrets`].
 #[derive(Debug, clap::Args)]
 pub struct Settings {
-    /// The vendor: isolarcloud, sugon-ac, misa-cukcuk, wechat-open, ekuaibao.
+    /// The vendor: isolarcloud, sugon-ac, misa-cukcuk, wechat-open, ekuaibao (required without a profile).
     #[arg(long)]
-    pub vendor: Vendor,
+    pub vendor: Option<Vendor>,
     /// The vendor's base URL [default: the vendor's documented host].
     #[arg(long, value_name = "URL")]
     base_url: Option<String>,
@@ -51,23 +51,34 @@ pub struct Settings {
 /// A failure before any request: the configuration cannot work.
 pub struct Misconfigured(pub String);
 
+/// The value of a setting `vendor` needs.
+pub fn setting(
+    vendor: Vendor,
+    value: &Option<String>,
+    name: &str,
+) -> Result<String, Misconfigured> {
+    value.clone().ok_or_else(|| {
+        Misconfigured(format!(
+            "{vendor} needs {name} (flag or environment variable)"
+        ))
+    })
+}
+
 impl Settings {
+    /// The vendor `--vendor` names.
+    pub fn vendor(&self) -> Result<Vendor, Misconfigured> {
+        self.vendor
+            .ok_or_else(|| Misconfigured("--vendor is required (or name a profile)".into()))
+    }
+
     /// The value of a setting the vendor needs.
     pub fn setting(&self, value: &Option<String>, name: &str) -> Result<String, Misconfigured> {
-        value.clone().ok_or_else(|| {
-            Misconfigured(format!(
-                "{} needs {name} (flag or environment variable)",
-                self.vendor
-            ))
-        })
+        setting(self.vendor()?, value, name)
     }
 
     /// The refresher these settings (and, for iSolarCloud, the secret key in `secrets`) describe.
     pub fn refresher(&self, secrets: &Secrets) -> Result<Refresher, Misconfigured> {
-        if let Some(url) = &self.base_url {
-            check_base_url(url, self.allow_insecure)?;
-        }
-        let config = match self.vendor {
+        let config = match self.vendor()? {
             Vendor::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
                 self.setting(&self.app_key, "--app-key / APP_KEY")?,
                 secrets.require("APP_SECRET")?,
@@ -98,16 +109,37 @@ impl Settings {
                 )));
             }
         };
+        self.refresher_for(config)
+    }
+
+    /// A refresher for `config` (a profile's), with these settings' base URL, if any, and timeout.
+    pub fn refresher_for(&self, config: VendorConfig) -> Result<Refresher, Misconfigured> {
         let config = match &self.base_url {
             Some(url) => config.with_base_url(url),
             None => config,
         };
-        let http = HttpOptions::default()
-            .with_timeout(Duration::from_secs(self.timeout))
-            .build_client()
-            .map_err(|e| Misconfigured(e.to_string()))?;
-        Refresher::with_http_client(config, http).map_err(|e| Misconfigured(e.to_string()))
+        refresher(
+            config,
+            self.allow_insecure,
+            Duration::from_secs(self.timeout),
+        )
     }
+}
+
+/// A refresher for `config`, whose base URL (if it names one) must pass [`check_base_url`].
+pub fn refresher(
+    config: VendorConfig,
+    allow_insecure: bool,
+    timeout: Duration,
+) -> Result<Refresher, Misconfigured> {
+    if let Some(url) = config.base_url() {
+        check_base_url(url, allow_insecure)?;
+    }
+    let http = HttpOptions::default()
+        .with_timeout(timeout)
+        .build_client()
+        .map_err(|e| Misconfigured(e.to_string()))?;
+    Refresher::with_http_client(config, http).map_err(|e| Misconfigured(e.to_string()))
 }
 
 /// `http://` is only for loopback, where nobody else can read the tokens on the wire.

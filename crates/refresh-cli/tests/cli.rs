@@ -742,3 +742,106 @@ async fn login_obtains_first_tokens_that_refresh() {
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stderr.contains("PASSWORD"), "{}", run.stderr);
 }
+
+/// Profiles end to end: `status` before and after, `login PROFILE` stores the first tokens, `token PROFILE` prints the
+/// stored access token and, once it has expired, refreshes and stores the next one first; an unknown profile is a
+/// configuration error and one never logged in asks for a login.
+#[tokio::test(flavor = "multi_thread")]
+async fn profiles_log_in_print_valid_tokens_and_show_their_status() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::SugonAc))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let state = dir.path().join("state");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\n[profiles.hpc]\nvendor = \"sugon-ac\"\nbase_url = {base:?}\n\
+             [profiles.hpc.login]\nuser = {user:?}\norg_id = {org:?}\n\n[profiles.idle]\nvendor = \"sugon-ac\"\n",
+            base = sandbox.base_url(Emulator::SugonAc).unwrap(),
+            user = accounts::SUGON_USER,
+            org = accounts::SUGON_ORG_ID,
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let env = [("REFRESH_CONFIG", config)];
+    let status = |run: &Run| -> Vec<Value> { run.json_out().as_array().unwrap().clone() };
+
+    let before = refresh(&["status", "--json"], &env, None).await;
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    assert!(
+        status(&before).iter().all(|p| p["version"].is_null()),
+        "{}",
+        before.stdout
+    );
+    let never = refresh(&["token", "idle"], &env, None).await;
+    assert_eq!(never.code, 4, "{}", never.stderr);
+    assert!(never.stderr.contains("log in first"), "{}", never.stderr);
+    let unknown = refresh(&["token", "nope"], &env, None).await;
+    assert_eq!(unknown.code, 3, "{}", unknown.stderr);
+
+    // Issued two hours ago by the system clock the command reads: expired, still within Sugon's 24-hour window.
+    sandbox.clock().rewind(Duration::from_secs(2 * 3600 + 60));
+    let login = refresh(
+        &["login", "hpc"],
+        &[env[0], ("PASSWORD", accounts::SUGON_PASSWORD)],
+        None,
+    )
+    .await;
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    assert_eq!(login.json_out()["version"], 1);
+    sandbox.clock().advance(Duration::from_secs(2 * 3600 + 60));
+    let token = refresh(&["token", "hpc"], &env, None).await;
+    assert_eq!(token.code, 0, "{}", token.stderr);
+    let printed = token.stdout.trim_end_matches('\n');
+    assert!(
+        !printed.is_empty() && !printed.contains(char::is_whitespace),
+        "{}",
+        token.stdout
+    );
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(state.join("tokens/hpc.json")).unwrap()).unwrap();
+    assert_eq!(
+        record["version"], 2,
+        "refreshed and stored before it was printed"
+    );
+    assert_eq!(record["tokens"]["access_token"], printed);
+    // Valid now: printed again without a refresh.
+    let again = refresh(&["token", "hpc"], &env, None).await;
+    assert_eq!(again.stdout.trim_end(), printed);
+    assert_eq!(
+        sandbox.refresh_count(
+            Emulator::SugonAc,
+            record["tokens"]["refresh_token"].as_str().unwrap()
+        ),
+        0
+    );
+
+    let after = status(&refresh(&["status", "--json"], &env, None).await);
+    let hpc = after.iter().find(|p| p["profile"] == "hpc").unwrap();
+    assert_eq!(
+        (hpc["version"].clone(), hpc["last_outcome"].clone()),
+        (2.into(), "ok".into()),
+        "{hpc}"
+    );
+    assert!(hpc["expires_in_secs"].as_i64().unwrap() > 3600, "{hpc}");
+    assert_eq!(hpc["orphans"], 0);
+    let idle = after.iter().find(|p| p["profile"] == "idle").unwrap();
+    assert_eq!(idle["last_outcome"], "not_stored", "{idle}");
+    let table = refresh(&["status"], &env, None).await;
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("PROFILE") && lines[0].ends_with("ORPHANS"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("idle ") && l.contains("not logged in")),
+        "{}",
+        table.stdout
+    );
+}

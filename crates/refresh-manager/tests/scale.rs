@@ -41,6 +41,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// A credential's number, and when its rotation was durable.
+type Rotation = (usize, DateTime<Utc>);
+
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -56,7 +59,7 @@ async fn many_credentials_expiring_in_one_minute_all_refresh_before_expiry() {
     let h = Harness::start(Emulator::ISolarCloud).await;
     let store = MemoryStore::new();
     // When each rotation was durable, by credential number.
-    let rotated: Arc<Mutex<Vec<(usize, DateTime<Utc>)>>> = Arc::default();
+    let rotated: Arc<Mutex<Vec<Rotation>>> = Arc::default();
     let options = h.options().with_max_concurrent_calls(limit).on_rotate({
         let (rotated, clock) = (Arc::clone(&rotated), h.clock());
         move |event| {

@@ -1,0 +1,223 @@
+//! Profiles: named credentials in a TOML file (`$XDG_CONFIG_HOME/refresh/config.toml`, or `--config`), their
+//! tokens in a `FileStore` under the state directory (`$XDG_STATE_HOME/refresh`, or the file's `state_dir`), and
+//! the last outcome of each beside them. Secrets are never in the file's flags: an app secret may sit in the
+//! file (readable by its owner only), or come from the environment like every other secret.
+//!
+//! ```toml
+//! [profiles.prod]
+//! vendor = "ekuaibao"        # the vendor's settings, as the facade's VendorConfig reads them
+//! validity_days = 7
+//! [profiles.prod.login]      # the login's settings that are not secret
+//! app_key = "my-app"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use refresh_facade::{Vendor, VendorConfig};
+use refresh_manager::{CredentialId, FileStore};
+
+use crate::settings::{Misconfigured, Secrets};
+
+/// Where the profiles are: `--config`, else `REFRESH_CONFIG`, else the XDG config directory.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// The profiles file [default: $XDG_CONFIG_HOME/refresh/config.toml, or ~/.config/refresh/config.toml].
+    #[arg(long, env = "REFRESH_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+/// The non-secret settings of a profile's login (`[profiles.NAME.login]`).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSettings {
+    /// iSolarCloud: the redirect URI the authorization code was issued for.
+    pub redirect_uri: Option<String>,
+    /// Sugon AC: the user name and organization id.
+    pub user: Option<String>,
+    pub org_id: Option<String>,
+    /// Ekuaibao: the appKey.
+    pub app_key: Option<String>,
+}
+
+/// One profile of the file.
+pub struct Profile {
+    pub name: String,
+    pub id: CredentialId,
+    pub vendor: Vendor,
+    /// The vendor's settings as written (with `access_key` from `APP_SECRET` where the file has none).
+    table: toml::Table,
+    pub login: LoginSettings,
+}
+
+/// The profiles file, read.
+pub struct Profiles {
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    profiles: BTreeMap<String, toml::Table>,
+}
+
+impl ConfigArgs {
+    pub fn load(&self) -> Result<Profiles, Misconfigured> {
+        let path = match &self.config {
+            Some(path) => path.clone(),
+            None => xdg_dir("XDG_CONFIG_HOME", ".config")?.join("refresh/config.toml"),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Misconfigured(format!(
+                "cannot read the profiles file {}: {e}",
+                path.display()
+            ))
+        })?;
+        // toml's messages quote the line they point at, which may hold an app secret: keep only where it failed.
+        let file: File = toml::from_str(&text).map_err(|e| {
+            let place = e
+                .span()
+                .map(|span| format!(" at byte {}", span.start))
+                .unwrap_or_default();
+            Misconfigured(format!(
+                "{}{place} is not a profiles file: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        let state_dir = match file.state_dir {
+            Some(dir) => dir,
+            None => xdg_dir("XDG_STATE_HOME", ".local/state")?.join("refresh"),
+        };
+        let mut profiles = BTreeMap::new();
+        for (name, mut table) in file.profiles {
+            let id = CredentialId::new(&name)
+                .map_err(|e| Misconfigured(format!("profile {name:?}: {e}")))?;
+            let login = match table.remove("login") {
+                Some(login) => login.try_into().map_err(|e: toml::de::Error| {
+                    Misconfigured(format!("profile {name}: [login]: {}", e.message()))
+                })?,
+                None => LoginSettings::default(),
+            };
+            let vendor = table
+                .get("vendor")
+                .and_then(toml::Value::as_str)
+                .ok_or_else(|| Misconfigured(format!("profile {name} names no vendor")))?
+                .parse()
+                .map_err(|e| Misconfigured(format!("profile {name}: {e}")))?;
+            profiles.insert(
+                name.clone(),
+                Profile {
+                    name,
+                    id,
+                    vendor,
+                    table,
+                    login,
+                },
+            );
+        }
+        Ok(Profiles {
+            path,
+            state_dir,
+            profiles,
+        })
+    }
+}
+
+fn xdg_dir(variable: &str, under_home: &str) -> Result<PathBuf, Misconfigured> {
+    if let Some(dir) = std::env::var_os(variable).filter(|dir| !dir.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| Misconfigured(format!("neither {variable} nor HOME is set")))?;
+    Ok(Path::new(&home).join(under_home))
+}
+
+impl Profiles {
+    pub fn get(&self, name: &str) -> Result<&Profile, Misconfigured> {
+        self.profiles.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
+            Misconfigured(format!(
+                "no profile {name:?} in {} (it has: {})",
+                self.path.display(),
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+
+    pub fn store(&self) -> Result<FileStore, Misconfigured> {
+        let dir = self.state_dir.join("tokens");
+        FileStore::open(&dir).map_err(|e| {
+            Misconfigured(format!(
+                "cannot open the token store {}: {e}",
+                dir.display()
+            ))
+        })
+    }
+
+    fn outcome_path(&self, profile: &Profile) -> PathBuf {
+        self.state_dir
+            .join("outcomes")
+            .join(format!("{}.json", profile.id))
+    }
+
+    /// Records how the last command on `profile` ended (`ok` or an error kind), for `refresh status`.
+    pub fn record_outcome(&self, profile: &Profile, outcome: &str) {
+        let path = self.outcome_path(profile);
+        let record = serde_json::json!({"outcome": outcome, "at": Utc::now()});
+        // Best effort: the outcome is a convenience for `status`; the tokens are already stored.
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, record.to_string()));
+        if let Err(error) = written {
+            eprintln!(
+                "warning: cannot record the outcome in {}: {error}",
+                path.display()
+            );
+        }
+    }
+
+    /// The last outcome recorded for `profile`, and when.
+    pub fn last_outcome(&self, profile: &Profile) -> Option<(String, DateTime<Utc>)> {
+        let text = std::fs::read_to_string(self.outcome_path(profile)).ok()?;
+        let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let at = record["at"].as_str()?.parse().ok()?;
+        Some((record["outcome"].as_str()?.to_owned(), at))
+    }
+}
+
+impl Profile {
+    /// The vendor's configuration, with iSolarCloud's secret key from `APP_SECRET` if the file has none.
+    pub fn vendor_config(&self, secrets: &Secrets) -> Result<VendorConfig, Misconfigured> {
+        let mut table = self.table.clone();
+        if self.vendor == Vendor::ISolarCloud && !table.contains_key("access_key") {
+            let key = secrets.require("APP_SECRET")?;
+            table.insert(
+                "access_key".into(),
+                toml::Value::String(key.expose_secret().to_owned()),
+            );
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                Misconfigured(format!("profile {}: {}", self.name, e.message()))
+            })
+    }
+
+    /// WeChat authorizers: the id of the platform's component token, a credential of its own.
+    pub fn component_id(&self) -> Option<CredentialId> {
+        (self.vendor == Vendor::WechatOpen)
+            .then(|| CredentialId::new(format!("{}.component", self.id)).ok())
+            .flatten()
+    }
+}

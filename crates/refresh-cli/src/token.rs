@@ -1,0 +1,89 @@
+//! `refresh token PROFILE`: a valid access token on stdout, refreshed and stored first when it is due, in the
+//! style of `gcloud auth print-access-token`: `curl -H "Authorization: Bearer $(refresh token prod)"`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use refresh_manager::{CredentialOptions, Manager, ManagerError};
+
+use crate::login::{component_grant, profiles_and_secrets, unattended_login};
+use crate::profiles::ConfigArgs;
+use crate::settings::{Misconfigured, refresher};
+use crate::{exit, output};
+
+pub fn help() -> &'static str {
+    "\
+Prints the profile's access token and a newline, nothing else; errors go to stderr as JSON, with the exit codes
+of `refresh once`. A token that is due is refreshed first, and the new tokens are stored before it is printed.
+Where the vendor's refresh window has closed, the login is repeated without a person if its secrets are in the
+environment (or with --stdin on standard input): PASSWORD (sugon-ac), APP_SECURITY (ekuaibao); WeChat's component
+token is obtained again with COMPONENT_APPSECRET and COMPONENT_VERIFY_TICKET. iSolarCloud's APP_SECRET is read
+the same way when the profile has no access_key.
+
+Examples:
+  refresh token prod
+  curl -H \"Authorization: Bearer $(refresh token prod)\" https://api.example/v1/items"
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The profile (see `refresh login --help`).
+    profile: String,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Read the secrets as NAME=value lines from standard input instead of the environment.
+    #[arg(long)]
+    stdin: bool,
+    /// Allow a profile's plain http:// base URL for a host that is not loopback.
+    #[arg(long)]
+    allow_insecure: bool,
+    /// Time allowed for each request to the vendor.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    timeout: u64,
+}
+
+pub async fn run(args: Args) -> ExitCode {
+    let (profiles, secrets) = match profiles_and_secrets(&args.config, args.stdin) {
+        Ok(loaded) => loaded,
+        Err(Misconfigured(message)) => return output::unconfigured(&message),
+    };
+    let profile = match profiles.get(&args.profile) {
+        Ok(profile) => profile,
+        Err(Misconfigured(message)) => return output::unconfigured(&message),
+    };
+    let timeout = Duration::from_secs(args.timeout);
+    let configured = profiles.store().and_then(|store| {
+        let config = profile.vendor_config(&secrets)?;
+        Ok((store, refresher(config, args.allow_insecure, timeout)?))
+    });
+    let (store, refresher) = match configured {
+        Ok(configured) => configured,
+        Err(misconfigured) => return output::misconfigured(profile.vendor, misconfigured),
+    };
+    let manager = Manager::new(store);
+    let mut credential = CredentialOptions::new(refresher.clone());
+    if let Some(component_id) = profile.component_id() {
+        let mut component = CredentialOptions::new(refresher);
+        if let Ok(grant) = component_grant(&secrets) {
+            component = component.with_login(grant);
+        }
+        manager.manage(component_id.clone(), component);
+        credential = credential.with_component_token(component_id);
+    }
+    if let Some(grant) = unattended_login(profile, &secrets) {
+        credential = credential.with_login(grant);
+    }
+    manager.manage(profile.id.clone(), credential);
+    let result = manager.access_token(&profile.id).await;
+    profiles.record_outcome(
+        profile,
+        result.as_ref().map_or_else(ManagerError::outcome, |_| "ok"),
+    );
+    match result {
+        Ok(token) => {
+            println!("{}", token.secret.expose_secret());
+            exit::code(exit::SUCCESS)
+        }
+        Err(error) => output::manager_failure(profile.vendor, &error),
+    }
+}
