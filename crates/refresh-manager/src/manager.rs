@@ -13,6 +13,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use refresh_facade::{Grant, RefreshError, Refresher, Secret, Vendor};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::clock::{ManagerClock, Moment};
 use crate::error::ManagerError;
@@ -471,12 +472,17 @@ impl<S: TokenStore + 'static> Manager<S> {
         let (manager, credential_for_task) = (self.clone(), Arc::clone(credential));
         let ended = Arc::new(AtomicBool::new(false));
         let ended_in_task = Arc::clone(&ended);
-        let task = tokio::spawn(async move {
-            let result = manager.renew(&credential_for_task).await;
-            manager.settle(&credential_for_task, &result);
-            ended_in_task.store(true, Ordering::SeqCst);
-            result.map(|(token, _)| token)
-        });
+        // One span per renewal, around everything it does (the facade's own spans nest in it).
+        let span = tracing::info_span!("renewal", credential = %credential.id, vendor = %credential.vendor());
+        let task = tokio::spawn(
+            async move {
+                let result = manager.renew(&credential_for_task).await;
+                manager.settle(&credential_for_task, &result);
+                ended_in_task.store(true, Ordering::SeqCst);
+                result.map(|(token, _)| token)
+            }
+            .instrument(span),
+        );
         let joined = async move {
             task.await.unwrap_or_else(|join| {
                 Err(ManagerError::Store(Arc::new(StoreError::Io(

@@ -155,6 +155,11 @@ async fn outcomes_are_counted_and_no_token_is_reported() {
         logged.contains("trying again later") && logged.contains("needs attention"),
         "{logged}"
     );
+    // Each event of a renewal is in its span, which names the credential and the vendor.
+    assert!(
+        logged.contains("renewal{credential=observed vendor=isolarcloud}"),
+        "{logged}"
+    );
     assert_eq!(tokens.len(), 6);
     for token in &tokens {
         assert!(!logged.contains(token.as_str()), "a token in the logs");
