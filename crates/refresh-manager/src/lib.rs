@@ -1,5 +1,24 @@
 //! Keeps tokens valid without ever losing a rotated refresh token.
 //!
+//! ```no_run
+//! use refresh_facade::{Grant, Refresher, VendorConfig};
+//! use refresh_manager::{CredentialId, CredentialOptions, FileStore, Manager};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = Manager::new(FileStore::open("/var/lib/my-service/tokens")?);
+//! let id = CredentialId::new("expenses")?;
+//! let config: VendorConfig = serde_json::from_str(r#"{"vendor": "ekuaibao", "validity_days": 7}"#)?;
+//! let login = Grant::EkuaibaoAppCredentials { app_key: "my-app".into(), app_security: "…".into() };
+//! manager.manage(id.clone(), CredentialOptions::new(Refresher::new(config)?).with_login(login));
+//!
+//! // As often as you like: a valid token from the cache, refreshed in the background ahead of expiry.
+//! let token = manager.access_token(&id).await?;
+//! println!("valid until {}", token.expires_at);
+//! # let _ = token.secret.expose_secret();
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! [`Manager::access_token`] returns a valid token from a lock-free cache (`arc-swap`). Each credential's
 //! refresh runs in the background ahead of expiry (by its [`RefreshPolicy`]: `max(60 s, 10% of the lifetime)`
 //! before it, minus random jitter), on one timer heap for the whole manager; when no token is valid every caller
