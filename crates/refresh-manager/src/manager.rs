@@ -323,7 +323,8 @@ impl<S: TokenStore + 'static> Manager<S> {
     }
 
     /// Manages `id`, whose tokens are in the store (or will be, from [`Manager::login`] or the credential's own
-    /// login). Replaces an earlier registration of the same id.
+    /// login). Replaces an earlier registration of the same id (handles on it keep the old one). Its background
+    /// refreshes start with its first read.
     pub fn manage(&self, id: CredentialId, options: CredentialOptions) {
         self.manage_all([(id, options)]);
     }
@@ -351,11 +352,21 @@ impl<S: TokenStore + 'static> Manager<S> {
                 (id, credential)
             })
             .collect();
-        self.shared.credentials.rcu(|current| {
+        let replaced = self.shared.credentials.rcu(|current| {
             let mut next = Credentials::clone(current);
             next.extend(added.iter().cloned());
             next
         });
+        // Tokens a replaced registration holds because the store failed to take them go with the new one: the
+        // vendor issued them, and they may be the only live ones.
+        for (id, credential) in &added {
+            if let Some(old) = replaced.get(id) {
+                let unsaved = lock(&old.unsaved).take();
+                if unsaved.is_some() {
+                    *lock(&credential.unsaved) = unsaved;
+                }
+            }
+        }
     }
 
     /// Replaces the credential's non-interactive login (WeChat: the component token's grant with the verify ticket

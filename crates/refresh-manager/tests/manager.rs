@@ -396,3 +396,21 @@ async fn a_login_the_store_failed_to_take_is_written_by_the_next_call() {
         token.secret
     );
 }
+
+/// Registering a credential again does not drop tokens the store failed to take under the old registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_again_keeps_the_tokens_the_store_failed_to_take() {
+    let setup = Setup::new().await;
+    let store = FailingStore::default();
+    let manager = setup.unlogged_manager(store.clone());
+    store
+        .failing_writes
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let grant = setup.login_grant();
+    assert!(manager.login(&setup.id, &grant).await.is_err());
+    manager.manage(setup.id.clone(), setup.credential(Emulator::ISolarCloud));
+    let token = manager.access_token(&setup.id).await.unwrap();
+    assert_eq!(token.version, 1, "the login's tokens, written now");
+    let stored = store.load(&setup.id).await.unwrap().unwrap();
+    assert_eq!(stored.tokens.access_token, token.secret);
+}
