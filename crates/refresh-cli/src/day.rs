@@ -6,10 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use refresh_facade::{
-    EkuaibaoConfig, Grant, ISolarCloudConfig, MisaCukcukConfig, Refresher, SugonAcConfig, Vendor,
-    VendorConfig, WechatOpenConfig,
-};
+use refresh_facade::{Grant, Refresher, Vendor};
 use refresh_manager::{
     CredentialId, CredentialOptions, Manager, ManagerOptions, ManualClock, MemoryStore,
     StoredTokens, TokenStore,
@@ -123,22 +120,11 @@ fn refresher(
     http: &reqwest::Client,
     manager: &Manager<MemoryStore>,
 ) -> Result<Refresher, String> {
-    let config = match emulator {
-        Emulator::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
-            accounts::ISOLARCLOUD_APP_KEY,
-            accounts::ISOLARCLOUD_ACCESS_KEY,
-        )),
-        Emulator::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
-        Emulator::MisaCukcuk => {
-            VendorConfig::MisaCukcuk(MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE))
-        }
-        Emulator::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
-            accounts::WECHAT_COMPONENT_APPID,
-            accounts::WECHAT_AUTHORIZER_APPID,
-        )),
-        Emulator::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new()),
-        other => return Err(format!("{other} has no part in the day")),
-    };
+    let config = crate::demo::VENDORS
+        .iter()
+        .find(|(_, of)| *of == emulator)
+        .and_then(|(vendor, _)| crate::demo::sandbox_config(*vendor))
+        .ok_or_else(|| format!("{emulator} has no part in the day"))?;
     let base = sandbox
         .base_url(emulator)
         .ok_or("an emulator did not start")?;

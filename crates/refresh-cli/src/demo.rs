@@ -77,7 +77,8 @@ pub async fn run(args: Args) -> ExitCode {
     }
 }
 
-const VENDORS: [(Vendor, Emulator); 5] = [
+/// Each vendor and its emulator.
+pub const VENDORS: [(Vendor, Emulator); 5] = [
     (Vendor::ISolarCloud, Emulator::ISolarCloud),
     (Vendor::SugonAc, Emulator::SugonAc),
     (Vendor::MisaCukcuk, Emulator::MisaCukcuk),
@@ -98,22 +99,7 @@ async fn login_and_refresh(
             .map(Secret::from)
             .ok_or("the sandbox issued no authorization code")
     };
-    let config = match vendor {
-        Vendor::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
-            accounts::ISOLARCLOUD_APP_KEY,
-            accounts::ISOLARCLOUD_ACCESS_KEY,
-        )),
-        Vendor::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
-        Vendor::MisaCukcuk => {
-            VendorConfig::MisaCukcuk(MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE))
-        }
-        Vendor::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
-            accounts::WECHAT_COMPONENT_APPID,
-            accounts::WECHAT_AUTHORIZER_APPID,
-        )),
-        Vendor::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(7)),
-        other => return Err(format!("{other} has no demo")),
-    };
+    let config = sandbox_config(vendor).ok_or_else(|| format!("{vendor} has no demo"))?;
     let refresher = Refresher::with_http_client(config.with_base_url(base), http.clone())
         .map_err(|e| e.to_string())?;
     let mut component_token = None;
@@ -162,6 +148,26 @@ async fn login_and_refresh(
         next = next.with_component_access_token(component_token);
     }
     refresher.refresh(&next).await.map_err(|e| e.to_string())
+}
+
+/// The configuration that the sandbox's accounts ([`accounts`]) make for `vendor`.
+pub fn sandbox_config(vendor: Vendor) -> Option<VendorConfig> {
+    Some(match vendor {
+        Vendor::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
+            accounts::ISOLARCLOUD_APP_KEY,
+            accounts::ISOLARCLOUD_ACCESS_KEY,
+        )),
+        Vendor::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
+        Vendor::MisaCukcuk => {
+            VendorConfig::MisaCukcuk(MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE))
+        }
+        Vendor::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
+            accounts::WECHAT_COMPONENT_APPID,
+            accounts::WECHAT_AUTHORIZER_APPID,
+        )),
+        Vendor::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_validity_days(7)),
+        _ => return None,
+    })
 }
 
 fn json_row(outcome: &Outcome) -> serde_json::Value {

@@ -89,6 +89,17 @@ async fn log_in(sandbox: &Sandbox, dir: &Path) {
     manager.login(&id, &grant).await.unwrap();
 }
 
+/// A sandbox, its base URL, and a store directory holding a first login there.
+async fn logged_in() -> (Sandbox, String, tempfile::TempDir) {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    let base = sandbox.base_url(Emulator::ISolarCloud).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    log_in(&sandbox, dir.path()).await;
+    (sandbox, base, dir)
+}
+
 /// The child's side (ignored unless run by the tests below).
 #[test]
 #[ignore = "run by the other tests as a child process"]
@@ -193,12 +204,7 @@ impl TokenStore for Timed {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_processes_sharing_a_file_store_refresh_once_per_expiry() {
     let expiries = count("REFRESH_KIT_EXPIRIES", 200);
-    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::ISolarCloud))
-        .await
-        .unwrap();
-    let base = sandbox.base_url(Emulator::ISolarCloud).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    log_in(&sandbox, dir.path()).await;
+    let (sandbox, base, dir) = logged_in().await;
     let mut children: Vec<_> = (0..8)
         .map(|n| {
             let mut process = spawn_child("share", dir.path(), &base, n);
@@ -270,12 +276,7 @@ fn nanos(at: SystemTime) -> u128 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_at_random_moments_leaves_a_live_refresh_token() {
     let rounds = count("REFRESH_KIT_KILLS", 150);
-    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::ISolarCloud))
-        .await
-        .unwrap();
-    let base = sandbox.base_url(Emulator::ISolarCloud).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    log_in(&sandbox, dir.path()).await;
+    let (sandbox, base, dir) = logged_in().await;
     let store = FileStore::open(dir.path()).unwrap();
     let id = CredentialId::new(ID).unwrap();
     let mut random = fastrand::Rng::with_seed(1000);
