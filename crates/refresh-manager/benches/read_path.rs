@@ -141,3 +141,41 @@ static WATCH: LazyLock<Watch> = LazyLock::new(|| tokio::sync::watch::channel(cac
 fn tokio_watch() -> Arc<Cached> {
     still_valid(&WATCH.1.borrow())
 }
+
+/// The same reads as a service makes them: awaited inside a task, here 1,000 in a row on each thread's own
+/// current-thread runtime (where the mutex parks a task that finds it held, as it does in a service).
+mod in_tasks {
+    use super::*;
+
+    const READS: usize = 1_000;
+
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    }
+
+    fn awaited<F: std::future::Future<Output = ()>>(reads: impl Fn() -> F) {
+        RUNTIME.with(|runtime| {
+            runtime.block_on(async {
+                for _ in 0..READS {
+                    reads().await;
+                }
+            })
+        });
+    }
+
+    #[divan::bench(threads = [1, 2], sample_count = 100, counters = [divan::counter::ItemsCount::new(READS)])]
+    fn manager_access_token() {
+        let managed = &*MANAGED;
+        awaited(|| async {
+            divan::black_box(managed.manager.access_token(&managed.id).await.unwrap());
+        });
+    }
+
+    #[divan::bench(threads = [1, 2], sample_count = 100, counters = [divan::counter::ItemsCount::new(READS)])]
+    fn tokio_mutex() {
+        awaited(|| async {
+            divan::black_box(still_valid(&*TOKIO_MUTEX.lock().await));
+        });
+    }
+}
