@@ -343,11 +343,11 @@ async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_
     let manager = setup.unlogged_manager(store.clone());
     let grant = setup.login_grant();
     let first = manager.login(&setup.id, &grant).await.unwrap();
-    setup.expire(first.expires_at);
-
+    // Before the clock moves: the background renewal that expiry starts must meet the failing store too.
     store
         .failing_writes
         .store(1, std::sync::atomic::Ordering::SeqCst);
+    setup.expire(first.expires_at);
     let failed = manager.access_token(&setup.id).await.unwrap_err();
     assert!(matches!(failed, ManagerError::Store(_)), "{failed}");
     assert_eq!(setup.refreshes(), 1, "the vendor rotated");
