@@ -280,6 +280,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_system_sleep_lasts_until_its_moment() {
+        let clock = ManagerClock::system();
+        let started = Instant::now();
+        clock
+            .sleep_until(clock.now().after(Duration::from_millis(60)))
+            .await;
+        // The coarse clock may lag a few milliseconds behind `Instant`.
+        assert!(
+            started.elapsed() >= Duration::from_millis(50),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
     async fn a_system_sleep_until_a_past_moment_returns_at_once() {
         let clock = ManagerClock::system();
         tokio::time::timeout(Duration::from_secs(1), clock.sleep_until(Moment::default()))

@@ -940,6 +940,37 @@ mod tests {
         assert_eq!((token.version, renewed), (1, Renewed::FromStore));
     }
 
+    /// A dropped manager's timer task ends: it holds the manager only weakly, and the drop wakes it.
+    #[tokio::test]
+    async fn the_timer_task_ends_with_its_manager() {
+        let runtime = tokio::runtime::Handle::current();
+        let before = runtime.metrics().num_alive_tasks();
+        let manager = Manager::with_options(MemoryStore::new(), ManagerOptions::default());
+        let config = refresh_facade::EkuaibaoConfig::new();
+        let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+        let id = CredentialId::new("timed").unwrap();
+        manager.manage(id.clone(), CredentialOptions::new(refresher));
+        let mut stored = tokens("timed");
+        stored.obtained_at = manager.clock().wall();
+        stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
+        let credential = manager.credential(&id).unwrap();
+        let token = manager.token_of(&credential, &Versioned::new(1, stored), None);
+        manager.install(&credential, token);
+        assert_eq!(
+            runtime.metrics().num_alive_tasks(),
+            before + 1,
+            "the timer task"
+        );
+        drop((credential, manager));
+        for _ in 0..100 {
+            if runtime.metrics().num_alive_tasks() == before {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the timer task outlived its manager");
+    }
+
     /// Tokens just issued count their lifetime from when the request was sent, on the monotonic clock; tokens
     /// read from the store from what the wall clock says is left. The refresh is due within the policy's margin
     /// and jitter.

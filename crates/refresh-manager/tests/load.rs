@@ -34,6 +34,7 @@ async fn rotations_under_concurrent_callers_never_present_a_refresh_token_twice(
             .await
             .unwrap();
     }
+    assert_eq!(manager.pending_timers(), credentials, "one timer each");
     let mut errors = Vec::new();
     for round in 0..rounds {
         h.advance(PAST_EXPIRY);

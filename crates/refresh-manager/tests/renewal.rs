@@ -219,7 +219,11 @@ async fn a_refusal_without_a_login_is_reported_once_and_the_vendor_not_asked_aga
     let h = Harness::start(Emulator::ISolarCloud).await;
     let id = id("dead");
     let store = MemoryStore::new();
-    let manager = h.manager(store.clone());
+    let recheck = Duration::from_secs(5);
+    let manager = refresh_manager::Manager::with_options(
+        store.clone(),
+        h.options().with_dead_recheck(recheck),
+    );
     manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
     let first = manager
         .login(&id, &h.login(Emulator::ISolarCloud))
@@ -244,7 +248,7 @@ async fn a_refusal_without_a_login_is_reported_once_and_the_vendor_not_asked_aga
         assert_eq!(again.to_string(), refused.to_string());
     }
     // Past the recheck interval the store is read again, but it has not changed: the vendor is not asked.
-    h.advance(Duration::from_secs(61));
+    h.advance(recheck + Duration::from_secs(1));
     assert!(manager.access_token(&id).await.is_err());
     assert_eq!(
         h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH),
@@ -254,17 +258,119 @@ async fn a_refusal_without_a_login_is_reported_once_and_the_vendor_not_asked_aga
     // Another process logs in; after the recheck interval this manager uses its tokens.
     let other = h.manager(store.clone());
     other.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    other
+    let theirs = other
         .login(&id, &h.login(Emulator::ISolarCloud))
         .await
         .unwrap();
-    h.advance(Duration::from_secs(61));
+    drop(other);
+    h.advance(recheck + Duration::from_secs(1));
     let token = manager.access_token(&id).await.unwrap();
     assert_eq!(token.version, 2);
     assert_eq!(
         h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH),
         sent
     );
+    let _ = theirs;
+}
+
+/// A refusal for good holds only for the version refused: newer tokens another process stored are refreshed even
+/// when they have expired by the time this manager looks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_tokens_than_the_refused_ones_are_refreshed_even_if_expired() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("dead-then-newer");
+    let store = MemoryStore::new();
+    let manager = h.manager(store.clone());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    let stored = store.load(&id).await.unwrap().unwrap();
+    h.refresher(Emulator::ISolarCloud)
+        .refresh(&stored.tokens.grant())
+        .await
+        .unwrap();
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    assert!(
+        manager
+            .access_token(&id)
+            .await
+            .unwrap_err()
+            .is_reauthorization_required()
+    );
+
+    let other = h.manager(store.clone());
+    other.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let theirs = other
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    drop(other);
+    h.advance_past(theirs.expires_at, Duration::from_secs(1));
+    let token = manager.access_token(&id).await.unwrap();
+    assert_eq!(token.version, 3, "version 2, refreshed");
+}
+
+/// A login handed in later (`set_login`) revives a credential the vendor had refused for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_handed_in_later_revives_a_refused_credential() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("revived");
+    let store = MemoryStore::new();
+    let manager = h.manager(store.clone());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    let stored = store.load(&id).await.unwrap().unwrap();
+    h.refresher(Emulator::ISolarCloud)
+        .refresh(&stored.tokens.grant())
+        .await
+        .unwrap();
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    assert!(manager.access_token(&id).await.is_err());
+    manager
+        .set_login(&id, h.login(Emulator::ISolarCloud))
+        .unwrap();
+    let token = manager.access_token(&id).await.unwrap();
+    assert_eq!(token.version, 2);
+    assert_eq!(
+        h.requests_to(Emulator::ISolarCloud, "/openapi/apiManage/token"),
+        2
+    );
+}
+
+/// A vendor's `Retry-After` holds: callers without a valid token get the error (which carries it) and the vendor
+/// is not asked again before it has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("rate-limited");
+    let manager = h.manager(MemoryStore::new());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    h.sandbox
+        .inject(Emulator::ISolarCloud, Fault::rate_limited(120));
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    let limited = manager.access_token(&id).await.unwrap_err();
+    assert_eq!(
+        limited.retry_after(),
+        Some(Duration::from_secs(120)),
+        "{limited}"
+    );
+    h.advance(Duration::from_secs(100));
+    settle().await;
+    assert!(manager.access_token(&id).await.is_err());
+    assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 1);
+    h.advance(Duration::from_secs(21));
+    settle().await;
+    assert_eq!(manager.access_token(&id).await.unwrap().version, 2);
+    assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 2);
 }
 
 /// WeChat's component token is a managed credential of its own, obtained again from the latest verify ticket.
