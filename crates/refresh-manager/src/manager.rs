@@ -172,7 +172,6 @@ struct Health {
     last_error: Option<ManagerError>,
     /// The store version the vendor refused for good: it is not presented again until the store moves past it.
     dead_at: Option<u64>,
-    last_outcome: Option<&'static str>,
 }
 
 /// One managed credential.
@@ -523,16 +522,12 @@ impl<S: TokenStore + 'static> Manager<S> {
         let error = match result {
             Ok((_, renewed)) => {
                 observe::renewal(vendor, renewed.as_str());
-                *health = Health {
-                    last_outcome: Some(renewed.as_str()),
-                    ..Health::default()
-                };
+                *health = Health::default();
                 return;
             }
             Err(error) => error,
         };
         observe::renewal(vendor, error.outcome());
-        health.last_outcome = Some(error.outcome());
         health.last_error = Some(error.clone());
         if !error.is_retryable() {
             let version = credential.seen_version.load(Ordering::SeqCst);
