@@ -935,6 +935,36 @@ mod tests {
         assert_eq!((token.version, renewed), (1, Renewed::FromStore));
     }
 
+    /// Tokens issued together get refresh deadlines spread over the jitter, not one shared second.
+    #[tokio::test]
+    async fn refreshes_of_tokens_issued_together_are_spread_by_jitter() {
+        let manager =
+            Manager::with_options(MemoryStore::new(), ManagerOptions::default().with_seed(3));
+        let config = refresh_facade::EkuaibaoConfig::new();
+        let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+        let id = CredentialId::new("spread").unwrap();
+        manager.manage(id.clone(), CredentialOptions::new(refresher));
+        let credential = manager.credential(&id).unwrap();
+        let mut stored = tokens("spread");
+        stored.obtained_at = manager.clock().wall();
+        stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
+        let record = Versioned::new(1, stored);
+        let sent = manager.clock().now();
+        let ahead: Vec<Duration> = (0..50)
+            .map(|_| {
+                let token = manager.token_of(&credential, &record, Some(sent));
+                token.valid_until.since(token.refresh_due)
+            })
+            .collect();
+        let (earliest, latest) = (ahead.iter().max().unwrap(), ahead.iter().min().unwrap());
+        // The margin is 6 minutes; jitter moves it up to 3 minutes earlier.
+        assert!(*latest >= Duration::from_secs(360) && *earliest <= Duration::from_secs(540));
+        assert!(
+            *earliest - *latest > Duration::from_secs(60),
+            "{latest:?}..{earliest:?}"
+        );
+    }
+
     /// A dropped manager's timer task ends: it holds the manager only weakly, and the drop wakes it.
     #[tokio::test]
     async fn the_timer_task_ends_with_its_manager() {

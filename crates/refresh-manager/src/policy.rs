@@ -166,6 +166,13 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_takes_its_own_backoff() {
+        let policy = RefreshPolicy::default().with_backoff(Backoff::default().with_full_jitter());
+        assert_eq!(policy.backoff.jitter, 1.0);
+        assert_eq!(RefreshPolicy::default().backoff, Backoff::default());
+    }
+
+    #[test]
     fn jitter_draws_the_refresh_up_to_its_share_of_the_margin_earlier() {
         let policy = RefreshPolicy::default();
         assert_eq!(policy.due_after(HOUR, 0.0), HOUR - Duration::from_secs(360));

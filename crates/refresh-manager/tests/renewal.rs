@@ -512,3 +512,54 @@ async fn the_rotation_hook_hears_each_durable_rotation() {
             && !shown.contains(second.secret.expose_secret())
     );
 }
+
+/// An authorizer's refresh that WeChat refuses for another reason than the component token (61023: the refresh
+/// token is not valid) does not renew the component token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_component_token_error_renews_the_component_token() {
+    let h = Harness::start(Emulator::WechatOpen).await;
+    let (component_id, authorizer_id) = (id("wx-component"), id("wx-authorizer"));
+    let store = MemoryStore::new();
+    let manager = h.manager(store.clone());
+    manager.manage(
+        component_id.clone(),
+        h.credential(Emulator::WechatOpen)
+            .with_login(h.login(Emulator::WechatOpen)),
+    );
+    manager.manage(
+        authorizer_id.clone(),
+        h.credential(Emulator::WechatOpen)
+            .with_component_token(component_id.clone()),
+    );
+    manager.access_token(&component_id).await.unwrap();
+    let now = h.clock().wall();
+    let unknown: StoredTokens = serde_json::from_value(json!({
+        "vendor": "wechat-open",
+        "access_token": "authorizer-access-unknown",
+        "refresh_token": "refreshtoken@@@unknown",
+        "obtained_at": now - TimeDelta::hours(3),
+        "expires_at": now - TimeDelta::hours(1),
+        "refreshable_until": null,
+    }))
+    .unwrap();
+    let _ = store
+        .compare_and_swap(&authorizer_id, None, &unknown)
+        .await
+        .unwrap();
+    let refused = manager.access_token(&authorizer_id).await.unwrap_err();
+    assert!(refused.is_reauthorization_required(), "{refused}");
+    assert_eq!(
+        refused.refresh_error().unwrap().vendor_code(),
+        Some("61023")
+    );
+    assert_eq!(
+        h.requests_to(Emulator::WechatOpen, "api_component_token"),
+        1,
+        "the first, only"
+    );
+    assert_eq!(
+        h.requests_to(Emulator::WechatOpen, "api_authorizer_token"),
+        1,
+        "no retry"
+    );
+}
