@@ -225,16 +225,7 @@ async fn a_refusal_without_a_login_is_reported_once_and_the_vendor_not_asked_aga
         h.options().with_dead_recheck(recheck),
     );
     manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    let first = manager
-        .login(&id, &h.login(Emulator::ISolarCloud))
-        .await
-        .unwrap();
-    let stored = store.load(&id).await.unwrap().unwrap();
-    h.refresher(Emulator::ISolarCloud)
-        .refresh(&stored.tokens.grant())
-        .await
-        .unwrap();
-    h.advance_past(first.expires_at, Duration::from_secs(1));
+    log_in_then_spend_elsewhere(&h, &manager, &store, &id).await;
 
     let refused = manager.access_token(&id).await.unwrap_err();
     assert!(
@@ -256,13 +247,7 @@ async fn a_refusal_without_a_login_is_reported_once_and_the_vendor_not_asked_aga
     );
 
     // Another process logs in; after the recheck interval this manager uses its tokens.
-    let other = h.manager(store.clone());
-    other.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    let theirs = other
-        .login(&id, &h.login(Emulator::ISolarCloud))
-        .await
-        .unwrap();
-    drop(other);
+    let theirs = log_in_elsewhere(&h, &store, &id).await;
     h.advance(recheck + Duration::from_secs(1));
     let token = manager.access_token(&id).await.unwrap();
     assert_eq!(token.version, 2);
@@ -282,16 +267,7 @@ async fn newer_tokens_than_the_refused_ones_are_refreshed_even_if_expired() {
     let store = MemoryStore::new();
     let manager = h.manager(store.clone());
     manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    let first = manager
-        .login(&id, &h.login(Emulator::ISolarCloud))
-        .await
-        .unwrap();
-    let stored = store.load(&id).await.unwrap().unwrap();
-    h.refresher(Emulator::ISolarCloud)
-        .refresh(&stored.tokens.grant())
-        .await
-        .unwrap();
-    h.advance_past(first.expires_at, Duration::from_secs(1));
+    log_in_then_spend_elsewhere(&h, &manager, &store, &id).await;
     assert!(
         manager
             .access_token(&id)
@@ -300,13 +276,7 @@ async fn newer_tokens_than_the_refused_ones_are_refreshed_even_if_expired() {
             .is_reauthorization_required()
     );
 
-    let other = h.manager(store.clone());
-    other.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    let theirs = other
-        .login(&id, &h.login(Emulator::ISolarCloud))
-        .await
-        .unwrap();
-    drop(other);
+    let theirs = log_in_elsewhere(&h, &store, &id).await;
     h.advance_past(theirs.expires_at, Duration::from_secs(1));
     let token = manager.access_token(&id).await.unwrap();
     assert_eq!(token.version, 3, "version 2, refreshed");
@@ -320,16 +290,7 @@ async fn a_login_handed_in_later_revives_a_refused_credential() {
     let store = MemoryStore::new();
     let manager = h.manager(store.clone());
     manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    let first = manager
-        .login(&id, &h.login(Emulator::ISolarCloud))
-        .await
-        .unwrap();
-    let stored = store.load(&id).await.unwrap().unwrap();
-    h.refresher(Emulator::ISolarCloud)
-        .refresh(&stored.tokens.grant())
-        .await
-        .unwrap();
-    h.advance_past(first.expires_at, Duration::from_secs(1));
+    log_in_then_spend_elsewhere(&h, &manager, &store, &id).await;
     assert!(manager.access_token(&id).await.is_err());
     manager
         .set_login(&id, h.login(Emulator::ISolarCloud))
@@ -565,4 +526,38 @@ async fn only_a_component_token_error_renews_the_component_token() {
         1,
         "no retry"
     );
+}
+
+/// Logs `manager`'s iSolarCloud credential in, spends its refresh token outside the manager (as a process that
+/// never stored the result would), and moves time past the access token's expiry: the credential is dead.
+async fn log_in_then_spend_elsewhere(
+    h: &Harness,
+    manager: &refresh_manager::Manager<MemoryStore>,
+    store: &MemoryStore,
+    id: &refresh_manager::CredentialId,
+) {
+    let first = manager
+        .login(id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    let stored = store.load(id).await.unwrap().unwrap();
+    h.refresher(Emulator::ISolarCloud)
+        .refresh(&stored.tokens.grant())
+        .await
+        .unwrap();
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+}
+
+/// Another process's manager logs the credential in on `store`, then stops.
+async fn log_in_elsewhere(
+    h: &Harness,
+    store: &MemoryStore,
+    id: &refresh_manager::CredentialId,
+) -> Arc<refresh_manager::AccessToken> {
+    let other = h.manager(store.clone());
+    other.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    other
+        .login(id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap()
 }
