@@ -433,10 +433,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         if let Some(token) = self.cached(credential) {
             return Ok(token);
         }
-        if let Some(error) = credential.waiting_error(self.shared.clock.now()) {
-            return Err(error);
-        }
-        self.flight(credential).await
+        self.flight(credential)?.await
     }
 
     /// The read path: the cached token while it is valid, starting its background refresh once it is due. No lock,
@@ -448,7 +445,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             return Some(token);
         }
         if now < token.valid_until {
-            self.nudge(credential, now);
+            self.nudge(credential);
             return Some(token);
         }
         None
@@ -464,20 +461,24 @@ impl<S: TokenStore + 'static> Manager<S> {
     }
 
     /// Starts a background refresh of a credential that is due, unless the manager is waiting before trying again.
-    fn nudge(&self, credential: &Arc<Credential>, now: Moment) {
-        if credential.waiting_error(now).is_none() {
-            drop(self.flight(credential));
-        }
+    fn nudge(&self, credential: &Arc<Credential>) {
+        drop(self.flight(credential));
     }
 
-    /// The refresh under way for `credential`, or a new one. It runs as its own task: dropping the returned
-    /// future never abandons it half-done.
-    fn flight(&self, credential: &Arc<Credential>) -> Flight {
+    /// The refresh under way for `credential`, or a new one, unless the manager is waiting before trying again
+    /// (then the last error). A new one runs as its own task: dropping the returned future never abandons it
+    /// half-done.
+    fn flight(&self, credential: &Arc<Credential>) -> Result<Flight, ManagerError> {
         let mut flight = lock(&credential.flight);
         if let Some(running) = flight.as_ref()
             && !running.ended.load(Ordering::SeqCst)
         {
-            return running.flight.clone();
+            return Ok(running.flight.clone());
+        }
+        // Decided under the flight's lock: a renewal settles before it is marked ended, so one that failed just now
+        // has set its wait, and is not followed at once by another (checked outside, the two could interleave).
+        if let Some(error) = credential.waiting_error(self.shared.clock.now()) {
+            return Err(error);
         }
         let (manager, credential_for_task) = (self.clone(), Arc::clone(credential));
         let ended = Arc::new(AtomicBool::new(false));
@@ -506,7 +507,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             flight: joined.clone(),
             ended,
         });
-        joined
+        Ok(joined)
     }
 
     /// Records how a renewal ended: counts it, and after a failure decides when to try again (backoff for what may
@@ -721,7 +722,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 component.current.store(None);
             }
             *lock(&component.health) = Health::default();
-            self.flight(&component).await
+            self.flight(&component)?.await
         }
         .boxed()
     }
@@ -891,7 +892,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             return;
         };
         if credential.generation.load(Ordering::SeqCst) == due.generation {
-            self.nudge(&credential, self.shared.clock.now());
+            self.nudge(&credential);
         }
     }
 

@@ -325,7 +325,17 @@ async fn retry_after_is_honoured() {
         Some(Duration::from_secs(120)),
         "{limited}"
     );
-    h.advance(Duration::from_secs(121));
+    // Within the wait, callers get the error at once and the vendor is not asked again.
+    h.advance(Duration::from_secs(100));
+    let still = manager.access_token(&id).await.unwrap_err();
+    assert_eq!(
+        still.retry_after(),
+        Some(Duration::from_secs(120)),
+        "{still}"
+    );
+    settle().await;
+    assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 1);
+    h.advance(Duration::from_secs(21));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while manager.access_token(&id).await.map_or(0, |t| t.version) < 2 {
         assert!(
