@@ -22,6 +22,13 @@ pub enum ManagerError {
     Refresh(Arc<RefreshError>),
     #[error(transparent)]
     Store(Arc<StoreError>),
+    /// The store's lock on the credential (a lease that lapses by itself) would end before a vendor call could
+    /// finish, so the call was not sent: a vendor must never see one refresh token twice, and another holder may
+    /// take a lapsed lease.
+    #[error(
+        "the store's lease on {0} would lapse before a vendor call could finish; the call was not sent"
+    )]
+    LeaseTooShort(CredentialId),
 }
 
 impl ManagerError {
@@ -31,7 +38,9 @@ impl ManagerError {
         match self {
             ManagerError::Refresh(error) => error.is_reauthorization_required(),
             ManagerError::NotStored(_) => true,
-            ManagerError::Unknown(_) | ManagerError::Store(_) => false,
+            ManagerError::Unknown(_) | ManagerError::Store(_) | ManagerError::LeaseTooShort(_) => {
+                false
+            }
         }
     }
 
@@ -40,7 +49,7 @@ impl ManagerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ManagerError::Refresh(error) => error.is_retryable(),
-            ManagerError::Store(_) => true,
+            ManagerError::Store(_) | ManagerError::LeaseTooShort(_) => true,
             ManagerError::Unknown(_) | ManagerError::NotStored(_) => false,
         }
     }
@@ -62,13 +71,14 @@ impl ManagerError {
     }
 
     /// The outcome's name in metrics and status: the vendor error's kind, or `store_error`, `not_stored`,
-    /// `unknown`.
+    /// `unknown`, `lease_too_short`.
     pub fn outcome(&self) -> &'static str {
         match self {
             ManagerError::Refresh(error) => error.kind().as_str(),
             ManagerError::Store(_) => "store_error",
             ManagerError::NotStored(_) => "not_stored",
             ManagerError::Unknown(_) => "unknown",
+            ManagerError::LeaseTooShort(_) => "lease_too_short",
         }
     }
 }
@@ -102,8 +112,14 @@ mod tests {
         let unstored = ManagerError::NotStored(id.clone());
         assert!(unstored.is_reauthorization_required() && !unstored.is_retryable());
         assert_eq!(unstored.outcome(), "not_stored");
-        let unknown = ManagerError::Unknown(id);
+        let unknown = ManagerError::Unknown(id.clone());
         assert!(!unknown.is_reauthorization_required() && !unknown.is_retryable());
         assert_eq!(unknown.outcome(), "unknown");
+        let lease = ManagerError::LeaseTooShort(id);
+        assert!(lease.is_retryable() && !lease.is_reauthorization_required());
+        assert_eq!(
+            (lease.outcome(), lease.retry_after()),
+            ("lease_too_short", None)
+        );
     }
 }

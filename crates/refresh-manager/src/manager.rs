@@ -23,6 +23,9 @@ use crate::record::{CredentialId, StoredTokens};
 use crate::schedule::{Due, Timers};
 use crate::store::{StoreError, Swap, TokenStore, Versioned};
 
+/// The facade's default HTTP timeout ([`refresh_facade::HttpOptions`]).
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// A valid access token, as the cache holds it: cloning the `Arc` the manager hands out allocates nothing.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -52,6 +55,7 @@ pub struct ManagerOptions {
     seed: u64,
     max_concurrent_calls: usize,
     dead_recheck: Duration,
+    call_timeout: Duration,
     on_rotate: Option<RotateHook>,
 }
 
@@ -64,6 +68,7 @@ impl Default for ManagerOptions {
             seed: fastrand::u64(..),
             max_concurrent_calls: 32,
             dead_recheck: Duration::from_secs(60),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             on_rotate: None,
         }
     }
@@ -89,6 +94,15 @@ impl ManagerOptions {
 
     /// How often a caller may make the manager look in the store again for a credential the vendor refused for
     /// good (another process may have logged it in); the vendor is not asked again until the store changes.
+    /// The longest a vendor call may take: set it to the refreshers' HTTP timeout (the facade's default,
+    /// 15 s, is this one's). Under a store lease (a database's), a call is sent only if the lease outlasts it. A
+    /// call is never abandoned: an answer that arrives after its lease lapsed is refused by the store's fence and
+    /// kept as an orphan.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
     pub fn with_dead_recheck(mut self, every: Duration) -> Self {
         self.dead_recheck = every;
         self
@@ -191,6 +205,8 @@ struct Credential {
     seen_version: AtomicU64,
     /// Versions up to this one were refused by the vendor (a component token WeChat said expired).
     refused_through: AtomicU64,
+    /// While a renewal holds a store lock that lapses by itself: when it lapses, at the latest.
+    lease_end: Mutex<Option<Instant>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -269,6 +285,7 @@ struct ManagerShared<S> {
     calls: Semaphore,
     random: Mutex<fastrand::Rng>,
     dead_recheck: Duration,
+    call_timeout: Duration,
     on_rotate: Option<RotateHook>,
 }
 
@@ -303,6 +320,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 calls: Semaphore::new(options.max_concurrent_calls),
                 random: Mutex::new(fastrand::Rng::with_seed(options.seed)),
                 dead_recheck: options.dead_recheck,
+                call_timeout: options.call_timeout,
                 on_rotate: options.on_rotate,
             }),
         }
@@ -347,6 +365,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                     generation: AtomicU64::new(0),
                     seen_version: AtomicU64::new(0),
                     refused_through: AtomicU64::new(0),
+                    lease_end: Mutex::new(None),
                 });
                 (id, credential)
             })
@@ -569,7 +588,20 @@ impl<S: TokenStore + 'static> Manager<S> {
         credential: &Credential,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         let (store, id) = (&self.shared.store, &credential.id);
-        let _lock = store.lock(id).await?;
+        let held = store.lock(id).await?;
+        // Read before any vendor call: no call is sent that could outlast the lock.
+        *lock(&credential.lease_end) = store.lock_left(&held).map(|left| Instant::now() + left);
+        let renewed = self.renew_locked(credential).await;
+        *lock(&credential.lease_end) = None;
+        drop(held);
+        renewed
+    }
+
+    async fn renew_locked(
+        &self,
+        credential: &Credential,
+    ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
+        let (store, id) = (&self.shared.store, &credential.id);
         let now = self.shared.clock.now();
         if let Some(token) = credential.current.load_full()
             && now < token.refresh_due
@@ -687,7 +719,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             .call_vendor(credential, "refresh", refresher.refresh(&grant))
             .await
         {
-            Err(error) if error.is_component_token_expired() => {
+            Err(ManagerError::Refresh(error)) if error.is_component_token_expired() => {
                 tracing::info!(credential = %credential.id, component = %component_id,
                     "WeChat says the component token expired: renewing it and trying once more");
                 let renewed = self
@@ -751,14 +783,19 @@ impl<S: TokenStore + 'static> Manager<S> {
         credential: &Credential,
         operation: &'static str,
         call: impl Future<Output = Result<T, RefreshError>>,
-    ) -> Result<T, RefreshError> {
+    ) -> Result<T, ManagerError> {
         // The semaphore is never closed; were it, the call would go ahead unlimited rather than fail.
         let _permit = self.shared.calls.acquire().await.ok();
+        let lease_end = *lock(&credential.lease_end);
+        if lease_end.is_some_and(|end| Instant::now() + self.shared.call_timeout > end) {
+            tracing::warn!(credential = %credential.id, "the store's lease would lapse before the vendor answered: not sending");
+            return Err(ManagerError::LeaseTooShort(credential.id.clone()));
+        }
         let started = Instant::now();
         let result = call.await;
         let outcome = result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok");
         observe::vendor_call(credential.vendor(), operation, outcome, started.elapsed());
-        result
+        Ok(result?)
     }
 
     /// Makes the vendor's tokens durable as the record's next version, or keeps them as an orphan if another

@@ -4,6 +4,7 @@ pub(crate) mod file;
 pub(crate) mod memory;
 
 use std::future::Future;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -97,6 +98,14 @@ pub trait TokenStore: Send + Sync {
         &self,
         id: &CredentialId,
     ) -> impl Future<Output = Result<Self::Lock, StoreError>> + Send;
+
+    /// How much longer `lock` is sure to be held. `None`: until it is dropped (a file or memory lock). A lock that
+    /// lapses by itself (a database lease) tells what is left, and the manager sends no vendor request that could
+    /// outlast it; `Some(Duration::ZERO)` is a lock that lets its holder read and adopt, never call the vendor.
+    fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
+        let _ = lock;
+        None
+    }
 }
 
 /// A compare-and-swap of `current` to `tokens` if its version is `expected`: the record to write (none on a

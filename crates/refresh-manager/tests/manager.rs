@@ -414,3 +414,72 @@ async fn registering_again_keeps_the_tokens_the_store_failed_to_take() {
     let stored = store.load(&setup.id).await.unwrap().unwrap();
     assert_eq!(stored.tokens.access_token, token.secret);
 }
+
+/// A `MemoryStore` whose lock is a lease with `left` to run, as a database's can be.
+struct LeasedStore {
+    inner: MemoryStore,
+    left: Duration,
+}
+
+impl TokenStore for LeasedStore {
+    type Lock = <MemoryStore as TokenStore>::Lock;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        self.inner.load(id).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        self.inner.compare_and_swap(id, expected, tokens).await
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        self.inner.keep_orphan(id, tokens).await
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
+        self.inner.lock(id).await
+    }
+
+    fn lock_left(&self, _: &Self::Lock) -> Option<Duration> {
+        Some(self.left)
+    }
+}
+
+/// Under a lease shorter than a vendor call may take, the manager sends nothing (a retryable error), yet still
+/// adopts tokens another holder stored; with a lease long enough, it refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_vendor_call_is_sent_under_a_lease_that_could_lapse_first() {
+    let setup = Setup::new().await;
+    let store = MemoryStore::new();
+    let lease = |left| LeasedStore {
+        inner: store.clone(),
+        left,
+    };
+    let short = setup.manager(lease(Duration::from_secs(14))).await;
+    let first = short.access_token(&setup.id).await.unwrap();
+    setup.expire(first.expires_at);
+    let refused = short.access_token(&setup.id).await.unwrap_err();
+    assert!(
+        matches!(refused, ManagerError::LeaseTooShort(_)),
+        "{refused}"
+    );
+    assert!(refused.is_retryable());
+    assert_eq!(setup.refreshes(), 0);
+
+    let long = setup.manager(lease(Duration::from_secs(16))).await;
+    assert_eq!(long.access_token(&setup.id).await.unwrap().version, 2);
+    assert_eq!(setup.refreshes(), 1);
+    // The short-leased manager, once its wait is over, adopts the stored tokens without calling the vendor.
+    setup.advance(Duration::from_secs(2));
+    assert_eq!(short.access_token(&setup.id).await.unwrap().version, 2);
+    assert_eq!(setup.refreshes(), 1);
+}
