@@ -29,6 +29,13 @@ pub enum ManagerError {
         "the store's lease on {0} would lapse before a vendor call could finish; the call was not sent"
     )]
     LeaseTooShort(CredentialId),
+    /// The vendor answered, but its tokens could not be written: another writer came first, or (in a database
+    /// store) another replica took the lease meanwhile, and the record holds no valid token yet. The answer was
+    /// kept as an orphan; the manager tries again.
+    #[error(
+        "the vendor's answer for {0} lost to another writer and was kept as an orphan; the stored token is not valid yet"
+    )]
+    Superseded(CredentialId),
 }
 
 impl ManagerError {
@@ -38,9 +45,10 @@ impl ManagerError {
         match self {
             ManagerError::Refresh(error) => error.is_reauthorization_required(),
             ManagerError::NotStored(_) => true,
-            ManagerError::Unknown(_) | ManagerError::Store(_) | ManagerError::LeaseTooShort(_) => {
-                false
-            }
+            ManagerError::Unknown(_)
+            | ManagerError::Store(_)
+            | ManagerError::LeaseTooShort(_)
+            | ManagerError::Superseded(_) => false,
         }
     }
 
@@ -49,7 +57,9 @@ impl ManagerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ManagerError::Refresh(error) => error.is_retryable(),
-            ManagerError::Store(_) | ManagerError::LeaseTooShort(_) => true,
+            ManagerError::Store(_)
+            | ManagerError::LeaseTooShort(_)
+            | ManagerError::Superseded(_) => true,
             ManagerError::Unknown(_) | ManagerError::NotStored(_) => false,
         }
     }
@@ -71,7 +81,7 @@ impl ManagerError {
     }
 
     /// The outcome's name in metrics and status: the vendor error's kind, or `store_error`, `not_stored`,
-    /// `unknown`, `lease_too_short`.
+    /// `unknown`, `lease_too_short`, `superseded`.
     pub fn outcome(&self) -> &'static str {
         match self {
             ManagerError::Refresh(error) => error.kind().as_str(),
@@ -79,6 +89,7 @@ impl ManagerError {
             ManagerError::NotStored(_) => "not_stored",
             ManagerError::Unknown(_) => "unknown",
             ManagerError::LeaseTooShort(_) => "lease_too_short",
+            ManagerError::Superseded(_) => "superseded",
         }
     }
 }
@@ -115,6 +126,9 @@ mod tests {
         let unknown = ManagerError::Unknown(id.clone());
         assert!(!unknown.is_reauthorization_required() && !unknown.is_retryable());
         assert_eq!(unknown.outcome(), "unknown");
+        let superseded = ManagerError::Superseded(id.clone());
+        assert!(superseded.is_retryable() && !superseded.is_reauthorization_required());
+        assert_eq!(superseded.outcome(), "superseded");
         let lease = ManagerError::LeaseTooShort(id);
         assert!(lease.is_retryable() && !lease.is_reauthorization_required());
         assert_eq!(

@@ -406,14 +406,21 @@ impl<S: TokenStore + 'static> Manager<S> {
     ) -> Result<Arc<AccessToken>, ManagerError> {
         let credential = self.credential(id)?;
         let result = async {
-            let _lock = self.shared.store.lock(id).await?;
-            let unsaved = lock(&credential.unsaved).take();
-            if let Some(unsaved) = unsaved {
-                self.commit(&credential, unsaved).await?;
+            let store = &self.shared.store;
+            let held = store.lock(id).await?;
+            *lock(&credential.lease_end) = store.lock_left(&held).map(|left| Instant::now() + left);
+            let logged_in = async {
+                let unsaved = lock(&credential.unsaved).take();
+                if let Some(unsaved) = unsaved {
+                    self.commit(&credential, unsaved).await?;
+                }
+                let current = store.load(id).await?;
+                self.log_in(&credential, current.map(|record| record.version), grant)
+                    .await
             }
-            let current = self.shared.store.load(id).await?;
-            self.log_in(&credential, current.map(|record| record.version), grant)
-                .await
+            .await;
+            *lock(&credential.lease_end) = None;
+            logged_in
         }
         .await;
         self.settle(&credential, &result);
@@ -823,6 +830,10 @@ impl<S: TokenStore + 'static> Manager<S> {
                     tracing::warn!(credential = %id, "another writer stored tokens first; the vendor's answer is kept as an orphan");
                     let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
                     let token = self.token_of(credential, &current, None);
+                    if !token.is_valid_at(self.shared.clock.now()) {
+                        // A fenced write: the holder of a newer lease has not written yet.
+                        return Err(ManagerError::Superseded(id.clone()));
+                    }
                     self.install(credential, Arc::clone(&token));
                     Ok((token, Renewed::Orphaned))
                 }

@@ -454,8 +454,8 @@ impl TokenStore for LeasedStore {
     }
 }
 
-/// Under a lease shorter than a vendor call may take, the manager sends nothing (a retryable error), yet still
-/// adopts tokens another holder stored; with a lease long enough, it refreshes.
+/// Under a lease shorter than a vendor call may take, the manager sends nothing, neither a login nor a refresh (a
+/// retryable error), yet still adopts tokens another holder stored; with a lease long enough, it refreshes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_vendor_call_is_sent_under_a_lease_that_could_lapse_first() {
     let setup = Setup::new().await;
@@ -464,7 +464,19 @@ async fn no_vendor_call_is_sent_under_a_lease_that_could_lapse_first() {
         inner: store.clone(),
         left,
     };
-    let short = setup.manager(lease(Duration::from_secs(14))).await;
+    let short = setup.unlogged_manager(lease(Duration::from_secs(14)));
+    let refused = short
+        .login(&setup.id, &setup.login_grant())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ManagerError::LeaseTooShort(_)),
+        "{refused}"
+    );
+    assert!(refused.is_retryable());
+    let long = setup.manager(lease(Duration::from_secs(16))).await;
+    // Past the wait after the refused login, the short-leased manager reads what `long` logged in.
+    setup.advance(Duration::from_secs(2));
     let first = short.access_token(&setup.id).await.unwrap();
     setup.expire(first.expires_at);
     let refused = short.access_token(&setup.id).await.unwrap_err();
@@ -472,10 +484,8 @@ async fn no_vendor_call_is_sent_under_a_lease_that_could_lapse_first() {
         matches!(refused, ManagerError::LeaseTooShort(_)),
         "{refused}"
     );
-    assert!(refused.is_retryable());
     assert_eq!(setup.refreshes(), 0);
 
-    let long = setup.manager(lease(Duration::from_secs(16))).await;
     assert_eq!(long.access_token(&setup.id).await.unwrap().version, 2);
     assert_eq!(setup.refreshes(), 1);
     // The short-leased manager, once its wait is over, adopts the stored tokens without calling the vendor.
