@@ -28,6 +28,15 @@ impl Versioned {
             orphans: Vec::new(),
         }
     }
+
+    /// A record as a store outside this crate read it.
+    pub fn with_orphans(version: u64, tokens: StoredTokens, orphans: Vec<Orphan>) -> Self {
+        Versioned {
+            version,
+            tokens,
+            orphans,
+        }
+    }
 }
 
 /// Tokens a vendor issued whose write lost a compare-and-swap. They are kept, never dropped: if the winning
@@ -40,6 +49,17 @@ pub struct Orphan {
     pub kept_at: DateTime<Utc>,
     /// The record's version when they lost.
     pub lost_to_version: u64,
+}
+
+impl Orphan {
+    /// An orphan as a store outside this crate read it.
+    pub fn new(tokens: StoredTokens, kept_at: DateTime<Utc>, lost_to_version: u64) -> Self {
+        Orphan {
+            tokens,
+            kept_at,
+            lost_to_version,
+        }
+    }
 }
 
 /// What a compare-and-swap did.
@@ -62,6 +82,19 @@ pub enum StoreError {
     /// A record that is not what this crate writes. It is left as it is for an operator to look at.
     #[error("the record of {id} is unreadable ({reason}); it was left untouched")]
     Corrupt { id: CredentialId, reason: String },
+    /// A database store could not reach its database, or the database refused a statement.
+    #[error("the token database failed: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A record encrypted at rest that this store cannot open: its key is not among the store's keys, or the key
+    /// with its id is not the one it was written with. Nothing is written over it.
+    #[error(
+        "the record of {id} does not open with key {key_id:?} ({reason}); it was left untouched"
+    )]
+    Key {
+        id: CredentialId,
+        key_id: String,
+        reason: &'static str,
+    },
 }
 
 /// A durable home for credentials. Writes are compare-and-swaps on the record's version, and

@@ -1,0 +1,551 @@
+//! [`PgStore`]: one row per credential, written only under a fenced lease; waiters woken by `LISTEN/NOTIFY`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
+use refresh_manager::{
+    CredentialId, Orphan, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+};
+use tokio::sync::broadcast;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use crate::cipher::Keyring;
+use crate::listen::{self, CHANNEL, Notice};
+use crate::schema;
+
+/// How a [`PgStore`] leases and connects.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PgStoreOptions {
+    /// How long a lease lasts on the database server's clock. Keep it longer than the manager's call timeout
+    /// ([`refresh_manager::ManagerOptions::with_call_timeout`]) plus a margin: a holder sends no vendor request
+    /// its lease could not outlast.
+    pub lease: Duration,
+    /// The most connections the pool opens (besides the one that listens).
+    pub pool_size: usize,
+    /// How long a statement waits for a connection, and a connection attempt for the server.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PgStoreOptions {
+    fn default() -> Self {
+        PgStoreOptions {
+            lease: Duration::from_secs(60),
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PgStoreOptions {
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    pub fn with_pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
+/// Credentials in PostgreSQL, shared by any number of replicas. Cloning it is cheap (one pool).
+///
+/// A refresh runs under a lease on the credential's row ([`TokenStore::lock`]): one conditional `UPDATE` takes
+/// it when it is free or lapsed and bumps its epoch, the fencing number; a write under the lease succeeds only
+/// while the row's epoch is still that one. Replicas that find the lease held wait for a notification (new tokens
+/// committed, or the lease given up), or at most until the lease lapses. Tokens are sealed with AES-256-GCM under
+/// the [`Keyring`]'s current key, whose id is stored with them.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    keys: Keyring,
+    options: PgStoreOptions,
+    /// Who holds a lease, as written in the row: this process and this store.
+    owner: String,
+    notices: broadcast::Sender<Notice>,
+    /// Keeps the listener running while the store lives.
+    _listening: broadcast::Receiver<Notice>,
+    /// The epochs of the leases this store holds: its writes are fenced by them.
+    held: Mutex<HashMap<CredentialId, i64>>,
+}
+
+/// A lease on one credential's row (or, woken by new tokens, the right to read and adopt them only). Dropping it
+/// gives the lease up; a holder that dies simply lets it lapse.
+pub struct PgLease {
+    store: PgStore,
+    id: CredentialId,
+    /// `None`: no lease, only new tokens to read.
+    epoch: Option<i64>,
+    /// When the lease lapses at the latest, by this process's clock: counted from before the `UPDATE` was sent,
+    /// so never later than the server's `lease_until`.
+    lapses: Instant,
+}
+
+impl std::fmt::Debug for PgLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLease")
+            .field("id", &self.id)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("owner", &self.inner.owner)
+            .field("keys", &self.inner.keys)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Take {
+    Taken(i64),
+    /// Someone holds it for this much longer.
+    Held(Duration),
+}
+
+fn database(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Database(Box::new(error))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (a `postgres://` URL or `key=value` string), applies the store's
+    /// migrations, and starts listening.
+    pub async fn connect(url: &str, keys: Keyring) -> Result<Self, StoreError> {
+        Self::connect_with(url, keys, PgStoreOptions::default()).await
+    }
+
+    pub async fn connect_with(
+        url: &str,
+        keys: Keyring,
+        options: PgStoreOptions,
+    ) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(database)?;
+        config.connect_timeout(options.connect_timeout);
+        let manager = deadpool_postgres::Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.connect_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(database)?;
+        schema::migrate(&mut *pool.get().await.map_err(database)?).await?;
+        let (notices, listening) = broadcast::channel(1024);
+        listen::spawn(config, notices.clone());
+        let owner = format!("pid {} store {:08x}", std::process::id(), fastrand::u32(..));
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                keys,
+                options,
+                owner,
+                notices,
+                _listening: listening,
+                held: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The name this store writes as the lease owner.
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.inner.pool.get().await.map_err(database)
+    }
+
+    async fn try_take(&self, id: &CredentialId) -> Result<Take, StoreError> {
+        let client = self.client().await?;
+        let seconds = self.inner.options.lease.as_secs_f64();
+        loop {
+            let row = client
+                .query_one(
+                    "WITH taken AS (
+                        UPDATE refresh_kit_credentials
+                           SET lease_owner = $2, lease_epoch = lease_epoch + 1,
+                               lease_until = now() + make_interval(secs => $3)
+                         WHERE id = $1 AND (lease_until IS NULL OR lease_until <= now())
+                     RETURNING lease_epoch)
+                     SELECT (SELECT lease_epoch FROM taken),
+                            (SELECT EXTRACT(EPOCH FROM lease_until - now())::float8
+                               FROM refresh_kit_credentials WHERE id = $1),
+                            EXISTS (SELECT 1 FROM refresh_kit_credentials WHERE id = $1)",
+                    &[&id.as_str(), &self.inner.owner, &seconds],
+                )
+                .await
+                .map_err(database)?;
+            if let Some(epoch) = row.get::<_, Option<i64>>(0) {
+                return Ok(Take::Taken(epoch));
+            }
+            if row.get::<_, bool>(2) {
+                let left = row.get::<_, Option<f64>>(1).unwrap_or(0.0).max(0.0);
+                return Ok(Take::Held(Duration::from_secs_f64(left)));
+            }
+            // A credential never written: its row, empty, is what the lease is on.
+            client
+                .execute(
+                    "INSERT INTO refresh_kit_credentials (id) VALUES ($1) ON CONFLICT (id) DO NOTHING",
+                    &[&id.as_str()],
+                )
+                .await
+                .map_err(database)?;
+        }
+    }
+
+    fn release(&self, id: &CredentialId, epoch: i64) {
+        {
+            let mut held = lock(&self.inner.held);
+            if held.get(id) == Some(&epoch) {
+                held.remove(id);
+            }
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // No runtime to release it from: it lapses.
+        };
+        let (store, id) = (self.clone(), id.clone());
+        runtime.spawn(async move {
+            let released = async {
+                store
+                    .client()
+                    .await?
+                    .execute(
+                        "WITH released AS (
+                            UPDATE refresh_kit_credentials SET lease_owner = NULL, lease_until = NULL
+                             WHERE id = $1 AND lease_epoch = $2 RETURNING id)
+                         SELECT pg_notify($3, 'r:' || id) FROM released",
+                        &[&id.as_str(), &epoch, &CHANNEL],
+                    )
+                    .await
+                    .map_err(database)
+            };
+            if let Err(error) = released.await {
+                tracing::warn!(credential = %id, %error, "a lease could not be given up; it lapses instead");
+            }
+        });
+    }
+
+    fn context(kind: &str, id: &CredentialId) -> Vec<u8> {
+        format!("{kind}\0{id}").into_bytes()
+    }
+
+    fn seal(
+        &self,
+        kind: &str,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(String, Vec<u8>), StoreError> {
+        let plain = zeroize::Zeroizing::new(serde_json::to_vec(tokens).map_err(|error| {
+            let _ = error;
+            StoreError::Io(std::io::Error::other("the tokens did not serialize"))
+        })?);
+        Ok(self.inner.keys.seal(&Self::context(kind, id), &plain))
+    }
+
+    fn open(
+        &self,
+        kind: &str,
+        id: &CredentialId,
+        key_id: &str,
+        sealed: &[u8],
+    ) -> Result<StoredTokens, StoreError> {
+        let plain = self
+            .inner
+            .keys
+            .open(key_id, &Self::context(kind, id), sealed)
+            .map_err(|error| StoreError::Key {
+                id: id.clone(),
+                key_id: key_id.to_owned(),
+                reason: error.reason(),
+            })?;
+        // serde's message can quote a value, which may be a token: keep none of it.
+        serde_json::from_slice(&plain).map_err(|_| StoreError::Corrupt {
+            id: id.clone(),
+            reason: "the decrypted record is not a token record".into(),
+        })
+    }
+
+    /// The tokens in a credential row (`None` for a row without tokens yet).
+    fn tokens_of(
+        &self,
+        id: &CredentialId,
+        row: &tokio_postgres::Row,
+    ) -> Result<Option<StoredTokens>, StoreError> {
+        let key_id: Option<String> = row.get("key_id");
+        let sealed: Option<Vec<u8>> = row.get("tokens");
+        match (key_id, sealed) {
+            (Some(key_id), Some(sealed)) => self.open("credential", id, &key_id, &sealed).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn orphans(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        id: &CredentialId,
+    ) -> Result<Vec<Orphan>, StoreError> {
+        let rows = client
+            .query(
+                "SELECT key_id, tokens, lost_to_version, kept_at FROM refresh_kit_orphans
+                  WHERE credential_id = $1 ORDER BY seq",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(database)?;
+        rows.iter()
+            .map(|row| {
+                let tokens = self.open("orphan", id, row.get("key_id"), row.get("tokens"))?;
+                Ok(Orphan::new(
+                    tokens,
+                    row.get("kept_at"),
+                    row.get::<_, i64>("lost_to_version") as u64,
+                ))
+            })
+            .collect()
+    }
+
+    /// The record as one statement's snapshot sees it, with its orphans.
+    async fn record(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        id: &CredentialId,
+        row: Option<&tokio_postgres::Row>,
+    ) -> Result<Option<Versioned>, StoreError> {
+        let Some(row) = row else { return Ok(None) };
+        let Some(tokens) = self.tokens_of(id, row)? else {
+            return Ok(None);
+        };
+        let version = row.get::<_, i64>("version") as u64;
+        Ok(Some(Versioned::with_orphans(
+            version,
+            tokens,
+            self.orphans(client, id).await?,
+        )))
+    }
+
+    /// Writes `tokens` over the row inside `tx` (as version 1 for a row without tokens) and notifies waiters at
+    /// commit.
+    async fn write(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<u64, StoreError> {
+        let (key_id, sealed) = self.seal("credential", id, tokens)?;
+        let params: [&(dyn ToSql + Sync); 5] = [
+            &id.as_str(),
+            &key_id,
+            &sealed,
+            &tokens.expires_at,
+            &tokens.refreshable_until,
+        ];
+        let row = tx
+            .query_one(
+                "INSERT INTO refresh_kit_credentials (id, version, key_id, tokens, expires_at, refreshable_until)
+                 VALUES ($1, 1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE
+                    SET version = refresh_kit_credentials.version + 1, key_id = EXCLUDED.key_id,
+                        tokens = EXCLUDED.tokens, expires_at = EXCLUDED.expires_at,
+                        refreshable_until = EXCLUDED.refreshable_until, updated_at = now()
+                 RETURNING version",
+                &params,
+            )
+            .await
+            .map_err(database)?;
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&CHANNEL, &Notice::committed_payload(id.as_str())],
+        )
+        .await
+        .map_err(database)?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+}
+
+impl TokenStore for PgStore {
+    type Lock = PgLease;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT version, key_id, tokens FROM refresh_kit_credentials WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(database)?;
+        self.record(&client, id, row.as_ref()).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        let fence = lock(&self.inner.held).get(id).copied();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(database)?;
+        let row = tx
+            .query_opt(
+                "SELECT version, key_id, tokens, lease_epoch, coalesce(lease_until > now(), false) AS leased
+                   FROM refresh_kit_credentials WHERE id = $1 FOR UPDATE",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(database)?;
+        // Opened first: a record this store cannot read is never written over.
+        let current = self.record(&tx, id, row.as_ref()).await?;
+        let version = current.as_ref().map(|record| record.version);
+        let fenced_out = match (fence, &row) {
+            // Under our lease: the row's epoch must still be ours.
+            (Some(epoch), Some(row)) => row.get::<_, i64>("lease_epoch") != epoch,
+            (Some(_), None) => true,
+            // Without a lease (a first login, tokens a failed write left): only while no one holds one.
+            (None, Some(row)) => row.get::<_, bool>("leased"),
+            (None, None) => false,
+        };
+        if version != expected || fenced_out {
+            return Ok(Swap::Conflict { current });
+        }
+        let version = self.write(&tx, id, tokens).await?;
+        tx.commit().await.map_err(database)?;
+        Ok(Swap::Written { version })
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(database)?;
+        let row = tx
+            .query_opt(
+                "SELECT version, key_id, tokens FROM refresh_kit_credentials WHERE id = $1 FOR UPDATE",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(database)?;
+        match row
+            .as_ref()
+            .map(|row| self.tokens_of(id, row))
+            .transpose()?
+            .flatten()
+        {
+            // Without tokens of its own the record takes these: they are the only ones.
+            None => {
+                self.write(&tx, id, tokens).await?;
+            }
+            Some(_) => {
+                let (key_id, sealed) = self.seal("orphan", id, tokens)?;
+                let version = row.map_or(0, |row| row.get::<_, i64>("version"));
+                tx.execute(
+                    "INSERT INTO refresh_kit_orphans (credential_id, key_id, tokens, lost_to_version)
+                     VALUES ($1, $2, $3, $4)",
+                    &[&id.as_str(), &key_id, &sealed, &version],
+                )
+                .await
+                .map_err(database)?;
+            }
+        }
+        tx.commit().await.map_err(database)
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<PgLease, StoreError> {
+        let lease = self.inner.options.lease;
+        loop {
+            // Subscribed before the attempt, so that a notice sent after it is not missed.
+            let mut notices = self.inner.notices.subscribe();
+            let sent = Instant::now();
+            let left = match self.try_take(id).await? {
+                Take::Taken(epoch) => {
+                    lock(&self.inner.held).insert(id.clone(), epoch);
+                    return Ok(PgLease {
+                        store: self.clone(),
+                        id: id.clone(),
+                        epoch: Some(epoch),
+                        lapses: sent + lease,
+                    });
+                }
+                Take::Held(left) => left,
+            };
+            // Until a notice about this credential, or the holder's lease lapses (a holder that died sends none).
+            let lapsed = tokio::time::sleep(left.min(lease) + Duration::from_millis(10));
+            tokio::select! {
+                woken = woken(&mut notices, id) => {
+                    if woken == Woken::Committed {
+                        return Ok(PgLease {
+                            store: self.clone(),
+                            id: id.clone(),
+                            epoch: None,
+                            lapses: Instant::now(),
+                        });
+                    }
+                }
+                () = lapsed => {}
+            }
+        }
+    }
+
+    fn lock_left(&self, lease: &PgLease) -> Option<Duration> {
+        Some(lease.lapses.saturating_duration_since(Instant::now()))
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Woken {
+    /// New tokens are committed: read them.
+    Committed,
+    /// Try for the lease again.
+    Again,
+}
+
+async fn woken(notices: &mut broadcast::Receiver<Notice>, id: &CredentialId) -> Woken {
+    loop {
+        match notices.recv().await {
+            Ok(Notice::Committed(of)) if of == id.as_str() => return Woken::Committed,
+            Ok(Notice::Released(of)) if of == id.as_str() => return Woken::Again,
+            // Notices may have been missed.
+            Ok(Notice::Listening) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                return Woken::Again;
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for PgLease {
+    fn drop(&mut self) {
+        if let Some(epoch) = self.epoch {
+            self.store.release(&self.id, epoch);
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! `PgStore` against a real PostgreSQL server: compare-and-swap, orphans, a lease that one holder has at a time,
+//! the fence that refuses a lapsed holder's write, waiters woken by `NOTIFY`, a wrong key, and a canary token that
+//! never reaches the database's files or the logs in the clear.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use refresh_manager::{CredentialId, StoreError, StoredTokens, Swap, TokenStore};
+use refresh_postgres::{Keyring, PgStore, PgStoreOptions};
+use support::{Database, keys};
+
+fn id(name: &str) -> CredentialId {
+    CredentialId::new(name).unwrap()
+}
+
+fn tokens(tag: &str) -> StoredTokens {
+    let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    serde_json::from_value(serde_json::json!({
+        "vendor": "ekuaibao",
+        "access_token": format!("access-{tag}"),
+        "refresh_token": format!("refresh-{tag}"),
+        "expires_at": at + chrono::TimeDelta::hours(1),
+        "obtained_at": at,
+        "refreshable_until": at + chrono::TimeDelta::hours(1),
+    }))
+    .unwrap()
+}
+
+async fn store(database: &Database, lease: Duration) -> PgStore {
+    PgStore::connect_with(
+        &database.url,
+        keys(),
+        PgStoreOptions::default().with_lease(lease),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_and_swap_writes_only_the_expected_version_and_keeps_orphans() {
+    let database = Database::new();
+    let store = store(&database, Duration::from_secs(30)).await;
+    let id = id("cas");
+    assert_eq!(store.load(&id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .compare_and_swap(&id, None, &tokens("1"))
+            .await
+            .unwrap(),
+        Swap::Written { version: 1 }
+    );
+    let first = store.load(&id).await.unwrap().unwrap();
+    assert_eq!((first.version, &first.tokens), (1, &tokens("1")));
+    for stale in [None, Some(0), Some(2)] {
+        let swap = store
+            .compare_and_swap(&id, stale, &tokens("x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            swap,
+            Swap::Conflict {
+                current: Some(first.clone())
+            },
+            "{stale:?}"
+        );
+    }
+    store.keep_orphan(&id, &tokens("lost")).await.unwrap();
+    assert_eq!(
+        store
+            .compare_and_swap(&id, Some(1), &tokens("2"))
+            .await
+            .unwrap(),
+        Swap::Written { version: 2 }
+    );
+    let second = store.load(&id).await.unwrap().unwrap();
+    assert_eq!((second.version, &second.tokens), (2, &tokens("2")));
+    assert_eq!(second.orphans.len(), 1, "a write keeps the orphans");
+    assert_eq!(
+        (&second.orphans[0].tokens, second.orphans[0].lost_to_version),
+        (&tokens("lost"), 1)
+    );
+    // Without a record, kept tokens become the record: they are the only ones.
+    let lone = self::id("lone");
+    store.keep_orphan(&lone, &tokens("lone")).await.unwrap();
+    let record = store.load(&lone).await.unwrap().unwrap();
+    assert_eq!(
+        (record.version, &record.tokens, record.orphans.len()),
+        (1, &tokens("lone"), 0)
+    );
+
+    // Of 16 racing writers, exactly one wins.
+    let store = Arc::new(store);
+    let writers: Vec<_> = (0..16)
+        .map(|n| {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move {
+                store
+                    .compare_and_swap(&id, Some(2), &tokens(&n.to_string()))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for writer in writers {
+        match writer.await.unwrap() {
+            Swap::Written { version } => {
+                assert_eq!(version, 3);
+                written += 1;
+            }
+            Swap::Conflict { current } => assert_eq!(current.unwrap().version, 3),
+        }
+    }
+    assert_eq!(written, 1);
+}
+
+/// One holder at a time, in any number of stores (replicas); a waiter is woken by the holder's commit, with a
+/// lock that lets it read the new tokens and call no vendor; a lease given up lets the next one take it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_holds_the_lease_and_waiters_are_woken_by_its_commit() {
+    let database = Database::new();
+    let lease = Duration::from_secs(30);
+    let (one, other) = (store(&database, lease).await, store(&database, lease).await);
+    let id = id("leased");
+    let held = one.lock(&id).await.unwrap();
+    assert!(one.lock_left(&held).unwrap() > Duration::from_secs(29));
+    let waiting = tokio::time::timeout(Duration::from_millis(300), other.lock(&id)).await;
+    assert!(waiting.is_err(), "a second holder got in");
+    let _free = tokio::time::timeout(Duration::from_secs(5), other.lock(&self::id("free")))
+        .await
+        .expect("another credential's lease is free")
+        .unwrap();
+
+    let waiter = tokio::spawn({
+        let (other, id) = (other.clone(), id.clone());
+        async move { other.lock(&id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        one.compare_and_swap(&id, None, &tokens("1")).await.unwrap(),
+        Swap::Written { version: 1 }
+    );
+    let woken = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("woken by the commit, long before the lease lapses")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        other.lock_left(&woken),
+        Some(Duration::ZERO),
+        "a read-only lock"
+    );
+    // Without a lease, its writes are refused while `one` holds the lease.
+    let refused = other
+        .compare_and_swap(&id, Some(1), &tokens("x"))
+        .await
+        .unwrap();
+    assert!(matches!(refused, Swap::Conflict { .. }));
+
+    drop(held);
+    let next = tokio::time::timeout(Duration::from_secs(5), other.lock(&id))
+        .await
+        .expect("the lease is free once given up")
+        .unwrap();
+    assert!(other.lock_left(&next).unwrap() > Duration::from_secs(29));
+    assert_eq!(
+        other
+            .compare_and_swap(&id, Some(1), &tokens("2"))
+            .await
+            .unwrap(),
+        Swap::Written { version: 2 }
+    );
+}
+
+/// A holder whose lease lapsed (it was paused, say) has its write refused once another replica took the lease,
+/// even though the version it expects is still current; nothing newer is overwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_under_a_lapsed_lease_is_fenced_off() {
+    let database = Database::new();
+    let lease = Duration::from_millis(500);
+    let (stale, fresh) = (store(&database, lease).await, store(&database, lease).await);
+    let id = id("fenced");
+    let _ = fresh
+        .compare_and_swap(&id, None, &tokens("1"))
+        .await
+        .unwrap();
+    let stale_lease = stale.lock(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(stale.lock_left(&stale_lease), Some(Duration::ZERO));
+    let fresh_lease = fresh.lock(&id).await.unwrap();
+    // The version is still the one the stale holder read, but the epoch moved on.
+    let swap = stale
+        .compare_and_swap(&id, Some(1), &tokens("stale"))
+        .await
+        .unwrap();
+    let Swap::Conflict {
+        current: Some(current),
+    } = swap
+    else {
+        panic!("{swap:?}")
+    };
+    assert_eq!((current.version, &current.tokens), (1, &tokens("1")));
+    stale.keep_orphan(&id, &tokens("stale")).await.unwrap();
+    assert_eq!(
+        fresh
+            .compare_and_swap(&id, Some(1), &tokens("2"))
+            .await
+            .unwrap(),
+        Swap::Written { version: 2 }
+    );
+    drop((stale_lease, fresh_lease));
+    let record = fresh.load(&id).await.unwrap().unwrap();
+    assert_eq!((record.version, &record.tokens), (2, &tokens("2")));
+    assert_eq!(record.orphans.len(), 1);
+    assert_eq!(record.orphans[0].tokens, tokens("stale"));
+}
+
+/// A store holding another key under the same id reads nothing and writes over nothing; a store given the old key
+/// as an older one reads the row and rewrites it under its current key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_is_a_clear_error_and_overwrites_nothing() {
+    let database = Database::new();
+    let right = store(&database, Duration::from_secs(30)).await;
+    let id = id("keyed");
+    let _ = right
+        .compare_and_swap(&id, None, &tokens("1"))
+        .await
+        .unwrap();
+    let wrong_keys = Keyring::new("test-key-1", &[7; 32]).unwrap();
+    let wrong = PgStore::connect(&database.url, wrong_keys).await.unwrap();
+    let error = wrong.load(&id).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Key { key_id, .. } if key_id == "test-key-1"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("does not open with key"),
+        "{error}"
+    );
+    let error = wrong
+        .compare_and_swap(&id, Some(1), &tokens("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Key { .. }), "{error}");
+    let error = wrong.keep_orphan(&id, &tokens("x")).await.unwrap_err();
+    assert!(matches!(error, StoreError::Key { .. }), "{error}");
+    assert_eq!(right.load(&id).await.unwrap().unwrap().tokens, tokens("1"));
+
+    let unknown = PgStore::connect(&database.url, Keyring::new("other", &[7; 32]).unwrap())
+        .await
+        .unwrap();
+    let error = unknown.load(&id).await.unwrap_err();
+    assert!(error.to_string().contains("no key with this id"), "{error}");
+
+    let rotated_keys = Keyring::new("test-key-2", &[8; 32])
+        .unwrap()
+        .with_older("test-key-1", &[42; 32])
+        .unwrap();
+    let rotated = PgStore::connect(&database.url, rotated_keys).await.unwrap();
+    assert_eq!(
+        rotated.load(&id).await.unwrap().unwrap().tokens,
+        tokens("1")
+    );
+    let _ = rotated
+        .compare_and_swap(&id, Some(1), &tokens("2"))
+        .await
+        .unwrap();
+    let error = right.load(&id).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Key { key_id, .. } if key_id == "test-key-2"),
+        "{error}"
+    );
+}
+
+/// A `tracing` writer that keeps every line.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything under `dir`, as bytes.
+fn files_under(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_token_never_reaches_the_database_files_or_the_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let database = Database::throwaway();
+    // Statements are logged in full, as an operator chasing a problem might set it.
+    let admin = PgStore::connect(&database.url, keys()).await.unwrap();
+    drop(admin);
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("ALTER SYSTEM SET log_statement = 'all'")
+        .await
+        .unwrap();
+    client.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+
+    let canary = "CANARY-7f3a9c2e51";
+    let store = store(&database, Duration::from_secs(30)).await;
+    let id = id("canary");
+    let mut sealed = tokens("x");
+    sealed.access_token = format!("{canary}-access").into();
+    sealed.refresh_token = format!("{canary}-refresh").into();
+    let lease = store.lock(&id).await.unwrap();
+    let _ = store.compare_and_swap(&id, None, &sealed).await.unwrap();
+    store.keep_orphan(&id, &sealed).await.unwrap();
+    let _ = store.compare_and_swap(&id, Some(1), &sealed).await.unwrap();
+    drop(lease);
+    assert_eq!(store.load(&id).await.unwrap().unwrap().tokens, sealed);
+    // On disk: the write-ahead log and, after a checkpoint, the tables themselves.
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut files = Vec::new();
+    files_under(&database.cluster().data_dir(), &mut files);
+    files_under(
+        database.cluster().data_dir().parent().unwrap(),
+        &mut Vec::new(),
+    );
+    let server_log = std::fs::read(
+        database
+            .cluster()
+            .data_dir()
+            .parent()
+            .unwrap()
+            .join("server.log"),
+    )
+    .unwrap();
+    files.push(("server.log".into(), server_log.clone()));
+    assert!(
+        String::from_utf8_lossy(&server_log).contains("refresh_kit_credentials"),
+        "the server logged our statements"
+    );
+    let needle = canary.as_bytes();
+    for (path, bytes) in &files {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the canary is in {}",
+            path.display()
+        );
+    }
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!logs.contains(canary), "{logs}");
+    assert!(!format!("{store:?}").contains(canary));
+    // The search was real: the sealed tokens are in the files, only not in the clear.
+    assert!(files.iter().map(|(_, bytes)| bytes.len()).sum::<usize>() > 1_000_000);
+}
