@@ -323,7 +323,10 @@ async fn a_canary_token_never_reaches_the_database_files_or_the_logs() {
         .batch_execute("ALTER SYSTEM SET log_statement = 'all'")
         .await
         .unwrap();
-    client.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    client
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
 
     let canary = "CANARY-7f3a9c2e51";
     let store = store(&database, Duration::from_secs(30)).await;
