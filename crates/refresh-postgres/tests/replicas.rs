@@ -90,7 +90,7 @@ fn manager<S: TokenStore + 'static>(
         let mut credential =
             CredentialOptions::new(refresher(base, manager.clock().facade_clock()));
         if let Some(policy) = &policy {
-            credential = credential.with_policy(policy.clone());
+            credential = credential.with_policy(*policy);
         }
         manager.manage(id.clone(), credential);
     }
@@ -125,7 +125,19 @@ struct Replica {
 
 impl Replica {
     fn spawn(role: &str, url: &str, base: &str, seed: u64, credentials: usize) -> Replica {
+        Self::spawn_with(role, url, base, seed, credentials, &[])
+    }
+
+    fn spawn_with(
+        role: &str,
+        url: &str,
+        base: &str,
+        seed: u64,
+        credentials: usize,
+        env: &[(&str, String)],
+    ) -> Replica {
         let mut process = Command::new(std::env::current_exe().unwrap())
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .args([
                 "--ignored",
                 "--exact",
@@ -140,7 +152,11 @@ impl Replica {
             .env("REFRESH_KIT_CREDENTIALS", credentials.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("REFRESH_KIT_CHILD_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -195,6 +211,11 @@ fn child() {
     };
     // The test harness has printed "test child ... " without a newline: end it, so our lines stand alone.
     println!();
+    if std::env::var_os("REFRESH_KIT_CHILD_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let url = std::env::var("REFRESH_KIT_DATABASE").unwrap();
     let base = std::env::var("REFRESH_KIT_BASE_URL").unwrap();
     let seed: u64 = std::env::var("REFRESH_KIT_SEED").unwrap().parse().unwrap();
@@ -215,11 +236,16 @@ fn child() {
 /// error).
 async fn share(url: &str, base: &str, seed: u64, credentials: &[CredentialId]) {
     let clock = ManualClock::new();
+    let millis = |variable, default| Duration::from_millis(count(variable, default) as u64);
     let options = ManagerOptions::default()
         .with_clock(clock.clone())
-        .with_seed(seed);
-    let lease = Duration::from_secs(30);
-    let manager = manager(connect(url, lease).await, base, credentials, options, None);
+        .with_seed(seed)
+        .with_call_timeout(millis("REFRESH_KIT_CALL_TIMEOUT_MS", 15_000));
+    let store = Timed {
+        store: connect(url, millis("REFRESH_KIT_LEASE_MS", 30_000)).await,
+        delay: millis("REFRESH_KIT_WRITE_DELAY_MS", 0),
+    };
+    let manager = manager(store, base, credentials, options, None);
     println!("ready");
     // Blocking reads on the thread that drives this future: the manager's tasks run on the runtime's workers.
     for line in std::io::stdin().lines() {
@@ -251,7 +277,10 @@ async fn share(url: &str, base: &str, seed: u64, credentials: &[CredentialId]) {
 async fn churn(url: &str, base: &str, seed: u64, id: &CredentialId) {
     // A lease of a second, so that the one a killed replica held lapses soon; the sandbox answers in
     // milliseconds.
-    let store = Timed(connect(url, Duration::from_secs(1)).await);
+    let store = Timed {
+        store: connect(url, Duration::from_secs(1)).await,
+        delay: Duration::ZERO,
+    };
     let options = ManagerOptions::default()
         .with_seed(seed)
         .with_call_timeout(Duration::from_millis(300));
@@ -272,14 +301,18 @@ async fn churn(url: &str, base: &str, seed: u64, id: &CredentialId) {
 }
 
 /// A `PgStore` that prints when each compare-and-swap begins (the vendor's answer has arrived) and when it has
-/// returned written (the commit is durable), in nanoseconds since the epoch.
-struct Timed(PgStore);
+/// returned written (the commit is durable), in nanoseconds since the epoch; `delay` after the first line is a
+/// slow write, long enough for the test to stop the process there.
+struct Timed {
+    store: PgStore,
+    delay: Duration,
+}
 
 impl TokenStore for Timed {
     type Lock = <PgStore as TokenStore>::Lock;
 
     async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        self.0.load(id).await
+        self.store.load(id).await
     }
 
     async fn compare_and_swap(
@@ -290,7 +323,9 @@ impl TokenStore for Timed {
     ) -> Result<Swap, StoreError> {
         use std::io::Write;
         println!("write {}", now_nanos());
-        let swap = self.0.compare_and_swap(id, expected, tokens).await;
+        std::io::stdout().flush()?;
+        tokio::time::sleep(self.delay).await;
+        let swap = self.store.compare_and_swap(id, expected, tokens).await;
         if matches!(swap, Ok(Swap::Written { .. })) {
             println!("durable {}", now_nanos());
         }
@@ -303,15 +338,15 @@ impl TokenStore for Timed {
         id: &CredentialId,
         tokens: &StoredTokens,
     ) -> Result<(), StoreError> {
-        self.0.keep_orphan(id, tokens).await
+        self.store.keep_orphan(id, tokens).await
     }
 
     async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
-        self.0.lock(id).await
+        self.store.lock(id).await
     }
 
     fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
-        self.0.lock_left(lock)
+        self.store.lock_left(lock)
     }
 }
 
@@ -380,5 +415,212 @@ async fn twenty_replicas_refresh_each_credential_once_per_expiry() {
         refreshes(&sandbox) as f64 / elapsed.as_secs_f64(),
         percentile(50),
         percentile(99),
+    );
+}
+
+/// A replica stopped (SIGSTOP) after the vendor answered and before its write, past its lease: another replica
+/// takes the lease and logs in; resumed (SIGCONT), the stopped replica's write is refused by the fence, its tokens
+/// land in the orphans, and the newer tokens stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_paused_past_its_lease_has_its_write_refused_and_kept_as_an_orphan() {
+    let (sandbox, base, database) = logged_in(Database::new(), 1).await;
+    let id = ids(1).remove(0);
+    let env = [
+        ("REFRESH_KIT_LEASE_MS", "2000".to_owned()),
+        ("REFRESH_KIT_CALL_TIMEOUT_MS", "1000".to_owned()),
+        ("REFRESH_KIT_WRITE_DELAY_MS", "500".to_owned()),
+    ];
+    let mut stalled = Replica::spawn_with("share", &database.url, &base, 1, 1, &env);
+    stalled.next(&["ready"]).await;
+    sandbox.clock().advance(PAST_EXPIRY);
+    stalled
+        .send(&format!("advance {}", PAST_EXPIRY.as_millis()))
+        .await;
+    // The vendor answered; the write waits half a second.
+    stalled.next(&["write "]).await;
+    stalled.signal("-STOP");
+    let rotated = sandbox.last_refresh_token(Emulator::ISolarCloud).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let store = connect(&database.url, Duration::from_secs(30)).await;
+    // On the sandbox's time, as the stopped replica is.
+    let clock = ManualClock::new();
+    clock.advance(PAST_EXPIRY);
+    let options = ManagerOptions::default().with_clock(clock);
+    let other = manager(
+        store.clone(),
+        &base,
+        std::slice::from_ref(&id),
+        options,
+        None,
+    );
+    let logged_in = other.login(&id, &grant(&sandbox)).await.unwrap();
+    assert_eq!(logged_in.version, 2);
+    let newer = store.load(&id).await.unwrap().unwrap();
+    drop(other);
+
+    stalled.signal("-CONT");
+    let answer = stalled.next(&["versions ", "error "]).await;
+    assert_eq!(
+        answer, "versions 2",
+        "the resumed replica adopts the newer tokens"
+    );
+    let record = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.version, &record.tokens),
+        (2, &newer.tokens),
+        "nothing newer was overwritten"
+    );
+    assert_eq!(record.orphans.len(), 1, "{:?}", record.orphans);
+    let orphan = &record.orphans[0];
+    assert_eq!(orphan.tokens.refresh_token.expose_secret(), rotated);
+    assert_eq!(orphan.lost_to_version, 2);
+    assert_eq!(
+        sandbox.refresh_token_state(Emulator::ISolarCloud, &rotated),
+        RefreshTokenState::Live
+    );
+    assert_eq!(refreshes(&sandbox), 1);
+}
+
+/// The database is stopped as a crash would stop it, then started again, mid-run. Callers keep their valid cached
+/// tokens while it is down, get retryable errors once those expire, no vendor call is made without a lease, and
+/// callers recover by themselves once it is back, with no token lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_ride_out_a_database_restart_without_losing_a_token() {
+    let credentials = ids(10);
+    let (sandbox, base, database) = logged_in(Database::throwaway(), credentials.len()).await;
+    let clock = ManualClock::new();
+    let advance = |by: Duration| {
+        sandbox.clock().advance(by);
+        clock.advance(by);
+    };
+    let options = ManagerOptions::default()
+        .with_clock(clock.clone())
+        .with_seed(3);
+    let store = connect(&database.url, Duration::from_secs(30)).await;
+    let manager = manager(store.clone(), &base, &credentials, options, None);
+    let read_all = || join_all(credentials.iter().map(|id| manager.access_token(id)));
+    for token in read_all().await {
+        assert_eq!(token.unwrap().version, 1);
+    }
+
+    database.cluster().stop_server();
+    advance(Duration::from_secs(60));
+    for token in read_all().await {
+        assert_eq!(
+            token.unwrap().version,
+            1,
+            "a valid cached token is served while the database is down"
+        );
+    }
+    advance(PAST_EXPIRY);
+    for token in read_all().await {
+        let error = token.unwrap_err();
+        assert!(
+            error.is_retryable() && !error.is_reauthorization_required(),
+            "{error}"
+        );
+    }
+    assert_eq!(refreshes(&sandbox), 0, "no refresh without a lease");
+
+    database.cluster().start_server();
+    let restarted = Instant::now();
+    let recovered = loop {
+        advance(Duration::from_secs(1));
+        let tokens = read_all().await;
+        if tokens.iter().all(Result::is_ok) {
+            break restarted.elapsed();
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(60),
+            "callers recover by themselves"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "after the database restarted, every caller had a valid token again within {recovered:?}"
+    );
+    for id in &credentials {
+        let record = store.load(id).await.unwrap().unwrap();
+        assert_eq!(record.version, 2);
+        let held = record.tokens.refresh_token.expose_secret().to_owned();
+        assert_eq!(
+            sandbox.refresh_token_state(Emulator::ISolarCloud, &held),
+            RefreshTokenState::Live
+        );
+    }
+    assert_eq!(refreshes(&sandbox), credentials.len());
+}
+
+/// SIGKILL, at random moments, of two replicas that rotate one credential without pause. After each round the
+/// store holds a refresh token the sandbox accepts, unless a kill fell after the vendor rotated and before the
+/// write committed: those are counted apart (and the credential logged in again so the run goes on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_killed_at_random_moments_leave_a_live_refresh_token() {
+    let rounds = count("REFRESH_KIT_PG_KILLS", 20);
+    let (sandbox, base, database) = logged_in(Database::new(), 1).await;
+    let id = ids(1).remove(0);
+    let store = connect(&database.url, Duration::from_secs(30)).await;
+    let login = manager(
+        store.clone(),
+        &base,
+        std::slice::from_ref(&id),
+        ManagerOptions::default(),
+        None,
+    );
+    let mut random = fastrand::Rng::with_seed(2000);
+    let (mut live, mut lost, mut inside) = (0, 0, 0);
+    for round in 0..rounds {
+        let rotations_before = sandbox.refresh_times(Emulator::ISolarCloud).len();
+        let mut replicas: Vec<_> = (0..2)
+            .map(|n| Replica::spawn("churn", &database.url, &base, (round * 2 + n) as u64, 1))
+            .collect();
+        for replica in &mut replicas {
+            replica.next(&["ready"]).await;
+        }
+        let mut durable = 0;
+        for mut replica in replicas {
+            tokio::time::sleep(Duration::from_millis(random.u64(20..150))).await;
+            replica.process.start_kill().unwrap();
+            replica.process.wait().await.unwrap();
+            while let Ok(Some(line)) = replica.stdout.next_line().await {
+                durable += usize::from(line.starts_with("durable "));
+            }
+        }
+        // Give a request sent just before a kill time to be handled.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let rotated = sandbox.refresh_times(Emulator::ISolarCloud).len() - rotations_before;
+        // A kill fell inside the window if the vendor rotated more often than the replicas committed.
+        let in_window = rotated > durable;
+        inside += usize::from(in_window);
+        let record = store
+            .load(&id)
+            .await
+            .expect("a readable record")
+            .expect("a record");
+        let held = record.tokens.refresh_token.expose_secret().to_owned();
+        match sandbox.refresh_token_state(Emulator::ISolarCloud, &held) {
+            RefreshTokenState::Live => live += 1,
+            state => {
+                assert!(
+                    in_window,
+                    "round {round}: the stored token is {state:?} with no kill inside the window"
+                );
+                let newest = sandbox.last_refresh_token(Emulator::ISolarCloud).unwrap();
+                assert_ne!(newest, held, "round {round}: the newest token is {state:?}");
+                lost += 1;
+                login.login(&id, &grant(&sandbox)).await.unwrap();
+            }
+        }
+    }
+    let rotations = sandbox.refresh_times(Emulator::ISolarCloud).len();
+    eprintln!(
+        "{rounds} rounds of 2 kills over {rotations} rotations: {live} left a live refresh token, {inside} had a \
+         kill inside the window (rotated, not yet committed), {lost} lost the newest token (all inside it)"
+    );
+    assert_eq!(live + lost, rounds);
+    assert!(
+        rotations > rounds,
+        "the replicas rotated ({rotations} rotations)"
     );
 }
