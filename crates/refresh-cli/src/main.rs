@@ -13,6 +13,7 @@ mod profiles;
 mod sandbox;
 mod settings;
 mod status;
+mod store;
 mod token;
 
 use std::process::ExitCode;

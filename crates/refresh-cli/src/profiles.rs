@@ -10,6 +10,10 @@
 //! [profiles.prod.login]      # the login's settings that are not secret
 //! app_key = "my-app"
 //! ```
+//!
+//! A `[postgres]` table puts the tokens in PostgreSQL instead, shared with the replicas of a service
+//! (`refresh-postgres`): `url` (or `REFRESH_DATABASE_URL`), and the encryption keys from `keys_file` or
+//! `REFRESH_KIT_PG_KEYS` (`<key id>:<32 bytes in base64>`, current key first).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,8 +21,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use refresh_facade::{Vendor, VendorConfig};
 use refresh_manager::{CredentialId, FileStore};
+use refresh_postgres::Keyring;
 
 use crate::settings::{Misconfigured, Secrets};
+use crate::store::ProfileStore;
 
 /// Where the profiles are: `--config`, else `REFRESH_CONFIG`, else the XDG config directory.
 #[derive(Debug, clap::Args)]
@@ -41,6 +47,14 @@ pub struct LoginSettings {
     pub app_key: Option<String>,
 }
 
+/// `[postgres]`: the shared PostgreSQL store.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostgresSettings {
+    url: Option<String>,
+    keys_file: Option<PathBuf>,
+}
+
 /// One profile of the file.
 pub struct Profile {
     pub name: String,
@@ -55,6 +69,7 @@ pub struct Profile {
 pub struct Profiles {
     pub path: PathBuf,
     pub state_dir: PathBuf,
+    postgres: Option<PostgresSettings>,
     pub profiles: BTreeMap<String, Profile>,
 }
 
@@ -62,6 +77,7 @@ pub struct Profiles {
 #[serde(deny_unknown_fields)]
 struct File {
     state_dir: Option<PathBuf>,
+    postgres: Option<PostgresSettings>,
     #[serde(default)]
     profiles: BTreeMap<String, toml::Table>,
 }
@@ -124,6 +140,7 @@ impl ConfigArgs {
         Ok(Profiles {
             path,
             state_dir,
+            postgres: file.postgres,
             profiles,
         })
     }
@@ -154,9 +171,23 @@ impl Profiles {
         })
     }
 
-    pub fn store(&self) -> Result<FileStore, Misconfigured> {
+    pub fn store(&self) -> Result<ProfileStore, Misconfigured> {
+        if let Some(postgres) = &self.postgres {
+            let url = std::env::var("REFRESH_DATABASE_URL")
+                .ok()
+                .or_else(|| postgres.url.clone())
+                .ok_or_else(|| {
+                    Misconfigured("[postgres] needs a url (or REFRESH_DATABASE_URL)".into())
+                })?;
+            let keys = match &postgres.keys_file {
+                Some(path) => Keyring::from_file(path),
+                None => Keyring::from_env("REFRESH_KIT_PG_KEYS"),
+            }
+            .map_err(|e| Misconfigured(format!("[postgres]: {e}")))?;
+            return Ok(ProfileStore::postgres(url, keys));
+        }
         let dir = self.state_dir.join("tokens");
-        FileStore::open(&dir).map_err(|e| {
+        FileStore::open(&dir).map(ProfileStore::File).map_err(|e| {
             Misconfigured(format!(
                 "cannot open the token store {}: {e}",
                 dir.display()

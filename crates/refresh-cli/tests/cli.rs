@@ -845,3 +845,85 @@ async fn profiles_log_in_print_valid_tokens_and_show_their_status() {
         table.stdout
     );
 }
+
+#[path = "../../refresh-postgres/tests/support/mod.rs"]
+mod pg;
+
+/// A profiles file with a `[postgres]` table keeps the tokens in PostgreSQL, shared with a service's replicas:
+/// `login` and `token` write there (encrypted), and `status` shows the records and their orphans.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_profiles_keep_tokens_in_the_shared_store_and_status_shows_orphans() {
+    use refresh_manager::TokenStore;
+    let database = pg::Database::new();
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::SugonAc))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\n[postgres]\nurl = {url:?}\n\n[profiles.hpc]\nvendor = \"sugon-ac\"\n\
+             base_url = {base:?}\n[profiles.hpc.login]\nuser = {user:?}\norg_id = {org:?}\n",
+            state = dir.path().join("state"),
+            url = database.url,
+            base = sandbox.base_url(Emulator::SugonAc).unwrap(),
+            user = accounts::SUGON_USER,
+            org = accounts::SUGON_ORG_ID,
+        ),
+    )
+    .unwrap();
+    // The key `test-key-1` of the support module: 32 bytes of 42, in base64.
+    let keys = "test-key-1:KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+    let config = config.to_str().unwrap();
+    let env = [("REFRESH_CONFIG", config), ("REFRESH_KIT_PG_KEYS", keys)];
+
+    let no_keys = refresh(&["status"], &env[..1], None).await;
+    assert_eq!(no_keys.code, 3, "{}", no_keys.stderr);
+    assert!(
+        no_keys.stderr.contains("REFRESH_KIT_PG_KEYS"),
+        "{}",
+        no_keys.stderr
+    );
+
+    let login = refresh(
+        &["login", "hpc"],
+        &[env[0], env[1], ("PASSWORD", accounts::SUGON_PASSWORD)],
+        None,
+    )
+    .await;
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    let token = refresh(&["token", "hpc"], &env, None).await;
+    assert_eq!(token.code, 0, "{}", token.stderr);
+    let store = refresh_postgres::PgStore::connect(&database.url, pg::keys())
+        .await
+        .unwrap();
+    let id = refresh_manager::CredentialId::new("hpc").unwrap();
+    let record = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(
+        record.tokens.access_token.expose_secret(),
+        token.stdout.trim_end()
+    );
+    // A replica's answer that lost its fenced write.
+    store.keep_orphan(&id, &record.tokens).await.unwrap();
+
+    let status = refresh(&["status", "--json"], &env, None).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let rows = status.json_out();
+    let hpc = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["profile"] == "hpc")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (hpc["version"].clone(), hpc["orphans"].clone()),
+        (1.into(), 1.into()),
+        "{hpc}"
+    );
+    assert!(
+        !status.stdout.contains(token.stdout.trim_end()),
+        "no secret in status"
+    );
+}

@@ -1,0 +1,102 @@
+//! The profiles' token store: the `FileStore` under the state directory, or, where the profiles file has a
+//! `[postgres]` table, the PostgreSQL store that replicas of a service share (so that `refresh status` shows
+//! their records and orphans, and `refresh token` takes part in their leases).
+
+use std::time::Duration;
+
+use refresh_manager::{
+    CredentialId, FileStore, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+};
+use refresh_postgres::{Keyring, PgLease, PgStore};
+use tokio::sync::OnceCell;
+
+pub enum ProfileStore {
+    File(FileStore),
+    /// Connected at first use: commands that read no token open no connection.
+    Postgres(Box<LazyPg>),
+}
+
+pub struct LazyPg {
+    url: String,
+    keys: Keyring,
+    store: OnceCell<PgStore>,
+}
+
+pub enum ProfileLock {
+    File(<FileStore as TokenStore>::Lock),
+    Postgres(PgLease),
+}
+
+impl ProfileStore {
+    pub fn postgres(url: String, keys: Keyring) -> Self {
+        ProfileStore::Postgres(Box::new(LazyPg {
+            url,
+            keys,
+            store: OnceCell::new(),
+        }))
+    }
+}
+
+impl LazyPg {
+    async fn get(&self) -> Result<&PgStore, StoreError> {
+        self.store
+            .get_or_try_init(|| PgStore::connect(&self.url, self.keys.clone()))
+            .await
+    }
+}
+
+impl TokenStore for ProfileStore {
+    type Lock = ProfileLock;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        match self {
+            ProfileStore::File(store) => store.load(id).await,
+            ProfileStore::Postgres(pg) => pg.get().await?.load(id).await,
+        }
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        match self {
+            ProfileStore::File(store) => store.compare_and_swap(id, expected, tokens).await,
+            ProfileStore::Postgres(pg) => {
+                pg.get().await?.compare_and_swap(id, expected, tokens).await
+            }
+        }
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        match self {
+            ProfileStore::File(store) => store.keep_orphan(id, tokens).await,
+            ProfileStore::Postgres(pg) => pg.get().await?.keep_orphan(id, tokens).await,
+        }
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<ProfileLock, StoreError> {
+        match self {
+            ProfileStore::File(store) => store.lock(id).await.map(ProfileLock::File),
+            ProfileStore::Postgres(pg) => pg.get().await?.lock(id).await.map(ProfileLock::Postgres),
+        }
+    }
+
+    fn lock_left(&self, lock: &ProfileLock) -> Option<Duration> {
+        match (self, lock) {
+            (ProfileStore::Postgres(pg), ProfileLock::Postgres(lease)) => {
+                // A lease exists only once the store is connected; were it not, say the lease is gone.
+                pg.store
+                    .get()
+                    .map_or(Some(Duration::ZERO), |store| store.lock_left(lease))
+            }
+            (ProfileStore::File(store), ProfileLock::File(lock)) => store.lock_left(lock),
+            _ => Some(Duration::ZERO),
+        }
+    }
+}
