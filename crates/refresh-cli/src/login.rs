@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use refresh_facade::{Grant, RefreshError, Refresher, Secret, TokenSet, Vendor};
-use refresh_manager::{CredentialOptions, Manager, ManagerError};
+use refresh_manager::{CredentialOptions, Manager, ManagerError, ManagerOptions};
 
 use crate::output;
 use crate::profiles::{ConfigArgs, LoginSettings, Profile, Profiles};
@@ -197,7 +197,8 @@ async fn log_in_profile(args: &Args, name: &str) -> ExitCode {
     if let Err(unsupported) = refresher.ensure_login_offered() {
         return output::report(Err(unsupported));
     }
-    let manager = Manager::new(store);
+    // One command, then exit: no renewal may be left running in the background when the process ends.
+    let manager = Manager::with_options(store, ManagerOptions::default().foreground_only());
     let component = match profile.component_id() {
         Some(component_id) => {
             let grant = match component_grant(&secrets) {

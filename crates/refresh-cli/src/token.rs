@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use refresh_manager::{CredentialOptions, Manager, ManagerError};
+use refresh_manager::{CredentialOptions, Manager, ManagerError, ManagerOptions};
 
 use crate::login::{component_grant, profiles_and_secrets, unattended_login};
 use crate::profiles::ConfigArgs;
@@ -60,7 +60,8 @@ pub async fn run(args: Args) -> ExitCode {
         Ok(configured) => configured,
         Err(misconfigured) => return output::misconfigured(profile.vendor, misconfigured),
     };
-    let manager = Manager::new(store);
+    // One command, then exit: no renewal may be left running in the background when the process ends.
+    let manager = Manager::with_options(store, ManagerOptions::default().foreground_only());
     let mut credential = CredentialOptions::new(refresher.clone());
     if let Some(component_id) = profile.component_id() {
         let mut component = CredentialOptions::new(refresher);

@@ -56,6 +56,7 @@ pub struct ManagerOptions {
     max_concurrent_calls: usize,
     dead_recheck: Duration,
     call_timeout: Duration,
+    background: bool,
     on_rotate: Option<RotateHook>,
 }
 
@@ -69,6 +70,7 @@ impl Default for ManagerOptions {
             max_concurrent_calls: 32,
             dead_recheck: Duration::from_secs(60),
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            background: true,
             on_rotate: None,
         }
     }
@@ -98,6 +100,14 @@ impl ManagerOptions {
     /// 15 s, is this one's). Under a store lease (a database's), a call is sent only if the lease outlasts it. A
     /// call is never abandoned: an answer that arrives after its lease lapsed is refused by the store's fence and
     /// kept as an orphan.
+    /// Renewals in the foreground only, for short-lived processes (a command line): no timers, and a read of a due
+    /// token waits for its renewal instead of starting it in the background, so that no renewal is under way when
+    /// the process ends.
+    pub fn foreground_only(mut self) -> Self {
+        self.background = false;
+        self
+    }
+
     pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self
@@ -286,6 +296,7 @@ struct ManagerShared<S> {
     random: Mutex<fastrand::Rng>,
     dead_recheck: Duration,
     call_timeout: Duration,
+    background: bool,
     on_rotate: Option<RotateHook>,
 }
 
@@ -321,6 +332,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 random: Mutex::new(fastrand::Rng::with_seed(options.seed)),
                 dead_recheck: options.dead_recheck,
                 call_timeout: options.call_timeout,
+                background: options.background,
                 on_rotate: options.on_rotate,
             }),
         }
@@ -332,6 +344,31 @@ impl<S: TokenStore + 'static> Manager<S> {
 
     pub fn clock(&self) -> &ManagerClock {
         &self.shared.clock
+    }
+
+    /// Returns once no renewal is running: call it before a short-lived process exits (a command line), so that a
+    /// background refresh the vendor may already have answered is committed, not cut off with its new tokens.
+    pub async fn renewals_finished(&self) {
+        loop {
+            let running: Vec<Flight> = self
+                .shared
+                .credentials
+                .load()
+                .values()
+                .filter_map(|credential| {
+                    lock(&credential.flight)
+                        .as_ref()
+                        .filter(|running| !running.ended.load(Ordering::SeqCst))
+                        .map(|running| running.flight.clone())
+                })
+                .collect();
+            if running.is_empty() {
+                return;
+            }
+            for flight in running {
+                let _ = flight.await;
+            }
+        }
     }
 
     /// How many background deadlines are waiting (at most about one per credential).
@@ -470,7 +507,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         if now < token.refresh_due {
             return Some(token);
         }
-        if now < token.valid_until {
+        if now < token.valid_until && self.shared.background {
             self.nudge(credential);
             return Some(token);
         }
@@ -897,6 +934,9 @@ impl<S: TokenStore + 'static> Manager<S> {
 
     /// Sets the credential's next background renewal at `at`, replacing the one set before.
     fn schedule(&self, credential: &Credential, at: Moment) {
+        if !self.shared.background {
+            return;
+        }
         let generation = credential.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.shared.timers.set(Due {
             at,

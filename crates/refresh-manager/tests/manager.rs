@@ -493,3 +493,47 @@ async fn no_vendor_call_is_sent_under_a_lease_that_could_lapse_first() {
     assert_eq!(short.access_token(&setup.id).await.unwrap().version, 2);
     assert_eq!(setup.refreshes(), 1);
 }
+
+/// `renewals_finished` returns once the background refresh of a due token has committed; a manager that renews in
+/// the foreground only sets no timer and makes the read of a due token wait for its renewal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lived_process_leaves_no_renewal_running() {
+    let setup = Setup::new().await;
+    let store = MemoryStore::new();
+    let background = setup.manager(store.clone()).await;
+    let first = background.access_token(&setup.id).await.unwrap();
+    setup.sandbox.inject(
+        Emulator::ISolarCloud,
+        Fault::Latency(Duration::from_millis(300)),
+    );
+    let due = (first.refresh_at - setup.sandbox.clock().now())
+        .to_std()
+        .unwrap()
+        + Duration::from_secs(1);
+    setup.advance(due);
+    assert_eq!(
+        background.access_token(&setup.id).await.unwrap().version,
+        1,
+        "served, renewed behind"
+    );
+    background.renewals_finished().await;
+    assert_eq!(store.load(&setup.id).await.unwrap().unwrap().version, 2);
+
+    let options = setup.options().foreground_only();
+    let foreground = Manager::with_options(store.clone(), options);
+    foreground.manage(setup.id.clone(), setup.credential(Emulator::ISolarCloud));
+    let second = foreground.access_token(&setup.id).await.unwrap();
+    assert_eq!((second.version, foreground.pending_timers()), (2, 0));
+    let due = (second.refresh_at - setup.sandbox.clock().now())
+        .to_std()
+        .unwrap()
+        + Duration::from_secs(1);
+    setup.advance(due);
+    let third = foreground.access_token(&setup.id).await.unwrap();
+    assert_eq!(
+        (third.version, setup.refreshes()),
+        (3, 2),
+        "the due token's read waited for its renewal"
+    );
+    assert_eq!(foreground.pending_timers(), 0);
+}
