@@ -65,6 +65,8 @@ pub use manager::{AccessToken, CredentialHandle, CredentialOptions, Manager, Man
 pub use observe::Rotated;
 pub use policy::{Backoff, RefreshPolicy};
 pub use record::{CredentialId, InvalidCredentialId, StoredTokens};
+#[cfg(any(test, feature = "conformance"))]
+pub use store::conformance;
 pub use store::file::FileStore;
 pub use store::memory::MemoryStore;
 pub use store::{Orphan, StoreError, Swap, TokenStore, Versioned};

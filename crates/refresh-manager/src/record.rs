@@ -94,17 +94,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Tokens for tests: `tag` makes them distinct.
-    pub(crate) fn tokens(tag: &str) -> StoredTokens {
-        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        StoredTokens {
-            vendor: Vendor::Ekuaibao,
-            access_token: format!("access-{tag}").into(),
-            refresh_token: format!("refresh-{tag}").into(),
-            expires_at: at + chrono::TimeDelta::hours(1),
-            obtained_at: at,
-            refreshable_until: Some(at + chrono::TimeDelta::hours(1)),
-        }
-    }
+    pub(crate) use crate::store::conformance::tokens;
 
     #[test]
     fn ids_are_safe_file_names() {

@@ -8,25 +8,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use refresh_manager::{CredentialId, StoreError, StoredTokens, Swap, TokenStore};
+use refresh_manager::conformance::{self, tokens};
+use refresh_manager::{CredentialId, StoreError, Swap, TokenStore};
 use refresh_postgres::{Keyring, PgStore, PgStoreOptions};
 use support::{Database, keys};
 
 fn id(name: &str) -> CredentialId {
     CredentialId::new(name).unwrap()
-}
-
-fn tokens(tag: &str) -> StoredTokens {
-    let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-    serde_json::from_value(serde_json::json!({
-        "vendor": "ekuaibao",
-        "access_token": format!("access-{tag}"),
-        "refresh_token": format!("refresh-{tag}"),
-        "expires_at": at + chrono::TimeDelta::hours(1),
-        "obtained_at": at,
-        "refreshable_until": at + chrono::TimeDelta::hours(1),
-    }))
-    .unwrap()
 }
 
 async fn store(database: &Database, lease: Duration) -> PgStore {
@@ -39,82 +27,16 @@ async fn store(database: &Database, lease: Duration) -> PgStore {
     .unwrap()
 }
 
+/// What every store must do (refresh-manager's conformance suite), with two stores on one database for the lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compare_and_swap_writes_only_the_expected_version_and_keeps_orphans() {
+async fn the_store_conforms_to_what_every_token_store_must_do() {
     let database = Database::new();
-    let store = store(&database, Duration::from_secs(30)).await;
-    let id = id("cas");
-    assert_eq!(store.load(&id).await.unwrap(), None);
-    assert_eq!(
-        store
-            .compare_and_swap(&id, None, &tokens("1"))
-            .await
-            .unwrap(),
-        Swap::Written { version: 1 }
-    );
-    let first = store.load(&id).await.unwrap().unwrap();
-    assert_eq!((first.version, &first.tokens), (1, &tokens("1")));
-    for stale in [None, Some(0), Some(2)] {
-        let swap = store
-            .compare_and_swap(&id, stale, &tokens("x"))
-            .await
-            .unwrap();
-        assert_eq!(
-            swap,
-            Swap::Conflict {
-                current: Some(first.clone())
-            },
-            "{stale:?}"
-        );
-    }
-    store.keep_orphan(&id, &tokens("lost")).await.unwrap();
-    assert_eq!(
-        store
-            .compare_and_swap(&id, Some(1), &tokens("2"))
-            .await
-            .unwrap(),
-        Swap::Written { version: 2 }
-    );
-    let second = store.load(&id).await.unwrap().unwrap();
-    assert_eq!((second.version, &second.tokens), (2, &tokens("2")));
-    assert_eq!(second.orphans.len(), 1, "a write keeps the orphans");
-    assert_eq!(
-        (&second.orphans[0].tokens, second.orphans[0].lost_to_version),
-        (&tokens("lost"), 1)
-    );
-    // Without a record, kept tokens become the record: they are the only ones.
-    let lone = self::id("lone");
-    store.keep_orphan(&lone, &tokens("lone")).await.unwrap();
-    let record = store.load(&lone).await.unwrap().unwrap();
-    assert_eq!(
-        (record.version, &record.tokens, record.orphans.len()),
-        (1, &tokens("lone"), 0)
-    );
-
-    // Of 16 racing writers, exactly one wins.
-    let store = Arc::new(store);
-    let writers: Vec<_> = (0..16)
-        .map(|n| {
-            let (store, id) = (Arc::clone(&store), id.clone());
-            tokio::spawn(async move {
-                store
-                    .compare_and_swap(&id, Some(2), &tokens(&n.to_string()))
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    let mut written = 0;
-    for writer in writers {
-        match writer.await.unwrap() {
-            Swap::Written { version } => {
-                assert_eq!(version, 3);
-                written += 1;
-            }
-            Swap::Conflict { current } => assert_eq!(current.unwrap().version, 3),
-        }
-    }
-    assert_eq!(written, 1);
+    let lease = Duration::from_secs(30);
+    let (one, other) = (store(&database, lease).await, store(&database, lease).await);
+    conformance::compare_and_swap_writes_only_the_expected_version(&one).await;
+    conformance::orphans_are_kept_across_writes(&one).await;
+    conformance::of_racing_writers_exactly_one_wins(Arc::new(one.clone())).await;
+    conformance::the_lock_lets_one_holder_in_at_a_time(&one, &other).await;
 }
 
 /// One holder at a time, in any number of stores (replicas); a waiter is woken by the holder's commit, with a

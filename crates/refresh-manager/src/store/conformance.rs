@@ -1,0 +1,141 @@
+//! What every [`TokenStore`] must do, as functions a store's own tests call (enable the `conformance` feature in
+//! `[dev-dependencies]`). Each uses credential ids of its own; give each a fresh, empty store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Swap, TokenStore};
+use crate::record::{CredentialId, StoredTokens};
+
+fn id(name: &str) -> CredentialId {
+    CredentialId::new(name).unwrap()
+}
+
+/// Only a write from the expected version goes in; a conflict changes nothing and tells what is there.
+pub async fn compare_and_swap_writes_only_the_expected_version(store: &impl TokenStore) {
+    let id = id("cas");
+    assert_eq!(store.load(&id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .compare_and_swap(&id, None, &tokens("1"))
+            .await
+            .unwrap(),
+        Swap::Written { version: 1 }
+    );
+    let first = store.load(&id).await.unwrap().unwrap();
+    assert_eq!((first.version, &first.tokens), (1, &tokens("1")));
+
+    // A second first write, or a write from a stale version, loses and changes nothing.
+    for stale in [None, Some(0), Some(2)] {
+        let swap = store
+            .compare_and_swap(&id, stale, &tokens("x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            swap,
+            Swap::Conflict {
+                current: Some(first.clone())
+            },
+            "{stale:?}"
+        );
+    }
+    assert_eq!(
+        store
+            .compare_and_swap(&id, Some(1), &tokens("2"))
+            .await
+            .unwrap(),
+        Swap::Written { version: 2 }
+    );
+    let second = store.load(&id).await.unwrap().unwrap();
+    assert_eq!((second.version, &second.tokens), (2, &tokens("2")));
+    // Records are per credential.
+    assert_eq!(store.load(&self::id("other")).await.unwrap(), None);
+}
+
+/// Orphans are kept, across writes; without a record, kept tokens become it.
+pub async fn orphans_are_kept_across_writes(store: &impl TokenStore) {
+    let id = id("orphans");
+    // Without a record, kept tokens become the record: they are the only ones.
+    store.keep_orphan(&id, &tokens("lone")).await.unwrap();
+    let record = store.load(&id).await.unwrap().unwrap();
+    assert_eq!((record.version, &record.tokens), (1, &tokens("lone")));
+    assert!(record.orphans.is_empty());
+
+    store.keep_orphan(&id, &tokens("lost")).await.unwrap();
+    let record = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(record.version, 1, "keeping an orphan is not a new version");
+    assert_eq!(record.orphans.len(), 1);
+    assert_eq!(record.orphans[0].tokens, tokens("lost"));
+    assert_eq!(record.orphans[0].lost_to_version, 1);
+
+    let _ = store
+        .compare_and_swap(&id, Some(1), &tokens("next"))
+        .await
+        .unwrap();
+    let record = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(record.tokens, tokens("next"));
+    assert_eq!(record.orphans.len(), 1, "a write keeps the orphans");
+}
+
+/// Of 16 writers racing from one version, exactly one wins.
+pub async fn of_racing_writers_exactly_one_wins<S: TokenStore + 'static>(store: Arc<S>) {
+    let id = id("race");
+    let _ = store
+        .compare_and_swap(&id, None, &tokens("0"))
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..16)
+        .map(|n| {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tokio::spawn(async move {
+                store
+                    .compare_and_swap(&id, Some(1), &tokens(&n.to_string()))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for writer in writers {
+        match writer.await.unwrap() {
+            Swap::Written { version } => {
+                assert_eq!(version, 2);
+                written += 1;
+            }
+            Swap::Conflict { current } => assert_eq!(current.unwrap().version, 2),
+        }
+    }
+    assert_eq!(written, 1);
+}
+
+/// One holder of a credential's lock at a time, whichever of the two stores (on the same data) it holds it
+/// through; another credential is not held.
+pub async fn the_lock_lets_one_holder_in_at_a_time(one: &impl TokenStore, other: &impl TokenStore) {
+    let id = id("locked");
+    let held = one.lock(&id).await.unwrap();
+    let waiting = tokio::time::timeout(Duration::from_millis(200), other.lock(&id)).await;
+    assert!(waiting.is_err(), "a second holder got in");
+    // Another credential is not held.
+    let _free = tokio::time::timeout(Duration::from_secs(5), other.lock(&self::id("free")))
+        .await
+        .expect("another credential's lock is free")
+        .unwrap();
+    drop(held);
+    let _next = tokio::time::timeout(Duration::from_secs(5), other.lock(&id))
+        .await
+        .expect("the lock is free once dropped")
+        .unwrap();
+}
+
+/// Tokens tagged `tag` (`access-<tag>`, `refresh-<tag>`), with fixed times.
+pub fn tokens(tag: &str) -> StoredTokens {
+    let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a valid timestamp");
+    StoredTokens {
+        vendor: refresh_facade::Vendor::Ekuaibao,
+        access_token: format!("access-{tag}").into(),
+        refresh_token: format!("refresh-{tag}").into(),
+        expires_at: at + chrono::TimeDelta::hours(1),
+        obtained_at: at,
+        refreshable_until: Some(at + chrono::TimeDelta::hours(1)),
+    }
+}
