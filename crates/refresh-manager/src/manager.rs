@@ -685,9 +685,65 @@ impl<S: TokenStore + 'static> Manager<S> {
             }
         }
         if let Some(refusal) = credential.refused_for_good(record.version) {
-            return Err(refusal);
+            // Unless a vendor answer kept as an orphan since holds tokens the vendor never saw refused.
+            return match self.promote_orphan(credential, &record).await? {
+                Some(promoted) => self.adopt_or_renew(credential, promoted).await,
+                None => Err(refusal),
+            };
         }
         self.renew_record(credential, record).await
+    }
+
+    /// `record`'s token if it is valid, else its renewal.
+    async fn adopt_or_renew(
+        &self,
+        credential: &Credential,
+        record: Versioned,
+    ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
+        let token = self.token_of(credential, &record, None);
+        if token.is_valid_at(self.shared.clock.now()) {
+            self.install(credential, Arc::clone(&token));
+            return Ok((token, Renewed::FromStore));
+        }
+        self.renew_record(credential, record).await
+    }
+
+    /// After the vendor refused `record`'s refresh token: the newest orphan that lost to this very version (a
+    /// vendor answer whose write was refused, say a replica's that was paused past its lease) holds the tokens the
+    /// vendor issued last, whose refresh token it has never seen. They become the record's next version.
+    async fn promote_orphan(
+        &self,
+        credential: &Credential,
+        record: &Versioned,
+    ) -> Result<Option<Versioned>, ManagerError> {
+        let refused = record.tokens.refresh_token.expose_secret();
+        let Some(orphan) = record.orphans.iter().rev().find(|orphan| {
+            orphan.lost_to_version == record.version
+                && orphan.tokens.refresh_token.expose_secret() != refused
+                && !orphan.tokens.refresh_token.is_blank()
+        }) else {
+            return Ok(None);
+        };
+        let (store, id) = (&self.shared.store, &credential.id);
+        match store
+            .compare_and_swap(id, Some(record.version), &orphan.tokens)
+            .await?
+        {
+            Swap::Written { version } => {
+                tracing::warn!(credential = %id, version, "the vendor refused the stored refresh token; \
+                    the tokens it issued last, kept as an orphan, are the record now");
+                credential.seen_version.store(version, Ordering::SeqCst);
+                Ok(Some(Versioned::with_orphans(
+                    version,
+                    orphan.tokens.clone(),
+                    record.orphans.clone(),
+                )))
+            }
+            // Someone else wrote meanwhile: theirs are newer.
+            Swap::Conflict { current } => {
+                Ok(current.filter(|current| current.version > record.version))
+            }
+        }
     }
 
     /// Renews the stored `record`: a refresh while the vendor's window is open, else the credential's own login;
@@ -730,6 +786,14 @@ impl<S: TokenStore + 'static> Manager<S> {
                     return Ok((token, Renewed::FromStore));
                 }
                 return self.renew_record(credential, newer).await;
+            }
+            if error.is_reauthorization_required() {
+                let current = store.load(id).await?.filter(|r| r.version == record.version);
+                if let Some(current) = current
+                    && let Some(promoted) = self.promote_orphan(credential, &current).await?
+                {
+                    return self.adopt_or_renew(credential, promoted).await;
+                }
             }
             if error.is_reauthorization_required()
                 && let Some(grant) = &login

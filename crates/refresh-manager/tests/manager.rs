@@ -543,3 +543,67 @@ async fn a_short_lived_process_leaves_no_renewal_running() {
     );
     assert_eq!(foreground.pending_timers(), 0);
 }
+
+/// Another replica refreshed, the vendor rotated, and that replica's write was refused (it was paused past its
+/// lease, say): its tokens sit in the orphans, and the stored refresh token is spent. When the vendor refuses the
+/// stored one, the manager takes the orphan's tokens, the last the vendor issued, instead of reporting a dead
+/// credential, and renews from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_token_gives_way_to_the_orphan_the_vendor_issued_from_it() {
+    let setup = Setup::new().await;
+    let store = MemoryStore::new();
+    let manager = setup.manager(store.clone()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    let stored = store.load(&setup.id).await.unwrap().unwrap();
+    // The paused replica's refresh: the vendor rotates, and the answer lands in the orphans.
+    let issued = setup
+        .refresher()
+        .refresh(&stored.tokens.grant())
+        .await
+        .unwrap();
+    let orphaned = StoredTokens::from(&issued);
+    store.keep_orphan(&setup.id, &orphaned).await.unwrap();
+
+    setup.expire(first.expires_at);
+    let renewed = manager.access_token(&setup.id).await.unwrap();
+    let record = store.load(&setup.id).await.unwrap().unwrap();
+    assert_eq!(renewed.version, record.version);
+    assert!(record.version >= 2, "{}", record.version);
+    // The refusal of the spent token, then the orphan's renewal: no error reached the caller.
+    assert_eq!(setup.refreshes(), 3);
+    assert_ne!(
+        record.tokens.refresh_token.expose_secret(),
+        stored.tokens.refresh_token.expose_secret()
+    );
+}
+
+/// The same, when the orphan arrives only after the manager reported the refusal (the paused replica resumed
+/// later): the next look at the store takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_kept_after_a_refusal_revives_the_credential() {
+    let setup = Setup::new().await;
+    let store = MemoryStore::new();
+    let manager = setup.manager(store.clone()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    let stored = store.load(&setup.id).await.unwrap().unwrap();
+    let issued = setup
+        .refresher()
+        .refresh(&stored.tokens.grant())
+        .await
+        .unwrap();
+    setup.expire(first.expires_at);
+    let refused = manager.access_token(&setup.id).await.unwrap_err();
+    assert!(refused.is_reauthorization_required(), "{refused}");
+
+    store
+        .keep_orphan(&setup.id, &StoredTokens::from(&issued))
+        .await
+        .unwrap();
+    setup.advance(Duration::from_secs(61));
+    let revived = manager.access_token(&setup.id).await.unwrap();
+    assert!(revived.version >= 2, "{}", revived.version);
+    assert_eq!(
+        store.load(&setup.id).await.unwrap().unwrap().version,
+        revived.version
+    );
+}
