@@ -475,10 +475,12 @@ async fn no_vendor_call_is_sent_under_a_lease_that_could_lapse_first() {
     );
     assert!(refused.is_retryable());
     // In the foreground only: its own background refresh would race the reads below.
-    let long = Manager::with_options(
-        lease(Duration::from_secs(16)),
-        setup.options().foreground_only(),
-    );
+    // A 2 s lease outlasts a call of at most 1 s.
+    let options = setup
+        .options()
+        .foreground_only()
+        .with_call_timeout(Duration::from_secs(1));
+    let long = Manager::with_options(lease(Duration::from_secs(2)), options);
     long.manage(setup.id.clone(), setup.credential(Emulator::ISolarCloud));
     long.login(&setup.id, &setup.login_grant()).await.unwrap();
     // Past the wait after the refused login, the short-leased manager reads what `long` logged in.
@@ -605,5 +607,125 @@ async fn an_orphan_kept_after_a_refusal_revives_the_credential() {
     assert_eq!(
         store.load(&setup.id).await.unwrap().unwrap().version,
         revived.version
+    );
+}
+
+/// A `MemoryStore` whose compare-and-swaps, while `fence` holds a record, write nothing and answer a conflict with
+/// it: a writer fenced off (its lease lapsed) or beaten by another.
+#[derive(Clone, Default)]
+struct FencedStore {
+    inner: MemoryStore,
+    fence: Arc<std::sync::Mutex<Option<Versioned>>>,
+}
+
+impl FencedStore {
+    fn fence(&self, current: Option<Versioned>) {
+        *self.fence.lock().unwrap() = current;
+    }
+}
+
+impl TokenStore for FencedStore {
+    type Lock = <MemoryStore as TokenStore>::Lock;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        self.inner.load(id).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        let fence = self.fence.lock().unwrap().clone();
+        match fence {
+            Some(current) => Ok(Swap::Conflict {
+                current: Some(current),
+            }),
+            None => self.inner.compare_and_swap(id, expected, tokens).await,
+        }
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        self.inner.keep_orphan(id, tokens).await
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
+        self.inner.lock(id).await
+    }
+}
+
+/// A fenced-off write, with no valid token in the record it lost to: the vendor's answer is kept as an orphan and
+/// callers get a retryable error, not the expired token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_off_write_with_no_valid_token_stored_is_a_retryable_error() {
+    let setup = Setup::new().await;
+    let store = FencedStore::default();
+    let manager = setup.manager(store.clone()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    setup.expire(first.expires_at);
+    store.fence(store.load(&setup.id).await.unwrap());
+    let error = manager.access_token(&setup.id).await.unwrap_err();
+    assert!(matches!(error, ManagerError::Superseded(_)), "{error}");
+    assert!(error.is_retryable() && !error.is_reauthorization_required());
+    let record = store.load(&setup.id).await.unwrap().unwrap();
+    assert_eq!((record.version, record.orphans.len()), (1, 1));
+}
+
+/// An orphan is promoted only if it lost to the refused version and holds another, non-blank refresh token; and a
+/// promotion that loses takes a newer record, never the same one again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_orphan_of_the_refused_version_with_a_new_refresh_token_is_promoted() {
+    let setup = Setup::new().await;
+    let store = FencedStore::default();
+    let manager = setup.manager(store.clone()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    let stored = store.load(&setup.id).await.unwrap().unwrap();
+    let issued = setup
+        .refresher()
+        .refresh(&stored.tokens.grant())
+        .await
+        .unwrap();
+    // Orphans that must not be promoted: the refused tokens again, and tokens without a refresh token.
+    store.keep_orphan(&setup.id, &stored.tokens).await.unwrap();
+    let mut blank = StoredTokens::from(&issued);
+    blank.refresh_token = String::new().into();
+    store.keep_orphan(&setup.id, &blank).await.unwrap();
+    setup.expire(first.expires_at);
+    let refused = manager.access_token(&setup.id).await.unwrap_err();
+    assert!(refused.is_reauthorization_required(), "{refused}");
+    assert_eq!(store.load(&setup.id).await.unwrap().unwrap().version, 1);
+
+    // The vendor's last answer as an orphan, whose promotion is fenced off by the same record: reported, once.
+    store
+        .keep_orphan(&setup.id, &StoredTokens::from(&issued))
+        .await
+        .unwrap();
+    let current = store.load(&setup.id).await.unwrap();
+    store.fence(current.clone());
+    setup.advance(Duration::from_secs(61));
+    let looked = tokio::time::timeout(Duration::from_secs(10), manager.access_token(&setup.id))
+        .await
+        .expect("a promotion that loses to the same record is not tried again and again");
+    assert!(looked.unwrap_err().is_reauthorization_required());
+
+    // Fenced off by a newer record (another replica's, with a valid token): that one is taken.
+    setup.advance(Duration::from_secs(61));
+    let fresher = setup
+        .refresher()
+        .refresh(&StoredTokens::from(&issued).grant())
+        .await
+        .unwrap();
+    let newer = Versioned::with_orphans(2, StoredTokens::from(&fresher), Vec::new());
+    store.fence(Some(newer));
+    let taken = manager.access_token(&setup.id).await.unwrap();
+    assert_eq!(taken.version, 2);
+    assert_eq!(
+        taken.secret.expose_secret(),
+        fresher.access_token.expose_secret()
     );
 }
