@@ -300,3 +300,166 @@ async fn a_canary_token_never_reaches_the_database_files_or_the_logs() {
     // The search was real: the sealed tokens are in the files, only not in the clear.
     assert!(files.iter().map(|(_, bytes)| bytes.len()).sum::<usize>() > 1_000_000);
 }
+
+/// A waiter is woken by a commit of its own credential only; a holder that dies without giving its lease up (here
+/// the lease is leaked) holds it until it lapses, and then the waiter takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_wake_for_their_own_credential_and_take_a_lapsed_lease() {
+    let database = Database::new();
+    let (one, other) = (
+        store(&database, Duration::from_millis(800)).await,
+        store(&database, Duration::from_millis(800)).await,
+    );
+    let (id, elsewhere) = (id("watched"), self::id("elsewhere"));
+    let held = one.lock(&id).await.unwrap();
+    let waiter = tokio::spawn({
+        let (other, id) = (other.clone(), id.clone());
+        async move { other.lock(&id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = one
+        .compare_and_swap(&elsewhere, None, &tokens("x"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiter.is_finished(),
+        "woken by another credential's commit"
+    );
+    let _ = one.compare_and_swap(&id, None, &tokens("1")).await.unwrap();
+    let woken = tokio::time::timeout(Duration::from_millis(500), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.lock_left(&woken), Some(Duration::ZERO));
+
+    // Never given up: it lapses after its 800 ms, and the waiter gets it then.
+    std::mem::forget(held);
+    let started = std::time::Instant::now();
+    let taken = tokio::time::timeout(Duration::from_secs(5), other.lock(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(other.lock_left(&taken).unwrap() > Duration::from_millis(500));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A store that held a lease and gave it up writes without one later, after another store held and gave up a newer
+/// lease: its old epoch no longer fences it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_given_up_no_longer_fences_its_store() {
+    let database = Database::new();
+    let lease = Duration::from_secs(30);
+    let (one, other) = (store(&database, lease).await, store(&database, lease).await);
+    let id = id("given-up");
+    drop(one.lock(&id).await.unwrap());
+    let next = tokio::time::timeout(Duration::from_secs(5), other.lock(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(next);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        one.compare_and_swap(&id, None, &tokens("1")).await.unwrap(),
+        Swap::Written { version: 1 }
+    );
+}
+
+/// Sealed tokens are bound to their row: a ciphertext copied into another credential's row, or from a record into
+/// an orphan, does not open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_tokens_do_not_open_in_another_row() {
+    let database = Database::new();
+    let store = store(&database, Duration::from_secs(30)).await;
+    let (a, b) = (id("row-a"), id("row-b"));
+    let _ = store
+        .compare_and_swap(&a, None, &tokens("a"))
+        .await
+        .unwrap();
+    let _ = store
+        .compare_and_swap(&b, None, &tokens("b"))
+        .await
+        .unwrap();
+    store.keep_orphan(&b, &tokens("orphan")).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "UPDATE refresh_kit_credentials SET tokens = (SELECT tokens FROM refresh_kit_credentials WHERE id = 'row-a')
+              WHERE id = 'row-b'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let error = store.load(&b).await.unwrap_err();
+    assert!(
+        matches!(error, StoreError::Key { reason, .. } if reason.contains("authentication")),
+        "{error}"
+    );
+    client
+        .execute(
+            "UPDATE refresh_kit_credentials SET tokens = (SELECT tokens FROM refresh_kit_orphans LIMIT 1)
+              WHERE id = 'row-a'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.load(&a).await.unwrap_err(),
+        StoreError::Key { .. }
+    ));
+}
+
+/// `Debug` shows the settings, the owner and the key ids, never key material; the owner is what the lease row
+/// names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_output_and_the_lease_row_name_the_owner_not_the_keys() {
+    let database = Database::new();
+    let options = PgStoreOptions::default()
+        .with_lease(Duration::from_secs(30))
+        .with_pool_size(3)
+        .with_connect_timeout(Duration::from_secs(2));
+    let store = PgStore::connect_with(&database.url, keys(), options)
+        .await
+        .unwrap();
+    let shown = format!("{store:?}");
+    for expected in [
+        "pool_size: 3",
+        "connect_timeout: 2s",
+        "lease: 30s",
+        "test-key-1",
+        store.owner(),
+    ] {
+        assert!(shown.contains(expected), "{expected}: {shown}");
+    }
+    assert!(
+        store
+            .owner()
+            .starts_with(&format!("pid {} ", std::process::id())),
+        "{}",
+        store.owner()
+    );
+    assert!(!shown.contains("42, 42"), "{shown}");
+    let id = id("owned");
+    let lease = store.lock(&id).await.unwrap();
+    assert!(format!("{lease:?}").contains("owned"), "{lease:?}");
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT lease_owner FROM refresh_kit_credentials WHERE id = 'owned'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), store.owner());
+}
