@@ -570,6 +570,8 @@ async fn replicas_killed_at_random_moments_leave_a_live_refresh_token() {
     );
     let mut random = fastrand::Rng::with_seed(2000);
     let (mut live, mut lost, mut inside) = (0, 0, 0);
+    // From each rotation to its commit, and from the write's start to the commit, in nanoseconds.
+    let mut windows: Vec<(u128, u128)> = Vec::new();
     for round in 0..rounds {
         let rotations_before = sandbox.refresh_times(Emulator::ISolarCloud).len();
         let mut replicas: Vec<_> = (0..2)
@@ -578,18 +580,36 @@ async fn replicas_killed_at_random_moments_leave_a_live_refresh_token() {
         for replica in &mut replicas {
             replica.next(&["ready"]).await;
         }
-        let mut durable = 0;
+        let (mut writes, mut durable) = (Vec::new(), Vec::new());
         for mut replica in replicas {
             tokio::time::sleep(Duration::from_millis(random.u64(20..150))).await;
             replica.process.start_kill().unwrap();
             replica.process.wait().await.unwrap();
             while let Ok(Some(line)) = replica.stdout.next_line().await {
-                durable += usize::from(line.starts_with("durable "));
+                match line.split_once(' ') {
+                    Some(("write", at)) => writes.push(at.parse::<u128>().unwrap()),
+                    Some(("durable", at)) => durable.push(at.parse::<u128>().unwrap()),
+                    _ => {}
+                }
             }
         }
         // Give a request sent just before a kill time to be handled.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let rotated = sandbox.refresh_times(Emulator::ISolarCloud).len() - rotations_before;
+        let rotations: Vec<u128> = sandbox.refresh_times(Emulator::ISolarCloud)[rotations_before..]
+            .iter()
+            .map(|at| at.duration_since(UNIX_EPOCH).unwrap().as_nanos())
+            .collect();
+        // One holder at a time: the n-th rotation is followed by the n-th commit, whichever replica made them.
+        durable.sort_unstable();
+        writes.sort_unstable();
+        for (n, end) in durable.iter().enumerate() {
+            // The write a commit ends is the last one begun before it (a refused write begins and never commits).
+            let began = writes.iter().rev().find(|began| *began <= end);
+            if let (Some(rotated), Some(began)) = (rotations.get(n), began) {
+                windows.push((end.saturating_sub(*rotated), end.saturating_sub(*began)));
+            }
+        }
+        let (rotated, durable) = (rotations.len(), durable.len());
         // A kill fell inside the window if the vendor rotated more often than the replicas committed.
         let in_window = rotated > durable;
         inside += usize::from(in_window);
@@ -614,9 +634,22 @@ async fn replicas_killed_at_random_moments_leave_a_live_refresh_token() {
         }
     }
     let rotations = sandbox.refresh_times(Emulator::ISolarCloud).len();
+    let mean = |pick: fn(&(u128, u128)) -> u128| {
+        windows
+            .iter()
+            .map(pick)
+            .sum::<u128>()
+            .checked_div(windows.len() as u128)
+            .unwrap_or(0)
+            / 1000
+    };
     eprintln!(
         "{rounds} rounds of 2 kills over {rotations} rotations: {live} left a live refresh token, {inside} had a \
-         kill inside the window (rotated, not yet committed), {lost} lost the newest token (all inside it)"
+         kill inside the window (rotated, not yet committed), {lost} lost the newest token (all inside it); window: \
+         {} µs from the rotation to the commit, of which the write {} µs (mean of {})",
+        mean(|w| w.0),
+        mean(|w| w.1),
+        windows.len(),
     );
     assert_eq!(live + lost, rounds);
     assert!(
