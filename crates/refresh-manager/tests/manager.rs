@@ -290,56 +290,12 @@ async fn a_refusal_with_the_store_unchanged_is_reported() {
     assert!(refused.is_reauthorization_required(), "{refused}");
 }
 
-/// A `MemoryStore` whose next compare-and-swaps fail, as a full disk would.
-#[derive(Clone, Default)]
-struct FailingStore {
-    inner: MemoryStore,
-    failing_writes: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl TokenStore for FailingStore {
-    type Lock = <MemoryStore as TokenStore>::Lock;
-
-    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        self.inner.load(id).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        id: &CredentialId,
-        expected: Option<u64>,
-        tokens: &StoredTokens,
-    ) -> Result<Swap, StoreError> {
-        use std::sync::atomic::Ordering;
-        let fail = self
-            .failing_writes
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if fail {
-            return Err(StoreError::Io(std::io::Error::other("disk full")));
-        }
-        self.inner.compare_and_swap(id, expected, tokens).await
-    }
-
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        self.inner.keep_orphan(id, tokens).await
-    }
-
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
-        self.inner.lock(id).await
-    }
-}
-
 /// The vendor rotated but the store failed to take the new tokens: they are not handed out, not dropped, and the
 /// next refresh writes them instead of presenting the spent refresh token again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_again() {
     let setup = Setup::new().await;
-    let store = FailingStore::default();
+    let store = ScriptedStore::default();
     let manager = setup.unlogged_manager(store.clone());
     let grant = setup.login_grant();
     let first = manager.login(&setup.id, &grant).await.unwrap();
@@ -373,7 +329,7 @@ async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_the_store_failed_to_take_is_written_by_the_next_call() {
     let setup = Setup::new().await;
-    let store = FailingStore::default();
+    let store = ScriptedStore::default();
     let manager = setup.unlogged_manager(store.clone());
     let grant = setup.login_grant();
     store
@@ -401,7 +357,7 @@ async fn a_login_the_store_failed_to_take_is_written_by_the_next_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registering_again_keeps_the_tokens_the_store_failed_to_take() {
     let setup = Setup::new().await;
-    let store = FailingStore::default();
+    let store = ScriptedStore::default();
     let manager = setup.unlogged_manager(store.clone());
     store
         .failing_writes
@@ -415,54 +371,16 @@ async fn registering_again_keeps_the_tokens_the_store_failed_to_take() {
     assert_eq!(stored.tokens.access_token, token.secret);
 }
 
-/// A `MemoryStore` whose lock is a lease with `left` to run, as a database's can be.
-struct LeasedStore {
-    inner: MemoryStore,
-    left: Duration,
-}
-
-impl TokenStore for LeasedStore {
-    type Lock = <MemoryStore as TokenStore>::Lock;
-
-    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        self.inner.load(id).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        id: &CredentialId,
-        expected: Option<u64>,
-        tokens: &StoredTokens,
-    ) -> Result<Swap, StoreError> {
-        self.inner.compare_and_swap(id, expected, tokens).await
-    }
-
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        self.inner.keep_orphan(id, tokens).await
-    }
-
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
-        self.inner.lock(id).await
-    }
-
-    fn lock_left(&self, _: &Self::Lock) -> Option<Duration> {
-        Some(self.left)
-    }
-}
-
 /// Under a lease shorter than a vendor call may take, the manager sends nothing, neither a login nor a refresh (a
 /// retryable error), yet still adopts tokens another holder stored; with a lease long enough, it refreshes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_vendor_call_is_sent_under_a_lease_that_could_lapse_first() {
     let setup = Setup::new().await;
     let store = MemoryStore::new();
-    let lease = |left| LeasedStore {
+    let lease = |left| ScriptedStore {
         inner: store.clone(),
-        left,
+        lease_left: Some(left),
+        ..ScriptedStore::default()
     };
     let short = setup.unlogged_manager(lease(Duration::from_secs(14)));
     let refused = short
@@ -610,61 +528,12 @@ async fn an_orphan_kept_after_a_refusal_revives_the_credential() {
     );
 }
 
-/// A `MemoryStore` whose compare-and-swaps, while `fence` holds a record, write nothing and answer a conflict with
-/// it: a writer fenced off (its lease lapsed) or beaten by another.
-#[derive(Clone, Default)]
-struct FencedStore {
-    inner: MemoryStore,
-    fence: Arc<std::sync::Mutex<Option<Versioned>>>,
-}
-
-impl FencedStore {
-    fn fence(&self, current: Option<Versioned>) {
-        *self.fence.lock().unwrap() = current;
-    }
-}
-
-impl TokenStore for FencedStore {
-    type Lock = <MemoryStore as TokenStore>::Lock;
-
-    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        self.inner.load(id).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        id: &CredentialId,
-        expected: Option<u64>,
-        tokens: &StoredTokens,
-    ) -> Result<Swap, StoreError> {
-        let fence = self.fence.lock().unwrap().clone();
-        match fence {
-            Some(current) => Ok(Swap::Conflict {
-                current: Some(current),
-            }),
-            None => self.inner.compare_and_swap(id, expected, tokens).await,
-        }
-    }
-
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        self.inner.keep_orphan(id, tokens).await
-    }
-
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
-        self.inner.lock(id).await
-    }
-}
-
 /// A fenced-off write, with no valid token in the record it lost to: the vendor's answer is kept as an orphan and
 /// callers get a retryable error, not the expired token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_off_write_with_no_valid_token_stored_is_a_retryable_error() {
     let setup = Setup::new().await;
-    let store = FencedStore::default();
+    let store = ScriptedStore::default();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
     setup.expire(first.expires_at);
@@ -681,7 +550,7 @@ async fn a_fenced_off_write_with_no_valid_token_stored_is_a_retryable_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_an_orphan_of_the_refused_version_with_a_new_refresh_token_is_promoted() {
     let setup = Setup::new().await;
-    let store = FencedStore::default();
+    let store = ScriptedStore::default();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
     let stored = store.load(&setup.id).await.unwrap().unwrap();
@@ -728,4 +597,68 @@ async fn only_an_orphan_of_the_refused_version_with_a_new_refresh_token_is_promo
         taken.secret.expose_secret(),
         fresher.access_token.expose_secret()
     );
+}
+
+/// A `MemoryStore` with the faults a test turns on: its next `failing_writes` compare-and-swaps fail (a full disk);
+/// its lock is a lease with `lease_left` to run (a database's); and while `fence` holds a record, every
+/// compare-and-swap writes nothing and answers a conflict with it (a writer fenced off, or beaten by another).
+#[derive(Clone, Default)]
+struct ScriptedStore {
+    inner: MemoryStore,
+    failing_writes: Arc<std::sync::atomic::AtomicUsize>,
+    lease_left: Option<Duration>,
+    fence: Arc<std::sync::Mutex<Option<Versioned>>>,
+}
+
+impl ScriptedStore {
+    fn fence(&self, current: Option<Versioned>) {
+        *self.fence.lock().unwrap() = current;
+    }
+}
+
+impl TokenStore for ScriptedStore {
+    type Lock = <MemoryStore as TokenStore>::Lock;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        self.inner.load(id).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        use std::sync::atomic::Ordering;
+        let fail = self
+            .failing_writes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(StoreError::Io(std::io::Error::other("disk full")));
+        }
+        let fence = self.fence.lock().unwrap().clone();
+        match fence {
+            Some(current) => Ok(Swap::Conflict {
+                current: Some(current),
+            }),
+            None => self.inner.compare_and_swap(id, expected, tokens).await,
+        }
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        self.inner.keep_orphan(id, tokens).await
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
+        self.inner.lock(id).await
+    }
+
+    fn lock_left(&self, _: &Self::Lock) -> Option<Duration> {
+        self.lease_left
+    }
 }
