@@ -94,12 +94,6 @@ impl ManagerOptions {
         self
     }
 
-    /// How often a caller may make the manager look in the store again for a credential the vendor refused for
-    /// good (another process may have logged it in); the vendor is not asked again until the store changes.
-    /// The longest a vendor call may take: set it to the refreshers' HTTP timeout (the facade's default,
-    /// 15 s, is this one's). Under a store lease (a database's), a call is sent only if the lease outlasts it. A
-    /// call is never abandoned: an answer that arrives after its lease lapsed is refused by the store's fence and
-    /// kept as an orphan.
     /// Renewals in the foreground only, for short-lived processes (a command line): no timers, and a read of a due
     /// token waits for its renewal instead of starting it in the background, so that no renewal is under way when
     /// the process ends.
@@ -108,11 +102,17 @@ impl ManagerOptions {
         self
     }
 
+    /// The longest a vendor call may take: set it to the refreshers' HTTP timeout (the facade's default,
+    /// 15 s, is this one's). Under a store lease (a database's), a call is sent only if the lease outlasts it. A
+    /// call is never abandoned: an answer that arrives after its lease lapsed is refused by the store's fence and
+    /// kept as an orphan.
     pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self
     }
 
+    /// How often a caller may make the manager look in the store again for a credential the vendor refused for
+    /// good (another process may have logged it in); the vendor is not asked again until the store changes.
     pub fn with_dead_recheck(mut self, every: Duration) -> Self {
         self.dead_recheck = every;
         self
@@ -175,6 +175,18 @@ type Flight = Shared<BoxFuture<'static, Result<Arc<AccessToken>, ManagerError>>>
 struct Running {
     flight: Flight,
     ended: Arc<AtomicBool>,
+}
+
+/// A store lock held by a renewal or a login: dropping it forgets when the lock lapses, then releases it.
+struct StoreLock<'a, L> {
+    lease_end: &'a Mutex<Option<Instant>>,
+    _held: L,
+}
+
+impl<L> Drop for StoreLock<'_, L> {
+    fn drop(&mut self) {
+        *lock(self.lease_end) = None;
+    }
 }
 
 /// Tokens the vendor issued that the store failed to take: written before the vendor is asked again, never
@@ -443,21 +455,14 @@ impl<S: TokenStore + 'static> Manager<S> {
     ) -> Result<Arc<AccessToken>, ManagerError> {
         let credential = self.credential(id)?;
         let result = async {
-            let store = &self.shared.store;
-            let held = store.lock(id).await?;
-            *lock(&credential.lease_end) = store.lock_left(&held).map(|left| Instant::now() + left);
-            let logged_in = async {
-                let unsaved = lock(&credential.unsaved).take();
-                if let Some(unsaved) = unsaved {
-                    self.commit(&credential, unsaved).await?;
-                }
-                let current = store.load(id).await?;
-                self.log_in(&credential, current.map(|record| record.version), grant)
-                    .await
+            let _held = self.lock_store(&credential).await?;
+            let unsaved = lock(&credential.unsaved).take();
+            if let Some(unsaved) = unsaved {
+                self.commit(&credential, unsaved).await?;
             }
-            .await;
-            *lock(&credential.lease_end) = None;
-            logged_in
+            let current = self.shared.store.load(id).await?;
+            self.log_in(&credential, current.map(|record| record.version), grant)
+                .await
         }
         .await;
         self.settle(&credential, &result);
@@ -632,20 +637,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         credential: &Credential,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         let (store, id) = (&self.shared.store, &credential.id);
-        let held = store.lock(id).await?;
-        // Read before any vendor call: no call is sent that could outlast the lock.
-        *lock(&credential.lease_end) = store.lock_left(&held).map(|left| Instant::now() + left);
-        let renewed = self.renew_locked(credential).await;
-        *lock(&credential.lease_end) = None;
-        drop(held);
-        renewed
-    }
-
-    async fn renew_locked(
-        &self,
-        credential: &Credential,
-    ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
-        let (store, id) = (&self.shared.store, &credential.id);
+        let _held = self.lock_store(credential).await?;
         let now = self.shared.clock.now();
         if let Some(token) = credential.current.load_full()
             && now < token.refresh_due
@@ -692,6 +684,24 @@ impl<S: TokenStore + 'static> Manager<S> {
             };
         }
         self.renew_record(credential, record).await
+    }
+
+    /// The store's lock on `credential`, noting when it lapses (a lease) for [`Manager::call_vendor`], which sends
+    /// nothing that could outlast it.
+    async fn lock_store<'a>(
+        &self,
+        credential: &'a Credential,
+    ) -> Result<StoreLock<'a, S::Lock>, StoreError> {
+        let held = self.shared.store.lock(&credential.id).await?;
+        *lock(&credential.lease_end) = self
+            .shared
+            .store
+            .lock_left(&held)
+            .map(|left| Instant::now() + left);
+        Ok(StoreLock {
+            lease_end: &credential.lease_end,
+            _held: held,
+        })
     }
 
     /// `record`'s token if it is valid, else its renewal.
@@ -778,22 +788,18 @@ impl<S: TokenStore + 'static> Manager<S> {
             };
             // Before reporting a failure (above all "log in again"): if the store moved on meanwhile, someone else
             // rotated the credential, and its tokens are the answer.
-            if let Some(newer) = store.load(id).await?.filter(|r| r.version > record.version) {
-                credential.seen_version.store(newer.version, Ordering::SeqCst);
-                let token = self.token_of(credential, &newer, None);
-                if token.is_valid_at(self.shared.clock.now()) {
-                    self.install(credential, Arc::clone(&token));
-                    return Ok((token, Renewed::FromStore));
+            // A refusal may also have left an orphan of this version: the tokens the vendor issued last.
+            match store.load(id).await? {
+                Some(newer) if newer.version > record.version => {
+                    credential.seen_version.store(newer.version, Ordering::SeqCst);
+                    return self.adopt_or_renew(credential, newer).await;
                 }
-                return self.renew_record(credential, newer).await;
-            }
-            if error.is_reauthorization_required() {
-                let current = store.load(id).await?.filter(|r| r.version == record.version);
-                if let Some(current) = current
-                    && let Some(promoted) = self.promote_orphan(credential, &current).await?
-                {
-                    return self.adopt_or_renew(credential, promoted).await;
+                Some(current) if error.is_reauthorization_required() => {
+                    if let Some(promoted) = self.promote_orphan(credential, &current).await? {
+                        return self.adopt_or_renew(credential, promoted).await;
+                    }
                 }
+                _ => {}
             }
             if error.is_reauthorization_required()
                 && let Some(grant) = &login
