@@ -26,6 +26,10 @@ impl Notice {
         format!("c:{id}")
     }
 
+    pub(crate) fn released_payload(id: &str) -> String {
+        format!("r:{id}")
+    }
+
     fn parse(payload: &str) -> Option<Notice> {
         match payload.split_once(':')? {
             ("c", id) => Some(Notice::Committed(id.to_owned())),
@@ -119,7 +123,10 @@ mod tests {
             Notice::parse(&Notice::committed_payload("a:b")),
             Some(Notice::Committed("a:b".into()))
         );
-        assert_eq!(Notice::parse("r:x"), Some(Notice::Released("x".into())));
+        assert_eq!(
+            Notice::parse(&Notice::released_payload("x")),
+            Some(Notice::Released("x".into()))
+        );
         assert_eq!(Notice::parse("x:y"), None);
         assert_eq!(Notice::parse("nothing"), None);
     }

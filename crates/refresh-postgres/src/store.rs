@@ -113,6 +113,13 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+/// Which table a sealed value belongs to: part of what its tag authenticates.
+#[derive(Clone, Copy)]
+enum RowKind {
+    Credential,
+    Orphan,
+}
+
 enum Take {
     Taken(i64),
     /// Someone holds it for this much longer.
@@ -239,8 +246,8 @@ impl PgStore {
                         "WITH released AS (
                             UPDATE refresh_kit_credentials SET lease_owner = NULL, lease_until = NULL
                              WHERE id = $1 AND lease_epoch = $2 RETURNING id)
-                         SELECT pg_notify($3, 'r:' || id) FROM released",
-                        &[&id.as_str(), &epoch, &CHANNEL],
+                         SELECT pg_notify($3, $4) FROM released",
+                        &[&id.as_str(), &epoch, &CHANNEL, &Notice::released_payload(id.as_str())],
                     )
                     .await
                     .map_err(database)
@@ -251,26 +258,31 @@ impl PgStore {
         });
     }
 
-    fn context(kind: &str, id: &CredentialId) -> Vec<u8> {
+    fn context(kind: RowKind, id: &CredentialId) -> Vec<u8> {
+        let kind = match kind {
+            RowKind::Credential => "credential",
+            RowKind::Orphan => "orphan",
+        };
         format!("{kind}\0{id}").into_bytes()
     }
 
     fn seal(
         &self,
-        kind: &str,
+        kind: RowKind,
         id: &CredentialId,
         tokens: &StoredTokens,
     ) -> Result<(String, Vec<u8>), StoreError> {
-        let plain = zeroize::Zeroizing::new(serde_json::to_vec(tokens).map_err(|error| {
-            let _ = error;
-            StoreError::Io(std::io::Error::other("the tokens did not serialize"))
-        })?);
+        // serde's message could quote a token: say only what failed.
+        let plain =
+            zeroize::Zeroizing::new(serde_json::to_vec(tokens).map_err(|_| {
+                StoreError::Io(std::io::Error::other("the tokens did not serialize"))
+            })?);
         Ok(self.inner.keys.seal(&Self::context(kind, id), &plain))
     }
 
     fn open(
         &self,
-        kind: &str,
+        kind: RowKind,
         id: &CredentialId,
         key_id: &str,
         sealed: &[u8],
@@ -300,7 +312,9 @@ impl PgStore {
         let key_id: Option<String> = row.get("key_id");
         let sealed: Option<Vec<u8>> = row.get("tokens");
         match (key_id, sealed) {
-            (Some(key_id), Some(sealed)) => self.open("credential", id, &key_id, &sealed).map(Some),
+            (Some(key_id), Some(sealed)) => self
+                .open(RowKind::Credential, id, &key_id, &sealed)
+                .map(Some),
             _ => Ok(None),
         }
     }
@@ -320,7 +334,8 @@ impl PgStore {
             .map_err(database)?;
         rows.iter()
             .map(|row| {
-                let tokens = self.open("orphan", id, row.get("key_id"), row.get("tokens"))?;
+                let tokens =
+                    self.open(RowKind::Orphan, id, row.get("key_id"), row.get("tokens"))?;
                 Ok(Orphan::new(
                     tokens,
                     row.get("kept_at"),
@@ -357,7 +372,7 @@ impl PgStore {
         id: &CredentialId,
         tokens: &StoredTokens,
     ) -> Result<u64, StoreError> {
-        let (key_id, sealed) = self.seal("credential", id, tokens)?;
+        let (key_id, sealed) = self.seal(RowKind::Credential, id, tokens)?;
         let params: [&(dyn ToSql + Sync); 5] = [
             &id.as_str(),
             &key_id,
@@ -464,7 +479,7 @@ impl TokenStore for PgStore {
                 self.write(&tx, id, tokens).await?;
             }
             Some(_) => {
-                let (key_id, sealed) = self.seal("orphan", id, tokens)?;
+                let (key_id, sealed) = self.seal(RowKind::Orphan, id, tokens)?;
                 let version = row.map_or(0, |row| row.get::<_, i64>("version"));
                 tx.execute(
                     "INSERT INTO refresh_kit_orphans (credential_id, key_id, tokens, lost_to_version)
