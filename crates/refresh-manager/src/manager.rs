@@ -501,7 +501,18 @@ impl<S: TokenStore + 'static> Manager<S> {
         if let Some(token) = self.cached(credential) {
             return Ok(token);
         }
-        self.flight(credential)?.await
+        let renewed = match self.flight(credential) {
+            Ok(flight) => flight.await,
+            Err(waiting) => Err(waiting),
+        };
+        // In the foreground only, a due token waited for its renewal; a failed one never displaces it.
+        renewed.or_else(|error| {
+            let now = self.shared.clock.now();
+            match credential.current.load_full() {
+                Some(token) if token.is_valid_at(now) => Ok(token),
+                _ => Err(error),
+            }
+        })
     }
 
     /// The read path: the cached token while it is valid, starting its background refresh once it is due. No lock,

@@ -462,6 +462,18 @@ async fn a_short_lived_process_leaves_no_renewal_running() {
         "the due token's read waited for its renewal"
     );
     assert_eq!(foreground.pending_timers(), 0);
+
+    // A due token whose renewal fails is still served while it is valid.
+    let due = (third.refresh_at - setup.sandbox.clock().now())
+        .to_std()
+        .unwrap()
+        + Duration::from_secs(1);
+    setup.advance(due);
+    setup
+        .sandbox
+        .inject(Emulator::ISolarCloud, Fault::server_error(503));
+    let served = foreground.access_token(&setup.id).await.unwrap();
+    assert_eq!((served.version, setup.refreshes()), (3, 3));
 }
 
 /// Another replica refreshed, the vendor rotated, and that replica's write was refused (it was paused past its
