@@ -548,8 +548,9 @@ async fn a_fenced_off_write_with_no_valid_token_stored_is_a_retryable_error() {
     let store = ScriptedStore::default();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
-    setup.expire(first.expires_at);
+    // Before the clock moves: the background renewal that expiry starts must be fenced off too.
     store.fence(store.load(&setup.id).await.unwrap());
+    setup.expire(first.expires_at);
     let error = manager.access_token(&setup.id).await.unwrap_err();
     assert!(matches!(error, ManagerError::Superseded(_)), "{error}");
     assert!(error.is_retryable() && !error.is_reauthorization_required());
