@@ -363,43 +363,6 @@ mod tests {
         assert_eq!(blank_id.request_id(), None);
     }
 
-    /// Each `is_*` helper is true for its own kind and no other; `is_retryable` for exactly the passing ones.
-    #[test]
-    fn every_is_helper_answers_for_its_own_kind_only() {
-        for kind in ErrorKind::ALL {
-            let error = error(kind);
-            assert_eq!(error.kind(), kind);
-            let answers = [
-                (
-                    ErrorKind::ReauthorizationRequired,
-                    error.is_reauthorization_required(),
-                ),
-                (
-                    ErrorKind::CredentialsRejected,
-                    error.is_credentials_rejected(),
-                ),
-                (ErrorKind::InvalidRequest, error.is_invalid_request()),
-                (ErrorKind::Transient, error.is_transient()),
-                (ErrorKind::MalformedResponse, error.is_malformed_response()),
-                (
-                    ErrorKind::ComponentTokenExpired,
-                    error.is_component_token_expired(),
-                ),
-                (ErrorKind::Unsupported, error.is_unsupported()),
-            ];
-            for (helper_kind, answer) in answers {
-                assert_eq!(
-                    answer,
-                    helper_kind == kind,
-                    "{helper_kind} helper on {kind}"
-                );
-            }
-            let retryable = matches!(kind, ErrorKind::Transient | ErrorKind::MalformedResponse);
-            assert_eq!(error.is_retryable(), retryable, "{kind}");
-            assert_eq!(kind.is_retryable(), retryable, "{kind}");
-        }
-    }
-
     #[test]
     fn kinds_have_stable_snake_case_names() {
         let names: Vec<String> = ErrorKind::ALL.iter().map(ToString::to_string).collect();
