@@ -5,6 +5,9 @@
 //! or the new one, and a write that returned is durable. Records and lock files are created 0600 (the directory
 //! 0700). Two advisory locks per credential (`flock`-style, released when the process dies): `<id>.write.lock`
 //! around each compare-and-swap, and `<id>.lock`, held by [`TokenStore::lock`] for as long as a refresh runs.
+//! A temporary file left by a writer that died before its rename is removed by the next write of that credential:
+//! every live writer holds the write lock, so whoever holds it knows any other temporary file of the credential is
+//! dead.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -104,6 +107,32 @@ impl Files {
         Ok(())
     }
 
+    /// Removes the temporary files of `id`'s writers that died before their rename. Only under `id`'s write lock.
+    /// A temporary file is `.<id>.<random letters and digits>.tmp`; another credential whose id extends this one
+    /// (`a` and `a.b`) has a `.` after this prefix, so its files are never taken for this one's. Best effort: a
+    /// file that cannot be listed or removed only stays behind, as it would have anyway.
+    fn remove_dead_temporaries(&self, id: &CredentialId) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let prefix = format!(".{id}.");
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(random) = name
+                .to_str()
+                .and_then(|name| name.strip_prefix(&prefix))
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+            else {
+                continue;
+            };
+            if random.chars().all(|c| c.is_ascii_alphanumeric())
+                && let Err(error) = fs::remove_file(entry.path())
+            {
+                tracing::debug!(credential = %id, %error, "a dead writer's temporary file stays");
+            }
+        }
+    }
+
     /// An exclusive advisory lock on `name` in the directory, waiting for it.
     fn lock(&self, name: &str) -> Result<File, StoreError> {
         let file = OpenOptions::new()
@@ -126,6 +155,7 @@ impl Files {
         let _write_lock = self.lock(&format!("{id}.write.lock"))?;
         let (record, outcome) = change(self.read(id)?);
         if let Some(record) = record {
+            self.remove_dead_temporaries(id);
             self.write(id, &record)?;
         }
         Ok(outcome)
@@ -254,6 +284,32 @@ mod tests {
             serde_json::from_slice(&fs::read(store.dir().join("private.json")).unwrap()).unwrap();
         assert_eq!(record["version"], 3);
         assert_eq!(record["tokens"]["refresh_token"], "refresh-2");
+    }
+
+    /// A writer killed between creating its temporary file and the rename leaves the file behind; the next write of
+    /// that credential removes it, and leaves other credentials' temporary files alone (their writers may be live).
+    #[tokio::test]
+    async fn the_next_write_removes_a_dead_writers_temporary_file_of_its_credential_only() {
+        let (_dir, store) = store();
+        let id = CredentialId::new("a").unwrap();
+        let _ = store
+            .compare_and_swap(&id, None, &tokens("1"))
+            .await
+            .unwrap();
+        let dead = ".a.Xy12z9.tmp";
+        let others = [".a.b.Xy12z9.tmp", ".ab.Xy12z9.tmp", ".a.bcdefg.Xy12z9.tmp"];
+        for name in std::iter::once(&dead).chain(&others) {
+            fs::write(store.dir().join(name), b"{\"version\": 2, \"tok").unwrap();
+        }
+        let _ = store
+            .compare_and_swap(&id, Some(1), &tokens("2"))
+            .await
+            .unwrap();
+        assert!(!store.dir().join(dead).exists());
+        for name in others {
+            assert!(store.dir().join(name).exists(), "{name}");
+        }
+        assert_eq!(store.load(&id).await.unwrap().unwrap().version, 2);
     }
 
     /// A record that cannot be read is an error, not "no record" (which would invite a new login).
