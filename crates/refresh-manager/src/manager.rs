@@ -26,6 +26,17 @@ use crate::store::{StoreError, Swap, TokenStore, Versioned};
 /// The facade's default HTTP timeout ([`refresh_facade::HttpOptions`]).
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The pauses between tries of a write of fresh tokens that the store failed, made while the renewal still holds
+/// the store's lock (and no longer than a lease lasts): once the lock is let go, another process may present the
+/// refresh token the vendor just spent.
+const WRITE_RETRY_PAUSES: [Duration; 5] = [
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+];
+
 /// A valid access token, as the cache holds it: cloning the `Arc` the manager hands out allocates nothing.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -924,44 +935,74 @@ impl<S: TokenStore + 'static> Manager<S> {
     }
 
     /// Makes the vendor's tokens durable as the record's next version, or keeps them as an orphan if another
-    /// writer came first; then hands out the stored tokens. If the store fails, the tokens wait in memory for the
-    /// next renewal, which writes them before asking the vendor: they are never dropped, and never handed out
-    /// before they are durable.
+    /// writer came first; then hands out the stored tokens. If the store fails, the write is tried again under the
+    /// same lock for as long as [`WRITE_RETRY_PAUSES`] and the lease allow; after that the tokens wait in memory
+    /// for the next renewal, which writes them before asking the vendor: they are never dropped, and never handed
+    /// out before they are durable.
     async fn commit(
         &self,
         credential: &Credential,
         issued: Unsaved,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
+        let mut pauses = WRITE_RETRY_PAUSES.iter();
+        loop {
+            let committed = self.try_commit(credential, &issued).await;
+            // A store that could not be reached may take them at the next try; a record it cannot read will not.
+            let Err(ManagerError::Store(error)) = &committed else {
+                return committed;
+            };
+            let passing = matches!(**error, StoreError::Io(_) | StoreError::Database(_));
+            let lease_end = *lock(&credential.lease_end);
+            let next = pauses.next().filter(|&&pause| {
+                passing && lease_end.is_none_or(|end| Instant::now() + pause < end)
+            });
+            let Some(&pause) = next else {
+                // Let go of the lock with the tokens in memory: the next renewal writes them first.
+                *lock(&credential.unsaved) = Some(issued);
+                return committed;
+            };
+            tracing::warn!(credential = %credential.id, %error, ?pause,
+                "the store failed to take the vendor's new tokens: trying again under the same lock");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One try of [`Manager::commit`]'s write.
+    async fn try_commit(
+        &self,
+        credential: &Credential,
+        issued: &Unsaved,
+    ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         let (store, id) = (&self.shared.store, &credential.id);
-        let committed = async {
-            match store.compare_and_swap(id, issued.refreshed_from, &issued.tokens).await? {
-                Swap::Written { version } => {
-                    let record = Versioned::new(version, issued.tokens.clone());
-                    let token = self.token_of(credential, &record, Some(issued.sent));
-                    self.install(credential, Arc::clone(&token));
-                    self.rotated(credential, &record, issued.by_login);
-                    let renewed = if issued.by_login { Renewed::LoggedIn } else { Renewed::Refreshed };
-                    Ok((token, renewed))
+        match store
+            .compare_and_swap(id, issued.refreshed_from, &issued.tokens)
+            .await?
+        {
+            Swap::Written { version } => {
+                let record = Versioned::new(version, issued.tokens.clone());
+                let token = self.token_of(credential, &record, Some(issued.sent));
+                self.install(credential, Arc::clone(&token));
+                self.rotated(credential, &record, issued.by_login);
+                let renewed = if issued.by_login {
+                    Renewed::LoggedIn
+                } else {
+                    Renewed::Refreshed
+                };
+                Ok((token, renewed))
+            }
+            Swap::Conflict { current } => {
+                store.keep_orphan(id, &issued.tokens).await?;
+                tracing::warn!(credential = %id, "another writer stored tokens first; the vendor's answer is kept as an orphan");
+                let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
+                let token = self.token_of(credential, &current, None);
+                if !token.is_valid_at(self.shared.clock.now()) {
+                    // A fenced write: the holder of a newer lease has not written yet.
+                    return Err(ManagerError::Superseded(id.clone()));
                 }
-                Swap::Conflict { current } => {
-                    store.keep_orphan(id, &issued.tokens).await?;
-                    tracing::warn!(credential = %id, "another writer stored tokens first; the vendor's answer is kept as an orphan");
-                    let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
-                    let token = self.token_of(credential, &current, None);
-                    if !token.is_valid_at(self.shared.clock.now()) {
-                        // A fenced write: the holder of a newer lease has not written yet.
-                        return Err(ManagerError::Superseded(id.clone()));
-                    }
-                    self.install(credential, Arc::clone(&token));
-                    Ok((token, Renewed::Orphaned))
-                }
+                self.install(credential, Arc::clone(&token));
+                Ok((token, Renewed::Orphaned))
             }
         }
-        .await;
-        if let Err(ManagerError::Store(_)) = &committed {
-            *lock(&credential.unsaved) = Some(issued);
-        }
-        committed
     }
 
     fn rotated(&self, credential: &Credential, record: &Versioned, by_login: bool) {

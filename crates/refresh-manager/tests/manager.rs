@@ -290,8 +290,59 @@ async fn a_refusal_with_the_store_unchanged_is_reported() {
     assert!(refused.is_reauthorization_required(), "{refused}");
 }
 
-/// The vendor rotated but the store failed to take the new tokens: they are not handed out, not dropped, and the
-/// next refresh writes them instead of presenting the spent refresh token again.
+/// How often a renewal tries to write fresh tokens before it lets go of the store's lock: once, and five more
+/// times after pauses (50 ms to 800 ms).
+const WRITE_TRIES: usize = 6;
+
+/// A store that fails a few writes takes the vendor's tokens at a later try within the same renewal, under the same
+/// lock (no other process could have presented the spent refresh token meanwhile): the caller sees no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_store_failed_is_tried_again_under_the_same_lock() {
+    let setup = Setup::new().await;
+    let store = ScriptedStore::default();
+    let manager = setup.manager(store.clone()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    store
+        .failing_writes
+        .store(WRITE_TRIES - 1, std::sync::atomic::Ordering::SeqCst);
+    setup.expire(first.expires_at);
+    let token = manager.access_token(&setup.id).await.unwrap();
+    assert_eq!((token.version, setup.refreshes()), (2, 1));
+    let stored = store.load(&setup.id).await.unwrap().unwrap();
+    assert_eq!(stored.tokens.access_token, token.secret);
+}
+
+/// Under a lease, the tries stop before it lapses: the tokens wait in memory, and the caller gets the store's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_tried_again_only_while_the_lease_lasts() {
+    use std::sync::atomic::Ordering;
+    let setup = Setup::new().await;
+    let store = ScriptedStore {
+        // Time for one call of at most 1 s, and the first four pauses (750 ms in all), not the fifth.
+        lease_left: Some(Duration::from_millis(1_200)),
+        ..ScriptedStore::default()
+    };
+    let options = setup
+        .options()
+        .foreground_only()
+        .with_call_timeout(Duration::from_secs(1));
+    let manager = Manager::with_options(store.clone(), options);
+    manager.manage(setup.id.clone(), setup.credential(Emulator::ISolarCloud));
+    let first = manager
+        .login(&setup.id, &setup.login_grant())
+        .await
+        .unwrap();
+    store.failing_writes.store(100, Ordering::SeqCst);
+    setup.expire(first.expires_at);
+    let failed = manager.access_token(&setup.id).await.unwrap_err();
+    assert!(matches!(failed, ManagerError::Store(_)), "{failed}");
+    let tries = 100 - store.failing_writes.load(Ordering::SeqCst);
+    assert!((2..WRITE_TRIES).contains(&tries), "{tries} tries");
+    assert_eq!(setup.refreshes(), 1);
+}
+
+/// The vendor rotated but the store failed to take the new tokens, at every try under the lock: they are not
+/// handed out, not dropped, and the next refresh writes them instead of presenting the spent refresh token again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_again() {
     let setup = Setup::new().await;
@@ -302,7 +353,7 @@ async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_
     // Before the clock moves: the background renewal that expiry starts must meet the failing store too.
     store
         .failing_writes
-        .store(1, std::sync::atomic::Ordering::SeqCst);
+        .store(WRITE_TRIES, std::sync::atomic::Ordering::SeqCst);
     setup.expire(first.expires_at);
     let failed = manager.access_token(&setup.id).await.unwrap_err();
     assert!(matches!(failed, ManagerError::Store(_)), "{failed}");
@@ -334,7 +385,7 @@ async fn a_login_the_store_failed_to_take_is_written_by_the_next_call() {
     let grant = setup.login_grant();
     store
         .failing_writes
-        .store(1, std::sync::atomic::Ordering::SeqCst);
+        .store(WRITE_TRIES, std::sync::atomic::Ordering::SeqCst);
     let failed = manager.login(&setup.id, &grant).await.unwrap_err();
     assert!(matches!(failed, ManagerError::Store(_)), "{failed}");
     assert_eq!(store.load(&setup.id).await.unwrap(), None);
@@ -361,7 +412,7 @@ async fn registering_again_keeps_the_tokens_the_store_failed_to_take() {
     let manager = setup.unlogged_manager(store.clone());
     store
         .failing_writes
-        .store(1, std::sync::atomic::Ordering::SeqCst);
+        .store(WRITE_TRIES, std::sync::atomic::Ordering::SeqCst);
     let grant = setup.login_grant();
     assert!(manager.login(&setup.id, &grant).await.is_err());
     manager.manage(setup.id.clone(), setup.credential(Emulator::ISolarCloud));
