@@ -295,21 +295,25 @@ async fn a_refusal_with_the_store_unchanged_is_reported() {
 const WRITE_TRIES: usize = 6;
 
 /// A store that fails a few writes takes the vendor's tokens at a later try within the same renewal, under the same
-/// lock (no other process could have presented the spent refresh token meanwhile): the caller sees no error.
+/// lock: another manager on the store (a replica) waiting for that lock never presents the refresh token the vendor
+/// just spent, and neither caller sees an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_the_store_failed_is_tried_again_under_the_same_lock() {
     let setup = Setup::new().await;
     let store = ScriptedStore::default();
-    let manager = setup.manager(store.clone()).await;
-    let first = manager.access_token(&setup.id).await.unwrap();
+    let one = setup.manager(store.clone()).await;
+    let other = setup.manager(store.clone()).await;
+    let first = one.access_token(&setup.id).await.unwrap();
+    assert_eq!(other.access_token(&setup.id).await.unwrap().version, 1);
     store
         .failing_writes
         .store(WRITE_TRIES - 1, std::sync::atomic::Ordering::SeqCst);
     setup.expire(first.expires_at);
-    let token = manager.access_token(&setup.id).await.unwrap();
-    assert_eq!((token.version, setup.refreshes()), (2, 1));
+    let (a, b) = tokio::join!(one.access_token(&setup.id), other.access_token(&setup.id));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.version, b.version, setup.refreshes()), (2, 2, 1));
     let stored = store.load(&setup.id).await.unwrap().unwrap();
-    assert_eq!(stored.tokens.access_token, token.secret);
+    assert_eq!(stored.tokens.access_token, a.secret);
 }
 
 /// Under a lease, the tries stop before it lapses: the tokens wait in memory, and the caller gets the store's error.
