@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use refresh_facade::{Grant, Refresher};
+use refresh_facade::{Grant, Refresher, TokenSet};
 use refresh_manager::{
     CredentialId, Manager, ManagerError, MemoryStore, StoreError, StoredTokens, Swap, TokenStore,
     Versioned,
@@ -56,6 +56,18 @@ impl Setup {
         let manager = self.harness.manager(store);
         manager.manage(self.id.clone(), self.credential(Emulator::ISolarCloud));
         manager
+    }
+
+    /// Another process's refresh of the stored tokens, outside this test's managers: the vendor rotates, and the
+    /// stored refresh token is spent. What was stored, and what the vendor issued.
+    async fn refresh_elsewhere(&self, store: &impl TokenStore) -> (Versioned, TokenSet) {
+        let stored = store.load(&self.id).await.unwrap().unwrap();
+        let issued = self
+            .refresher()
+            .refresh(&stored.tokens.grant())
+            .await
+            .unwrap();
+        (stored, issued)
     }
 
     /// A first login at the sandbox.
@@ -229,12 +241,7 @@ async fn a_refusal_is_no_error_when_another_writer_rotated_meanwhile() {
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
     // Another writer rotates (the sandbox spends the stored refresh token) but has not stored the result yet.
-    let stored = store.load(&setup.id).await.unwrap().unwrap();
-    let rotated = setup
-        .refresher()
-        .refresh(&stored.tokens.grant())
-        .await
-        .unwrap();
+    let (_, rotated) = setup.refresh_elsewhere(&store).await;
     setup.sandbox.inject(
         Emulator::ISolarCloud,
         Fault::Latency(Duration::from_millis(300)),
@@ -275,13 +282,8 @@ async fn a_refusal_with_the_store_unchanged_is_reported() {
     let store = MemoryStore::new();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
-    let stored = store.load(&setup.id).await.unwrap().unwrap();
     // Spent elsewhere, and never stored: the credential is gone.
-    setup
-        .refresher()
-        .refresh(&stored.tokens.grant())
-        .await
-        .unwrap();
+    let _ = setup.refresh_elsewhere(&store).await;
     setup.expire(first.expires_at);
     let error = manager.access_token(&setup.id).await.unwrap_err();
     let ManagerError::Refresh(refused) = &error else {
@@ -541,13 +543,8 @@ async fn a_refused_refresh_token_gives_way_to_the_orphan_the_vendor_issued_from_
     let store = MemoryStore::new();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
-    let stored = store.load(&setup.id).await.unwrap().unwrap();
     // The paused replica's refresh: the vendor rotates, and the answer lands in the orphans.
-    let issued = setup
-        .refresher()
-        .refresh(&stored.tokens.grant())
-        .await
-        .unwrap();
+    let (stored, issued) = setup.refresh_elsewhere(&store).await;
     let orphaned = StoredTokens::from(&issued);
     store.keep_orphan(&setup.id, &orphaned).await.unwrap();
 
@@ -572,12 +569,7 @@ async fn an_orphan_kept_after_a_refusal_revives_the_credential() {
     let store = MemoryStore::new();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
-    let stored = store.load(&setup.id).await.unwrap().unwrap();
-    let issued = setup
-        .refresher()
-        .refresh(&stored.tokens.grant())
-        .await
-        .unwrap();
+    let (_, issued) = setup.refresh_elsewhere(&store).await;
     setup.expire(first.expires_at);
     let refused = manager.access_token(&setup.id).await.unwrap_err();
     assert!(refused.is_reauthorization_required(), "{refused}");
@@ -621,12 +613,7 @@ async fn only_an_orphan_of_the_refused_version_with_a_new_refresh_token_is_promo
     let store = ScriptedStore::default();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
-    let stored = store.load(&setup.id).await.unwrap().unwrap();
-    let issued = setup
-        .refresher()
-        .refresh(&stored.tokens.grant())
-        .await
-        .unwrap();
+    let (stored, issued) = setup.refresh_elsewhere(&store).await;
     // Orphans that must not be promoted: the refused tokens again, and tokens without a refresh token.
     store.keep_orphan(&setup.id, &stored.tokens).await.unwrap();
     let mut blank = StoredTokens::from(&issued);
