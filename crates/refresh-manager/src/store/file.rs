@@ -5,9 +5,8 @@
 //! or the new one, and a write that returned is durable. Records and lock files are created 0600 (the directory
 //! 0700). Two advisory locks per credential (`flock`-style, released when the process dies): `<id>.write.lock`
 //! around each compare-and-swap, and `<id>.lock`, held by [`TokenStore::lock`] for as long as a refresh runs.
-//! A temporary file left by a writer that died before its rename is removed by the next write of that credential:
-//! every live writer holds the write lock, so whoever holds it knows any other temporary file of the credential is
-//! dead.
+//! A temporary file left by a writer that died before its rename is removed when the store is next opened, if its
+//! credential's write lock is free: every live writer holds that lock, so a temporary file under a free lock is dead.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -40,6 +39,7 @@ impl FileStore {
             .recursive(true)
             .mode(0o700)
             .create(&dir)?;
+        Files { dir: dir.clone() }.remove_dead_temporaries();
         Ok(FileStore { dir })
     }
 
@@ -107,25 +107,32 @@ impl Files {
         Ok(())
     }
 
-    /// Removes the temporary files of `id`'s writers that died before their rename. Only under `id`'s write lock.
-    /// A temporary file is `.<id>.<random letters and digits>.tmp`; another credential whose id extends this one
-    /// (`a` and `a.b`) has a `.` after this prefix, so its files are never taken for this one's. Best effort: a
-    /// file that cannot be listed or removed only stays behind, as it would have anyway.
-    fn remove_dead_temporaries(&self, id: &CredentialId) {
+    /// Removes the temporary files (`.<id>.<random letters and digits>.tmp`) of writers that died before their
+    /// rename: those whose credential's write lock is free. One listing of the directory, once per open, never on
+    /// the write path. Best effort: a file that cannot be listed, locked or removed only stays behind.
+    fn remove_dead_temporaries(&self) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
-        let prefix = format!(".{id}.");
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(random) = name
+            let Some((id, random)) = name
                 .to_str()
-                .and_then(|name| name.strip_prefix(&prefix))
-                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .and_then(|name| name.strip_prefix('.')?.strip_suffix(".tmp"))
+                .and_then(|rest| rest.rsplit_once('.'))
             else {
                 continue;
             };
-            if random.chars().all(|c| c.is_ascii_alphanumeric())
+            let Ok(id) = CredentialId::new(id) else {
+                continue;
+            };
+            if !random.chars().all(|c| c.is_ascii_alphanumeric()) {
+                continue;
+            }
+            let Ok(write_lock) = self.lock_file(&format!("{id}.write.lock")) else {
+                continue;
+            };
+            if write_lock.try_lock().is_ok()
                 && let Err(error) = fs::remove_file(entry.path())
             {
                 tracing::debug!(credential = %id, %error, "a dead writer's temporary file stays");
@@ -135,15 +142,20 @@ impl Files {
 
     /// An exclusive advisory lock on `name` in the directory, waiting for it.
     fn lock(&self, name: &str) -> Result<File, StoreError> {
-        let file = OpenOptions::new()
+        let file = self.lock_file(name)?;
+        file.lock()?;
+        Ok(file)
+    }
+
+    /// The lock file `name` in the directory, created (0600) if it does not exist.
+    fn lock_file(&self, name: &str) -> io::Result<File> {
+        OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .mode(0o600)
-            .open(self.dir.join(name))?;
-        file.lock()?;
-        Ok(file)
+            .open(self.dir.join(name))
     }
 
     /// `change` applied to the current record and written, under the credential's write lock.
@@ -155,7 +167,6 @@ impl Files {
         let _write_lock = self.lock(&format!("{id}.write.lock"))?;
         let (record, outcome) = change(self.read(id)?);
         if let Some(record) = record {
-            self.remove_dead_temporaries(id);
             self.write(id, &record)?;
         }
         Ok(outcome)
@@ -286,30 +297,27 @@ mod tests {
         assert_eq!(record["tokens"]["refresh_token"], "refresh-2");
     }
 
-    /// A writer killed between creating its temporary file and the rename leaves the file behind; the next write of
-    /// that credential removes it, and leaves other credentials' temporary files alone (their writers may be live).
+    /// A writer killed between creating its temporary file and the rename leaves the file behind; opening the store
+    /// removes it, and leaves alone the file of a live writer (it holds the credential's write lock) and files that
+    /// are not a writer's.
     #[tokio::test]
-    async fn the_next_write_removes_a_dead_writers_temporary_file_of_its_credential_only() {
+    async fn opening_the_store_removes_the_temporary_files_of_dead_writers_only() {
         let (_dir, store) = store();
-        let id = CredentialId::new("a").unwrap();
-        let _ = store
-            .compare_and_swap(&id, None, &tokens("1"))
-            .await
-            .unwrap();
-        let dead = ".a.Xy12z9.tmp";
-        let others = [".a.b.Xy12z9.tmp", ".ab.Xy12z9.tmp", ".a.bcdefg.Xy12z9.tmp"];
-        for name in std::iter::once(&dead).chain(&others) {
+        let dead = [".a.Xy12z9.tmp", ".a.b.Qw34e5.tmp"];
+        let live = ".live.Xy12z9.tmp";
+        let not_ours = [".a.Xy-12z9.tmp", ".not an id.Xy12z9.tmp", "a.json.tmp"];
+        for name in dead.iter().chain([&live]).chain(&not_ours) {
             fs::write(store.dir().join(name), b"{\"version\": 2, \"tok").unwrap();
         }
-        let _ = store
-            .compare_and_swap(&id, Some(1), &tokens("2"))
-            .await
-            .unwrap();
-        assert!(!store.dir().join(dead).exists());
-        for name in others {
-            assert!(store.dir().join(name).exists(), "{name}");
+        let writing = File::create(store.dir().join("live.write.lock")).unwrap();
+        writing.lock().unwrap();
+        let reopened = FileStore::open(store.dir()).unwrap();
+        for name in dead {
+            assert!(!reopened.dir().join(name).exists(), "{name}");
         }
-        assert_eq!(store.load(&id).await.unwrap().unwrap().version, 2);
+        for name in not_ours.iter().chain([&live]) {
+            assert!(reopened.dir().join(name).exists(), "{name}");
+        }
     }
 
     /// A record that cannot be read is an error, not "no record" (which would invite a new login).
