@@ -23,7 +23,7 @@ pub struct Settings {
     #[arg(long)]
     allow_insecure: bool,
     /// Time allowed for the whole request.
-    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    #[arg(long, value_name = "SECONDS", default_value_t = refresh_facade::HttpOptions::DEFAULT_TIMEOUT.as_secs())]
     timeout: u64,
     /// iSolarCloud and Ekuaibao app key.
     #[arg(long, env = "APP_KEY", hide_env_values = true)]
@@ -135,11 +135,9 @@ pub fn refresher(
     if let Some(url) = config.base_url() {
         check_base_url(url, allow_insecure)?;
     }
-    let http = HttpOptions::default()
-        .with_timeout(timeout)
-        .build_client()
-        .map_err(|e| Misconfigured(e.to_string()))?;
-    Refresher::with_http_client(config, http).map_err(|e| Misconfigured(e.to_string()))
+    // The timeout bounds the HTTP client and, through the refresher, the manager's wait and its lease check.
+    let http = HttpOptions::default().with_timeout(timeout);
+    Refresher::with_http_options(config, &http).map_err(|e| Misconfigured(e.to_string()))
 }
 
 /// `http://` is only for loopback, where nobody else can read the tokens on the wire.

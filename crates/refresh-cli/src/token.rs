@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     allow_insecure: bool,
     /// Time allowed for each request to the vendor.
-    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    #[arg(long, value_name = "SECONDS", default_value_t = refresh_facade::HttpOptions::DEFAULT_TIMEOUT.as_secs())]
     timeout: u64,
 }
 

@@ -78,7 +78,8 @@ impl VendorConfig {
 pub struct HttpOptions {
     /// Time allowed to open a connection. Default 5 s.
     pub connect_timeout: Duration,
-    /// Time allowed for a whole refresh, from connecting to the last byte of the answer. Default 15 s.
+    /// Time allowed for a whole refresh, from connecting to the last byte of the answer. Default
+    /// [`HttpOptions::DEFAULT_TIMEOUT`].
     pub timeout: Duration,
 }
 
@@ -86,12 +87,16 @@ impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             connect_timeout: Duration::from_secs(5),
-            timeout: Duration::from_secs(15),
+            timeout: HttpOptions::DEFAULT_TIMEOUT,
         }
     }
 }
 
 impl HttpOptions {
+    /// The longest a whole vendor call takes by default (15 s): the HTTP client's timeout, and the
+    /// [`crate::Refresher::call_timeout`] of a refresher whose options say no other.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

@@ -4,7 +4,7 @@
 //! time (one cargo feature each), configuration picks one at run time, and a `match` makes every vendor handle
 //! every concern with no boxing or dynamic dispatch. See ARCHITECTURE.md.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -22,6 +22,7 @@ pub struct Refresher {
     vendor: Vendor,
     adapter: Adapter,
     clock: Clock,
+    call_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -41,11 +42,22 @@ enum Adapter {
 impl Refresher {
     /// A refresher with its own HTTP client ([`HttpOptions::default`]).
     pub fn new(config: VendorConfig) -> Result<Self, ConfigError> {
-        Self::with_http_client(config, HttpOptions::default().build_client()?)
+        Self::with_http_options(config, &HttpOptions::default())
+    }
+
+    /// A refresher with its own HTTP client built from `options`, whose timeout is also its
+    /// [`Refresher::call_timeout`].
+    pub fn with_http_options(
+        config: VendorConfig,
+        options: &HttpOptions,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self::with_http_client(config, options.build_client()?)?
+            .with_call_timeout(options.timeout))
     }
 
     /// A refresher that uses `http` (build it with [`HttpOptions::build_client`] and share it between
-    /// refreshers: connections are reused).
+    /// refreshers: connections are reused). Its [`Refresher::call_timeout`] is [`HttpOptions::DEFAULT_TIMEOUT`]
+    /// unless [`Refresher::with_call_timeout`] says another: set it to the client's timeout.
     pub fn with_http_client(
         config: VendorConfig,
         http: reqwest::Client,
@@ -77,7 +89,20 @@ impl Refresher {
             vendor,
             adapter,
             clock: Clock::system(),
+            call_timeout: HttpOptions::DEFAULT_TIMEOUT,
         })
+    }
+
+    /// The longest one call of this refresher may take. A token manager gives up on a call after it (with
+    /// [`RefreshError::timed_out`]), and sends none under a store lease that could lapse first.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// See [`Refresher::call_timeout`]: at least 1 ms.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout.max(Duration::from_millis(1));
+        self
     }
 
     /// The same refresher, reading "now" from `clock` (when requests are sent, how old a token is).

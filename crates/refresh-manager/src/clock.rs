@@ -1,7 +1,9 @@
 //! The manager's two clocks. Instants that are stored (a token's expiry, which must survive a restart) are wall
 //! time; deadlines the running process keeps (when to refresh, until when a cached token is valid, when to try
-//! again) are [`Moment`]s on a monotonic clock, counted from when the request was sent, so that a wall-clock jump
-//! causes neither an early nor a late refresh.
+//! again) are [`Moment`]s on a clock that never jumps and counts time spent suspended (Linux `CLOCK_BOOTTIME`),
+//! counted from when the request was sent. A token is handed out only while both clocks say it is valid: a wall
+//! clock set back keeps no token alive past its deadline, and one that moved ahead (an operator, NTP, or a laptop
+//! resumed after days) hands out no token the wall says expired.
 //!
 //! [`ManualClock`] lets tests move time forward without sleeping: a manager sleeping on it wakes when it is
 //! advanced.
@@ -51,53 +53,78 @@ pub struct ManagerClock {
 
 #[derive(Clone)]
 enum Source {
-    /// `Instant` for sleeping, and the coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`: the same clock at
-    /// millisecond resolution, read in a few nanoseconds) for "now", which every read compares: deadlines here are
-    /// seconds to hours apart.
-    System {
-        origin: Instant,
-        coarse_origin: coarsetime::Instant,
-    },
+    /// `CLOCK_BOOTTIME` for "now" (it counts suspend, where `Instant` does not), and the coarse wall clock
+    /// (`CLOCK_REALTIME_COARSE`, millisecond resolution, read in a few nanoseconds) for the read path's wall check.
+    System,
     Manual(ManualClock),
+}
+
+/// The longest one sleep of the system clock lasts before it looks at the time again: tokio's timers stop while
+/// the machine is suspended, so a deadline that passed during a suspend is noticed at most this long after resume.
+const LONGEST_SLEEP: Duration = Duration::from_secs(60);
+
+/// A reading of a Linux clock, as the time since its origin.
+fn read_clock(id: libc::clockid_t) -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec, and both clocks read here exist on every Linux since 2.6.39.
+    let failed = unsafe { libc::clock_gettime(id, &mut now) } != 0;
+    if failed {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
 }
 
 impl ManagerClock {
     /// The system's wall clock and `std::time::Instant`.
     pub fn system() -> Self {
         ManagerClock {
-            source: Source::System {
-                origin: Instant::now(),
-                coarse_origin: coarsetime::Instant::now(),
-            },
+            source: Source::System,
         }
     }
 
     /// Wall-clock "now": what stored instants are compared with.
     pub fn wall(&self) -> DateTime<Utc> {
         match &self.source {
-            Source::System { .. } => Utc::now(),
+            Source::System => Utc::now(),
             Source::Manual(manual) => manual.wall(),
         }
     }
 
-    /// Monotonic "now": what the process's deadlines are compared with.
+    /// Wall-clock "now" in milliseconds since the Unix epoch, at millisecond resolution: what the read path compares
+    /// a token's wall-clock deadlines with.
+    pub(crate) fn wall_millis(&self) -> i64 {
+        match &self.source {
+            Source::System => i64::try_from(read_clock(libc::CLOCK_REALTIME_COARSE).as_millis())
+                .unwrap_or(i64::MAX),
+            Source::Manual(manual) => manual.wall().timestamp_millis(),
+        }
+    }
+
+    /// "Now" on the clock that never jumps and counts suspend: what the process's deadlines are compared with.
     pub fn now(&self) -> Moment {
         match &self.source {
-            Source::System { coarse_origin, .. } => Moment(
-                coarsetime::Instant::now()
-                    .duration_since(*coarse_origin)
-                    .into(),
-            ),
+            Source::System => Moment(read_clock(libc::CLOCK_BOOTTIME)),
             Source::Manual(manual) => manual.now(),
         }
     }
 
-    /// Returns at `deadline` (at once if it has passed).
+    /// Returns at `deadline` (at once if it has passed), however far it is: a deadline past any `Instant` only
+    /// sleeps long.
     pub async fn sleep_until(&self, deadline: Moment) {
         match &self.source {
-            Source::System { origin, .. } => {
-                tokio::time::sleep_until((*origin + deadline.0).into()).await;
-            }
+            Source::System => loop {
+                let left = deadline.since(self.now());
+                if left.is_zero() {
+                    return;
+                }
+                tokio::time::sleep(left.min(LONGEST_SLEEP)).await;
+            },
             Source::Manual(manual) => manual.sleep_until(deadline).await,
         }
     }
@@ -126,7 +153,7 @@ impl From<ManualClock> for ManagerClock {
 impl fmt::Debug for ManagerClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.source {
-            Source::System { .. } => "system",
+            Source::System => "system",
             Source::Manual(_) => "manual",
         };
         f.debug_struct("ManagerClock")
@@ -153,10 +180,16 @@ struct ManualInner {
 
 impl ManualClock {
     pub fn new() -> Self {
+        ManualClock::starting_at(Utc::now())
+    }
+
+    /// A clock whose wall time is `wall` now: a process started later than another, or one whose wall clock is
+    /// skewed against the others'.
+    pub fn starting_at(wall: DateTime<Utc>) -> Self {
         ManualClock {
             inner: Arc::new(ManualInner {
                 origin: Instant::now(),
-                wall_origin: Utc::now(),
+                wall_origin: wall,
                 advanced_ms: AtomicI64::new(0),
                 wall_jump_ms: AtomicI64::new(0),
                 advanced: Notify::new(),
@@ -170,6 +203,14 @@ impl ManualClock {
             .advanced_ms
             .fetch_add(millis(by), Ordering::SeqCst);
         self.inner.advanced.notify_waiters();
+    }
+
+    /// Moves both clocks forward by `by` without waking what sleeps on them, as a suspended machine does: its
+    /// timers fire late, and only a look at the clock tells that time passed.
+    pub fn suspend(&self, by: Duration) {
+        self.inner
+            .advanced_ms
+            .fetch_add(millis(by), Ordering::SeqCst);
     }
 
     /// Moves the wall clock alone, forward or back: the monotonic clock does not notice.

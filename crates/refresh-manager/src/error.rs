@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use refresh_facade::RefreshError;
+use refresh_facade::{RefreshError, Vendor};
 
 use crate::record::CredentialId;
 use crate::store::StoreError;
@@ -29,6 +29,27 @@ pub enum ManagerError {
         "the store's lease on {0} would lapse before a vendor call could finish; the call was not sent"
     )]
     LeaseTooShort(CredentialId),
+    /// The vendor's newest tokens were not valid for long enough to hand out (an expiry already past, or seconds
+    /// away), and the next renewal waits for [`crate::RefreshPolicy::minimum_interval`] after the last one, so that
+    /// nothing loops. Counted as an [`crate::observe::Anomaly::ShortLifetime`].
+    #[error(
+        "the vendor's newest tokens for {0} were issued (nearly) expired; the next renewal waits for the policy's minimum interval"
+    )]
+    ShortLived(CredentialId),
+    /// The store holds tokens of another vendor under this credential's id: two configurations share one name.
+    /// Nothing is sent or written until the configuration or the record is corrected.
+    #[error(
+        "the store's record of {id} holds {stored} tokens, but the credential is configured for {expected}; \
+         nothing was sent: give one of them another name"
+    )]
+    WrongVendor {
+        id: CredentialId,
+        stored: Vendor,
+        expected: Vendor,
+    },
+    /// A renewal task ended without an outcome (it panicked): a bug, never a vendor's or the store's answer.
+    #[error("the renewal of {0} failed inside refresh-manager: {1}")]
+    Internal(CredentialId, Arc<str>),
     /// The vendor answered, but its tokens could not be written: another writer came first, or (in a database
     /// store) another replica took the lease meanwhile, and the record holds no valid token yet. The answer was
     /// kept as an orphan; the manager tries again.
@@ -48,7 +69,10 @@ impl ManagerError {
             ManagerError::Unknown(_)
             | ManagerError::Store(_)
             | ManagerError::LeaseTooShort(_)
-            | ManagerError::Superseded(_) => false,
+            | ManagerError::Superseded(_)
+            | ManagerError::ShortLived(_)
+            | ManagerError::WrongVendor { .. }
+            | ManagerError::Internal(..) => false,
         }
     }
 
@@ -59,8 +83,12 @@ impl ManagerError {
             ManagerError::Refresh(error) => error.is_retryable(),
             ManagerError::Store(_)
             | ManagerError::LeaseTooShort(_)
-            | ManagerError::Superseded(_) => true,
-            ManagerError::Unknown(_) | ManagerError::NotStored(_) => false,
+            | ManagerError::Superseded(_)
+            | ManagerError::ShortLived(_)
+            | ManagerError::Internal(..) => true,
+            ManagerError::Unknown(_)
+            | ManagerError::NotStored(_)
+            | ManagerError::WrongVendor { .. } => false,
         }
     }
 
@@ -81,7 +109,7 @@ impl ManagerError {
     }
 
     /// The outcome's name in metrics and status: the vendor error's kind, or `store_error`, `not_stored`,
-    /// `unknown`, `lease_too_short`, `superseded`.
+    /// `unknown`, `lease_too_short`, `superseded`, `short_lived`, `wrong_vendor`, `internal`.
     pub fn outcome(&self) -> &'static str {
         match self {
             ManagerError::Refresh(error) => error.kind().as_str(),
@@ -90,6 +118,9 @@ impl ManagerError {
             ManagerError::Unknown(_) => "unknown",
             ManagerError::LeaseTooShort(_) => "lease_too_short",
             ManagerError::Superseded(_) => "superseded",
+            ManagerError::ShortLived(_) => "short_lived",
+            ManagerError::WrongVendor { .. } => "wrong_vendor",
+            ManagerError::Internal(..) => "internal",
         }
     }
 }

@@ -17,14 +17,15 @@ use tracing::Instrument;
 
 use crate::clock::{ManagerClock, Moment};
 use crate::error::ManagerError;
-use crate::observe::{self, Renewed, RotateHook, Rotated};
+use crate::observe::{self, Anomaly, Renewed, RotateHook, Rotated};
 use crate::policy::RefreshPolicy;
 use crate::record::{CredentialId, StoredTokens};
 use crate::schedule::{Due, Timers};
 use crate::store::{StoreError, Swap, TokenStore, Versioned};
 
-/// The facade's default HTTP timeout ([`refresh_facade::HttpOptions`]).
-const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How much a token read from the store is trusted less than its stored expiry says, by default: the writer's
+/// wall clock may run ahead of this one's.
+const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(30);
 
 /// The pauses between tries of a write of fresh tokens that the store failed, made while the renewal still holds
 /// the store's lock (and no longer than a lease lasts): once the lock is let go, another process may present the
@@ -47,15 +48,29 @@ pub struct AccessToken {
     pub refresh_at: DateTime<Utc>,
     /// The store record's version these tokens are.
     pub version: u64,
-    /// The same two deadlines on the monotonic clock, which the read path compares.
+    /// The same two deadlines on the clock that never jumps, and on the wall clock in milliseconds: the read path
+    /// compares both, and a token is fresh (or valid) only while both say so.
     valid_until: Moment,
     refresh_due: Moment,
+    expires_ms: i64,
+    refresh_ms: i64,
+    /// No renewal starts before this (the policy's minimum interval after the renewal that issued it).
+    renew_not_before: Moment,
 }
 
 impl AccessToken {
-    /// Whether it is still valid at `now` on the manager's monotonic clock.
-    pub fn is_valid_at(&self, now: Moment) -> bool {
-        now < self.valid_until
+    /// Whether it is still valid now on `clock`: its deadline has not passed, and the wall clock does not say it
+    /// expired.
+    pub fn is_valid(&self, clock: &ManagerClock) -> bool {
+        self.valid_at(clock.now(), clock.wall_millis())
+    }
+
+    fn valid_at(&self, now: Moment, wall_ms: i64) -> bool {
+        now < self.valid_until && wall_ms < self.expires_ms
+    }
+
+    fn fresh_at(&self, now: Moment, wall_ms: i64) -> bool {
+        now < self.refresh_due && wall_ms < self.refresh_ms && self.valid_at(now, wall_ms)
     }
 }
 
@@ -66,7 +81,7 @@ pub struct ManagerOptions {
     seed: u64,
     max_concurrent_calls: usize,
     dead_recheck: Duration,
-    call_timeout: Duration,
+    clock_skew: Duration,
     background: bool,
     on_rotate: Option<RotateHook>,
 }
@@ -80,7 +95,7 @@ impl Default for ManagerOptions {
             seed: fastrand::u64(..),
             max_concurrent_calls: 32,
             dead_recheck: Duration::from_secs(60),
-            call_timeout: DEFAULT_CALL_TIMEOUT,
+            clock_skew: DEFAULT_CLOCK_SKEW,
             background: true,
             on_rotate: None,
         }
@@ -113,12 +128,11 @@ impl ManagerOptions {
         self
     }
 
-    /// The longest a vendor call may take: set it to the refreshers' HTTP timeout (the facade's default,
-    /// 15 s, is this one's). Under a store lease (a database's), a call is sent only if the lease outlasts it. A
-    /// call is never abandoned: an answer that arrives after its lease lapsed is refused by the store's fence and
-    /// kept as an orphan.
-    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
-        self.call_timeout = timeout;
+    /// How far another writer's wall clock may run ahead of this one's (default 30 s). A token read from the store
+    /// is trusted for what its stored expiry says is left, less this, and never for more than its whole lifetime:
+    /// one replica with a fast clock must not make the others serve tokens past their real expiry.
+    pub fn with_clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
         self
     }
 
@@ -188,10 +202,20 @@ struct Running {
     ended: Arc<AtomicBool>,
 }
 
-/// A store lock held by a renewal or a login: dropping it forgets when the lock lapses, then releases it.
+/// A store lock held by a renewal or a login. [`StoreLock::release`] lets it go and waits until the store has;
+/// dropping it (a renewal cut off) forgets when the lock lapses and leaves the release to the store's own drop.
 struct StoreLock<'a, L> {
-    lease_end: &'a Mutex<Option<Instant>>,
-    _held: L,
+    lease_end: &'a Mutex<Option<Moment>>,
+    held: Option<L>,
+}
+
+impl<L> StoreLock<'_, L> {
+    async fn release<S: TokenStore<Lock = L>>(mut self, store: &S) {
+        *lock(self.lease_end) = None;
+        if let Some(held) = self.held.take() {
+            store.release(held).await;
+        }
+    }
 }
 
 impl<L> Drop for StoreLock<'_, L> {
@@ -219,6 +243,8 @@ struct Health {
     last_error: Option<ManagerError>,
     /// The store version the vendor refused for good: it is not presented again until the store moves past it.
     dead_at: Option<u64>,
+    /// The store version after whose refusal the credential's own login was tried: tried once per version.
+    logged_in_after_refusal_of: Option<u64>,
 }
 
 /// One managed credential.
@@ -239,7 +265,7 @@ struct Credential {
     /// Versions up to this one were refused by the vendor (a component token WeChat said expired).
     refused_through: AtomicU64,
     /// While a renewal holds a store lock that lapses by itself: when it lapses, at the latest.
-    lease_end: Mutex<Option<Instant>>,
+    lease_end: Mutex<Option<Moment>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -318,7 +344,7 @@ struct ManagerShared<S> {
     calls: Semaphore,
     random: Mutex<fastrand::Rng>,
     dead_recheck: Duration,
-    call_timeout: Duration,
+    clock_skew: Duration,
     background: bool,
     on_rotate: Option<RotateHook>,
 }
@@ -354,7 +380,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 calls: Semaphore::new(options.max_concurrent_calls),
                 random: Mutex::new(fastrand::Rng::with_seed(options.seed)),
                 dead_recheck: options.dead_recheck,
-                call_timeout: options.call_timeout,
+                clock_skew: options.clock_skew,
                 background: options.background,
                 on_rotate: options.on_rotate,
             }),
@@ -516,25 +542,28 @@ impl<S: TokenStore + 'static> Manager<S> {
             Ok(flight) => flight.await,
             Err(waiting) => Err(waiting),
         };
-        // In the foreground only, a due token waited for its renewal; a failed one never displaces it.
-        renewed.or_else(|error| {
-            let now = self.shared.clock.now();
-            match credential.current.load_full() {
-                Some(token) if token.is_valid_at(now) => Ok(token),
+        // In the foreground only, a due token waited for its renewal; a failed one never displaces it. Whatever
+        // the renewal handed back, only a token valid now leaves.
+        let clock = &self.shared.clock;
+        match renewed {
+            Ok(token) if token.is_valid(clock) => Ok(token),
+            Ok(_) => Err(ManagerError::ShortLived(credential.id.clone())),
+            Err(error) => match credential.current.load_full() {
+                Some(token) if token.is_valid(clock) => Ok(token),
                 _ => Err(error),
-            }
-        })
+            },
+        }
     }
 
     /// The read path: the cached token while it is valid, starting its background refresh once it is due. No lock,
-    /// no allocation.
+    /// no allocation; two clock reads (the deadline clock and the coarse wall clock).
     fn cached(&self, credential: &Arc<Credential>) -> Option<Arc<AccessToken>> {
-        let now = self.shared.clock.now();
+        let (now, wall_ms) = (self.shared.clock.now(), self.shared.clock.wall_millis());
         let token = credential.current.load_full()?;
-        if now < token.refresh_due {
+        if token.fresh_at(now, wall_ms) {
             return Some(token);
         }
-        if now < token.valid_until && self.shared.background {
+        if token.valid_at(now, wall_ms) && self.shared.background {
             self.nudge(credential);
             return Some(token);
         }
@@ -567,8 +596,15 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
         // Decided under the flight's lock: a renewal settles before it is marked ended, so one that failed just now
         // has set its wait, and is not followed at once by another (checked outside, the two could interleave).
-        if let Some(error) = credential.waiting_error(self.shared.clock.now()) {
+        let now = self.shared.clock.now();
+        if let Some(error) = credential.waiting_error(now) {
             return Err(error);
+        }
+        // The last renewal's tokens were due again at once (a hostile lifetime): no new one before the interval.
+        if let Some(token) = credential.current.load_full()
+            && now < token.renew_not_before
+        {
+            return Err(ManagerError::ShortLived(credential.id.clone()));
         }
         let (manager, credential_for_task) = (self.clone(), Arc::clone(credential));
         let ended = Arc::new(AtomicBool::new(false));
@@ -584,12 +620,10 @@ impl<S: TokenStore + 'static> Manager<S> {
             }
             .instrument(span),
         );
+        let id = credential.id.clone();
         let joined = async move {
-            task.await.unwrap_or_else(|join| {
-                Err(ManagerError::Store(Arc::new(StoreError::Io(
-                    std::io::Error::other(join),
-                ))))
-            })
+            task.await
+                .unwrap_or_else(|join| Err(ManagerError::Internal(id, Arc::from(join.to_string()))))
         }
         .boxed()
         .shared();
@@ -611,9 +645,14 @@ impl<S: TokenStore + 'static> Manager<S> {
         let vendor = credential.vendor();
         let mut health = lock(&credential.health);
         let error = match result {
-            Ok((_, renewed)) => {
+            Ok((token, renewed)) => {
                 observe::renewal(vendor, renewed.as_str());
                 *health = Health::default();
+                if token.renew_not_before > token.refresh_due {
+                    observe::anomaly(vendor, Anomaly::ShortLifetime);
+                    tracing::warn!(credential = %credential.id, %vendor, valid_for_ms = token.valid_until.since(now).as_millis() as u64,
+                        "the vendor's tokens are due again at once; the next renewal waits for the policy's minimum interval");
+                }
                 return;
             }
             Err(error) => error,
@@ -635,15 +674,17 @@ impl<S: TokenStore + 'static> Manager<S> {
             .current
             .load()
             .as_ref()
-            .filter(|token| token.is_valid_at(now))
+            .filter(|token| token.is_valid(&self.shared.clock))
             .map(|token| token.valid_until.since(now));
         let draw = self.draw();
-        let wait = credential.options.policy.backoff.wait(
-            health.failures,
-            error.retry_after(),
-            valid_for,
-            draw,
-        );
+        let backoff = &credential.options.policy.backoff;
+        if error
+            .retry_after()
+            .is_some_and(|asked| asked > backoff.maximum)
+        {
+            observe::anomaly(vendor, Anomaly::RetryAfterCapped);
+        }
+        let wait = backoff.wait(health.failures, error.retry_after(), valid_for, draw);
         let at = now.after(wait);
         health.quiet_until = Some(at);
         tracing::warn!(credential = %credential.id, %vendor, %error, failures = health.failures,
@@ -652,22 +693,75 @@ impl<S: TokenStore + 'static> Manager<S> {
         self.schedule(credential, at);
     }
 
-    /// One renewal, under the store's lock: tokens another process already stored are used as they are;
-    /// otherwise the vendor is asked, and its tokens are durable before anyone sees them.
+    /// One renewal: tokens another process already stored are used as they are, read before any lock is taken;
+    /// otherwise, under the store's lock, the vendor is asked, and its tokens are durable before anyone sees them.
+    /// The lock is let go (and awaited: a database lease is released, not left to lapse) before this returns.
     async fn renew(
         &self,
         credential: &Credential,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
-        let (store, id) = (&self.shared.store, &credential.id);
-        let _held = self.lock_store(credential).await?;
-        let now = self.shared.clock.now();
+        if lock(&credential.unsaved).is_none()
+            && let Some(record) = self.load(credential).await?
+            && let Some(token) = self.adopt_fresh(credential, &record)
+        {
+            return Ok((token, Renewed::FromStore));
+        }
+        let held = self.lock_store(credential).await?;
+        let result = self.renew_locked(credential).await;
+        held.release(&self.shared.store).await;
+        result
+    }
+
+    /// The record of `credential`, if the store has one: an error if it is another vendor's.
+    async fn load(&self, credential: &Credential) -> Result<Option<Versioned>, ManagerError> {
+        let record = self.shared.store.load(&credential.id).await?;
+        if let Some(record) = &record
+            && record.tokens.vendor != credential.vendor()
+        {
+            return Err(ManagerError::WrongVendor {
+                id: credential.id.clone(),
+                stored: record.tokens.vendor,
+                expected: credential.vendor(),
+            });
+        }
+        Ok(record)
+    }
+
+    /// `record`'s token, installed, if the store holds newer tokens than the cache and they are not due yet.
+    fn adopt_fresh(&self, credential: &Credential, record: &Versioned) -> Option<Arc<AccessToken>> {
+        let clock = &self.shared.clock;
+        let cached = credential
+            .current
+            .load()
+            .as_ref()
+            .map(|token| token.version);
+        let refused = credential.refused_through.load(Ordering::SeqCst);
+        if record.version <= refused || cached.is_some_and(|cached| record.version <= cached) {
+            return None;
+        }
+        let token = self.token_of(credential, record, None);
+        let (now, wall_ms) = (clock.now(), clock.wall_millis());
+        if !token.valid_at(now, wall_ms) {
+            return None;
+        }
+        self.install(credential, Arc::clone(&token));
+        token.fresh_at(now, wall_ms).then_some(token)
+    }
+
+    /// [`Manager::renew`] under the store's lock.
+    async fn renew_locked(
+        &self,
+        credential: &Credential,
+    ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
+        let id = &credential.id;
+        let clock = &self.shared.clock;
         if let Some(token) = credential.current.load_full()
-            && now < token.refresh_due
+            && token.fresh_at(clock.now(), clock.wall_millis())
         {
             // A renewal that finished while this one waited for the lock.
             return Ok((token, Renewed::FromStore));
         }
-        let record = store.load(id).await?;
+        let record = self.load(credential).await?;
         let unsaved = lock(&credential.unsaved).take();
         if let Some(unsaved) = unsaved {
             // The last renewal's tokens first: the vendor may already have spent the stored refresh token.
@@ -682,21 +776,9 @@ impl<S: TokenStore + 'static> Manager<S> {
         credential
             .seen_version
             .store(record.version, Ordering::SeqCst);
-        let cached = credential
-            .current
-            .load()
-            .as_ref()
-            .map(|token| token.version);
-        let refused = credential.refused_through.load(Ordering::SeqCst);
-        if record.version > refused && cached.is_none_or(|cached| record.version > cached) {
-            // Another process (or an earlier run) stored newer tokens than the cache holds.
-            let token = self.token_of(credential, &record, None);
-            if token.is_valid_at(now) {
-                self.install(credential, Arc::clone(&token));
-                if now < token.refresh_due {
-                    return Ok((token, Renewed::FromStore));
-                }
-            }
+        // Another process (or an earlier run) stored newer tokens than the cache holds.
+        if let Some(token) = self.adopt_fresh(credential, &record) {
+            return Ok((token, Renewed::FromStore));
         }
         if let Some(refusal) = credential.refused_for_good(record.version) {
             // Unless a vendor answer kept as an orphan since holds tokens the vendor never saw refused.
@@ -714,15 +796,17 @@ impl<S: TokenStore + 'static> Manager<S> {
         &self,
         credential: &'a Credential,
     ) -> Result<StoreLock<'a, S::Lock>, StoreError> {
+        // The lease's end is counted from before it was asked for, so it is never later than the store's.
+        let asked = self.shared.clock.now();
         let held = self.shared.store.lock(&credential.id).await?;
         *lock(&credential.lease_end) = self
             .shared
             .store
             .lock_left(&held)
-            .map(|left| Instant::now() + left);
+            .map(|left| asked.after(left));
         Ok(StoreLock {
             lease_end: &credential.lease_end,
-            _held: held,
+            held: Some(held),
         })
     }
 
@@ -733,7 +817,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         record: Versioned,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         let token = self.token_of(credential, &record, None);
-        if token.is_valid_at(self.shared.clock.now()) {
+        if token.is_valid(&self.shared.clock) {
             self.install(credential, Arc::clone(&token));
             return Ok((token, Renewed::FromStore));
         }
@@ -786,7 +870,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         record: Versioned,
     ) -> BoxFuture<'a, Result<(Arc<AccessToken>, Renewed), ManagerError>> {
         async move {
-            let (store, id) = (&self.shared.store, &credential.id);
+            let id = &credential.id;
             let login = credential.login_grant();
             let wall = self.shared.clock.wall();
             let refreshable = !record.tokens.refresh_token.is_blank()
@@ -811,7 +895,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             // Before reporting a failure (above all "log in again"): if the store moved on meanwhile, someone else
             // rotated the credential, and its tokens are the answer.
             // A refusal may also have left an orphan of this version: the tokens the vendor issued last.
-            match store.load(id).await? {
+            match self.load(credential).await? {
                 Some(newer) if newer.version > record.version => {
                     credential.seen_version.store(newer.version, Ordering::SeqCst);
                     return self.adopt_or_renew(credential, newer).await;
@@ -823,8 +907,8 @@ impl<S: TokenStore + 'static> Manager<S> {
                 }
                 _ => {}
             }
-            if error.is_reauthorization_required()
-                && let Some(grant) = &login
+            if let Some(grant) = &login
+                && self.log_in_after(credential, &error, record.version)
             {
                 tracing::info!(credential = %id, %error, "the vendor refused the refresh token: logging in again");
                 return self.log_in(credential, Some(record.version), grant).await;
@@ -832,6 +916,28 @@ impl<S: TokenStore + 'static> Manager<S> {
             Err(error)
         }
         .boxed()
+    }
+
+    /// Whether the vendor's `error` on the refresh of `version` is one a login of the credential's own may mend:
+    /// a refusal of the refresh token, always; any other refusal for good (Sugon AC's 10004 "invalid parameter"
+    /// for a spent token), once for that version before the credential is reported dead.
+    fn log_in_after(&self, credential: &Credential, error: &ManagerError, version: u64) -> bool {
+        if error.is_reauthorization_required() {
+            return true;
+        }
+        let Some(refusal) = error.refresh_error() else {
+            return false;
+        };
+        if refusal.is_retryable()
+            || refusal.is_unsupported()
+            || refusal.is_component_token_expired()
+        {
+            return false;
+        }
+        let mut health = lock(&credential.health);
+        let first = health.logged_in_after_refusal_of != Some(version);
+        health.logged_in_after_refusal_of = Some(version);
+        first
     }
 
     /// The vendor's refresh of `record`, presenting the component token where the credential has one, renewed
@@ -913,7 +1019,9 @@ impl<S: TokenStore + 'static> Manager<S> {
         self.commit(credential, logged_in).await
     }
 
-    /// One call to the vendor, under the manager's limit of concurrent calls, counted and timed.
+    /// One call to the vendor, under the manager's limit of concurrent calls, counted and timed, and given up
+    /// after the refresher's call timeout: the one timeout of the credential, which the lease check also uses, so
+    /// that no answer can arrive after a lease the call was sent under has lapsed.
     async fn call_vendor<T>(
         &self,
         credential: &Credential,
@@ -922,13 +1030,24 @@ impl<S: TokenStore + 'static> Manager<S> {
     ) -> Result<T, ManagerError> {
         // The semaphore is never closed; were it, the call would go ahead unlimited rather than fail.
         let _permit = self.shared.calls.acquire().await.ok();
+        let timeout = credential.options.refresher.call_timeout();
         let lease_end = *lock(&credential.lease_end);
-        if lease_end.is_some_and(|end| Instant::now() + self.shared.call_timeout > end) {
+        if lease_end.is_some_and(|end| self.shared.clock.now().after(timeout) >= end) {
             tracing::warn!(credential = %credential.id, "the store's lease would lapse before the vendor answered: not sending");
             return Err(ManagerError::LeaseTooShort(credential.id.clone()));
         }
         let started = Instant::now();
-        let result = call.await;
+        let result = match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                let error = RefreshError::timed_out(credential.vendor(), timeout);
+                Err(if operation == "login" {
+                    error.during_login()
+                } else {
+                    error
+                })
+            }
+        };
         let outcome = result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok");
         observe::vendor_call(credential.vendor(), operation, outcome, started.elapsed());
         Ok(result?)
@@ -953,9 +1072,10 @@ impl<S: TokenStore + 'static> Manager<S> {
             };
             let passing = matches!(**error, StoreError::Io(_) | StoreError::Database(_));
             let lease_end = *lock(&credential.lease_end);
-            let next = pauses.next().filter(|&&pause| {
-                passing && lease_end.is_none_or(|end| Instant::now() + pause < end)
-            });
+            let now = self.shared.clock.now();
+            let next = pauses
+                .next()
+                .filter(|&&pause| passing && lease_end.is_none_or(|end| now.after(pause) < end));
             let Some(&pause) = next else {
                 // Let go of the lock with the tokens in memory: the next renewal writes them first.
                 *lock(&credential.unsaved) = Some(issued);
@@ -995,7 +1115,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 tracing::warn!(credential = %id, "another writer stored tokens first; the vendor's answer is kept as an orphan");
                 let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
                 let token = self.token_of(credential, &current, None);
-                if !token.is_valid_at(self.shared.clock.now()) {
+                if !token.is_valid(&self.shared.clock) {
                     // A fenced write: the holder of a newer lease has not written yet.
                     return Err(ManagerError::Superseded(id.clone()));
                 }
@@ -1017,8 +1137,11 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
     }
 
-    /// The cached form of `record`: its deadlines on the monotonic clock, counted from `sent` for tokens just
-    /// issued, or from what the wall clock says is left of them for tokens read from the store.
+    /// The cached form of `record`. Its deadline on the clock that never jumps counts from `sent` for tokens just
+    /// issued; for tokens read from the store, from what the wall clock says is left of them, never more than
+    /// their whole lifetime and less the clock skew allowed between writers. Its refresh is due the policy's
+    /// margin and jitter before that deadline, however old the token already is. Tokens just issued are not
+    /// renewed again before the policy's minimum interval.
     fn token_of(
         &self,
         credential: &Credential,
@@ -1026,30 +1149,47 @@ impl<S: TokenStore + 'static> Manager<S> {
         sent: Option<Moment>,
     ) -> Arc<AccessToken> {
         let tokens = &record.tokens;
+        let policy = &credential.options.policy;
         let lifetime = (tokens.expires_at - tokens.obtained_at)
             .to_std()
             .unwrap_or_default();
         let clock = &self.shared.clock;
-        let valid_until = match sent {
-            Some(sent) => sent.after(lifetime),
-            None => clock.now().offset(tokens.expires_at - clock.wall()),
+        let now = clock.now();
+        let (valid_until, expires_at) = match sent {
+            Some(sent) => (sent.after(lifetime), tokens.expires_at),
+            None => {
+                let trusted = TimeDelta::from_std(lifetime.saturating_sub(self.shared.clock_skew))
+                    .unwrap_or(TimeDelta::MAX);
+                let skew = TimeDelta::from_std(self.shared.clock_skew).unwrap_or(TimeDelta::MAX);
+                let left = (tokens.expires_at - clock.wall() - skew).min(trusted);
+                (now.offset(left), tokens.expires_at - skew)
+            }
         };
-        let began = valid_until.before(lifetime);
-        let refresh_due = began.after(credential.options.policy.due_after(lifetime, self.draw()));
-        let ahead = TimeDelta::from_std(valid_until.since(refresh_due)).unwrap_or(TimeDelta::MAX);
+        let ahead = policy.ahead_of_expiry(lifetime, self.draw());
+        let refresh_due = valid_until.before(ahead);
+        let refresh_at = expires_at - TimeDelta::from_std(ahead).unwrap_or(TimeDelta::MAX);
+        // Only tokens that are due again by their own lifetime before the interval is over wait for it: a wall
+        // clock that jumped makes a long-lived token due early, and that renewal must not wait.
+        let renew_not_before = sent
+            .map(|sent| sent.after(policy.minimum_interval))
+            .filter(|&floor| refresh_due < floor)
+            .unwrap_or_default();
         Arc::new(AccessToken {
             secret: tokens.access_token.clone(),
             expires_at: tokens.expires_at,
-            refresh_at: tokens.expires_at - ahead,
+            refresh_at,
             version: record.version,
             valid_until,
             refresh_due,
+            expires_ms: expires_at.timestamp_millis(),
+            refresh_ms: refresh_at.timestamp_millis(),
+            renew_not_before,
         })
     }
 
     /// Makes `token` the credential's cached one, and sets its background refresh.
     fn install(&self, credential: &Credential, token: Arc<AccessToken>) {
-        let due = token.refresh_due;
+        let due = token.refresh_due.max(token.renew_not_before);
         credential.current.store(Some(token));
         self.schedule(credential, due);
     }
@@ -1243,16 +1383,63 @@ mod tests {
             issued.expires_at - TimeDelta::from_std(ahead).unwrap()
         );
 
-        // Half an hour later the stored copy has half an hour left, wherever the wall clock says it is...
+        // Half an hour later the stored copy has half an hour left, less the clock skew allowed between writers.
         manual.advance(Duration::from_secs(1800));
         let read = manager.token_of(&credential, &record, None);
         let left = read.valid_until.since(clock.now());
+        let skew = DEFAULT_CLOCK_SKEW;
         assert!(
-            left > Duration::from_secs(1790) && left <= Duration::from_secs(1800),
+            left > Duration::from_secs(1790) - skew && left <= Duration::from_secs(1800) - skew,
             "{left:?}"
         );
-        // ...but a wall-clock jump leaves a cached token's deadlines as they were.
+        // A wall clock set back keeps no token alive past its deadline; one set ahead past the expiry (an operator,
+        // NTP, a resume) makes it invalid at once: both clocks must say it is valid.
+        manual.jump_wall(TimeDelta::hours(-2));
+        assert!(issued.is_valid(&clock));
+        manual.advance(Duration::from_secs(1800));
+        assert!(
+            !issued.is_valid(&clock),
+            "past its deadline, whatever the wall says"
+        );
         manual.jump_wall(TimeDelta::hours(2));
-        assert!(issued.is_valid_at(clock.now()));
+        let mut renewed = tokens("e");
+        renewed.obtained_at = clock.wall();
+        renewed.expires_at = renewed.obtained_at + TimeDelta::hours(1);
+        let fresh = manager.token_of(&credential, &Versioned::new(2, renewed), Some(clock.now()));
+        assert!(fresh.is_valid(&clock));
+        manual.jump_wall(TimeDelta::hours(2));
+        assert!(!fresh.is_valid(&clock), "the wall says it expired");
+    }
+
+    /// A manager that starts when a stored token is already old (a restart) counts its refresh back from the
+    /// token's expiry, not forward from the start of its own clock: a 48-hour token 47 hours old is due at once,
+    /// and a 2-hour token with 5 minutes left (margin 12 minutes) too. Before the fix both were due long after
+    /// they expired, and the read path served them meanwhile.
+    #[tokio::test]
+    async fn a_token_older_than_the_process_is_due_before_it_expires() {
+        let manager = Manager::with_options(
+            MemoryStore::new(),
+            ManagerOptions::default()
+                .with_clock(ManualClock::new())
+                .with_seed(1),
+        );
+        let config = refresh_facade::EkuaibaoConfig::new();
+        let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+        let id = CredentialId::new("old").unwrap();
+        manager.manage(id.clone(), CredentialOptions::new(refresher));
+        let credential = manager.credential(&id).unwrap();
+        let clock = manager.clock().clone();
+        for (lifetime, left) in [
+            (TimeDelta::hours(48), TimeDelta::hours(1)),
+            (TimeDelta::hours(2), TimeDelta::minutes(5)),
+        ] {
+            let mut stored = tokens("old");
+            stored.expires_at = clock.wall() + left;
+            stored.obtained_at = stored.expires_at - lifetime;
+            let token = manager.token_of(&credential, &Versioned::new(1, stored), None);
+            assert!(token.is_valid(&clock), "{lifetime}: still valid");
+            assert!(token.refresh_due <= clock.now(), "{lifetime}: due at once");
+            assert!(token.refresh_at <= clock.wall());
+        }
     }
 }

@@ -20,6 +20,29 @@ pub const VENDOR_CALL_SECONDS: &str = "refresh_kit_vendor_call_seconds";
 /// compare-and-swap and were kept as an orphan), or the error's outcome ([`crate::ManagerError::outcome`]).
 pub const RENEWALS: &str = "refresh_kit_renewals_total";
 
+/// Counter of odd answers the manager guarded against, by `vendor` and `anomaly` ([`Anomaly::as_str`]).
+pub const ANOMALIES: &str = "refresh_kit_anomalies_total";
+
+/// An answer the manager did not take as it came, because taking it would loop or stall a credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Anomaly {
+    /// Tokens due again before [`crate::RefreshPolicy::minimum_interval`] had passed (a lifetime of seconds, or an
+    /// expiry already past): the next renewal waits for that interval.
+    ShortLifetime,
+    /// A `Retry-After` longer than the backoff's maximum: the manager waits the maximum.
+    RetryAfterCapped,
+}
+
+impl Anomaly {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Anomaly::ShortLifetime => "short_lifetime",
+            Anomaly::RetryAfterCapped => "retry_after_capped",
+        }
+    }
+}
+
 /// A credential's new tokens are durable: what [`crate::ManagerOptions::on_rotate`] hooks receive. No token is in
 /// it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,4 +96,9 @@ pub(crate) fn vendor_call(
 
 pub(crate) fn renewal(vendor: Vendor, outcome: &'static str) {
     metrics::counter!(RENEWALS, "vendor" => vendor.as_str(), "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn anomaly(vendor: Vendor, anomaly: Anomaly) {
+    metrics::counter!(ANOMALIES, "vendor" => vendor.as_str(), "anomaly" => anomaly.as_str())
+        .increment(1);
 }

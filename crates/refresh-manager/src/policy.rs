@@ -16,17 +16,21 @@ pub struct RefreshPolicy {
     pub jitter: f64,
     /// How to wait after a failure that may pass.
     pub backoff: Backoff,
+    /// The shortest time between two renewals that succeeded: tokens that are due again sooner (a vendor that
+    /// issues 5-second tokens, or an expiry already past) wait this long, so that nothing loops.
+    pub minimum_interval: Duration,
 }
 
 impl Default for RefreshPolicy {
     /// 60 seconds or 10% of the lifetime before expiry, whichever is longer, up to half that again earlier;
-    /// [`Backoff::default`] after failures.
+    /// [`Backoff::default`] after failures; at most one successful renewal every 30 seconds.
     fn default() -> Self {
         RefreshPolicy {
             minimum_ahead: Duration::from_secs(60),
             fraction_ahead: 0.1,
             jitter: 0.5,
             backoff: Backoff::default(),
+            minimum_interval: Duration::from_secs(30),
         }
     }
 }
@@ -50,6 +54,11 @@ impl RefreshPolicy {
         self
     }
 
+    pub fn with_minimum_interval(mut self, interval: Duration) -> Self {
+        self.minimum_interval = interval;
+        self
+    }
+
     /// How long before the end of a token's `lifetime` a refresh is due, before jitter: never more than the
     /// lifetime (a token shorter than the minimum is due at once).
     pub fn margin(&self, lifetime: Duration) -> Duration {
@@ -57,11 +66,13 @@ impl RefreshPolicy {
         share.max(self.minimum_ahead).min(lifetime)
     }
 
-    /// How long after a token's lifetime began its refresh is due, for a random `draw` in `[0, 1)`.
-    pub(crate) fn due_after(&self, lifetime: Duration, draw: f64) -> Duration {
+    /// How long before a token of `lifetime` expires its refresh is due, for a random `draw` in `[0, 1)`: the
+    /// margin and its jitter, never more than the lifetime. Counted back from the expiry, so that a token that is
+    /// already old (read from the store after a restart) is due as early before its expiry as a new one.
+    pub(crate) fn ahead_of_expiry(&self, lifetime: Duration, draw: f64) -> Duration {
         let margin = self.margin(lifetime);
         let early = margin.mul_f64(self.jitter.clamp(0.0, 1.0) * draw.clamp(0.0, 1.0));
-        lifetime.saturating_sub(margin).saturating_sub(early)
+        (margin + early).min(lifetime)
     }
 }
 
@@ -125,7 +136,10 @@ impl Backoff {
         if let Some(valid_for) = valid_for {
             wait = wait.min(valid_for / 2);
         }
-        wait.max(self.minimum).max(retry_after.unwrap_or_default())
+        // What the vendor asked, but never longer than the longest wait: a far-future `Retry-After` (or `u64::MAX`
+        // seconds) would otherwise silence the credential until a restart.
+        let asked = retry_after.unwrap_or_default().min(self.maximum);
+        wait.max(self.minimum).max(asked)
     }
 }
 
@@ -175,18 +189,18 @@ mod tests {
     #[test]
     fn jitter_draws_the_refresh_up_to_its_share_of_the_margin_earlier() {
         let policy = RefreshPolicy::default();
-        assert_eq!(policy.due_after(HOUR, 0.0), HOUR - Duration::from_secs(360));
+        assert_eq!(policy.ahead_of_expiry(HOUR, 0.0), Duration::from_secs(360));
         // The whole draw: half the margin (3 min) earlier.
-        assert_eq!(policy.due_after(HOUR, 1.0), HOUR - Duration::from_secs(540));
-        assert_eq!(policy.due_after(HOUR, 0.5), HOUR - Duration::from_secs(450));
+        assert_eq!(policy.ahead_of_expiry(HOUR, 1.0), Duration::from_secs(540));
+        assert_eq!(policy.ahead_of_expiry(HOUR, 0.5), Duration::from_secs(450));
         assert_eq!(
-            policy.with_jitter(0.0).due_after(HOUR, 0.9),
-            HOUR - Duration::from_secs(360)
+            policy.with_jitter(0.0).ahead_of_expiry(HOUR, 0.9),
+            Duration::from_secs(360)
         );
-        // A token shorter than the margin is due at once, whatever the draw.
+        // A token shorter than the margin is due at once (its whole lifetime ahead), whatever the draw.
         assert_eq!(
-            policy.due_after(Duration::from_secs(30), 0.7),
-            Duration::ZERO
+            policy.ahead_of_expiry(Duration::from_secs(30), 0.7),
+            Duration::from_secs(30)
         );
     }
 
@@ -263,6 +277,13 @@ mod tests {
         assert_eq!(
             backoff.wait(10, retry_after, Some(Duration::from_secs(10)), 1.0),
             Duration::from_secs(42)
+        );
+        // A far-future Retry-After waits the longest wait, not forever.
+        let forever = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(backoff.wait(1, forever, None, 0.5), backoff.maximum);
+        assert_eq!(
+            backoff.wait(1, Some(Duration::from_secs(601)), None, 0.5),
+            Duration::from_secs(600)
         );
     }
 }

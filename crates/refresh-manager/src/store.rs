@@ -141,6 +141,13 @@ pub trait TokenStore: Send + Sync {
         let _ = lock;
         None
     }
+
+    /// Lets go of `lock`, and returns once the store has: a short-lived process that exits right after must not
+    /// leave a lease held for others to wait out. The default drops it (a file or memory lock is let go at once).
+    fn release(&self, lock: Self::Lock) -> impl Future<Output = ()> + Send {
+        drop(lock);
+        std::future::ready(())
+    }
 }
 
 /// A compare-and-swap of `current` to `tokens` if its version is `expected`: the record to write (none on a

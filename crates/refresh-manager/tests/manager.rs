@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use refresh_facade::{Grant, Refresher, TokenSet};
 use refresh_manager::{
-    CredentialId, Manager, ManagerError, MemoryStore, StoreError, StoredTokens, Swap, TokenStore,
-    Versioned,
+    CredentialId, CredentialOptions, Manager, ManagerError, MemoryStore, StoreError, StoredTokens,
+    Swap, TokenStore, Versioned,
 };
 use refresh_sandbox::{Emulator, Fault};
 use support::Harness;
@@ -40,6 +40,11 @@ impl Setup {
 
     fn refresher(&self) -> Refresher {
         self.harness.refresher(Emulator::ISolarCloud)
+    }
+
+    /// The credential, with calls given up after `timeout`.
+    fn credential_with_call_timeout(&self, timeout: Duration) -> CredentialOptions {
+        CredentialOptions::new(self.refresher().with_call_timeout(timeout))
     }
 
     /// A manager of the credential on `store`, logged in if the store holds nothing yet.
@@ -328,12 +333,12 @@ async fn writes_are_tried_again_only_while_the_lease_lasts() {
         lease_left: Some(Duration::from_millis(1_200)),
         ..ScriptedStore::default()
     };
-    let options = setup
-        .options()
-        .foreground_only()
-        .with_call_timeout(Duration::from_secs(1));
+    let options = setup.options().foreground_only();
     let manager = Manager::with_options(store.clone(), options);
-    manager.manage(setup.id.clone(), setup.credential(Emulator::ISolarCloud));
+    manager.manage(
+        setup.id.clone(),
+        setup.credential_with_call_timeout(Duration::from_secs(1)),
+    );
     let first = manager
         .login(&setup.id, &setup.login_grant())
         .await
@@ -451,12 +456,12 @@ async fn no_vendor_call_is_sent_under_a_lease_that_could_lapse_first() {
     assert!(refused.is_retryable());
     // In the foreground only: its own background refresh would race the reads below.
     // A 2 s lease outlasts a call of at most 1 s.
-    let options = setup
-        .options()
-        .foreground_only()
-        .with_call_timeout(Duration::from_secs(1));
+    let options = setup.options().foreground_only();
     let long = Manager::with_options(lease(Duration::from_secs(2)), options);
-    long.manage(setup.id.clone(), setup.credential(Emulator::ISolarCloud));
+    long.manage(
+        setup.id.clone(),
+        setup.credential_with_call_timeout(Duration::from_secs(1)),
+    );
     long.login(&setup.id, &setup.login_grant()).await.unwrap();
     // Past the wait after the refused login, the short-leased manager reads what `long` logged in.
     setup.advance(Duration::from_secs(2));

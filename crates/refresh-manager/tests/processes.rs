@@ -153,7 +153,9 @@ async fn share(dir: &str, base: &str, seed: u64, id: CredentialId) {
 async fn churn(dir: &str, base: &str, seed: u64, id: CredentialId) {
     let store = Timed(FileStore::open(dir).unwrap());
     let manager = Manager::with_options(store, ManagerOptions::default().with_seed(seed));
-    let always_due = RefreshPolicy::ahead(Duration::from_secs(1000 * 24 * 3600));
+    // Due at once, and with no pause between renewals (the policy's minimum interval is for real vendors).
+    let always_due = RefreshPolicy::ahead(Duration::from_secs(1000 * 24 * 3600))
+        .with_minimum_interval(Duration::ZERO);
     let options = CredentialOptions::new(refresher(base, refresh_facade::Clock::system()))
         .with_policy(always_due);
     manager.manage(id.clone(), options);

@@ -77,9 +77,12 @@ async fn a_ten_minute_outage_costs_callers_no_error_and_at_most_15_attempts() {
     );
 }
 
-/// Deadlines run on the monotonic clock: the wall clock jumping days ahead or back moves no refresh.
+/// Deadlines run on a clock that never jumps: the wall clock set back by days causes no late refresh. A wall clock
+/// set ahead past the expiry (an operator, NTP) and a machine resumed after days (its timers fired late) hand out
+/// no token the vendor considers expired: both clocks must say a token is valid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wall_clock_jump_causes_neither_an_early_nor_a_late_refresh() {
+async fn a_wall_clock_set_back_delays_no_refresh_and_no_expired_token_is_served_after_a_jump_or_a_suspend()
+ {
     let h = Harness::start(Emulator::ISolarCloud).await;
     let id = id("jumps");
     let manager = h.manager(MemoryStore::new());
@@ -91,10 +94,7 @@ async fn a_wall_clock_jump_causes_neither_an_early_nor_a_late_refresh() {
         .unwrap();
     let due_in = (first.refresh_at - logged_in_at).to_std().unwrap();
 
-    h.clock.jump_wall(TimeDelta::days(3));
-    settle().await;
-    assert_eq!(manager.access_token(&id).await.unwrap().version, 1);
-    h.clock.jump_wall(TimeDelta::days(-6));
+    h.clock.jump_wall(TimeDelta::days(-3));
     h.advance(due_in - Duration::from_secs(10));
     settle().await;
     assert_eq!(manager.access_token(&id).await.unwrap().version, 1);
@@ -103,8 +103,7 @@ async fn a_wall_clock_jump_causes_neither_an_early_nor_a_late_refresh() {
         0,
         "no early refresh"
     );
-
-    // Due on the monotonic clock, whatever the wall says: refreshed in the background, without a caller.
+    // Due on the deadline clock, whatever the wall says: refreshed in the background, without a caller.
     h.advance(Duration::from_secs(11));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH) == 0 {
@@ -115,8 +114,39 @@ async fn a_wall_clock_jump_causes_neither_an_early_nor_a_late_refresh() {
         settle().await;
     }
     settle().await;
-    assert_eq!(manager.access_token(&id).await.unwrap().version, 2);
-    assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 1);
+    let second = manager.access_token(&id).await.unwrap();
+    assert_eq!(second.version, 2);
+
+    // A token is served only while both the manager's wall clock and the vendor's say it is valid.
+    let served = |token: &refresh_manager::AccessToken, when: &str| {
+        assert!(
+            token.expires_at > h.clock().wall() && token.expires_at > h.sandbox.clock().now(),
+            "an expired token {when}"
+        );
+    };
+    // The wall clock is put right: version 2's expiry was written on the wrong one, three days early, and is
+    // renewed rather than served.
+    h.clock.jump_wall(TimeDelta::days(3));
+    let third = manager.access_token(&id).await.unwrap();
+    served(&third, "after the wall clock was put right");
+    assert_eq!(third.version, 3);
+
+    // The wall clock alone jumps past the token's expiry: the manager renews rather than serve it.
+    let past_expiry = third.expires_at - h.clock().wall() + TimeDelta::minutes(1);
+    h.clock.jump_wall(past_expiry);
+    let fourth = manager.access_token(&id).await.unwrap();
+    assert_eq!(fourth.version, 4);
+    assert!(
+        fourth.expires_at > h.clock().wall(),
+        "an expired token after a wall jump"
+    );
+    h.clock.jump_wall(-past_expiry);
+
+    // Suspended for three days: the timers fire late, but the first read after resume gets no expired token.
+    h.suspend(Duration::from_secs(3 * 24 * 3600));
+    let resumed = manager.access_token(&id).await.unwrap();
+    served(&resumed, "after a suspend");
+    assert_eq!(resumed.version, 5);
 }
 
 /// A service that was down past the vendor's refresh window (Sugon AC: 24 h after expiry; Ekuaibao: expiry) logs

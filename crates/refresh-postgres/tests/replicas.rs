@@ -48,15 +48,19 @@ fn ids(credentials: usize) -> Vec<CredentialId> {
         .collect()
 }
 
+/// A refresher whose calls take at most `REFRESH_KIT_CALL_TIMEOUT_MS` (the facade's default when unset).
 fn refresher(base_url: &str, clock: refresh_facade::Clock) -> Refresher {
     let config = ISolarCloudConfig::new(
         accounts::ISOLARCLOUD_APP_KEY,
         accounts::ISOLARCLOUD_ACCESS_KEY,
     )
     .with_base_url(base_url);
+    let default = refresh_facade::HttpOptions::DEFAULT_TIMEOUT.as_millis() as usize;
+    let timeout = Duration::from_millis(count("REFRESH_KIT_CALL_TIMEOUT_MS", default) as u64);
     Refresher::new(VendorConfig::ISolarCloud(config))
         .unwrap()
         .with_clock(clock)
+        .with_call_timeout(timeout)
 }
 
 fn grant(sandbox: &Sandbox) -> Grant {
@@ -239,8 +243,7 @@ async fn share(url: &str, base: &str, seed: u64, credentials: &[CredentialId]) {
     let millis = |variable, default| Duration::from_millis(count(variable, default) as u64);
     let options = ManagerOptions::default()
         .with_clock(clock.clone())
-        .with_seed(seed)
-        .with_call_timeout(millis("REFRESH_KIT_CALL_TIMEOUT_MS", 15_000));
+        .with_seed(seed);
     let store = Timed {
         store: connect(url, millis("REFRESH_KIT_LEASE_MS", 30_000)).await,
         delay: millis("REFRESH_KIT_WRITE_DELAY_MS", 0),
@@ -281,10 +284,11 @@ async fn churn(url: &str, base: &str, seed: u64, id: &CredentialId) {
         store: connect(url, Duration::from_secs(1)).await,
         delay: Duration::ZERO,
     };
-    let options = ManagerOptions::default()
-        .with_seed(seed)
-        .with_call_timeout(Duration::from_millis(300));
-    let always_due = RefreshPolicy::ahead(Duration::from_secs(1000 * 24 * 3600));
+    // Calls of at most 300 ms (REFRESH_KIT_CALL_TIMEOUT_MS, set by the test that spawns it).
+    let options = ManagerOptions::default().with_seed(seed);
+    // Due at once, and with no pause between renewals (the policy's minimum interval is for real vendors).
+    let always_due = RefreshPolicy::ahead(Duration::from_secs(1000 * 24 * 3600))
+        .with_minimum_interval(Duration::ZERO);
     let manager = manager(
         store,
         base,
@@ -575,7 +579,11 @@ async fn replicas_killed_at_random_moments_leave_a_live_refresh_token() {
     for round in 0..rounds {
         let rotations_before = sandbox.refresh_times(Emulator::ISolarCloud).len();
         let mut replicas: Vec<_> = (0..2)
-            .map(|n| Replica::spawn("churn", &database.url, &base, (round * 2 + n) as u64, 1))
+            .map(|n| {
+                let timeout = [("REFRESH_KIT_CALL_TIMEOUT_MS", "300".to_owned())];
+                let seed = (round * 2 + n) as u64;
+                Replica::spawn_with("churn", &database.url, &base, seed, 1, &timeout)
+            })
             .collect();
         for replica in &mut replicas {
             replica.next(&["ready"]).await;

@@ -125,6 +125,19 @@ impl RefreshError {
         }
     }
 
+    /// A call to `vendor` that was given up after `after` (a caller's deadline, such as a token manager's
+    /// [`crate::Refresher::call_timeout`]): transient, and the vendor may or may not have handled it.
+    pub fn timed_out(vendor: crate::Vendor, after: Duration) -> Self {
+        RefreshError::new(
+            vendor,
+            ErrorKind::Transient,
+            format!(
+                "no answer within {} ms: the call was given up",
+                after.as_millis()
+            ),
+        )
+    }
+
     /// The same error, read as `kind` for the reason `detail` gives (evidence the code alone does not carry).
     #[cfg_attr(
         not(any(feature = "sugon-ac", feature = "ekuaibao")),
@@ -144,8 +157,8 @@ impl RefreshError {
         self
     }
 
-    /// Marks an error of [`crate::Refresher::obtain`].
-    pub(crate) fn during_login(mut self) -> Self {
+    /// Marks an error of [`crate::Refresher::obtain`] (a login, not a refresh).
+    pub fn during_login(mut self) -> Self {
         self.inner.during = "login";
         self
     }

@@ -40,6 +40,13 @@ impl Harness {
         self.clock.advance(by);
     }
 
+    /// Moves the sandbox's and the managers' time forward together, as a suspended machine sees it: the managers'
+    /// sleepers are not woken, so only a look at the clock tells that time passed.
+    pub fn suspend(&self, by: Duration) {
+        self.sandbox.clock().advance(by);
+        self.clock.suspend(by);
+    }
+
     /// Moves time to `by` after `instant` (of the sandbox's clock).
     pub fn advance_past(&self, instant: chrono::DateTime<chrono::Utc>, by: Duration) {
         let until = (instant - self.sandbox.clock().now())
