@@ -1442,4 +1442,32 @@ mod tests {
             assert!(token.refresh_at <= clock.wall());
         }
     }
+
+    /// A record written by a replica whose wall clock runs 10 minutes fast says its token expires 10 minutes late.
+    /// Another replica trusts it for no more than its lifetime less the allowed skew, not for what it says.
+    #[tokio::test]
+    async fn a_record_from_a_writer_with_a_fast_clock_is_trusted_for_its_lifetime_at_most() {
+        let manager = Manager::with_options(
+            MemoryStore::new(),
+            ManagerOptions::default()
+                .with_clock(ManualClock::new())
+                .with_clock_skew(Duration::from_secs(5)),
+        );
+        let config = refresh_facade::EkuaibaoConfig::new();
+        let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+        let id = CredentialId::new("skewed").unwrap();
+        manager.manage(id.clone(), CredentialOptions::new(refresher));
+        let credential = manager.credential(&id).unwrap();
+        let clock = manager.clock().clone();
+        let mut stored = tokens("skewed");
+        stored.obtained_at = clock.wall() + TimeDelta::minutes(10);
+        stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
+        let token = manager.token_of(&credential, &Versioned::new(1, stored), None);
+        let trusted = token.valid_until.since(clock.now());
+        assert!(
+            trusted <= Duration::from_secs(3600 - 5),
+            "trusted for {trusted:?}"
+        );
+        assert!(trusted > Duration::from_secs(3590 - 5), "{trusted:?}");
+    }
 }

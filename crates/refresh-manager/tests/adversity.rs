@@ -1,0 +1,280 @@
+//! The world as it is, not as it starts: tokens older than the process, a vendor that answers late or oddly, a
+//! refresh token spent elsewhere, a record another configuration wrote. Each test is the regression test of a
+//! defect an adversarial run found, and fails without its fix.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use refresh_facade::{Refresher, SugonAcConfig, VendorConfig};
+use refresh_manager::{
+    CredentialId, CredentialOptions, Manager, ManagerClock, ManagerError, ManagerOptions,
+    ManualClock, MemoryStore, RefreshPolicy, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+};
+use refresh_sandbox::{Emulator, Fault};
+use serde_json::json;
+use support::{Harness, id, settle};
+
+const ISOLARCLOUD_REFRESH: &str = "/openapi/apiManage/refreshToken";
+const SUGON_RENEW: &str = "/tokens/next";
+
+/// A restarted process (the CLI's `refresh token`, a service started late) finds a stored 2-hour Sugon token with
+/// 5 minutes left, inside its 12-minute margin: it refreshes it rather than serve it. Its clock starts with the
+/// process, so before the fix the refresh was counted forward from that start and fell after the expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_process_refreshes_an_aged_token_before_serving_it() {
+    let h = Harness::start(Emulator::SugonAc).await;
+    let id = id("aged");
+    let store = MemoryStore::new();
+    let first = {
+        let earlier = h.manager(store.clone());
+        earlier.manage(id.clone(), h.credential(Emulator::SugonAc));
+        earlier
+            .login(&id, &h.login(Emulator::SugonAc))
+            .await
+            .unwrap()
+    };
+    // The new process starts 1 h 55 min after the login, with a clock of its own that starts then.
+    h.advance_past(first.expires_at - TimeDelta::minutes(5), Duration::ZERO);
+    let clock = ManagerClock::from(ManualClock::starting_at(h.sandbox.clock().now()));
+    let options = ManagerOptions::default()
+        .with_clock(clock.clone())
+        .foreground_only();
+    let restarted = Manager::with_options(store, options);
+    let refresher = h
+        .refresher(Emulator::SugonAc)
+        .with_clock(clock.facade_clock());
+    restarted.manage(id.clone(), CredentialOptions::new(refresher));
+    let token = restarted.access_token(&id).await.unwrap();
+    assert_eq!(token.version, 2, "the aged token was served, not refreshed");
+    assert_eq!(h.requests_to(Emulator::SugonAc, SUGON_RENEW), 1);
+}
+
+/// The refresher's call timeout is the credential's one timeout, and the manager enforces it around the call:
+/// with an HTTP client that would wait 15 s, a vendor that answers after 3 s is given up after 500 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manager_gives_up_a_call_after_the_refreshers_call_timeout() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("late");
+    let manager = Manager::with_options(MemoryStore::new(), h.options().foreground_only());
+    let refresher = h
+        .refresher(Emulator::ISolarCloud)
+        .with_call_timeout(Duration::from_millis(500));
+    manager.manage(id.clone(), CredentialOptions::new(refresher));
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    h.sandbox.inject(
+        Emulator::ISolarCloud,
+        Fault::Latency(Duration::from_secs(3)),
+    );
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let error = manager.access_token(&id).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "waited {took:?}");
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        error.to_string().contains("no answer within 500 ms"),
+        "{error}"
+    );
+}
+
+/// Sugon AC answers 10004 ("invalid parameter", not a refusal of the token by its kind) for a token renewed
+/// elsewhere. A credential with a password login logs in once for that version instead of reporting itself dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_sugon_token_is_replaced_by_one_login() {
+    let h = Harness::start(Emulator::SugonAc).await;
+    let id = id("spent");
+    let manager = h.manager(MemoryStore::new());
+    manager.manage(
+        id.clone(),
+        h.credential(Emulator::SugonAc)
+            .with_login(h.login(Emulator::SugonAc)),
+    );
+    let first = manager
+        .login(&id, &h.login(Emulator::SugonAc))
+        .await
+        .unwrap();
+    // Another process renews the stored token and loses the answer: the stored one is spent.
+    let stored = manager.store().load(&id).await.unwrap().unwrap();
+    h.refresher(Emulator::SugonAc)
+        .refresh(&stored.tokens.grant())
+        .await
+        .unwrap();
+    let logins_before = h.requests_to(Emulator::SugonAc, "/ac/openapi/v2/tokens") - 1;
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    let token = manager.access_token(&id).await.unwrap();
+    assert_eq!(token.version, 2);
+    let renewals = h.requests_to(Emulator::SugonAc, SUGON_RENEW);
+    let logins = h.requests_to(Emulator::SugonAc, "/ac/openapi/v2/tokens") - renewals;
+    assert_eq!(renewals, 2, "ours and the other process's");
+    assert_eq!(logins - logins_before, 1, "one login after the refusal");
+}
+
+/// A vendor whose tokens live one second (or expire before they arrive) would be refreshed in a tight loop. The
+/// manager renews at most once per the policy's minimum interval (30 s) and never hands out an expired token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_that_issues_one_second_tokens_is_not_asked_in_a_loop() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("hostile");
+    let manager = h.manager(MemoryStore::new());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    for _ in 0..200 {
+        h.sandbox.inject(
+            Emulator::ISolarCloud,
+            Fault::retype("/result_data/expires_in", json!(1)),
+        );
+    }
+    manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    let (mut served, mut refused) = (0, 0);
+    for _ in 0..120 {
+        h.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        match manager.access_token(&id).await {
+            Ok(token) => {
+                assert!(
+                    token.expires_at > h.sandbox.clock().now(),
+                    "an expired token"
+                );
+                served += 1;
+            }
+            Err(error) => {
+                assert!(
+                    matches!(error, ManagerError::ShortLived(_)) && error.is_retryable(),
+                    "{error}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    settle().await;
+    let refreshes = h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH);
+    assert!(
+        (2..=5).contains(&refreshes),
+        "{refreshes} refreshes in 120 s ({served} served, {refused} refused)"
+    );
+}
+
+/// A `Retry-After` of `u64::MAX` seconds is capped at the backoff's longest wait (10 minutes): the credential is
+/// renewed after it, not silenced until a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_far_future_retry_after_waits_the_longest_backoff_not_forever() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("patient");
+    let manager = h.manager(MemoryStore::new());
+    let policy = RefreshPolicy::default().with_jitter(0.0);
+    manager.manage(
+        id.clone(),
+        h.credential(Emulator::ISolarCloud).with_policy(policy),
+    );
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    h.sandbox
+        .inject(Emulator::ISolarCloud, Fault::rate_limited(u64::MAX));
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    let limited = manager.access_token(&id).await.unwrap_err();
+    assert!(limited.retry_after().is_some(), "{limited}");
+    h.advance(Duration::from_secs(601));
+    let token = manager.access_token(&id).await.unwrap();
+    assert_eq!(token.version, 2);
+    assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 2);
+}
+
+/// A record another configuration wrote under the same id (an Ekuaibao profile's, read by a Sugon credential) is a
+/// typed error: its token is never handed out, and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_another_vendor_is_a_typed_error_and_never_handed_out() {
+    let h = Harness::start(Emulator::Ekuaibao).await;
+    let id = id("shared-name");
+    let store = MemoryStore::new();
+    let ekuaibao = h.manager(store.clone());
+    ekuaibao.manage(id.clone(), h.credential(Emulator::Ekuaibao));
+    ekuaibao
+        .login(&id, &h.login(Emulator::Ekuaibao))
+        .await
+        .unwrap();
+    // Nothing listens here: a call would fail with a transport error, not the one asserted.
+    let sugon = Refresher::new(VendorConfig::SugonAc(
+        SugonAcConfig::new().with_base_url("http://127.0.0.1:9"),
+    ))
+    .unwrap();
+    let other = h.manager(store);
+    other.manage(id.clone(), CredentialOptions::new(sugon));
+    let error = other.access_token(&id).await.unwrap_err();
+    assert!(
+        matches!(error, ManagerError::WrongVendor { .. }) && !error.is_retryable(),
+        "{error}"
+    );
+    assert!(error.to_string().contains("ekuaibao"), "{error}");
+}
+
+/// A store that counts the locks taken.
+#[derive(Clone, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    locks: Arc<AtomicUsize>,
+}
+
+impl TokenStore for CountingStore {
+    type Lock = <MemoryStore as TokenStore>::Lock;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        self.inner.load(id).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        self.inner.compare_and_swap(id, expected, tokens).await
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        self.inner.keep_orphan(id, tokens).await
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
+        self.locks.fetch_add(1, Ordering::SeqCst);
+        self.inner.lock(id).await
+    }
+}
+
+/// A short-lived process that finds a valid token in the store reads it without taking the store's lock (a
+/// database lease every other replica would wait for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_stored_token_is_read_without_the_lock() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("read-only");
+    let store = CountingStore::default();
+    let writer = h.manager(store.clone());
+    writer.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    writer
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    let locks = store.locks.load(Ordering::SeqCst);
+    let reader = Manager::with_options(store.clone(), h.options().foreground_only());
+    reader.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    assert_eq!(reader.access_token(&id).await.unwrap().version, 1);
+    assert_eq!(
+        store.locks.load(Ordering::SeqCst),
+        locks,
+        "a lock was taken"
+    );
+}
