@@ -69,4 +69,7 @@ pub use record::{CredentialId, InvalidCredentialId, StoredTokens};
 pub use store::conformance;
 pub use store::file::FileStore;
 pub use store::memory::MemoryStore;
-pub use store::{Orphan, StoreError, Swap, TokenStore, Versioned};
+pub use store::{
+    MOST_ORPHANS, ORPHAN_RETENTION, Orphan, StoreError, Swap, TokenStore, Versioned,
+    orphan_retained,
+};

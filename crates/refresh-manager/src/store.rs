@@ -8,6 +8,8 @@ pub(crate) mod memory;
 use std::future::Future;
 use std::time::Duration;
 
+use chrono::TimeDelta;
+
 use chrono::{DateTime, Utc};
 
 use crate::record::{CredentialId, StoredTokens};
@@ -62,6 +64,38 @@ impl Orphan {
             lost_to_version,
         }
     }
+}
+
+/// How long an orphan that can no longer be promoted is kept: one that lost to a version older than the record's
+/// previous one. Orphans that lost to the record's current or previous version are the ones a refusal promotes
+/// (the tokens the vendor issued last), and are kept whatever their age.
+pub const ORPHAN_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The most orphans a credential keeps: beyond these, the oldest go first.
+pub const MOST_ORPHANS: usize = 32;
+
+/// Whether an orphan that lost to `lost_to_version`, kept at `kept_at`, is kept beside a record at `version` at
+/// `now` ([`ORPHAN_RETENTION`]). The count limit ([`MOST_ORPHANS`]) applies on top.
+pub fn orphan_retained(
+    lost_to_version: u64,
+    kept_at: DateTime<Utc>,
+    version: u64,
+    now: DateTime<Utc>,
+) -> bool {
+    let promotable = lost_to_version + 1 >= version;
+    let retention = TimeDelta::from_std(ORPHAN_RETENTION).unwrap_or(TimeDelta::MAX);
+    promotable || now - kept_at < retention
+}
+
+/// The orphans of a record at `version` that [`orphan_retained`] and [`MOST_ORPHANS`] keep, oldest first.
+fn prune(orphans: Vec<Orphan>, version: u64, now: DateTime<Utc>) -> Vec<Orphan> {
+    let mut kept: Vec<Orphan> = orphans
+        .into_iter()
+        .filter(|orphan| orphan_retained(orphan.lost_to_version, orphan.kept_at, version, now))
+        .collect();
+    let excess = kept.len().saturating_sub(MOST_ORPHANS);
+    kept.drain(..excess);
+    kept
 }
 
 /// What a compare-and-swap did.
@@ -156,22 +190,23 @@ fn swap(
     current: Option<Versioned>,
     expected: Option<u64>,
     tokens: &StoredTokens,
+    now: DateTime<Utc>,
 ) -> (Option<Versioned>, Swap) {
     if current.as_ref().map(|record| record.version) != expected {
         return (None, Swap::Conflict { current });
     }
-    let record = next_record(current, tokens);
+    let record = next_record(current, tokens, now);
     let version = record.version;
     (Some(record), Swap::Written { version })
 }
 
-/// The record after a successful compare-and-swap of `current` to `tokens`.
-fn next_record(current: Option<Versioned>, tokens: &StoredTokens) -> Versioned {
+/// The record after a successful compare-and-swap of `current` to `tokens`, its orphans pruned.
+fn next_record(current: Option<Versioned>, tokens: &StoredTokens, now: DateTime<Utc>) -> Versioned {
     match current {
         Some(record) => Versioned {
             version: record.version + 1,
             tokens: tokens.clone(),
-            orphans: record.orphans,
+            orphans: prune(record.orphans, record.version + 1, now),
         },
         None => Versioned {
             version: 1,
@@ -192,6 +227,6 @@ fn with_orphan(current: Option<Versioned>, tokens: &StoredTokens, now: DateTime<
             });
             record
         }
-        None => next_record(None, tokens),
+        None => next_record(None, tokens, now),
     }
 }

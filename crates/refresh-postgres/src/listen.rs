@@ -10,7 +10,9 @@ use tokio_postgres::{AsyncMessage, NoTls};
 /// The channel every store of one database notifies on.
 pub(crate) const CHANNEL: &str = "refresh_kit";
 
-/// What happened to a credential's row, as sent in a notification's payload (`c:<id>`, `r:<id>`).
+/// What happened to a credential's row, as sent in a notification's payload (`c:<id>:<scope>`, `r:<id>:<scope>`).
+/// The scope is the store's schema and table: every store of one database shares the channel, and a notice about
+/// another schema's row must not wake a waiter here (its lease may still be held).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Notice {
     /// New tokens were committed.
@@ -22,29 +24,39 @@ pub(crate) enum Notice {
 }
 
 impl Notice {
-    pub(crate) fn committed_payload(id: &str) -> String {
-        format!("c:{id}")
+    pub(crate) fn committed_payload(id: &str, scope: &str) -> String {
+        format!("c:{id}:{scope}")
     }
 
-    pub(crate) fn released_payload(id: &str) -> String {
-        format!("r:{id}")
+    pub(crate) fn released_payload(id: &str, scope: &str) -> String {
+        format!("r:{id}:{scope}")
     }
 
-    fn parse(payload: &str) -> Option<Notice> {
-        match payload.split_once(':')? {
-            ("c", id) => Some(Notice::Committed(id.to_owned())),
-            ("r", id) => Some(Notice::Released(id.to_owned())),
+    /// The notice a payload carries if it is about `scope` (a credential id holds no `:`; a scope may).
+    fn parse(payload: &str, scope: &str) -> Option<Notice> {
+        let mut parts = payload.splitn(3, ':');
+        let (kind, id, of) = (parts.next()?, parts.next()?, parts.next()?);
+        if of != scope {
+            return None;
+        }
+        match kind {
+            "c" => Some(Notice::Committed(id.to_owned())),
+            "r" => Some(Notice::Released(id.to_owned())),
             _ => None,
         }
     }
 }
 
 /// Listens until every receiver is gone, reconnecting after a lost connection.
-pub(crate) fn spawn(config: tokio_postgres::Config, notices: broadcast::Sender<Notice>) {
+pub(crate) fn spawn(
+    config: tokio_postgres::Config,
+    scope: String,
+    notices: broadcast::Sender<Notice>,
+) {
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(50);
         while notices.receiver_count() > 0 {
-            match listen(&config, &notices).await {
+            match listen(&config, &scope, &notices).await {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64,
@@ -60,6 +72,7 @@ pub(crate) fn spawn(config: tokio_postgres::Config, notices: broadcast::Sender<N
 /// One connection's life: `LISTEN`, then forward notifications. `Ok` when no one listens any more.
 async fn listen(
     config: &tokio_postgres::Config,
+    scope: &str,
     notices: &broadcast::Sender<Notice>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
@@ -74,7 +87,7 @@ async fn listen(
             }
         }
     });
-    let result = forward(&client, &mut messages, notices).await;
+    let result = forward(&client, &mut messages, scope, notices).await;
     pump.abort();
     result
 }
@@ -84,6 +97,7 @@ async fn forward(
     messages: &mut tokio::sync::mpsc::UnboundedReceiver<
         Option<Result<AsyncMessage, tokio_postgres::Error>>,
     >,
+    scope: &str,
     notices: &broadcast::Sender<Notice>,
 ) -> Result<(), tokio_postgres::Error> {
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
@@ -93,7 +107,7 @@ async fn forward(
         tokio::select! {
             message = messages.recv() => match message.flatten() {
                 Some(Ok(AsyncMessage::Notification(notification))) => {
-                    if let Some(notice) = Notice::parse(notification.payload()) {
+                    if let Some(notice) = Notice::parse(notification.payload(), scope) {
                         let _ = notices.send(notice);
                     }
                 }
@@ -118,16 +132,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_name_what_happened_to_which_credential() {
+    fn payloads_name_what_happened_to_which_credential_of_which_store() {
+        let scope = "sa.refresh_kit_credentials";
         assert_eq!(
-            Notice::parse(&Notice::committed_payload("a:b")),
-            Some(Notice::Committed("a:b".into()))
+            Notice::parse(&Notice::committed_payload("a.b", scope), scope),
+            Some(Notice::Committed("a.b".into()))
         );
         assert_eq!(
-            Notice::parse(&Notice::released_payload("x")),
+            Notice::parse(&Notice::released_payload("x", "s:a.t"), "s:a.t"),
             Some(Notice::Released("x".into()))
         );
-        assert_eq!(Notice::parse("x:y"), None);
-        assert_eq!(Notice::parse("nothing"), None);
+        // Another schema's notice wakes no one here.
+        assert_eq!(
+            Notice::parse(
+                &Notice::committed_payload("a.b", "sb.refresh_kit_credentials"),
+                scope
+            ),
+            None
+        );
+        assert_eq!(Notice::parse("x:y:sa.refresh_kit_credentials", scope), None);
+        assert_eq!(Notice::parse("c:y", scope), None);
+        assert_eq!(Notice::parse("nothing", scope), None);
     }
 }

@@ -76,6 +76,8 @@ struct Inner {
     /// Who holds a lease, as written in the row: this process and this store.
     owner: String,
     notices: broadcast::Sender<Notice>,
+    /// The schema and table of this store's rows, which its notices name.
+    scope: String,
     /// Keeps the listener running while the store lives.
     _listening: broadcast::Receiver<Notice>,
     /// The epochs of the leases this store holds: its writes are fenced by them.
@@ -162,9 +164,17 @@ impl PgStore {
             .create_timeout(Some(options.connect_timeout))
             .build()
             .map_err(database)?;
-        schema::migrate(&mut *pool.get().await.map_err(database)?).await?;
+        let mut client = pool.get().await.map_err(database)?;
+        schema::migrate(&mut client).await?;
+        let schema: String = client
+            .query_one("SELECT current_schema()", &[])
+            .await
+            .map_err(database)?
+            .get(0);
+        drop(client);
+        let scope = format!("{schema}.refresh_kit_credentials");
         let (notices, listening) = broadcast::channel(1024);
-        listen::spawn(config, notices.clone());
+        listen::spawn(config, scope.clone(), notices.clone());
         let owner = format!("pid {} store {:08x}", std::process::id(), fastrand::u32(..));
         Ok(PgStore {
             inner: Arc::new(Inner {
@@ -173,6 +183,7 @@ impl PgStore {
                 options,
                 owner,
                 notices,
+                scope,
                 _listening: listening,
                 held: Mutex::new(HashMap::new()),
             }),
@@ -226,36 +237,37 @@ impl PgStore {
         }
     }
 
-    fn release(&self, id: &CredentialId, epoch: i64) {
-        {
-            let mut held = lock(&self.inner.held);
-            if held.get(id) == Some(&epoch) {
-                held.remove(id);
-            }
+    /// Stops fencing writes with the lease `epoch` of `id` (it is being given up).
+    fn forget(&self, id: &CredentialId, epoch: i64) {
+        let mut held = lock(&self.inner.held);
+        if held.get(id) == Some(&epoch) {
+            held.remove(id);
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return; // No runtime to release it from: it lapses.
+    }
+
+    /// Gives the lease `epoch` of `id` up in the database and wakes its waiters; a failure only lets it lapse.
+    async fn give_up(&self, id: &CredentialId, epoch: i64) {
+        let released = async {
+            self.client()
+                .await?
+                .execute(
+                    "WITH released AS (
+                        UPDATE refresh_kit_credentials SET lease_owner = NULL, lease_until = NULL
+                         WHERE id = $1 AND lease_epoch = $2 RETURNING id)
+                     SELECT pg_notify($3, $4) FROM released",
+                    &[
+                        &id.as_str(),
+                        &epoch,
+                        &CHANNEL,
+                        &Notice::released_payload(id.as_str(), &self.inner.scope),
+                    ],
+                )
+                .await
+                .map_err(database)
         };
-        let (store, id) = (self.clone(), id.clone());
-        runtime.spawn(async move {
-            let released = async {
-                store
-                    .client()
-                    .await?
-                    .execute(
-                        "WITH released AS (
-                            UPDATE refresh_kit_credentials SET lease_owner = NULL, lease_until = NULL
-                             WHERE id = $1 AND lease_epoch = $2 RETURNING id)
-                         SELECT pg_notify($3, $4) FROM released",
-                        &[&id.as_str(), &epoch, &CHANNEL, &Notice::released_payload(id.as_str())],
-                    )
-                    .await
-                    .map_err(database)
-            };
-            if let Err(error) = released.await {
-                tracing::warn!(credential = %id, %error, "a lease could not be given up; it lapses instead");
-            }
-        });
+        if let Err(error) = released.await {
+            tracing::warn!(credential = %id, %error, "a lease could not be given up; it lapses instead");
+        }
     }
 
     fn context(kind: RowKind, id: &CredentialId) -> Vec<u8> {
@@ -319,6 +331,9 @@ impl PgStore {
         }
     }
 
+    /// The orphans of `id` that open. One that does not (sealed under a key the store no longer has, or altered)
+    /// is reported and skipped: it must never block the record, whose own tokens may be fine. It goes when the
+    /// retention rule prunes it.
     async fn orphans(
         &self,
         client: &impl deadpool_postgres::GenericClient,
@@ -326,23 +341,74 @@ impl PgStore {
     ) -> Result<Vec<Orphan>, StoreError> {
         let rows = client
             .query(
-                "SELECT key_id, tokens, lost_to_version, kept_at FROM refresh_kit_orphans
+                "SELECT seq, key_id, tokens, lost_to_version, kept_at FROM refresh_kit_orphans
                   WHERE credential_id = $1 ORDER BY seq",
                 &[&id.as_str()],
             )
             .await
             .map_err(database)?;
-        rows.iter()
-            .map(|row| {
-                let tokens =
-                    self.open(RowKind::Orphan, id, row.get("key_id"), row.get("tokens"))?;
-                Ok(Orphan::new(
+        let orphans = rows.iter().filter_map(|row| {
+            match self.open(RowKind::Orphan, id, row.get("key_id"), row.get("tokens")) {
+                Ok(tokens) => Some(Orphan::new(
                     tokens,
                     row.get("kept_at"),
                     row.get::<_, i64>("lost_to_version") as u64,
-                ))
-            })
-            .collect()
+                )),
+                Err(error) => {
+                    let seq: i64 = row.get("seq");
+                    tracing::warn!(credential = %id, orphan = seq, %error, "an orphan that does not open is skipped");
+                    None
+                }
+            }
+        });
+        Ok(orphans.collect())
+    }
+
+    /// After a write of version `version` of `id` inside `tx`: orphans sealed under an older key are sealed again
+    /// under the current one (so that the older key can be retired), and orphans are pruned by
+    /// [`refresh_manager::orphan_retained`] and [`refresh_manager::MOST_ORPHANS`].
+    async fn tend_orphans(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        id: &CredentialId,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let current = self.inner.keys.current_id();
+        let older = tx
+            .query(
+                "SELECT seq, key_id, tokens FROM refresh_kit_orphans WHERE credential_id = $1 AND key_id <> $2",
+                &[&id.as_str(), &current],
+            )
+            .await
+            .map_err(database)?;
+        for row in &older {
+            // One that does not open stays as it is, to be pruned.
+            let Ok(tokens) = self.open(RowKind::Orphan, id, row.get("key_id"), row.get("tokens"))
+            else {
+                continue;
+            };
+            let (key_id, sealed) = self.seal(RowKind::Orphan, id, &tokens)?;
+            let seq: i64 = row.get("seq");
+            tx.execute(
+                "UPDATE refresh_kit_orphans SET key_id = $2, tokens = $3 WHERE seq = $1",
+                &[&seq, &key_id, &sealed],
+            )
+            .await
+            .map_err(database)?;
+        }
+        let retention = refresh_manager::ORPHAN_RETENTION.as_secs_f64();
+        let most = refresh_manager::MOST_ORPHANS as i64;
+        tx.execute(
+            "DELETE FROM refresh_kit_orphans
+              WHERE credential_id = $1
+                AND ((lost_to_version + 1 < $2 AND kept_at <= now() - make_interval(secs => $3))
+                     OR seq NOT IN (SELECT seq FROM refresh_kit_orphans WHERE credential_id = $1
+                                     ORDER BY seq DESC LIMIT $4))",
+            &[&id.as_str(), &(version as i64), &retention, &most],
+        )
+        .await
+        .map_err(database)?;
+        Ok(())
     }
 
     /// The record as one statement's snapshot sees it, with its orphans.
@@ -395,7 +461,10 @@ impl PgStore {
             .map_err(database)?;
         tx.execute(
             "SELECT pg_notify($1, $2)",
-            &[&CHANNEL, &Notice::committed_payload(id.as_str())],
+            &[
+                &CHANNEL,
+                &Notice::committed_payload(id.as_str(), &self.inner.scope),
+            ],
         )
         .await
         .map_err(database)?;
@@ -450,6 +519,7 @@ impl TokenStore for PgStore {
             return Ok(Swap::Conflict { current });
         }
         let version = self.write(&tx, id, tokens).await?;
+        self.tend_orphans(&tx, id, version).await?;
         tx.commit().await.map_err(database)?;
         Ok(Swap::Written { version })
     }
@@ -532,6 +602,15 @@ impl TokenStore for PgStore {
     fn lock_left(&self, lease: &PgLease) -> Option<Duration> {
         Some(lease.lapses.saturating_duration_since(Instant::now()))
     }
+
+    /// Gives the lease up and waits until the database has: a process that exits right after leaves no lease for
+    /// the others to wait out.
+    async fn release(&self, mut lease: PgLease) {
+        if let Some(epoch) = lease.epoch.take() {
+            self.forget(&lease.id, epoch);
+            self.give_up(&lease.id, epoch).await;
+        }
+    }
 }
 
 #[derive(PartialEq, Eq)]
@@ -558,9 +637,17 @@ async fn woken(notices: &mut broadcast::Receiver<Notice>, id: &CredentialId) -> 
 }
 
 impl Drop for PgLease {
+    /// A lease not given up through [`TokenStore::release`] (its holder was cut off) is given up by a task of its
+    /// own, if a runtime is there to run it; otherwise it lapses.
     fn drop(&mut self) {
-        if let Some(epoch) = self.epoch {
-            self.store.release(&self.id, epoch);
-        }
+        let Some(epoch) = self.epoch.take() else {
+            return;
+        };
+        self.store.forget(&self.id, epoch);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, id) = (self.store.clone(), self.id.clone());
+        runtime.spawn(async move { store.give_up(&id, epoch).await });
     }
 }

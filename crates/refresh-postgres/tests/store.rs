@@ -35,6 +35,7 @@ async fn the_store_conforms_to_what_every_token_store_must_do() {
     let (one, other) = (store(&database, lease).await, store(&database, lease).await);
     conformance::compare_and_swap_writes_only_the_expected_version(&one).await;
     conformance::orphans_are_kept_across_writes(&one).await;
+    conformance::orphans_are_pruned_to_the_most_a_credential_keeps(&one).await;
     conformance::of_racing_writers_exactly_one_wins(Arc::new(one.clone())).await;
     conformance::the_lock_lets_one_holder_in_at_a_time(&one, &other).await;
 }
@@ -462,4 +463,147 @@ async fn debug_output_and_the_lease_row_name_the_owner_not_the_keys() {
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), store.owner());
+}
+
+/// Two stores in two schemas of one database share the notification channel, but a commit in one schema wakes no
+/// waiter of the other: there, the lease is still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_in_another_schema_wakes_no_waiter_here() {
+    let database = Database::new();
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE SCHEMA sa; CREATE SCHEMA sb;")
+        .await
+        .unwrap();
+    let in_schema = |schema: &str| format!("{} options='-c search_path={schema}'", database.url);
+    let lease = PgStoreOptions::default().with_lease(Duration::from_secs(30));
+    let connect = |url: String| {
+        let lease = lease.clone();
+        async move { PgStore::connect_with(&url, keys(), lease).await.unwrap() }
+    };
+    let (a_holder, a_waiter, b) = (
+        connect(in_schema("sa")).await,
+        connect(in_schema("sa")).await,
+        connect(in_schema("sb")).await,
+    );
+    let id = id("same-name");
+    let _held = a_holder.lock(&id).await.unwrap();
+    let waiter = tokio::spawn({
+        let id = id.clone();
+        async move { a_waiter.lock(&id).await.map(|_| ()) }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = b.compare_and_swap(&id, None, &tokens("b")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiter.is_finished(),
+        "woken by another schema's commit while its own lease is held"
+    );
+    waiter.abort();
+}
+
+/// A short-lived process (the CLI) releases its lease and exits at once: the release is awaited, so the next
+/// process takes the lease at once instead of waiting for it to lapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_released_by_a_process_that_exits_at_once_is_free_at_once() {
+    let database = Database::new();
+    let url = database.url.clone();
+    let id = id("short-lived");
+    // The "process": a runtime of its own, dropped (with any task it spawned) right after the release.
+    std::thread::spawn({
+        let id = id.clone();
+        move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let store = PgStore::connect_with(
+                    &url,
+                    keys(),
+                    PgStoreOptions::default().with_lease(Duration::from_secs(30)),
+                )
+                .await
+                .unwrap();
+                let lease = store.lock(&id).await.unwrap();
+                store.release(lease).await;
+            });
+        }
+    })
+    .join()
+    .unwrap();
+    let next = store(&database, Duration::from_secs(30)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), next.lock(&id))
+        .await
+        .expect("the lease was left held")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+/// An orphan sealed under a key the store no longer has is reported and skipped: the record, its other orphans
+/// and every write still work. A write seals the orphans under an older key again under the current one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_that_does_not_open_is_skipped_and_older_keys_are_sealed_again() {
+    let database = Database::new();
+    let id = id("retired-key");
+    let retired = PgStore::connect(&database.url, Keyring::new("retired", &[1; 32]).unwrap())
+        .await
+        .unwrap();
+    let old_keys = Keyring::new("old", &[2; 32])
+        .unwrap()
+        .with_older("retired", &[1; 32])
+        .unwrap();
+    let old = PgStore::connect(&database.url, old_keys).await.unwrap();
+    // Version 1 and an orphan under "retired"; version 2 (which seals that orphan again under "old") and an orphan
+    // under "old"; then an orphan under a key no one else will have.
+    let _ = retired
+        .compare_and_swap(&id, None, &tokens("1"))
+        .await
+        .unwrap();
+    retired
+        .keep_orphan(&id, &tokens("lost-retired"))
+        .await
+        .unwrap();
+    let _ = old
+        .compare_and_swap(&id, Some(1), &tokens("2"))
+        .await
+        .unwrap();
+    old.keep_orphan(&id, &tokens("lost-old")).await.unwrap();
+    let gone_keys = Keyring::new("gone", &[9; 32])
+        .unwrap()
+        .with_older("old", &[2; 32])
+        .unwrap();
+    let gone = PgStore::connect(&database.url, gone_keys).await.unwrap();
+    gone.keep_orphan(&id, &tokens("lost-gone")).await.unwrap();
+
+    // The current store has "current" and "old" only.
+    let current_keys = Keyring::new("current", &[3; 32])
+        .unwrap()
+        .with_older("old", &[2; 32])
+        .unwrap();
+    let current = PgStore::connect(&database.url, current_keys).await.unwrap();
+    let record = current.load(&id).await.unwrap().unwrap();
+    assert_eq!(record.tokens, tokens("2"));
+    let kept: Vec<_> = record.orphans.iter().map(|orphan| &orphan.tokens).collect();
+    let openable = [&tokens("lost-retired"), &tokens("lost-old")];
+    assert_eq!(kept, openable, "the unopenable orphan is skipped");
+    assert_eq!(
+        current
+            .compare_and_swap(&id, Some(2), &tokens("3"))
+            .await
+            .unwrap(),
+        Swap::Written { version: 3 }
+    );
+    // Sealed again under "current": a store with that key alone opens them now.
+    let only_current = PgStore::connect(&database.url, Keyring::new("current", &[3; 32]).unwrap())
+        .await
+        .unwrap();
+    let record = only_current.load(&id).await.unwrap().unwrap();
+    assert_eq!(record.tokens, tokens("3"));
+    let kept: Vec<_> = record.orphans.iter().map(|orphan| &orphan.tokens).collect();
+    assert_eq!(kept, openable);
 }

@@ -77,6 +77,35 @@ pub async fn orphans_are_kept_across_writes(store: &impl TokenStore) {
     assert_eq!(record.orphans.len(), 1, "a write keeps the orphans");
 }
 
+/// A write prunes the orphans beyond the most a credential keeps ([`super::MOST_ORPHANS`]), oldest first; the
+/// newest stay (their kept time is now, well inside [`super::ORPHAN_RETENTION`]).
+pub async fn orphans_are_pruned_to_the_most_a_credential_keeps(store: &impl TokenStore) {
+    let id = id("many-orphans");
+    let _ = store
+        .compare_and_swap(&id, None, &tokens("0"))
+        .await
+        .unwrap();
+    let kept = super::MOST_ORPHANS + 8;
+    for n in 0..kept {
+        store
+            .keep_orphan(&id, &tokens(&format!("lost-{n}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.load(&id).await.unwrap().unwrap().orphans.len(), kept);
+    let _ = store
+        .compare_and_swap(&id, Some(1), &tokens("1"))
+        .await
+        .unwrap();
+    let orphans = store.load(&id).await.unwrap().unwrap().orphans;
+    assert_eq!(orphans.len(), super::MOST_ORPHANS);
+    assert_eq!(orphans[0].tokens, tokens("lost-8"), "the oldest went first");
+    assert_eq!(
+        orphans.last().unwrap().tokens,
+        tokens(&format!("lost-{}", kept - 1))
+    );
+}
+
 /// Of 16 writers racing from one version, exactly one wins.
 pub async fn of_racing_writers_exactly_one_wins<S: TokenStore + 'static>(store: Arc<S>) {
     let id = id("race");
@@ -120,8 +149,14 @@ pub async fn the_lock_lets_one_holder_in_at_a_time(one: &impl TokenStore, other:
         .await
         .expect("another credential's lock is free")
         .unwrap();
-    drop(held);
-    let _next = tokio::time::timeout(Duration::from_secs(5), other.lock(&id))
+    // Released explicitly, it is free at once; dropped, soon.
+    one.release(held).await;
+    let next = tokio::time::timeout(Duration::from_millis(500), other.lock(&id))
+        .await
+        .expect("the lock is free once released")
+        .unwrap();
+    drop(next);
+    let _last = tokio::time::timeout(Duration::from_secs(5), one.lock(&id))
         .await
         .expect("the lock is free once dropped")
         .unwrap();

@@ -188,8 +188,10 @@ impl TokenStore for FileStore {
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
         let (id, tokens) = (id.clone(), tokens.clone());
-        self.blocking(move |files| files.update(&id, |current| swap(current, expected, &tokens)))
-            .await
+        self.blocking(move |files| {
+            files.update(&id, |current| swap(current, expected, &tokens, Utc::now()))
+        })
+        .await
     }
 
     async fn keep_orphan(
@@ -242,6 +244,12 @@ mod tests {
     async fn orphans_are_kept_across_writes() {
         let (_dir, store) = store();
         conformance::orphans_are_kept_across_writes(&store).await;
+    }
+
+    #[tokio::test]
+    async fn orphans_are_pruned_to_the_most_a_credential_keeps() {
+        let (_dir, store) = store();
+        conformance::orphans_are_pruned_to_the_most_a_credential_keeps(&store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

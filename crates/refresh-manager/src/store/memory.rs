@@ -41,7 +41,7 @@ impl TokenStore for MemoryStore {
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
         let mut records = self.records();
-        let (record, outcome) = swap(records.get(id).cloned(), expected, tokens);
+        let (record, outcome) = swap(records.get(id).cloned(), expected, tokens, Utc::now());
         if let Some(record) = record {
             records.insert(id.clone(), record);
         }
@@ -83,6 +83,11 @@ mod tests {
     #[tokio::test]
     async fn orphans_are_kept_across_writes() {
         conformance::orphans_are_kept_across_writes(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn orphans_are_pruned_to_the_most_a_credential_keeps() {
+        conformance::orphans_are_pruned_to_the_most_a_credential_keeps(&MemoryStore::new()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
