@@ -56,6 +56,7 @@ mod manager;
 pub mod observe;
 mod policy;
 mod record;
+mod rescue;
 mod schedule;
 mod store;
 
@@ -65,6 +66,7 @@ pub use manager::{AccessToken, CredentialHandle, CredentialOptions, Manager, Man
 pub use observe::Rotated;
 pub use policy::{Backoff, RefreshPolicy};
 pub use record::{CredentialId, InvalidCredentialId, StoredTokens};
+pub use rescue::{Rescue, Rescued};
 #[cfg(any(test, feature = "conformance"))]
 pub use store::conformance;
 pub use store::file::FileStore;

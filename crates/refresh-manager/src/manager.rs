@@ -20,6 +20,7 @@ use crate::error::ManagerError;
 use crate::observe::{self, Anomaly, Renewed, RotateHook, Rotated};
 use crate::policy::RefreshPolicy;
 use crate::record::{CredentialId, StoredTokens};
+use crate::rescue::{Rescue, Rescued};
 use crate::schedule::{Due, Timers};
 use crate::store::{StoreError, Swap, TokenStore, Versioned};
 
@@ -83,6 +84,7 @@ pub struct ManagerOptions {
     dead_recheck: Duration,
     clock_skew: Duration,
     background: bool,
+    rescue: Option<Rescue>,
     on_rotate: Option<RotateHook>,
 }
 
@@ -97,6 +99,7 @@ impl Default for ManagerOptions {
             dead_recheck: Duration::from_secs(60),
             clock_skew: DEFAULT_CLOCK_SKEW,
             background: true,
+            rescue: None,
             on_rotate: None,
         }
     }
@@ -140,6 +143,14 @@ impl ManagerOptions {
     /// good (another process may have logged it in); the vendor is not asked again until the store changes.
     pub fn with_dead_recheck(mut self, every: Duration) -> Self {
         self.dead_recheck = every;
+        self
+    }
+
+    /// Where tokens go that the vendor issued and the store refused after every try (none by default: they wait in
+    /// memory, and are lost if the process ends first). Every later renewal of the credential, in this process or
+    /// the next, writes them to the store before it asks the vendor anything. See [`Rescue`].
+    pub fn with_rescue(mut self, rescue: Rescue) -> Self {
+        self.rescue = Some(rescue);
         self
     }
 
@@ -230,9 +241,12 @@ struct Unsaved {
     /// The version they were refreshed from (`None`: a first login).
     refreshed_from: Option<u64>,
     tokens: StoredTokens,
-    /// When their request was sent, on the monotonic clock: their lifetime counts from it.
-    sent: Moment,
+    /// When their request was sent, on the deadline clock: their lifetime counts from it (`None`: sent by an earlier
+    /// process, whose rescue they come from; their lifetime counts from the wall clock).
+    sent: Option<Moment>,
     by_login: bool,
+    /// The rescue file that also holds them, removed once they are stored.
+    rescue_file: Option<std::path::PathBuf>,
 }
 
 /// What went wrong lately, and until when callers without a valid token get that instead of a new attempt.
@@ -346,6 +360,7 @@ struct ManagerShared<S> {
     dead_recheck: Duration,
     clock_skew: Duration,
     background: bool,
+    rescue: Option<Rescue>,
     on_rotate: Option<RotateHook>,
 }
 
@@ -382,6 +397,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 dead_recheck: options.dead_recheck,
                 clock_skew: options.clock_skew,
                 background: options.background,
+                rescue: options.rescue,
                 on_rotate: options.on_rotate,
             }),
         }
@@ -493,8 +509,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         let credential = self.credential(id)?;
         let result = async {
             let _held = self.lock_store(&credential).await?;
-            let unsaved = lock(&credential.unsaved).take();
-            if let Some(unsaved) = unsaved {
+            if let Some(unsaved) = self.take_unsaved(&credential).await {
                 self.commit(&credential, unsaved).await?;
             }
             let current = self.shared.store.load(id).await?;
@@ -701,6 +716,11 @@ impl<S: TokenStore + 'static> Manager<S> {
         credential: &Credential,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         if lock(&credential.unsaved).is_none()
+            && !self
+                .shared
+                .rescue
+                .as_ref()
+                .is_some_and(|rescue| rescue.holds(&credential.id))
             && let Some(record) = self.load(credential).await?
             && let Some(token) = self.adopt_fresh(credential, &record)
         {
@@ -710,6 +730,57 @@ impl<S: TokenStore + 'static> Manager<S> {
         let result = self.renew_locked(credential).await;
         held.release(&self.shared.store).await;
         result
+    }
+
+    /// Tokens the store failed to take: held in memory by this process, or rescued by an earlier one.
+    async fn take_unsaved(&self, credential: &Credential) -> Option<Unsaved> {
+        if let Some(unsaved) = lock(&credential.unsaved).take() {
+            return Some(unsaved);
+        }
+        let rescue = self.shared.rescue.clone()?;
+        let id = credential.id.clone();
+        let found = tokio::task::spawn_blocking(move || rescue.find(&id))
+            .await
+            .ok()??;
+        let (path, rescued) = found;
+        tracing::warn!(credential = %credential.id, path = %path.display(), rescued_at = %rescued.rescued_at,
+            "tokens an earlier renewal could not store were rescued: writing them first");
+        Some(Unsaved {
+            refreshed_from: rescued.refreshed_from,
+            tokens: rescued.tokens,
+            sent: None,
+            by_login: rescued.by_login,
+            rescue_file: Some(path),
+        })
+    }
+
+    /// Keeps `issued`, which the store refused after every try, in the rescue (if one is configured) and in memory.
+    async fn hold_unsaved(&self, credential: &Credential, mut issued: Unsaved) {
+        if issued.rescue_file.is_none()
+            && let Some(rescue) = self.shared.rescue.clone()
+        {
+            let rescued = Rescued {
+                id: credential.id.clone(),
+                refreshed_from: issued.refreshed_from,
+                by_login: issued.by_login,
+                tokens: issued.tokens.clone(),
+                rescued_at: self.shared.clock.wall(),
+            };
+            match tokio::task::spawn_blocking(move || rescue.keep(&rescued)).await {
+                Ok(Ok(path)) => {
+                    tracing::warn!(credential = %credential.id, path = %path.display(),
+                        "the store refused the vendor's new tokens; they are rescued until it takes them");
+                    issued.rescue_file = Some(path);
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(credential = %credential.id, %error,
+                        "the store refused the vendor's new tokens and no rescue directory took them: \
+                         they are held in memory only");
+                }
+                Err(_) => {}
+            }
+        }
+        *lock(&credential.unsaved) = Some(issued);
     }
 
     /// The record of `credential`, if the store has one: an error if it is another vendor's.
@@ -762,8 +833,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             return Ok((token, Renewed::FromStore));
         }
         let record = self.load(credential).await?;
-        let unsaved = lock(&credential.unsaved).take();
-        if let Some(unsaved) = unsaved {
+        if let Some(unsaved) = self.take_unsaved(credential).await {
             // The last renewal's tokens first: the vendor may already have spent the stored refresh token.
             return self.commit(credential, unsaved).await;
         }
@@ -879,14 +949,16 @@ impl<S: TokenStore + 'static> Manager<S> {
                 tracing::info!(credential = %id, "no refresh is possible any more: logging in again");
                 return self.log_in(credential, Some(record.version), grant).await;
             }
+            self.shared.store.check_writable(id).await?;
             let sent = self.shared.clock.now();
             let error = match self.vendor_refresh(credential, &record).await {
                 Ok(tokens) => {
                     let refreshed = Unsaved {
                         refreshed_from: Some(record.version),
                         tokens,
-                        sent,
+                        sent: Some(sent),
                         by_login: false,
+                        rescue_file: None,
                     };
                     return self.commit(credential, refreshed).await;
                 }
@@ -1007,14 +1079,17 @@ impl<S: TokenStore + 'static> Manager<S> {
         expected: Option<u64>,
         grant: &Grant,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
+        // A store that could not keep the answer must not cost a login either (an authorization code is single-use).
+        self.shared.store.check_writable(&credential.id).await?;
         let sent = self.shared.clock.now();
         let obtained = credential.options.refresher.obtain(grant);
         let tokens = self.call_vendor(credential, "login", obtained).await?;
         let logged_in = Unsaved {
             refreshed_from: expected,
             tokens: StoredTokens::from(&tokens),
-            sent,
+            sent: Some(sent),
             by_login: true,
+            rescue_file: None,
         };
         self.commit(credential, logged_in).await
     }
@@ -1077,8 +1152,8 @@ impl<S: TokenStore + 'static> Manager<S> {
                 .next()
                 .filter(|&&pause| passing && lease_end.is_none_or(|end| now.after(pause) < end));
             let Some(&pause) = next else {
-                // Let go of the lock with the tokens in memory: the next renewal writes them first.
-                *lock(&credential.unsaved) = Some(issued);
+                // Let go of the lock with the tokens rescued and in memory: the next renewal writes them first.
+                self.hold_unsaved(credential, issued).await;
                 return committed;
             };
             tracing::warn!(credential = %credential.id, %error, ?pause,
@@ -1099,8 +1174,11 @@ impl<S: TokenStore + 'static> Manager<S> {
             .await?
         {
             Swap::Written { version } => {
+                if let Some(path) = &issued.rescue_file {
+                    Rescue::remove(path);
+                }
                 let record = Versioned::new(version, issued.tokens.clone());
-                let token = self.token_of(credential, &record, Some(issued.sent));
+                let token = self.token_of(credential, &record, issued.sent);
                 self.install(credential, Arc::clone(&token));
                 self.rotated(credential, &record, issued.by_login);
                 let renewed = if issued.by_login {
@@ -1112,6 +1190,9 @@ impl<S: TokenStore + 'static> Manager<S> {
             }
             Swap::Conflict { current } => {
                 store.keep_orphan(id, &issued.tokens).await?;
+                if let Some(path) = &issued.rescue_file {
+                    Rescue::remove(path);
+                }
                 tracing::warn!(credential = %id, "another writer stored tokens first; the vendor's answer is kept as an orphan");
                 let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
                 let token = self.token_of(credential, &current, None);

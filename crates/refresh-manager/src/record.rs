@@ -53,6 +53,21 @@ impl fmt::Display for CredentialId {
     }
 }
 
+/// Written as its string.
+impl serde::Serialize for CredentialId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Read as a string, which must be a valid id.
+impl<'de> serde::Deserialize<'de> for CredentialId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let id = String::deserialize(deserializer)?;
+        CredentialId::new(id).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The tokens of one credential as a store keeps them: what the next refresh needs and when it is due. Tokens are
 /// [`Secret`]s: `Debug` never shows them.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -116,7 +116,10 @@ pub enum StoreError {
     #[error("the token store could not be read or written: {0}")]
     Io(#[from] std::io::Error),
     /// A record that is not what this crate writes. It is left as it is for an operator to look at.
-    #[error("the record of {id} is unreadable ({reason}); it was left untouched")]
+    #[error(
+        "the record of {id} is unreadable ({reason}); it was left untouched. Move it aside (keep it: it may hold \
+         the only live refresh token) and log the credential in again"
+    )]
     Corrupt { id: CredentialId, reason: String },
     /// A database store could not reach its database, or the database refused a statement.
     #[error("the token database failed: {0}")]
@@ -174,6 +177,17 @@ pub trait TokenStore: Send + Sync {
     fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
         let _ = lock;
         None
+    }
+
+    /// Checks, under the credential's lock and before the vendor is asked, that a write of `id` can succeed now: a
+    /// store that cannot write (no permission, a read-only or full disk) would cost the token the vendor rotates.
+    /// The default has nothing to check.
+    fn check_writable(
+        &self,
+        id: &CredentialId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = id;
+        std::future::ready(Ok(()))
     }
 
     /// Lets go of `lock`, and returns once the store has: a short-lived process that exits right after must not

@@ -278,3 +278,146 @@ async fn a_valid_stored_token_is_read_without_the_lock() {
         "a lock was taken"
     );
 }
+
+/// A store whose writes fail on command, and whose write check tells so when `check_fails` is set.
+#[derive(Clone, Default)]
+struct BrokenStore {
+    inner: MemoryStore,
+    writes_fail: Arc<std::sync::atomic::AtomicBool>,
+    check_fails: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BrokenStore {
+    fn break_writes(&self, check_sees_it: bool) {
+        self.writes_fail.store(true, Ordering::SeqCst);
+        self.check_fails.store(check_sees_it, Ordering::SeqCst);
+    }
+
+    fn mend(&self) {
+        self.writes_fail.store(false, Ordering::SeqCst);
+        self.check_fails.store(false, Ordering::SeqCst);
+    }
+}
+
+fn disk_full() -> StoreError {
+    StoreError::Io(std::io::Error::other("No space left on device"))
+}
+
+impl TokenStore for BrokenStore {
+    type Lock = <MemoryStore as TokenStore>::Lock;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        self.inner.load(id).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        if self.writes_fail.load(Ordering::SeqCst) {
+            return Err(disk_full());
+        }
+        self.inner.compare_and_swap(id, expected, tokens).await
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        self.inner.keep_orphan(id, tokens).await
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
+        self.inner.lock(id).await
+    }
+
+    async fn check_writable(&self, _id: &CredentialId) -> Result<(), StoreError> {
+        if self.check_fails.load(Ordering::SeqCst) {
+            return Err(disk_full());
+        }
+        Ok(())
+    }
+}
+
+/// A store that cannot write (a full disk, a read-only directory) is found out before the vendor is asked: the
+/// stored refresh token is not spent, and the credential renews once the store is mended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_cannot_write_costs_no_token() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("full-disk");
+    let store = BrokenStore::default();
+    let manager = Manager::with_options(store.clone(), h.options().foreground_only());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    store.break_writes(true);
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    let error = manager.access_token(&id).await.unwrap_err();
+    assert!(matches!(error, ManagerError::Store(_)), "{error}");
+    assert_eq!(
+        h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH),
+        0,
+        "the vendor was asked though nothing could be stored"
+    );
+    store.mend();
+    h.advance(Duration::from_secs(60));
+    assert_eq!(manager.access_token(&id).await.unwrap().version, 2);
+}
+
+/// The store passed its check, then refused the vendor's answer every time (the disk filled up meanwhile), and the
+/// process ended. The tokens were rescued: the next process writes them before anything else, the vendor sees no
+/// second refresh, and the rescue file is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_the_store_refused_are_rescued_for_the_next_process() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("rescued");
+    let rescue_dir = tempfile::tempdir().unwrap();
+    let rescue = refresh_manager::Rescue::new([rescue_dir.path().join("rescue")]);
+    let store = BrokenStore::default();
+    let options = || h.options().foreground_only().with_rescue(rescue.clone());
+    let first = {
+        let manager = Manager::with_options(store.clone(), options());
+        manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+        let first = manager
+            .login(&id, &h.login(Emulator::ISolarCloud))
+            .await
+            .unwrap();
+        store.break_writes(false);
+        h.advance_past(first.expires_at, Duration::from_secs(1));
+        let error = manager.access_token(&id).await.unwrap_err();
+        assert!(matches!(error, ManagerError::Store(_)), "{error}");
+        first
+    };
+    assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 1);
+    let rescued = rescue.list();
+    assert_eq!(rescued.len(), 1);
+    assert_eq!(
+        (rescued[0].refreshed_from, rescued[0].by_login),
+        (Some(first.version), false)
+    );
+
+    store.mend();
+    let next = Manager::with_options(store.clone(), options());
+    next.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let token = next.access_token(&id).await.unwrap();
+    assert_eq!(token.version, 2);
+    assert_eq!(
+        h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH),
+        1,
+        "the rescued tokens were stored, not refreshed again"
+    );
+    assert!(rescue.list().is_empty() && !rescue.holds(&id));
+    let stored = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(
+        h.sandbox.refresh_token_state(
+            Emulator::ISolarCloud,
+            stored.tokens.refresh_token.expose_secret()
+        ),
+        refresh_sandbox::RefreshTokenState::Live
+    );
+}

@@ -3,15 +3,19 @@
 //! A write never leaves a torn record: the new record goes to a temporary file in the same directory, which is
 //! fsynced, renamed over the record, and the directory fsynced, so that after a crash the record is the old one
 //! or the new one, and a write that returned is durable. Records and lock files are created 0600 (the directory
-//! 0700). Two advisory locks per credential (`flock`-style, released when the process dies): `<id>.write.lock`
-//! around each compare-and-swap, and `<id>.lock`, held by [`TokenStore::lock`] for as long as a refresh runs.
+//! 0700, and an existing one must belong to this user and be writable by no one else); no record or lock file is
+//! opened through a symbolic link. Two advisory locks per credential (`flock`-style, released when the process
+//! dies): `<id>@write.lock` around each compare-and-swap, and `<id>@refresh.lock`, held by [`TokenStore::lock`] for
+//! as long as a refresh runs. `@` is in no credential id, so no two credentials' files share a name. A lock held
+//! longer than the store's lock wait (a holder that was stopped) is an error, not a wait forever.
 //! A temporary file left by a writer that died before its rename is removed when the store is next opened, if its
 //! credential's write lock is free: every live writer holds that lock, so a temporary file under a free lock is dead.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
@@ -22,7 +26,11 @@ use crate::record::{CredentialId, StoredTokens};
 #[derive(Clone, Debug)]
 pub struct FileStore {
     dir: PathBuf,
+    lock_wait: Duration,
 }
+
+/// The size of the probe a write check writes: more than a record with a few orphans takes.
+const PROBE_BYTES: usize = 16 * 1024;
 
 /// Held while a refresh of one credential runs (an exclusive advisory lock on `<id>.lock`); dropping it, or the
 /// process ending, releases it.
@@ -32,19 +40,43 @@ pub struct FileLock {
 }
 
 impl FileStore {
-    /// The store in `dir`, created (0700) if it does not exist.
+    /// How long a lock is waited for by default (60 s): far longer than a refresh under it takes (the call timeout
+    /// and a write), far shorter than forever.
+    pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+    /// The store in `dir`, created (0700) if it does not exist. An existing directory must belong to this user and
+    /// be writable by no one else: whoever can write in it can replace a record.
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)?;
-        Files { dir: dir.clone() }.remove_dead_temporaries();
-        Ok(FileStore { dir })
+        check_private(&dir)?;
+        let store = FileStore {
+            dir,
+            lock_wait: Self::DEFAULT_LOCK_WAIT,
+        };
+        store.files().remove_dead_temporaries();
+        Ok(store)
+    }
+
+    /// Waits at most `wait` for a lock (default [`FileStore::DEFAULT_LOCK_WAIT`]); then the store's error says who
+    /// to look for.
+    pub fn with_lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn files(&self) -> Files {
+        Files {
+            dir: self.dir.clone(),
+            lock_wait: self.lock_wait,
+        }
     }
 
     /// Runs blocking file work off the async runtime.
@@ -52,18 +84,57 @@ impl FileStore {
         &self,
         work: impl FnOnce(Files) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let files = Files {
-            dir: self.dir.clone(),
-        };
+        let files = self.files();
         tokio::task::spawn_blocking(move || work(files))
             .await
             .map_err(|join| StoreError::Io(io::Error::other(join)))?
     }
 }
 
+/// Refuses a store directory that is not this user's, or that others may write in.
+fn check_private(dir: &Path) -> io::Result<()> {
+    let metadata = fs::metadata(dir)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if metadata.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the token directory {} belongs to uid {}, not to this process's uid {me}: \
+                 give each user a directory of its own",
+                dir.display(),
+                metadata.uid()
+            ),
+        ));
+    }
+    let mode = metadata.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the token directory {} may be written by others (mode {mode:o}): run `chmod 700 {}`",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The name of a credential's lock that serializes its refreshes.
+fn refresh_lock(id: &CredentialId) -> String {
+    format!("{id}@refresh.lock")
+}
+
+/// The name of a credential's lock around each of its writes.
+fn write_lock(id: &CredentialId) -> String {
+    format!("{id}@write.lock")
+}
+
 /// The blocking file operations, on one store directory.
 struct Files {
     dir: PathBuf,
+    lock_wait: Duration,
 }
 
 impl Files {
@@ -72,11 +143,17 @@ impl Files {
     }
 
     fn read(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        let bytes = match fs::read(self.record(id)) {
-            Ok(bytes) => bytes,
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.record(id));
+        let mut file = match opened {
+            Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(error.into()),
         };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
         // serde's message can quote a value, which may be a token: keep only where it failed.
         serde_json::from_slice(&bytes)
             .map(Some)
@@ -129,7 +206,7 @@ impl Files {
             if !random.chars().all(|c| c.is_ascii_alphanumeric()) {
                 continue;
             }
-            let Ok(write_lock) = self.lock_file(&format!("{id}.write.lock")) else {
+            let Ok(write_lock) = self.lock_file(&write_lock(&id)) else {
                 continue;
             };
             if write_lock.try_lock().is_ok()
@@ -140,14 +217,34 @@ impl Files {
         }
     }
 
-    /// An exclusive advisory lock on `name` in the directory, waiting for it.
+    /// An exclusive advisory lock on `name` in the directory, waiting for it at most the store's lock wait.
     fn lock(&self, name: &str) -> Result<File, StoreError> {
         let file = self.lock_file(name)?;
-        file.lock()?;
-        Ok(file)
+        let deadline = Instant::now() + self.lock_wait;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(TryLockError::Error(error)) => return Err(error.into()),
+                Err(TryLockError::WouldBlock) if Instant::now() >= deadline => {
+                    let held = format!(
+                        "{} has been held for more than {} s: a process holding it may be stopped \
+                         (look for it with `fuser {}`)",
+                        name,
+                        self.lock_wait.as_secs(),
+                        self.dir.join(name).display()
+                    );
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, held).into());
+                }
+                Err(TryLockError::WouldBlock) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
     }
 
-    /// The lock file `name` in the directory, created (0600) if it does not exist.
+    /// The lock file `name` in the directory, created (0600) if it does not exist; never through a symbolic link.
     fn lock_file(&self, name: &str) -> io::Result<File> {
         OpenOptions::new()
             .create(true)
@@ -155,7 +252,21 @@ impl Files {
             .read(true)
             .write(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(self.dir.join(name))
+    }
+
+    /// Writes, fsyncs and removes a temporary file as large as a record: a directory the process may not write
+    /// in, a read-only or full file system fails here, before the vendor is asked for tokens it could not keep.
+    fn probe(&self, id: &CredentialId) -> Result<(), StoreError> {
+        let mut probe = tempfile::Builder::new()
+            .prefix(&format!(".{id}."))
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)?;
+        probe.write_all(&[0; PROBE_BYTES])?;
+        probe.as_file().sync_all()?;
+        probe.close()?;
+        Ok(())
     }
 
     /// `change` applied to the current record and written, under the credential's write lock.
@@ -164,7 +275,7 @@ impl Files {
         id: &CredentialId,
         change: impl FnOnce(Option<Versioned>) -> (Option<Versioned>, T),
     ) -> Result<T, StoreError> {
-        let _write_lock = self.lock(&format!("{id}.write.lock"))?;
+        let _write_lock = self.lock(&write_lock(id))?;
         let (record, outcome) = change(self.read(id)?);
         if let Some(record) = record {
             self.write(id, &record)?;
@@ -209,9 +320,14 @@ impl TokenStore for FileStore {
     }
 
     async fn lock(&self, id: &CredentialId) -> Result<FileLock, StoreError> {
-        let name = format!("{id}.lock");
+        let name = refresh_lock(id);
         self.blocking(move |files| files.lock(&name).map(|file| FileLock { _file: file }))
             .await
+    }
+
+    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.blocking(move |files| files.probe(&id)).await
     }
 }
 
@@ -294,7 +410,7 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["private.json", "private.lock", "private.write.lock"]
+            ["private.json", "private@refresh.lock", "private@write.lock"]
         );
         for name in &names {
             assert_eq!(mode(&store.dir().join(name)), 0o600, "{name}");
@@ -317,7 +433,7 @@ mod tests {
         for name in dead.iter().chain([&live]).chain(&not_ours) {
             fs::write(store.dir().join(name), b"{\"version\": 2, \"tok").unwrap();
         }
-        let writing = File::create(store.dir().join("live.write.lock")).unwrap();
+        let writing = File::create(store.dir().join("live@write.lock")).unwrap();
         writing.lock().unwrap();
         let reopened = FileStore::open(store.dir()).unwrap();
         for name in dead {
@@ -374,6 +490,143 @@ mod tests {
         assert!(
             matches!(write, Err(StoreError::Corrupt { .. })),
             "a corrupt record is not overwritten"
+        );
+    }
+
+    /// Makes `dir` refuse new files until dropped: `chattr +i` as root (whom modes do not stop), mode 0500
+    /// otherwise.
+    struct Unwritable<'a>(&'a Path);
+
+    impl<'a> Unwritable<'a> {
+        fn new(dir: &'a Path) -> Self {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                let status = std::process::Command::new("chattr")
+                    .arg("+i")
+                    .arg(dir)
+                    .status()
+                    .expect("chattr (e2fsprogs) is installed");
+                assert!(status.success());
+            } else {
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o500)).unwrap();
+            }
+            Unwritable(dir)
+        }
+    }
+
+    impl Drop for Unwritable<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(self.0)
+                .status();
+            let _ = fs::set_permissions(self.0, fs::Permissions::from_mode(0o700));
+        }
+    }
+
+    /// The write check writes, fsyncs and removes a probe: it passes where a write would, fails where the
+    /// directory takes no new file, and leaves nothing behind.
+    #[tokio::test]
+    async fn the_write_check_fails_where_a_write_would() {
+        let (_dir, store) = store();
+        let id = CredentialId::new("probed").unwrap();
+        store.check_writable(&id).await.unwrap();
+        assert_eq!(
+            fs::read_dir(store.dir()).unwrap().count(),
+            0,
+            "the probe is removed"
+        );
+        let _ = store
+            .compare_and_swap(&id, None, &tokens("1"))
+            .await
+            .unwrap();
+        let error = {
+            let _unwritable = Unwritable::new(store.dir());
+            store.check_writable(&id).await.unwrap_err()
+        };
+        assert!(matches!(error, StoreError::Io(_)), "{error}");
+        store.check_writable(&id).await.unwrap();
+    }
+
+    /// No credential's files share a name with another's: `a`'s write lock is not `a.write`'s refresh lock.
+    #[tokio::test]
+    async fn credentials_whose_names_extend_each_other_share_no_lock() {
+        let (_dir, store) = store();
+        let (a, a_write) = (
+            CredentialId::new("a").unwrap(),
+            CredentialId::new("a.write").unwrap(),
+        );
+        let _refreshing = store.lock(&a_write).await.unwrap();
+        let write = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            store.compare_and_swap(&a, None, &tokens("a")),
+        )
+        .await
+        .expect("a's write waited for a.write's refresh lock");
+        assert_eq!(write.unwrap(), Swap::Written { version: 1 });
+    }
+
+    /// A lock held past the store's lock wait (its holder was stopped) is an error that says what to look for, not
+    /// a wait forever.
+    #[tokio::test]
+    async fn a_lock_held_past_the_lock_wait_is_an_error() {
+        let (_dir, store) = store();
+        let store = store.with_lock_wait(std::time::Duration::from_millis(200));
+        let id = CredentialId::new("stuck").unwrap();
+        let _held = store.lock(&id).await.unwrap();
+        let error = store.lock(&id).await.unwrap_err();
+        let shown = error.to_string();
+        assert!(
+            shown.contains("stuck@refresh.lock") && shown.contains("stopped"),
+            "{shown}"
+        );
+    }
+
+    /// An existing directory others may write in, or that is another user's, is refused; a record or lock file
+    /// that is a symbolic link is never followed.
+    #[tokio::test]
+    async fn a_shared_directory_is_refused_and_links_are_not_followed() {
+        let base = tempfile::tempdir().unwrap();
+        let shared = base.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        let error = FileStore::open(&shared).unwrap_err();
+        assert!(error.to_string().contains("chmod 700"), "{error}");
+        if unsafe { libc::geteuid() } == 0 {
+            let theirs = base.path().join("theirs");
+            fs::create_dir(&theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+            let error = FileStore::open(&theirs).unwrap_err();
+            assert!(
+                error.to_string().contains("belongs to uid 65534"),
+                "{error}"
+            );
+        }
+
+        let (_dir, store) = store();
+        let elsewhere = base.path().join("elsewhere.json");
+        fs::write(&elsewhere, b"{}").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, store.dir().join("linked.json")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, store.dir().join("linked@refresh.lock")).unwrap();
+        let id = CredentialId::new("linked").unwrap();
+        assert!(matches!(store.load(&id).await, Err(StoreError::Io(_))));
+        assert!(matches!(store.lock(&id).await, Err(StoreError::Io(_))));
+        assert_eq!(fs::read(&elsewhere).unwrap(), b"{}");
+    }
+
+    /// A corrupt record's error says how to recover without losing what it may hold.
+    #[tokio::test]
+    async fn a_corrupt_records_error_says_how_to_recover() {
+        let (_dir, store) = store();
+        fs::write(store.dir().join("broken.json"), b"not json").unwrap();
+        let error = store
+            .load(&CredentialId::new("broken").unwrap())
+            .await
+            .unwrap_err();
+        let shown = error.to_string();
+        assert!(
+            shown.contains("Move it aside") && shown.contains("log the credential in again"),
+            "{shown}"
         );
     }
 }
