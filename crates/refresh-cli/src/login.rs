@@ -198,7 +198,10 @@ async fn log_in_profile(args: &Args, name: &str) -> ExitCode {
         return output::report(Err(unsupported));
     }
     // One command, then exit: no renewal may be left running in the background when the process ends.
-    let manager = Manager::with_options(store, ManagerOptions::default().foreground_only());
+    let options = ManagerOptions::default()
+        .foreground_only()
+        .with_rescue(profiles.rescue());
+    let manager = Manager::with_options(store, options);
     let component = match profile.component_id() {
         Some(component_id) => {
             let grant = match component_grant(&secrets) {

@@ -20,11 +20,15 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use refresh_facade::{Vendor, VendorConfig};
-use refresh_manager::{CredentialId, FileStore};
+use refresh_manager::{CredentialId, FileStore, Rescue};
 use refresh_postgres::Keyring;
 
 use crate::settings::{Misconfigured, Secrets};
 use crate::store::ProfileStore;
+
+/// How the ids of credentials refresh-kit derives from profiles begin (WeChat's component token); no profile name
+/// may begin so.
+pub const DERIVED_PREFIX: &str = "_";
 
 /// Where the profiles are: `--config`, else `REFRESH_CONFIG`, else the XDG config directory.
 #[derive(Debug, clap::Args)]
@@ -94,6 +98,7 @@ impl ConfigArgs {
                 path.display()
             ))
         })?;
+        warn_if_readable_by_others(&path);
         // toml's messages quote the line they point at, which may hold an app secret: keep only where it failed.
         let file: File = toml::from_str(&text).map_err(|e| {
             let place = e
@@ -114,6 +119,12 @@ impl ConfigArgs {
         for (name, mut table) in file.profiles {
             let id = CredentialId::new(&name)
                 .map_err(|e| Misconfigured(format!("profile {name:?}: {e}")))?;
+            if name.starts_with(DERIVED_PREFIX) {
+                return Err(Misconfigured(format!(
+                    "profile {name:?}: names beginning with {DERIVED_PREFIX:?} are kept for the credentials \
+                     refresh-kit derives (WeChat's component token)"
+                )));
+            }
             let login = match table.remove("login") {
                 Some(login) => login.try_into().map_err(|e: toml::de::Error| {
                     Misconfigured(format!("profile {name}: [login]: {}", e.message()))
@@ -143,6 +154,23 @@ impl ConfigArgs {
             postgres: file.postgres,
             profiles,
         })
+    }
+}
+
+/// The profiles file may hold app secrets: say so (on standard error) if others may read it.
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(mode) = readable_by_others(path) {
+        eprintln!(
+            "warning: the profiles file {} may be read by others (mode {mode:o}) and may hold app secrets: \
+             run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    fn readable_by_others(path: &Path) -> Option<u32> {
+        let mode = std::fs::metadata(path).ok()?.mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
     }
 }
 
@@ -195,6 +223,21 @@ impl Profiles {
         })
     }
 
+    /// Where tokens go that the vendor issued and the store refused (a full disk, a read-only state directory, a
+    /// database gone): `rescue/` in the state directory, else a private directory under `$XDG_RUNTIME_DIR` (or
+    /// `/tmp`), which is usually another file system. The next command on the profile stores them first, and
+    /// `refresh status` shows them meanwhile.
+    pub fn rescue(&self) -> Rescue {
+        let elsewhere = match std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+            Some(dir) => PathBuf::from(dir).join("refresh/rescue"),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            None => PathBuf::from(format!("/tmp/refresh-{}/rescue", unsafe {
+                libc::geteuid()
+            })),
+        };
+        Rescue::new([self.state_dir.join("rescue"), elsewhere])
+    }
+
     fn outcome_path(&self, profile: &Profile) -> PathBuf {
         self.state_dir
             .join("outcomes")
@@ -245,10 +288,58 @@ impl Profile {
             })
     }
 
-    /// WeChat authorizers: the id of the platform's component token, a credential of its own.
+    /// WeChat authorizers: the id of their platform's component token, one managed credential that every
+    /// authorizer profile of the platform (its `component_appid`) shares, since WeChat limits how often a component
+    /// token may be fetched (45009). It begins with [`DERIVED_PREFIX`], which no profile name may: a profile can
+    /// never be handed the component token as its own.
     pub fn component_id(&self) -> Option<CredentialId> {
-        (self.vendor == Vendor::WechatOpen)
-            .then(|| CredentialId::new(format!("{}.component", self.id)).ok())
-            .flatten()
+        if self.vendor != Vendor::WechatOpen {
+            return None;
+        }
+        let appid = self.table.get("component_appid")?.as_str()?;
+        CredentialId::new(format!("{DERIVED_PREFIX}wechat-component.{appid}")).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Profiles, Misconfigured> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        ConfigArgs { config: Some(path) }.load()
+    }
+
+    /// Every authorizer profile of one WeChat platform shares one component credential, named so that no profile
+    /// can take its name (a Sugon profile called `w.component` once printed the WeChat token).
+    #[test]
+    fn authorizers_of_one_platform_share_a_component_id_no_profile_can_take() {
+        let profiles = load(
+            "[profiles.w]\nvendor = \"wechat-open\"\ncomponent_appid = \"wxplatform\"\nauthorizer_appid = \"wxa\"\n\
+             [profiles.v]\nvendor = \"wechat-open\"\ncomponent_appid = \"wxplatform\"\nauthorizer_appid = \"wxb\"\n\
+             [profiles.other]\nvendor = \"wechat-open\"\ncomponent_appid = \"wxother\"\nauthorizer_appid = \"wxc\"\n\
+             [profiles.\"w.component\"]\nvendor = \"sugon-ac\"\n",
+        )
+        .unwrap_or_else(|error| panic!("{}", error.0));
+        let component = |name: &str| profiles.profiles[name].component_id();
+        assert_eq!(component("w"), component("v"));
+        assert_ne!(component("w"), component("other"));
+        let id = component("w").unwrap();
+        assert!(id.as_str().starts_with(DERIVED_PREFIX));
+        assert!(profiles.profiles.values().all(|profile| profile.id != id));
+        assert_eq!(component("w.component"), None);
+
+        let taken = load(&format!("[profiles.\"{id}\"]\nvendor = \"sugon-ac\"\n"))
+            .err()
+            .unwrap();
+        assert!(
+            taken
+                .0
+                .contains("kept for the credentials refresh-kit derives"),
+            "{}",
+            taken.0
+        );
     }
 }

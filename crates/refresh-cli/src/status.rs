@@ -1,6 +1,7 @@
 //! `refresh status`: for each profile, its vendor, how long its access token has left, until when it can be
-//! refreshed, how the last command on it ended, and the orphans kept with it (tokens a vendor issued whose write
-//! lost to another writer's); as a table, or `--json`. It reads the store; it sends nothing.
+//! refreshed, how the last command on it ended, the orphans kept with it (tokens a vendor issued whose write
+//! lost to another writer's), and tokens rescued because the store refused them (the next command on the profile
+//! stores them); as a table, or `--json`. It reads the store and the rescue; it sends nothing.
 
 use std::process::ExitCode;
 
@@ -31,6 +32,8 @@ struct Row {
     /// The outcome, or why the record could not be read.
     outcome: Option<(String, Option<DateTime<Utc>>)>,
     orphans: usize,
+    /// When tokens the store refused were rescued, if they wait there.
+    rescued_at: Option<DateTime<Utc>>,
 }
 
 pub async fn run(args: Args) -> ExitCode {
@@ -54,6 +57,7 @@ pub async fn run(args: Args) -> ExitCode {
 
 async fn rows(profiles: &Profiles) -> Result<Vec<Row>, Misconfigured> {
     let store = profiles.store()?;
+    let rescued = profiles.rescue().list();
     let mut rows = Vec::new();
     for profile in profiles.profiles.values() {
         let mut row = Row {
@@ -66,6 +70,11 @@ async fn rows(profiles: &Profiles) -> Result<Vec<Row>, Misconfigured> {
                 .last_outcome(profile)
                 .map(|(outcome, at)| (outcome, Some(at))),
             orphans: 0,
+            rescued_at: rescued
+                .iter()
+                .filter(|rescued| rescued.id == profile.id)
+                .map(|rescued| rescued.rescued_at)
+                .max(),
         };
         match store.load(&profile.id).await {
             Ok(Some(record)) => {
@@ -97,6 +106,7 @@ fn json_row(row: &Row, now: DateTime<Utc>) -> serde_json::Value {
         "last_outcome": row.outcome.as_ref().map(|(outcome, _)| outcome),
         "last_outcome_at": rfc3339(row.outcome.as_ref().and_then(|(_, at)| *at)),
         "orphans": row.orphans,
+        "rescued_at": rfc3339(row.rescued_at),
     })
 }
 
@@ -130,9 +140,10 @@ fn print_table(rows: &[Row], now: DateTime<Utc>) {
         "REFRESHABLE UNTIL",
         "LAST OUTCOME",
         "ORPHANS",
+        "RESCUED",
     ]
     .map(String::from);
-    let cells: Vec<[String; 6]> = rows
+    let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|row| {
             let never_stored = row.version.is_none();
@@ -154,6 +165,8 @@ fn print_table(rows: &[Row], now: DateTime<Utc>) {
                     },
                 ),
                 row.orphans.to_string(),
+                row.rescued_at
+                    .map_or_else(|| "-".into(), |at| format!("{} ago", span(now - at))),
             ]
         })
         .collect();

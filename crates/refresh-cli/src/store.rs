@@ -87,6 +87,24 @@ impl TokenStore for ProfileStore {
         }
     }
 
+    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
+        match self {
+            ProfileStore::File(store) => store.check_writable(id).await,
+            ProfileStore::Postgres(pg) => pg.get().await?.check_writable(id).await,
+        }
+    }
+
+    async fn release(&self, lock: ProfileLock) {
+        match (self, lock) {
+            (ProfileStore::File(store), ProfileLock::File(lock)) => store.release(lock).await,
+            (ProfileStore::Postgres(pg), ProfileLock::Postgres(lease)) => match pg.store.get() {
+                Some(store) => store.release(lease).await,
+                None => drop(lease),
+            },
+            (_, lock) => drop(lock),
+        }
+    }
+
     fn lock_left(&self, lock: &ProfileLock) -> Option<Duration> {
         match (self, lock) {
             (ProfileStore::Postgres(pg), ProfileLock::Postgres(lease)) => {

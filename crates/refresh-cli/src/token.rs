@@ -61,7 +61,10 @@ pub async fn run(args: Args) -> ExitCode {
         Err(misconfigured) => return output::misconfigured(profile.vendor, misconfigured),
     };
     // One command, then exit: no renewal may be left running in the background when the process ends.
-    let manager = Manager::with_options(store, ManagerOptions::default().foreground_only());
+    let options = ManagerOptions::default()
+        .foreground_only()
+        .with_rescue(profiles.rescue());
+    let manager = Manager::with_options(store, options);
     let mut credential = CredentialOptions::new(refresher.clone());
     if let Some(component_id) = profile.component_id() {
         let mut component = CredentialOptions::new(refresher);

@@ -833,7 +833,7 @@ async fn profiles_log_in_print_valid_tokens_and_show_their_status() {
     let table = refresh(&["status"], &env, None).await;
     let lines: Vec<&str> = table.stdout.lines().collect();
     assert!(
-        lines[0].starts_with("PROFILE") && lines[0].ends_with("ORPHANS"),
+        lines[0].starts_with("PROFILE") && lines[0].ends_with("RESCUED"),
         "{}",
         table.stdout
     );
@@ -843,6 +843,142 @@ async fn profiles_log_in_print_valid_tokens_and_show_their_status() {
             .any(|l| l.starts_with("idle ") && l.contains("not logged in")),
         "{}",
         table.stdout
+    );
+}
+
+/// Makes `dir` refuse new files until dropped: `chattr +i` as root (whom modes do not stop), mode 0500 otherwise.
+struct Unwritable<'a>(&'a std::path::Path);
+
+impl<'a> Unwritable<'a> {
+    fn new(dir: &'a std::path::Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        if std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .unwrap()
+            .stdout
+            == b"0\n"
+        {
+            let status = std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(dir)
+                .status()
+                .expect("chattr (e2fsprogs) is installed");
+            assert!(status.success());
+        } else {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        }
+        Unwritable(dir)
+    }
+}
+
+impl Drop for Unwritable<'_> {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(self.0)
+            .status();
+        let _ = std::fs::set_permissions(self.0, std::fs::Permissions::from_mode(0o700));
+    }
+}
+
+/// `refresh token` on a state directory that takes no write (read-only, full) fails before it asks the vendor, so
+/// the stored refresh token is not spent. Tokens that a command could not store were rescued: `status` shows them,
+/// and the next `token` stores and prints them without asking the vendor again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwritable_state_directory_costs_no_token_and_rescued_tokens_are_stored_first() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::SugonAc))
+        .await
+        .unwrap();
+    let base = sandbox.base_url(Emulator::SugonAc).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let state = dir.path().join("state");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\n[profiles.hpc]\nvendor = \"sugon-ac\"\nbase_url = {base:?}\n\
+             [profiles.hpc.login]\nuser = {user:?}\norg_id = {org:?}\n",
+            user = accounts::SUGON_USER,
+            org = accounts::SUGON_ORG_ID,
+        ),
+    )
+    .unwrap();
+    let env = [("REFRESH_CONFIG", config.to_str().unwrap())];
+    // Issued two hours ago by the system clock the command reads: expired, still within Sugon's window.
+    sandbox.clock().rewind(Duration::from_secs(2 * 3600 + 60));
+    let login = refresh(
+        &["login", "hpc"],
+        &[env[0], ("PASSWORD", accounts::SUGON_PASSWORD)],
+        None,
+    )
+    .await;
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    sandbox.clock().advance(Duration::from_secs(2 * 3600 + 60));
+    let record = |state: &std::path::Path| -> Value {
+        serde_json::from_slice(&std::fs::read(state.join("tokens/hpc.json")).unwrap()).unwrap()
+    };
+    let first = record(&state)["tokens"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let tokens_dir = state.join("tokens");
+    let refused = {
+        let _unwritable = Unwritable::new(&tokens_dir);
+        refresh(&["token", "hpc"], &env, None).await
+    };
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(refused.stderr.contains("store"), "{}", refused.stderr);
+    assert_eq!(
+        sandbox.refresh_count(Emulator::SugonAc, &first),
+        0,
+        "the vendor was asked though nothing could be stored"
+    );
+
+    // A command whose write failed after the vendor answered left its tokens in the rescue.
+    let refresher = refresh_facade::Refresher::new(refresh_facade::VendorConfig::SugonAc(
+        refresh_facade::SugonAcConfig::new().with_base_url(&base),
+    ))
+    .unwrap();
+    let stored = refresh_manager::StoredTokens::from(
+        &refresher
+            .refresh(&refresh_facade::RefreshGrant::new(
+                refresh_facade::Secret::from(first.clone()),
+            ))
+            .await
+            .unwrap(),
+    );
+    let rescued_token = stored.access_token.expose_secret().to_owned();
+    let id = refresh_manager::CredentialId::new("hpc").unwrap();
+    let rescue = refresh_manager::Rescue::new([state.join("rescue")]);
+    rescue
+        .keep(&refresh_manager::Rescued::new(
+            id,
+            Some(1),
+            false,
+            stored,
+            chrono::Utc::now(),
+        ))
+        .unwrap();
+    let status = refresh(&["status", "--json"], &env, None).await;
+    let hpc = status.json_out()[0].clone();
+    assert_eq!(hpc["last_outcome"], "store_error", "{hpc}");
+    assert!(hpc["rescued_at"].is_string(), "{hpc}");
+
+    let token = refresh(&["token", "hpc"], &env, None).await;
+    assert_eq!(token.code, 0, "{}", token.stderr);
+    assert_eq!(token.stdout.trim_end(), rescued_token);
+    assert_eq!(record(&state)["version"], 2);
+    assert!(
+        rescue.list().is_empty(),
+        "the rescue file is gone once stored"
+    );
+    assert_eq!(
+        sandbox.refresh_count(Emulator::SugonAc, &rescued_token),
+        0,
+        "stored, not refreshed again"
     );
 }
 

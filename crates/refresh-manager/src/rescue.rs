@@ -37,6 +37,25 @@ pub struct Rescued {
     pub rescued_at: DateTime<Utc>,
 }
 
+impl Rescued {
+    /// Tokens to rescue (a store outside this crate, or a test, makes them).
+    pub fn new(
+        id: CredentialId,
+        refreshed_from: Option<u64>,
+        by_login: bool,
+        tokens: StoredTokens,
+        rescued_at: DateTime<Utc>,
+    ) -> Self {
+        Rescued {
+            id,
+            refreshed_from,
+            by_login,
+            tokens,
+            rescued_at,
+        }
+    }
+}
+
 impl Rescue {
     /// Rescues go to the first of `dirs` that takes them (each created 0700 if missing).
     pub fn new(dirs: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {

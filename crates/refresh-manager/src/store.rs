@@ -181,21 +181,15 @@ pub trait TokenStore: Send + Sync {
 
     /// Checks, under the credential's lock and before the vendor is asked, that a write of `id` can succeed now: a
     /// store that cannot write (no permission, a read-only or full disk) would cost the token the vendor rotates.
-    /// The default has nothing to check.
+    /// No default: a store that wraps another must pass this on, or the check is silently skipped.
     fn check_writable(
         &self,
         id: &CredentialId,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = id;
-        std::future::ready(Ok(()))
-    }
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Lets go of `lock`, and returns once the store has: a short-lived process that exits right after must not
-    /// leave a lease held for others to wait out. The default drops it (a file or memory lock is let go at once).
-    fn release(&self, lock: Self::Lock) -> impl Future<Output = ()> + Send {
-        drop(lock);
-        std::future::ready(())
-    }
+    /// leave a lease held for others to wait out. No default: a store that wraps another must pass this on.
+    fn release(&self, lock: Self::Lock) -> impl Future<Output = ()> + Send;
 }
 
 /// A compare-and-swap of `current` to `tokens` if its version is `expected`: the record to write (none on a

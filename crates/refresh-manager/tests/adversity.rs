@@ -253,6 +253,14 @@ impl TokenStore for CountingStore {
         self.locks.fetch_add(1, Ordering::SeqCst);
         self.inner.lock(id).await
     }
+
+    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
+        self.inner.check_writable(id).await
+    }
+
+    async fn release(&self, lock: Self::Lock) {
+        self.inner.release(lock).await
+    }
 }
 
 /// A short-lived process that finds a valid token in the store reads it without taking the store's lock (a
@@ -339,6 +347,10 @@ impl TokenStore for BrokenStore {
             return Err(disk_full());
         }
         Ok(())
+    }
+
+    async fn release(&self, lock: Self::Lock) {
+        self.inner.release(lock).await
     }
 }
 

@@ -721,4 +721,12 @@ impl TokenStore for ScriptedStore {
     fn lock_left(&self, _: &Self::Lock) -> Option<Duration> {
         self.lease_left
     }
+
+    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
+        self.inner.check_writable(id).await
+    }
+
+    async fn release(&self, lock: Self::Lock) {
+        self.inner.release(lock).await
+    }
 }

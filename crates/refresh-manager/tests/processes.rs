@@ -201,6 +201,14 @@ impl TokenStore for Timed {
     async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
         self.0.lock(id).await
     }
+
+    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
+        self.0.check_writable(id).await
+    }
+
+    async fn release(&self, lock: Self::Lock) {
+        self.0.release(lock).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,9 @@ pub enum KeyError {
     },
     #[error("the key file could not be read: {0}")]
     File(#[from] std::io::Error),
+    /// A key file others may read: the keys in it open every token in the database.
+    #[error("the key file {path} may be read by others (mode {mode:o}): run `chmod 600 {path}`")]
+    Exposed { path: String, mode: u32 },
 }
 
 /// Why a sealed value did not open.
@@ -100,8 +103,17 @@ impl Keyring {
         Self::parse(&text)
     }
 
-    /// [`Keyring::parse`] of a file (keep it readable by the service alone).
+    /// [`Keyring::parse`] of a file, which must be readable by its owner alone.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
+        use std::os::unix::fs::MetadataExt;
+        let path = path.as_ref();
+        let mode = std::fs::metadata(path)?.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed {
+                path: path.display().to_string(),
+                mode,
+            });
+        }
         let text = Zeroizing::new(std::fs::read_to_string(path)?);
         Self::parse(&text)
     }
@@ -281,6 +293,25 @@ mod tests {
             format!("{rotated:?}"),
             r#"Keyring { current: "2026", older: ["2025"] }"#
         );
+    }
+
+    /// A key file others may read is refused (and says how to fix it); the owner's alone is read.
+    #[test]
+    fn a_key_file_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let key = base64::engine::general_purpose::STANDARD.encode([5_u8; 32]);
+        std::fs::write(&path, format!("k1:{key}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = Keyring::from_file(&path).unwrap_err();
+        assert!(
+            matches!(error, KeyError::Exposed { mode: 0o644, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("chmod 600") && !error.to_string().contains(&key));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(Keyring::from_file(&path).unwrap().current_id(), "k1");
     }
 
     #[test]

@@ -352,6 +352,14 @@ impl TokenStore for Timed {
     fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
         self.store.lock_left(lock)
     }
+
+    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
+        self.store.check_writable(id).await
+    }
+
+    async fn release(&self, lock: Self::Lock) {
+        self.store.release(lock).await
+    }
 }
 
 fn refreshes(sandbox: &Sandbox) -> usize {

@@ -329,6 +329,11 @@ impl TokenStore for FileStore {
         let id = id.clone();
         self.blocking(move |files| files.probe(&id)).await
     }
+
+    /// An advisory lock is let go when its file is closed.
+    async fn release(&self, lock: FileLock) {
+        drop(lock);
+    }
 }
 
 #[cfg(test)]

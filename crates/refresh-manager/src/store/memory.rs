@@ -66,6 +66,15 @@ impl TokenStore for MemoryStore {
         };
         Ok(lock.lock_owned().await)
     }
+
+    /// Memory takes every write.
+    async fn check_writable(&self, _id: &CredentialId) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn release(&self, lock: Self::Lock) {
+        drop(lock);
+    }
 }
 
 #[cfg(test)]
