@@ -4,7 +4,10 @@
 use refresh_manager::StoreError;
 
 /// Every migration, in order. A released one is never edited: a change is a new one.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_credentials.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_credentials.sql")),
+    (2, include_str!("../migrations/0002_seal_format.sql")),
+];
 
 /// The advisory lock key of migrations (any constant shared by every replica).
 const MIGRATION_LOCK: i64 = 0x7265_6672_6573_6801;

@@ -115,12 +115,17 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// Which table a sealed value belongs to: part of what its tag authenticates.
+/// Which row a sealed value belongs to: part of what its tag authenticates.
 #[derive(Clone, Copy)]
-enum RowKind {
-    Credential,
-    Orphan,
+enum Sealed {
+    /// A credential's record at this version.
+    Credential { version: u64 },
+    /// An orphan that lost to this version.
+    Orphan { lost_to_version: u64 },
 }
+
+/// The seal format new writes use (`seal_format`): 2 binds the version (see `migrations/0002_seal_format.sql`).
+const SEAL_FORMAT: i16 = 2;
 
 enum Take {
     Taken(i64),
@@ -270,17 +275,22 @@ impl PgStore {
         }
     }
 
-    fn context(kind: RowKind, id: &CredentialId) -> Vec<u8> {
-        let kind = match kind {
-            RowKind::Credential => "credential",
-            RowKind::Orphan => "orphan",
+    /// What a row's tag binds besides the key: its kind and credential, and from format 2 on its version.
+    fn context(row: Sealed, format: i16, id: &CredentialId) -> Vec<u8> {
+        let (kind, version) = match row {
+            Sealed::Credential { version } => ("credential", version),
+            Sealed::Orphan { lost_to_version } => ("orphan", lost_to_version),
         };
-        format!("{kind}\0{id}").into_bytes()
+        if format < 2 {
+            return format!("{kind}\0{id}").into_bytes();
+        }
+        format!("{kind}\0{id}\0{version}").into_bytes()
     }
 
+    /// `tokens` sealed for `row` in [`SEAL_FORMAT`]: the key id and the sealed bytes.
     fn seal(
         &self,
-        kind: RowKind,
+        row: Sealed,
         id: &CredentialId,
         tokens: &StoredTokens,
     ) -> Result<(String, Vec<u8>), StoreError> {
@@ -289,12 +299,16 @@ impl PgStore {
             zeroize::Zeroizing::new(serde_json::to_vec(tokens).map_err(|_| {
                 StoreError::Io(std::io::Error::other("the tokens did not serialize"))
             })?);
-        Ok(self.inner.keys.seal(&Self::context(kind, id), &plain))
+        Ok(self
+            .inner
+            .keys
+            .seal(&Self::context(row, SEAL_FORMAT, id), &plain))
     }
 
     fn open(
         &self,
-        kind: RowKind,
+        row: Sealed,
+        format: i16,
         id: &CredentialId,
         key_id: &str,
         sealed: &[u8],
@@ -302,7 +316,7 @@ impl PgStore {
         let plain = self
             .inner
             .keys
-            .open(key_id, &Self::context(kind, id), sealed)
+            .open(key_id, &Self::context(row, format, id), sealed)
             .map_err(|error| StoreError::Key {
                 id: id.clone(),
                 key_id: key_id.to_owned(),
@@ -323,9 +337,11 @@ impl PgStore {
     ) -> Result<Option<StoredTokens>, StoreError> {
         let key_id: Option<String> = row.get("key_id");
         let sealed: Option<Vec<u8>> = row.get("tokens");
+        let version = row.get::<_, i64>("version") as u64;
+        let format: i16 = row.get("seal_format");
         match (key_id, sealed) {
             (Some(key_id), Some(sealed)) => self
-                .open(RowKind::Credential, id, &key_id, &sealed)
+                .open(Sealed::Credential { version }, format, id, &key_id, &sealed)
                 .map(Some),
             _ => Ok(None),
         }
@@ -341,19 +357,18 @@ impl PgStore {
     ) -> Result<Vec<Orphan>, StoreError> {
         let rows = client
             .query(
-                "SELECT seq, key_id, tokens, lost_to_version, kept_at FROM refresh_kit_orphans
+                "SELECT seq, key_id, tokens, lost_to_version, kept_at, seal_format FROM refresh_kit_orphans
                   WHERE credential_id = $1 ORDER BY seq",
                 &[&id.as_str()],
             )
             .await
             .map_err(database)?;
         let orphans = rows.iter().filter_map(|row| {
-            match self.open(RowKind::Orphan, id, row.get("key_id"), row.get("tokens")) {
-                Ok(tokens) => Some(Orphan::new(
-                    tokens,
-                    row.get("kept_at"),
-                    row.get::<_, i64>("lost_to_version") as u64,
-                )),
+            let lost_to_version = row.get::<_, i64>("lost_to_version") as u64;
+            let sealed = Sealed::Orphan { lost_to_version };
+            let format: i16 = row.get("seal_format");
+            match self.open(sealed, format, id, row.get("key_id"), row.get("tokens")) {
+                Ok(tokens) => Some(Orphan::new(tokens, row.get("kept_at"), lost_to_version)),
                 Err(error) => {
                     let seq: i64 = row.get("seq");
                     tracing::warn!(credential = %id, orphan = seq, %error, "an orphan that does not open is skipped");
@@ -376,22 +391,26 @@ impl PgStore {
         let current = self.inner.keys.current_id();
         let older = tx
             .query(
-                "SELECT seq, key_id, tokens FROM refresh_kit_orphans WHERE credential_id = $1 AND key_id <> $2",
-                &[&id.as_str(), &current],
+                "SELECT seq, key_id, tokens, lost_to_version, seal_format FROM refresh_kit_orphans
+                  WHERE credential_id = $1 AND (key_id <> $2 OR seal_format <> $3)",
+                &[&id.as_str(), &current, &SEAL_FORMAT],
             )
             .await
             .map_err(database)?;
         for row in &older {
+            let lost_to_version = row.get::<_, i64>("lost_to_version") as u64;
+            let sealed = Sealed::Orphan { lost_to_version };
+            let format: i16 = row.get("seal_format");
             // One that does not open stays as it is, to be pruned.
-            let Ok(tokens) = self.open(RowKind::Orphan, id, row.get("key_id"), row.get("tokens"))
+            let Ok(tokens) = self.open(sealed, format, id, row.get("key_id"), row.get("tokens"))
             else {
                 continue;
             };
-            let (key_id, sealed) = self.seal(RowKind::Orphan, id, &tokens)?;
+            let (key_id, sealed) = self.seal(sealed, id, &tokens)?;
             let seq: i64 = row.get("seq");
             tx.execute(
-                "UPDATE refresh_kit_orphans SET key_id = $2, tokens = $3 WHERE seq = $1",
-                &[&seq, &key_id, &sealed],
+                "UPDATE refresh_kit_orphans SET key_id = $2, tokens = $3, seal_format = $4 WHERE seq = $1",
+                &[&seq, &key_id, &sealed, &SEAL_FORMAT],
             )
             .await
             .map_err(database)?;
@@ -430,30 +449,39 @@ impl PgStore {
         )))
     }
 
-    /// Writes `tokens` over the row inside `tx` (as version 1 for a row without tokens) and notifies waiters at
-    /// commit.
+    /// Writes `tokens` over the row `row` (locked `FOR UPDATE` in `tx`; `None`: no row yet) as its next version
+    /// (1 for a row without tokens), and notifies waiters at commit.
     async fn write(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         id: &CredentialId,
+        row: Option<&tokio_postgres::Row>,
         tokens: &StoredTokens,
     ) -> Result<u64, StoreError> {
-        let (key_id, sealed) = self.seal(RowKind::Credential, id, tokens)?;
-        let params: [&(dyn ToSql + Sync); 5] = [
+        let version = row.map_or(0, |row| row.get::<_, i64>("version")) + 1;
+        let sealed_for = Sealed::Credential {
+            version: version as u64,
+        };
+        let (key_id, sealed) = self.seal(sealed_for, id, tokens)?;
+        let params: [&(dyn ToSql + Sync); 7] = [
             &id.as_str(),
             &key_id,
             &sealed,
             &tokens.expires_at,
             &tokens.refreshable_until,
+            &version,
+            &SEAL_FORMAT,
         ];
         let row = tx
             .query_one(
-                "INSERT INTO refresh_kit_credentials (id, version, key_id, tokens, expires_at, refreshable_until)
-                 VALUES ($1, 1, $2, $3, $4, $5)
+                "INSERT INTO refresh_kit_credentials
+                        (id, version, key_id, tokens, expires_at, refreshable_until, seal_format)
+                 VALUES ($1, $6, $2, $3, $4, $5, $7)
                  ON CONFLICT (id) DO UPDATE
-                    SET version = refresh_kit_credentials.version + 1, key_id = EXCLUDED.key_id,
+                    SET version = EXCLUDED.version, key_id = EXCLUDED.key_id,
                         tokens = EXCLUDED.tokens, expires_at = EXCLUDED.expires_at,
-                        refreshable_until = EXCLUDED.refreshable_until, updated_at = now()
+                        refreshable_until = EXCLUDED.refreshable_until, seal_format = EXCLUDED.seal_format,
+                        updated_at = now()
                  RETURNING version",
                 &params,
             )
@@ -479,7 +507,7 @@ impl TokenStore for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT version, key_id, tokens FROM refresh_kit_credentials WHERE id = $1",
+                "SELECT version, key_id, tokens, seal_format FROM refresh_kit_credentials WHERE id = $1",
                 &[&id.as_str()],
             )
             .await
@@ -498,7 +526,7 @@ impl TokenStore for PgStore {
         let tx = client.transaction().await.map_err(database)?;
         let row = tx
             .query_opt(
-                "SELECT version, key_id, tokens, lease_epoch, coalesce(lease_until > now(), false) AS leased
+                "SELECT version, key_id, tokens, seal_format, lease_epoch, coalesce(lease_until > now(), false) AS leased
                    FROM refresh_kit_credentials WHERE id = $1 FOR UPDATE",
                 &[&id.as_str()],
             )
@@ -518,7 +546,7 @@ impl TokenStore for PgStore {
         if version != expected || fenced_out {
             return Ok(Swap::Conflict { current });
         }
-        let version = self.write(&tx, id, tokens).await?;
+        let version = self.write(&tx, id, row.as_ref(), tokens).await?;
         self.tend_orphans(&tx, id, version).await?;
         tx.commit().await.map_err(database)?;
         Ok(Swap::Written { version })
@@ -533,7 +561,7 @@ impl TokenStore for PgStore {
         let tx = client.transaction().await.map_err(database)?;
         let row = tx
             .query_opt(
-                "SELECT version, key_id, tokens FROM refresh_kit_credentials WHERE id = $1 FOR UPDATE",
+                "SELECT version, key_id, tokens, seal_format FROM refresh_kit_credentials WHERE id = $1 FOR UPDATE",
                 &[&id.as_str()],
             )
             .await
@@ -546,15 +574,18 @@ impl TokenStore for PgStore {
         {
             // Without tokens of its own the record takes these: they are the only ones.
             None => {
-                self.write(&tx, id, tokens).await?;
+                self.write(&tx, id, row.as_ref(), tokens).await?;
             }
             Some(_) => {
-                let (key_id, sealed) = self.seal(RowKind::Orphan, id, tokens)?;
-                let version = row.map_or(0, |row| row.get::<_, i64>("version"));
+                let version = row.as_ref().map_or(0, |row| row.get::<_, i64>("version"));
+                let lost_to = Sealed::Orphan {
+                    lost_to_version: version as u64,
+                };
+                let (key_id, sealed) = self.seal(lost_to, id, tokens)?;
                 tx.execute(
-                    "INSERT INTO refresh_kit_orphans (credential_id, key_id, tokens, lost_to_version)
-                     VALUES ($1, $2, $3, $4)",
-                    &[&id.as_str(), &key_id, &sealed, &version],
+                    "INSERT INTO refresh_kit_orphans (credential_id, key_id, tokens, lost_to_version, seal_format)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[&id.as_str(), &key_id, &sealed, &version, &SEAL_FORMAT],
                 )
                 .await
                 .map_err(database)?;
@@ -655,5 +686,27 @@ impl Drop for PgLease {
         };
         let (store, id) = (self.store.clone(), self.id.clone());
         runtime.spawn(async move { store.give_up(&id, epoch).await });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Format 2 binds the version (a record's, or the one an orphan lost to); rows of format 1, written before it,
+    /// open as they were sealed.
+    #[test]
+    fn the_seal_binds_the_version_from_format_2_on() {
+        let id = CredentialId::new("c").unwrap();
+        let record = Sealed::Credential { version: 7 };
+        let orphan = Sealed::Orphan { lost_to_version: 7 };
+        assert_eq!(PgStore::context(record, 1, &id), b"credential\0c");
+        assert_eq!(PgStore::context(orphan, 1, &id), b"orphan\0c");
+        assert_eq!(PgStore::context(record, 2, &id), b"credential\0c\07");
+        assert_eq!(PgStore::context(orphan, SEAL_FORMAT, &id), b"orphan\0c\07");
+        assert_ne!(
+            PgStore::context(Sealed::Credential { version: 6 }, 2, &id),
+            PgStore::context(record, 2, &id)
+        );
     }
 }

@@ -607,3 +607,46 @@ async fn an_orphan_that_does_not_open_is_skipped_and_older_keys_are_sealed_again
     let kept: Vec<_> = record.orphans.iter().map(|orphan| &orphan.tokens).collect();
     assert_eq!(kept, openable);
 }
+
+/// A record's seal binds its version: an older ciphertext of the same row, put back under the current version (a
+/// restored backup, a hand edit), does not open, and nothing is written over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_ciphertext_put_back_into_its_row_does_not_open() {
+    let database = Database::new();
+    let store = store(&database, Duration::from_secs(30)).await;
+    let id = id("rolled-back");
+    let _ = store
+        .compare_and_swap(&id, None, &tokens("1"))
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let first: Vec<u8> = client
+        .query_one(
+            "SELECT tokens FROM refresh_kit_credentials WHERE id = 'rolled-back'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let _ = store
+        .compare_and_swap(&id, Some(1), &tokens("2"))
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE refresh_kit_credentials SET tokens = $1 WHERE id = 'rolled-back'",
+            &[&first],
+        )
+        .await
+        .unwrap();
+    let error = store.load(&id).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Key { reason, .. } if reason.contains("authentication")),
+        "{error}"
+    );
+    let write = store.compare_and_swap(&id, Some(2), &tokens("3")).await;
+    assert!(matches!(write, Err(StoreError::Key { .. })), "{write:?}");
+}
