@@ -703,7 +703,10 @@ mod tests {
         assert_eq!(PgStore::context(record, 1, &id), b"credential\0c");
         assert_eq!(PgStore::context(orphan, 1, &id), b"orphan\0c");
         assert_eq!(PgStore::context(record, 2, &id), b"credential\x00c\x007");
-        assert_eq!(PgStore::context(orphan, SEAL_FORMAT, &id), b"orphan\x00c\x007");
+        assert_eq!(
+            PgStore::context(orphan, SEAL_FORMAT, &id),
+            b"orphan\x00c\x007"
+        );
         assert_ne!(
             PgStore::context(Sealed::Credential { version: 6 }, 2, &id),
             PgStore::context(record, 2, &id)

@@ -101,6 +101,9 @@ pub struct SandboxOptions {
     pub host: IpAddr,
     /// The first emulator's port; the others take the following ones. `0` (the default): free ports.
     pub port: u16,
+    /// Reuse detection, as OAuth 2.1 servers do it: a spent refresh token presented again revokes its whole
+    /// family (the chain of rotations it belongs to), at every emulator. Off by default, as the vendors document none.
+    pub reuse_detection: bool,
 }
 
 impl Default for SandboxOptions {
@@ -109,6 +112,7 @@ impl Default for SandboxOptions {
             emulators: Emulator::ALL.to_vec(),
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
+            reuse_detection: false,
         }
     }
 }
@@ -123,6 +127,12 @@ impl SandboxOptions {
 
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// See [`SandboxOptions::reuse_detection`].
+    pub fn with_reuse_detection(mut self) -> Self {
+        self.reuse_detection = true;
         self
     }
 }
@@ -145,7 +155,10 @@ struct Server {
 impl Sandbox {
     /// Starts the emulators, each on its own port.
     pub async fn start(options: SandboxOptions) -> std::io::Result<Sandbox> {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            reuse_detection: options.reuse_detection,
+            ..Shared::default()
+        });
         let mut servers = Vec::new();
         for (index, emulator) in options.emulators.iter().copied().enumerate() {
             let port = if options.port == 0 {
@@ -276,7 +289,36 @@ impl Sandbox {
             Err(tokens::Refusal::Spent) => RefreshTokenState::Spent,
             Err(tokens::Refusal::Expired) => RefreshTokenState::Expired,
             Err(tokens::Refusal::Unknown) => RefreshTokenState::Unknown,
+            Err(tokens::Refusal::Revoked) => RefreshTokenState::Revoked,
         }
+    }
+
+    /// What `emulator` makes of an access token (Sugon AC: its token; WeChat: an authorizer's or the platform's
+    /// component token) now: a token spent by a rotation still counts as live until it expires, as the vendors
+    /// document nothing else for their APIs.
+    pub fn access_token_state(&self, emulator: Emulator, access_token: &str) -> AccessTokenState {
+        let now = self.shared.clock.now();
+        let ledgers = self.shared.ledgers();
+        let issued = ledgers
+            .access_tokens(emulator)
+            .into_iter()
+            .find_map(|tokens| tokens.get(access_token).cloned());
+        match issued {
+            None => AccessTokenState::Unknown,
+            Some(issued) if issued.expires_at.is_some_and(|at| now > at) => {
+                AccessTokenState::Expired
+            }
+            Some(_) => AccessTokenState::Live,
+        }
+    }
+
+    /// Every refresh the emulator handled, in order: the refresh token presented (Sugon AC: the token).
+    pub fn presented_refresh_tokens(&self, emulator: Emulator) -> Vec<String> {
+        lock(&self.shared.refreshes)
+            .iter()
+            .filter(|r| r.emulator == emulator)
+            .map(|r| r.credential.clone())
+            .collect()
     }
 
     /// The refresh token (Sugon AC: the token) `emulator` issued last.
@@ -338,6 +380,18 @@ pub enum RefreshTokenState {
     Expired,
     /// Never issued here.
     Unknown,
+    /// Its family was revoked by reuse detection ([`SandboxOptions::with_reuse_detection`]).
+    Revoked,
+}
+
+/// What an emulator makes of an access token (see [`Sandbox::access_token_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccessTokenState {
+    Live,
+    Expired,
+    /// Never issued here.
+    Unknown,
 }
 
 /// The tokens of a first login (see [`Sandbox::login`]).
@@ -387,6 +441,7 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<LoggedRequest>>,
     refreshes: Mutex<Vec<log::Refresh>>,
     ledgers: Mutex<emulators::Ledgers>,
+    reuse_detection: bool,
 }
 
 impl Shared {
@@ -437,6 +492,14 @@ impl Shared {
             credential: credential.to_owned(),
             at: std::time::SystemTime::now(),
         });
+        if self.reuse_detection
+            && self
+                .ledgers()
+                .refresh_tokens_mut(emulator)
+                .revoke_family_if_spent(credential)
+        {
+            tracing::warn!(%emulator, "a spent refresh token was presented again: its family is revoked");
+        }
     }
 
     /// What the emulators issued, locked for one handler's read-check-write.

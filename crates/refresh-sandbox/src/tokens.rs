@@ -1,6 +1,6 @@
 //! Tokens an emulator issued, with their lifetimes and whether they were used up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,6 +15,9 @@ pub(crate) struct Issued {
     pub spent: bool,
     /// What the token belongs to (an app, a company, an authorizer), where the emulator checks it.
     pub subject: String,
+    /// The chain of rotations it belongs to: a login starts one, and a token issued right after another was spent
+    /// (a rotation) continues its chain.
+    pub family: u64,
 }
 
 /// Why a presented token is refused.
@@ -23,6 +26,8 @@ pub(crate) enum Refusal {
     Unknown,
     Spent,
     Expired,
+    /// Its family was revoked: a spent token of it was presented again (reuse detection).
+    Revoked,
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +35,10 @@ pub(crate) struct Tokens {
     issued: HashMap<String, Issued>,
     /// The newest token issued.
     last: Option<String>,
+    /// The family of the token spent last, which the next token issued continues.
+    spent_family: Option<u64>,
+    families: u64,
+    revoked: HashSet<u64>,
 }
 
 impl Tokens {
@@ -54,10 +63,15 @@ impl Tokens {
         lifetime: Option<TimeDelta>,
         subject: &str,
     ) {
+        let family = self.spent_family.take().unwrap_or_else(|| {
+            self.families += 1;
+            self.families
+        });
         let issued = Issued {
             expires_at: lifetime.map(|l| now + l),
             spent: false,
             subject: subject.into(),
+            family,
         };
         self.last = Some(value.clone());
         self.issued.insert(value, issued);
@@ -66,6 +80,9 @@ impl Tokens {
     /// The token if it is known, not spent and not expired at `now`.
     pub fn check(&self, value: &str, now: DateTime<Utc>) -> Result<&Issued, Refusal> {
         let issued = self.issued.get(value).ok_or(Refusal::Unknown)?;
+        if self.revoked.contains(&issued.family) {
+            return Err(Refusal::Revoked);
+        }
         if issued.spent {
             return Err(Refusal::Spent);
         }
@@ -88,6 +105,16 @@ impl Tokens {
     pub fn spend(&mut self, value: &str) {
         if let Some(issued) = self.issued.get_mut(value) {
             issued.spent = true;
+            self.spent_family = Some(issued.family);
+        }
+    }
+
+    /// Reuse detection, as OAuth 2.1 servers do it: a spent token presented again revokes its whole family, so
+    /// that whoever holds the newest token of it (the thief, or the client) must log in again. `true` if it did.
+    pub fn revoke_family_if_spent(&mut self, value: &str) -> bool {
+        match self.issued.get(value) {
+            Some(issued) if issued.spent => self.revoked.insert(issued.family),
+            _ => false,
         }
     }
 }
@@ -122,5 +149,33 @@ mod tests {
         assert_eq!(tokens.check(&token, now).unwrap_err(), Refusal::Spent);
         assert_eq!(tokens.check("nope", now).unwrap_err(), Refusal::Unknown);
         assert_ne!(random_hex(), random_hex());
+    }
+
+    /// A rotation continues the spent token's family; a spent token presented again revokes the family, and
+    /// with it the newest token; another family is untouched.
+    #[test]
+    fn reusing_a_spent_token_revokes_its_family() {
+        let mut tokens = Tokens::default();
+        let now = Utc::now();
+        let first = tokens.issue("rt-", now, None, "app");
+        let other = tokens.issue("rt-", now, None, "app");
+        tokens.spend(&first);
+        let second = tokens.issue("rt-", now, None, "app");
+        assert_eq!(
+            tokens.get(&first).unwrap().family,
+            tokens.get(&second).unwrap().family
+        );
+        assert_ne!(
+            tokens.get(&first).unwrap().family,
+            tokens.get(&other).unwrap().family
+        );
+        assert!(
+            !tokens.revoke_family_if_spent(&second),
+            "a live token revokes nothing"
+        );
+        assert!(tokens.check(&second, now).is_ok());
+        assert!(tokens.revoke_family_if_spent(&first));
+        assert_eq!(tokens.check(&second, now).unwrap_err(), Refusal::Revoked);
+        assert!(tokens.check(&other, now).is_ok());
     }
 }

@@ -28,10 +28,10 @@ const PLAIN_REFRESH_LIFETIME: TimeDelta = TimeDelta::days(32);
 
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
-    access: Tokens,
-    refresh: Tokens,
+    pub(crate) access: Tokens,
+    pub(crate) refresh: Tokens,
     /// refresh token → the access token issued with it.
-    pairs: HashMap<String, String>,
+    pub(crate) pairs: HashMap<String, String>,
 }
 
 impl Ledger {

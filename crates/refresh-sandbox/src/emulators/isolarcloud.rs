@@ -24,9 +24,9 @@ const REFRESH_LIFETIME_SECONDS: i64 = 30 * 24 * 3600;
 
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
-    access: Tokens,
-    refresh: Tokens,
-    codes: Tokens,
+    pub(crate) access: Tokens,
+    pub(crate) refresh: Tokens,
+    pub(crate) codes: Tokens,
 }
 
 impl Ledger {
@@ -96,7 +96,7 @@ async fn refresh(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     match state.refresh.check(old, now) {
         Ok(_) => {}
         Err(Refusal::Expired) => return refused("-2"),
-        Err(Refusal::Unknown | Refusal::Spent) => return refused("5"),
+        Err(Refusal::Unknown | Refusal::Spent | Refusal::Revoked) => return refused("5"),
     }
     state.refresh.spend(old);
     let (access, refresh) = issue(state, now);

@@ -25,7 +25,9 @@ const REFRESH_LIFETIME_SECONDS: i64 = 30 * 24 * 3600;
 
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
-    refresh: Tokens,
+    pub(crate) refresh: Tokens,
+    /// The access tokens issued with them (no MISA endpoint here takes one; kept for the oracle).
+    pub(crate) access: Tokens,
 }
 
 impl Ledger {
@@ -43,12 +45,18 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 pub(crate) fn login(shared: &Shared, company_code: &str) -> crate::Login {
     let now = shared.clock.now();
     let access = uuid_like();
-    let refresh = shared.ledgers().misa_cukcuk.refresh.issue(
+    let mut ledgers = shared.ledgers();
+    let refresh = ledgers.misa_cukcuk.refresh.issue(
         "",
         now,
         Some(seconds(REFRESH_LIFETIME_SECONDS)),
         company_code,
     );
+    let lifetime = Some(seconds(ACCESS_LIFETIME_SECONDS));
+    ledgers
+        .misa_cukcuk
+        .access
+        .insert(access.clone(), now, lifetime, company_code);
     crate::Login::new(access, refresh)
 }
 
@@ -81,6 +89,12 @@ async fn refresh(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         tokens.issue("", now, Some(seconds(REFRESH_LIFETIME_SECONDS)), company)
     };
     let access = uuid_like();
+    let lifetime = Some(seconds(ACCESS_LIFETIME_SECONDS));
+    shared
+        .ledgers()
+        .misa_cukcuk
+        .access
+        .insert(access.clone(), now, lifetime, company);
     let expires = dotnet_date(now + seconds(ACCESS_LIFETIME_SECONDS));
     json(
         StatusCode::OK,

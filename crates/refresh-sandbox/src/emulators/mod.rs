@@ -38,6 +38,28 @@ impl Ledgers {
             Emulator::Ekuaibao => self.ekuaibao.refresh_tokens(),
         }
     }
+
+    pub(crate) fn refresh_tokens_mut(&mut self, emulator: Emulator) -> &mut crate::tokens::Tokens {
+        match emulator {
+            Emulator::ISolarCloud => &mut self.isolarcloud.refresh,
+            Emulator::SugonAc => &mut self.sugon_ac.tokens,
+            Emulator::MisaCukcuk => &mut self.misa_cukcuk.refresh,
+            Emulator::WechatOpen => &mut self.wechat_open.refresh,
+            Emulator::Ekuaibao => &mut self.ekuaibao.refresh,
+        }
+    }
+
+    /// The tokens a caller presents to the vendor's APIs at `emulator`: access tokens (Sugon AC: its tokens;
+    /// WeChat: the authorizers' and the platform's component tokens).
+    pub(crate) fn access_tokens(&self, emulator: Emulator) -> Vec<&crate::tokens::Tokens> {
+        match emulator {
+            Emulator::ISolarCloud => vec![&self.isolarcloud.access],
+            Emulator::SugonAc => vec![&self.sugon_ac.tokens],
+            Emulator::MisaCukcuk => vec![&self.misa_cukcuk.access],
+            Emulator::WechatOpen => vec![&self.wechat_open.access, &self.wechat_open.component],
+            Emulator::Ekuaibao => vec![&self.ekuaibao.access],
+        }
+    }
 }
 
 pub(crate) fn router(emulator: Emulator, shared: Arc<Shared>) -> Router {

@@ -26,7 +26,7 @@ const RENEWAL_GRACE: TimeDelta = TimeDelta::hours(24);
 
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
-    tokens: Tokens,
+    pub(crate) tokens: Tokens,
 }
 
 impl Ledger {

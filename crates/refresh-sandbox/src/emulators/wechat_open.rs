@@ -28,10 +28,10 @@ const TOKEN_LIFETIME_SECONDS: i64 = 7200;
 
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
-    component: Tokens,
-    access: Tokens,
-    refresh: Tokens,
-    codes: Tokens,
+    pub(crate) component: Tokens,
+    pub(crate) access: Tokens,
+    pub(crate) refresh: Tokens,
+    pub(crate) codes: Tokens,
 }
 
 impl Ledger {
