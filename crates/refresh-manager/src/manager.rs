@@ -832,10 +832,15 @@ impl<S: TokenStore + 'static> Manager<S> {
             // A renewal that finished while this one waited for the lock.
             return Ok((token, Renewed::FromStore));
         }
-        let record = self.load(credential).await?;
+        let mut record = self.load(credential).await?;
         if let Some(unsaved) = self.take_unsaved(credential).await {
             // The last renewal's tokens first: the vendor may already have spent the stored refresh token.
-            return self.commit(credential, unsaved).await;
+            let committed = self.commit(credential, unsaved).await?;
+            if committed.0.is_valid(clock) {
+                return Ok(committed);
+            }
+            // Stored, but not valid now (rescued long ago, or obtained on a clock ahead of this one): renew them.
+            record = self.load(credential).await?;
         }
         let Some(record) = record else {
             return match credential.login_grant() {
@@ -1242,7 +1247,17 @@ impl<S: TokenStore + 'static> Manager<S> {
                 let trusted = TimeDelta::from_std(lifetime.saturating_sub(self.shared.clock_skew))
                     .unwrap_or(TimeDelta::MAX);
                 let skew = TimeDelta::from_std(self.shared.clock_skew).unwrap_or(TimeDelta::MAX);
-                let left = (tokens.expires_at - clock.wall() - skew).min(trusted);
+                let wall = clock.wall();
+                let left = if tokens.obtained_at > wall + skew {
+                    // Obtained "later" than now: the writer's clock ran ahead, or ours went back since. Either way
+                    // the wall clock cannot tell this token's age: it is due at once.
+                    observe::anomaly(credential.vendor(), Anomaly::ObtainedInTheFuture);
+                    tracing::warn!(credential = %credential.id, ahead_s = (tokens.obtained_at - wall).num_seconds(),
+                        "the stored tokens were obtained later than this clock says it is now: renewing them");
+                    TimeDelta::zero()
+                } else {
+                    (tokens.expires_at - wall - skew).min(trusted)
+                };
                 (now.offset(left), tokens.expires_at - skew)
             }
         };
@@ -1524,8 +1539,9 @@ mod tests {
         }
     }
 
-    /// A record written by a replica whose wall clock runs 10 minutes fast says its token expires 10 minutes late.
-    /// Another replica trusts it for no more than its lifetime less the allowed skew, not for what it says.
+    /// A record written by a replica whose wall clock runs ahead says its token expires late. Within the allowed
+    /// skew, another replica trusts it for no more than its lifetime less that skew; far ahead (obtained "in the
+    /// future"), its age is unknown, and it is due at once.
     #[tokio::test]
     async fn a_record_from_a_writer_with_a_fast_clock_is_trusted_for_its_lifetime_at_most() {
         let manager = Manager::with_options(
@@ -1540,15 +1556,19 @@ mod tests {
         manager.manage(id.clone(), CredentialOptions::new(refresher));
         let credential = manager.credential(&id).unwrap();
         let clock = manager.clock().clone();
-        let mut stored = tokens("skewed");
-        stored.obtained_at = clock.wall() + TimeDelta::minutes(10);
-        stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
-        let token = manager.token_of(&credential, &Versioned::new(1, stored), None);
-        let trusted = token.valid_until.since(clock.now());
+        let written_ahead = |ahead: TimeDelta| {
+            let mut stored = tokens("skewed");
+            stored.obtained_at = clock.wall() + ahead;
+            stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
+            manager.token_of(&credential, &Versioned::new(1, stored), None)
+        };
+        let slightly = written_ahead(TimeDelta::seconds(3));
+        let trusted = slightly.valid_until.since(clock.now());
         assert!(
-            trusted <= Duration::from_secs(3600 - 5),
+            trusted <= Duration::from_secs(3600 - 5) && trusted > Duration::from_secs(3590 - 5),
             "trusted for {trusted:?}"
         );
-        assert!(trusted > Duration::from_secs(3590 - 5), "{trusted:?}");
+        let far = written_ahead(TimeDelta::minutes(10));
+        assert!(!far.is_valid(&clock) && far.refresh_due <= clock.now());
     }
 }

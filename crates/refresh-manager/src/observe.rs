@@ -32,6 +32,9 @@ pub enum Anomaly {
     ShortLifetime,
     /// A `Retry-After` longer than the backoff's maximum: the manager waits the maximum.
     RetryAfterCapped,
+    /// Stored tokens obtained later than this process's wall clock says it is (by more than the allowed skew): the
+    /// writer's clock ran ahead, or this one went back, and the token's age is unknown; it is renewed at once.
+    ObtainedInTheFuture,
 }
 
 impl Anomaly {
@@ -39,6 +42,7 @@ impl Anomaly {
         match self {
             Anomaly::ShortLifetime => "short_lifetime",
             Anomaly::RetryAfterCapped => "retry_after_capped",
+            Anomaly::ObtainedInTheFuture => "obtained_in_the_future",
         }
     }
 }

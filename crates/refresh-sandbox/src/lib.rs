@@ -218,6 +218,18 @@ impl Sandbox {
             .push_back(fault);
     }
 
+    /// How many injected faults still wait for a request at the emulator.
+    pub fn pending_faults(&self, emulator: Emulator) -> usize {
+        lock(&self.shared.faults)
+            .get(&emulator)
+            .map_or(0, VecDeque::len)
+    }
+
+    /// Drops the faults still queued for the emulator.
+    pub fn clear_faults(&self, emulator: Emulator) {
+        lock(&self.shared.faults).remove(&emulator);
+    }
+
     /// From `from` until `until` on the sandbox's clock, the emulator answers every request with HTTP `status` and
     /// no body, as a vendor whose token endpoint is down: tests move the clock through it instead of waiting.
     pub fn outage(

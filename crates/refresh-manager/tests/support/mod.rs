@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use refresh_facade::{
-    EkuaibaoConfig, Grant, ISolarCloudConfig, Refresher, SugonAcConfig, VendorConfig,
-    WechatOpenConfig,
+    EkuaibaoConfig, Grant, ISolarCloudConfig, MisaCukcukConfig, Refresher, SugonAcConfig,
+    VendorConfig, WechatOpenConfig,
 };
 use refresh_manager::{
     CredentialId, CredentialOptions, Manager, ManagerClock, ManagerOptions, ManualClock, TokenStore,
@@ -22,10 +22,12 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(emulator: Emulator) -> Self {
+        Self::start_with(SandboxOptions::only(emulator)).await
+    }
+
+    pub async fn start_with(options: SandboxOptions) -> Self {
         Harness {
-            sandbox: Sandbox::start(SandboxOptions::only(emulator))
-                .await
-                .unwrap(),
+            sandbox: Sandbox::start(options).await.unwrap(),
             clock: ManualClock::new(),
         }
     }
@@ -90,7 +92,10 @@ impl Harness {
                 .with_base_url(base),
             ),
             Emulator::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new().with_base_url(base)),
-            other => unreachable!("no manager test uses {other}"),
+            Emulator::MisaCukcuk => VendorConfig::MisaCukcuk(
+                MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE).with_base_url(base),
+            ),
+            other => unreachable!("no emulator {other} yet"),
         };
         Refresher::new(config)
             .unwrap()

@@ -1,0 +1,1166 @@
+//! The lifecycle simulation: the suite's main reliability test.
+//!
+//! A seed draws a world and a list of steps. The world is one sandbox with every vendor (reuse detection on: a
+//! spent refresh token presented again revokes its family), seven credentials across the five vendors (two whose
+//! names extend each other, a WeChat platform's component token and an authorizer that presents it), and three
+//! managers over one shared store (a `MemoryStore`, or a `FileStore` on one directory), each with a clock of its
+//! own that starts skewed. Each manager runs on a runtime of its own, so that a crash is real: the runtime is shut
+//! down and every task of it stops at whatever await it was at.
+//!
+//! The steps: time passes; a caller reads; a manager restarts (rebuilt from the store) or crashes in the middle of
+//! a read; a machine is suspended; a wall clock jumps; a store refuses writes (or its write check fails too); a
+//! vendor answers 5xx, 429 with an extreme `Retry-After`, too late for the call timeout, with a lifetime of a
+//! second, with a drifted type, or rotates and drops the connection.
+//!
+//! After every step, once no renewal is running, the invariants are checked against the sandbox's ledgers:
+//! 1. no caller received an access token the vendor considers expired or never issued;
+//! 2. the vendor never saw one refresh token twice, unless an answer was lost meanwhile (a crash, a dropped
+//!    connection, a call given up): those are counted apart;
+//! 3. the store (record or orphans) or the rescue holds a refresh token the vendor still accepts, unless it
+//!    expired while no one ran, or an answer was lost (counted);
+//! 4. no credential's vendor calls loop: at most [`CALLS_PER_STEP`] per step;
+//! 5. at the end, with the faults gone, every credential with a login of its own has a valid token;
+//! 6. no token of one credential is handed to another.
+//!
+//! A failing seed prints the command that replays it and the shortest list of its steps that still fails
+//! (`SIM_STEPS=…` replays that list). `SIM_SEEDS=N` runs N seeds after the fixed ones; `SIM_STORE=file` or
+//! `memory` runs one store only; `SIM_BUDGET_SECS` bounds the random seeds' time. What is not fixed by the seed is
+//! the interleaving of the real loopback calls with the managers' tasks: a seed replays the same steps, and almost
+//! always the same run.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::TimeDelta;
+use refresh_manager::{
+    CredentialId, CredentialOptions, FileStore, Manager, ManagerOptions, ManualClock, MemoryStore,
+    Rescue, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+};
+use refresh_sandbox::{AccessTokenState, Emulator, Fault, RefreshTokenState, SandboxOptions};
+use serde_json::json;
+use support::Harness;
+
+/// The most vendor calls a credential may cause in one step: a loop makes hundreds.
+const CALLS_PER_STEP: usize = 12;
+/// Every refresher's call timeout: a late answer takes longer.
+const CALL_TIMEOUT: Duration = Duration::from_millis(700);
+const LATE: Duration = Duration::from_millis(1_000);
+const MANAGERS: usize = 3;
+/// The fixed seeds CI runs, each on both stores. Every lifecycle bug found later becomes one more.
+const FIXED_SEEDS: &[u64] = &[1, 2, 8, 13, 2026];
+const STEPS: usize = 120;
+/// How far a manager's wall clock may be off the vendor's and still be right enough: within the manager's allowed
+/// clock skew (30 s). A manager whose wall clock is further off cannot judge a vendor's absolute expiry, and what
+/// it serves is counted, not judged (see the module docs).
+const SKEW: i64 = 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreKind {
+    Memory,
+    File,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreFault {
+    /// The next writes fail (a full disk found out only by the write), the write check passing.
+    FailWrites(u32),
+    /// The write check and the writes fail (a read-only directory).
+    Unwritable(u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum VendorFault {
+    ServerError,
+    RateLimited(u64),
+    Late,
+    OneSecondLifetime,
+    Drift,
+    DropAfterCommit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Pass {
+        secs: u64,
+    },
+    Read {
+        manager: usize,
+        credential: usize,
+    },
+    Restart {
+        manager: usize,
+        foreground: bool,
+    },
+    Crash {
+        manager: usize,
+        credential: usize,
+        after_ms: u64,
+    },
+    Suspend {
+        manager: usize,
+        secs: u64,
+    },
+    /// The manager's wall clock is set `secs` off the vendor's (an operator, a restored snapshot, NTP putting it
+    /// right again).
+    WallSet {
+        manager: usize,
+        secs: i64,
+    },
+    Store {
+        manager: usize,
+        fault: StoreFault,
+    },
+    Vendor {
+        credential: usize,
+        fault: VendorFault,
+    },
+}
+
+impl fmt::Display for Step {
+    /// The form `SIM_STEPS` reads back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Step::Pass { secs } => write!(f, "pass {secs}"),
+            Step::Read {
+                manager,
+                credential,
+            } => write!(f, "read {manager} {credential}"),
+            Step::Restart {
+                manager,
+                foreground,
+            } => write!(f, "restart {manager} {}", u8::from(foreground)),
+            Step::Crash {
+                manager,
+                credential,
+                after_ms,
+            } => write!(f, "crash {manager} {credential} {after_ms}"),
+            Step::Suspend { manager, secs } => write!(f, "suspend {manager} {secs}"),
+            Step::WallSet { manager, secs } => write!(f, "wall {manager} {secs}"),
+            Step::Store { manager, fault } => match fault {
+                StoreFault::FailWrites(n) => write!(f, "failwrites {manager} {n}"),
+                StoreFault::Unwritable(n) => write!(f, "unwritable {manager} {n}"),
+            },
+            Step::Vendor { credential, fault } => match fault {
+                VendorFault::ServerError => write!(f, "5xx {credential}"),
+                VendorFault::RateLimited(secs) => write!(f, "429 {credential} {secs}"),
+                VendorFault::Late => write!(f, "late {credential}"),
+                VendorFault::OneSecondLifetime => write!(f, "short {credential}"),
+                VendorFault::Drift => write!(f, "drift {credential}"),
+                VendorFault::DropAfterCommit => write!(f, "drop {credential}"),
+            },
+        }
+    }
+}
+
+fn parse_step(text: &str) -> Step {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let n = |i: usize| -> u64 { words[i].parse().expect("a number") };
+    let u = |i: usize| n(i) as usize;
+    match words[0] {
+        "pass" => Step::Pass { secs: n(1) },
+        "read" => Step::Read {
+            manager: u(1),
+            credential: u(2),
+        },
+        "restart" => Step::Restart {
+            manager: u(1),
+            foreground: n(2) == 1,
+        },
+        "crash" => Step::Crash {
+            manager: u(1),
+            credential: u(2),
+            after_ms: n(3),
+        },
+        "suspend" => Step::Suspend {
+            manager: u(1),
+            secs: n(2),
+        },
+        "wall" => Step::WallSet {
+            manager: u(1),
+            secs: words[2].parse().unwrap(),
+        },
+        "failwrites" => Step::Store {
+            manager: u(1),
+            fault: StoreFault::FailWrites(n(2) as u32),
+        },
+        "unwritable" => Step::Store {
+            manager: u(1),
+            fault: StoreFault::Unwritable(n(2) as u32),
+        },
+        "5xx" => vendor(u(1), VendorFault::ServerError),
+        "429" => vendor(u(1), VendorFault::RateLimited(n(2))),
+        "late" => vendor(u(1), VendorFault::Late),
+        "short" => vendor(u(1), VendorFault::OneSecondLifetime),
+        "drift" => vendor(u(1), VendorFault::Drift),
+        "drop" => vendor(u(1), VendorFault::DropAfterCommit),
+        other => panic!("unknown step {other:?}"),
+    }
+}
+
+fn vendor(credential: usize, fault: VendorFault) -> Step {
+    Step::Vendor { credential, fault }
+}
+
+/// The steps a seed draws.
+fn draw_steps(seed: u64, count: usize) -> Vec<Step> {
+    let mut random = fastrand::Rng::with_seed(seed);
+    let credentials = credentials().len();
+    (0..count)
+        .map(|_| {
+            let manager = random.usize(..MANAGERS);
+            let credential = random.usize(..credentials);
+            match random.u32(..100) {
+                0..30 => Step::Pass {
+                    secs: if random.bool() {
+                        random.u64(1..600)
+                    } else {
+                        random.u64(600..6 * 3600)
+                    },
+                },
+                30..62 => Step::Read {
+                    manager,
+                    credential,
+                },
+                62..67 => Step::Restart {
+                    manager,
+                    foreground: random.bool(),
+                },
+                67..72 => Step::Crash {
+                    manager,
+                    credential,
+                    after_ms: random.u64(0..40),
+                },
+                72..74 => Step::Suspend {
+                    manager,
+                    secs: random.u64(3600..3 * 24 * 3600),
+                },
+                74..77 => Step::WallSet {
+                    manager,
+                    secs: if random.bool() {
+                        random.i64(-SKEW..SKEW)
+                    } else {
+                        random.i64(-2 * 24 * 3600..2 * 24 * 3600)
+                    },
+                },
+                77..85 => Step::Store {
+                    manager,
+                    fault: if random.bool() {
+                        StoreFault::FailWrites(random.u32(1..12))
+                    } else {
+                        StoreFault::Unwritable(random.u32(1..4))
+                    },
+                },
+                _ => Step::Vendor {
+                    credential,
+                    fault: match random.u32(..6) {
+                        0 => VendorFault::ServerError,
+                        1 => VendorFault::RateLimited(if random.bool() {
+                            u64::MAX
+                        } else {
+                            random.u64(1..100_000)
+                        }),
+                        2 => VendorFault::Late,
+                        3 => VendorFault::OneSecondLifetime,
+                        4 => VendorFault::Drift,
+                        _ => VendorFault::DropAfterCommit,
+                    },
+                },
+            }
+        })
+        .collect()
+}
+
+/// One credential of the world.
+struct Credential {
+    id: &'static str,
+    emulator: Emulator,
+    /// It logs in again by itself.
+    has_login: bool,
+    /// WeChat's component token: renewed by a login, never refreshed.
+    component: bool,
+}
+
+fn credentials() -> Vec<Credential> {
+    let credential = |id, emulator, has_login, component| Credential {
+        id,
+        emulator,
+        has_login,
+        component,
+    };
+    vec![
+        credential("isolar", Emulator::ISolarCloud, false, false),
+        credential("sugon", Emulator::SugonAc, true, false),
+        credential("sugon.write", Emulator::SugonAc, true, false),
+        credential("ekuaibao", Emulator::Ekuaibao, true, false),
+        credential("misa", Emulator::MisaCukcuk, false, false),
+        credential("_wechat-component.wx", Emulator::WechatOpen, true, true),
+        credential("wechat", Emulator::WechatOpen, false, false),
+    ]
+}
+
+/// The component credential the authorizer presents.
+const COMPONENT: usize = 5;
+
+/// A store whose writes and write check fail on command, and that a crash turns off.
+#[derive(Clone)]
+struct Faulty<S> {
+    inner: S,
+    failing_writes: Arc<AtomicU32>,
+    failing_checks: Arc<AtomicU32>,
+    dead: Arc<AtomicBool>,
+}
+
+impl<S> Faulty<S> {
+    fn new(inner: S) -> Self {
+        Faulty {
+            inner,
+            failing_writes: Arc::default(),
+            failing_checks: Arc::default(),
+            dead: Arc::default(),
+        }
+    }
+
+    fn refuses(&self, counter: &AtomicU32) -> Result<(), StoreError> {
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(StoreError::Io(std::io::Error::other("the process is gone")));
+        }
+        let failing = counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::Io(std::io::Error::other(
+                "No space left on device (simulated)",
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<S: TokenStore> TokenStore for Faulty<S> {
+    type Lock = S::Lock;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        self.refuses(&AtomicU32::new(0))?;
+        self.inner.load(id).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        self.refuses(&self.failing_writes)?;
+        self.inner.compare_and_swap(id, expected, tokens).await
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        self.refuses(&AtomicU32::new(0))?;
+        self.inner.keep_orphan(id, tokens).await
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
+        self.refuses(&AtomicU32::new(0))?;
+        self.inner.lock(id).await
+    }
+
+    fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
+        self.inner.lock_left(lock)
+    }
+
+    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
+        if self.failing_checks.load(Ordering::SeqCst) > 0 {
+            self.refuses(&self.failing_checks)?;
+        }
+        self.refuses(&AtomicU32::new(0))?;
+        self.inner.check_writable(id).await
+    }
+
+    async fn release(&self, lock: Self::Lock) {
+        self.inner.release(lock).await
+    }
+}
+
+/// The shared store of the world, as each manager opens it.
+#[derive(Clone)]
+enum Shared {
+    Memory(MemoryStore),
+    File(std::path::PathBuf),
+}
+
+/// One process: a manager on a runtime of its own.
+struct Process<S: TokenStore + 'static> {
+    runtime: Option<tokio::runtime::Runtime>,
+    manager: Manager<Faulty<S>>,
+    store: Faulty<S>,
+    clock: ManualClock,
+    /// How far its wall clock is off the vendor's, in seconds.
+    wall_off: i64,
+}
+
+impl<S: TokenStore + 'static> Drop for Process<S> {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Default, Debug)]
+struct Findings {
+    violations: Vec<String>,
+    /// Answers lost with the process or the connection that was to carry them (the window no store can close).
+    lost_answers: usize,
+    /// Refresh tokens presented twice after such a loss.
+    replays_after_loss: usize,
+    /// Credentials found without a live refresh token after such a loss, and logged in again by the harness.
+    relogged_after_loss: usize,
+    reads: usize,
+    served: usize,
+    /// Tokens the vendor considered expired, served by a manager whose wall clock was off by more than [`SKEW`].
+    served_by_a_wrong_clock: usize,
+    simulated: Duration,
+}
+
+struct World<S: TokenStore + 'static> {
+    harness: Harness,
+    credentials: Vec<Credential>,
+    processes: Vec<Option<Process<S>>>,
+    open: Box<dyn Fn() -> S>,
+    rescue: Rescue,
+    _dir: tempfile::TempDir,
+    /// Credentials that may have lost an answer since they last held a live refresh token.
+    exposed: HashSet<usize>,
+    /// Access token → the credential it was handed to.
+    served_to: HashMap<String, usize>,
+    /// Refresh token → the credential whose store held it.
+    held_by: HashMap<String, usize>,
+    /// How many presented refresh tokens each emulator's log had at the last check.
+    presented_seen: HashMap<Emulator, usize>,
+    presented: HashSet<(Emulator, String)>,
+    requests_seen: HashMap<Emulator, usize>,
+    findings: Findings,
+    seed: u64,
+    step: usize,
+}
+
+impl<S: TokenStore + Clone + 'static> World<S> {
+    async fn new(seed: u64, open: Box<dyn Fn() -> S>, dir: tempfile::TempDir) -> Self {
+        let harness = Harness::start_with(SandboxOptions::default().with_reuse_detection()).await;
+        let rescue = Rescue::new([dir.path().join("rescue")]);
+        let mut world = World {
+            harness,
+            credentials: credentials(),
+            processes: Vec::new(),
+            open,
+            rescue,
+            _dir: dir,
+            exposed: HashSet::new(),
+            served_to: HashMap::new(),
+            held_by: HashMap::new(),
+            presented_seen: HashMap::new(),
+            presented: HashSet::new(),
+            requests_seen: HashMap::new(),
+            findings: Findings::default(),
+            seed,
+            step: 0,
+        };
+        let mut random = fastrand::Rng::with_seed(seed ^ 0x5eed);
+        for n in 0..MANAGERS {
+            let process = world.start_process(n, random.bool(), random.i64(-SKEW..SKEW));
+            world.processes.push(Some(process));
+        }
+        for credential in 0..world.credentials.len() {
+            world.seed_credential(credential).await;
+        }
+        world
+    }
+
+    fn id(&self, credential: usize) -> CredentialId {
+        CredentialId::new(self.credentials[credential].id).unwrap()
+    }
+
+    /// A process whose clock starts `skew_secs` off the vendor's.
+    fn start_process(&self, seed: usize, foreground: bool, skew_secs: i64) -> Process<S> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let clock = ManualClock::starting_at(
+            self.harness.sandbox.clock().now() + TimeDelta::seconds(skew_secs),
+        );
+        let store = Faulty::new((self.open)());
+        let mut options = ManagerOptions::default()
+            .with_clock(clock.clone())
+            .with_seed(self.seed.wrapping_add(seed as u64))
+            .with_rescue(self.rescue.clone());
+        if foreground {
+            options = options.foreground_only();
+        }
+        let manager = Manager::with_options(store.clone(), options);
+        let facade_clock = refresh_manager::ManagerClock::from(clock.clone()).facade_clock();
+        let component = self.id(COMPONENT);
+        let registered = self.credentials.iter().map(|credential| {
+            let refresher = self
+                .harness
+                .refresher(credential.emulator)
+                .with_clock(facade_clock.clone())
+                .with_call_timeout(CALL_TIMEOUT);
+            let mut options = CredentialOptions::new(refresher);
+            if credential.has_login {
+                options = options.with_login(self.harness.login(credential.emulator));
+            }
+            if credential.emulator == Emulator::WechatOpen && !credential.component {
+                options = options.with_component_token(component.clone());
+            }
+            (CredentialId::new(credential.id).unwrap(), options)
+        });
+        manager.manage_all(registered);
+        Process {
+            runtime: Some(runtime),
+            manager,
+            store,
+            clock,
+            wall_off: skew_secs,
+        }
+    }
+
+    /// First tokens for `credential`, as a person's login would leave them: written to the store directly.
+    async fn seed_credential(&mut self, credential: usize) {
+        let emulator = self.credentials[credential].emulator;
+        let issued = self.harness.sandbox.login(emulator);
+        let now = self.harness.sandbox.clock().now();
+        let component = self.credentials[credential].component;
+        let (access, refresh) = if component {
+            (
+                issued
+                    .credential("component_access_token")
+                    .unwrap()
+                    .to_owned(),
+                String::new(),
+            )
+        } else {
+            (issued.access_token.clone(), issued.refresh_token.clone())
+        };
+        // Ten minutes: shorter than any vendor's, so the managers renew soon.
+        let tokens: StoredTokens = serde_json::from_value(json!({
+            "vendor": emulator.as_str(),
+            "access_token": access,
+            "refresh_token": refresh,
+            "obtained_at": now,
+            "expires_at": now + TimeDelta::minutes(10),
+            "refreshable_until": null,
+        }))
+        .unwrap();
+        let id = self.id(credential);
+        let store = (self.open)();
+        let current = store.load(&id).await.unwrap().map(|record| record.version);
+        let written = store.compare_and_swap(&id, current, &tokens).await.unwrap();
+        assert!(matches!(written, Swap::Written { .. }));
+        if !refresh.is_empty() {
+            self.held_by.insert(refresh, credential);
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        self.findings
+            .violations
+            .push(format!("step {}: {what}", self.step));
+    }
+
+    /// Reads `credential` through `manager`'s process, and checks what it was handed.
+    async fn read(&mut self, manager: usize, credential: usize) {
+        let Some(process) = &self.processes[manager] else {
+            return;
+        };
+        let right_clock = process.wall_off.abs() <= SKEW;
+        let (handle, id) = (process.manager.clone(), self.id(credential));
+        let runtime = process.runtime.as_ref().unwrap().handle().clone();
+        let read = runtime.spawn(async move { handle.access_token(&id).await });
+        self.findings.reads += 1;
+        let Ok(Ok(result)) = tokio::time::timeout(Duration::from_secs(30), read).await else {
+            self.violation(format!(
+                "a read of {} by manager {manager} did not end",
+                self.credentials[credential].id
+            ));
+            return;
+        };
+        let Ok(token) = result else { return };
+        self.findings.served += 1;
+        let value = token.secret.expose_secret().to_owned();
+        let emulator = self.credentials[credential].emulator;
+        match self.harness.sandbox.access_token_state(emulator, &value) {
+            AccessTokenState::Live => {}
+            AccessTokenState::Expired if !right_clock => self.findings.served_by_a_wrong_clock += 1,
+            state => self.violation(format!(
+                "manager {manager} handed {} an access token the vendor considers {state:?} (version {})",
+                self.credentials[credential].id, token.version
+            )),
+        }
+        if let Some(&other) = self.served_to.get(&value)
+            && other != credential
+        {
+            self.violation(format!(
+                "the token of {} was handed to {}",
+                self.credentials[other].id, self.credentials[credential].id
+            ));
+        }
+        self.served_to.insert(value, credential);
+    }
+
+    /// Moves every clock (the vendor's too) forward; `suspended` is a manager whose sleepers are not woken.
+    fn pass(&mut self, by: Duration, suspended: Option<usize>) {
+        self.harness.sandbox.clock().advance(by);
+        self.findings.simulated += by;
+        for (n, process) in self.processes.iter().enumerate() {
+            if let Some(process) = process {
+                if Some(n) == suspended {
+                    process.clock.suspend(by);
+                } else {
+                    process.clock.advance(by);
+                }
+            }
+        }
+    }
+
+    async fn run_step(&mut self, step: Step) {
+        match step {
+            Step::Pass { secs } => self.pass(Duration::from_secs(secs), None),
+            Step::Suspend { manager, secs } => self.pass(Duration::from_secs(secs), Some(manager)),
+            Step::Read {
+                manager,
+                credential,
+            } => self.read(manager, credential).await,
+            Step::Restart {
+                manager,
+                foreground,
+            } => {
+                // A clean stop: what it was doing ends first.
+                if let Some(process) = &self.processes[manager] {
+                    let handle = process.manager.clone();
+                    let runtime = process.runtime.as_ref().unwrap().handle().clone();
+                    let _ = runtime
+                        .spawn(async move { handle.renewals_finished().await })
+                        .await;
+                }
+                self.processes[manager] = None;
+                let skew = fastrand::Rng::with_seed(self.seed ^ self.step as u64).i64(-SKEW..SKEW);
+                self.processes[manager] = Some(self.start_process(manager, foreground, skew));
+            }
+            Step::Crash {
+                manager,
+                credential,
+                after_ms,
+            } => {
+                if let Some(process) = &self.processes[manager] {
+                    let (handle, id) = (process.manager.clone(), self.id(credential));
+                    let runtime = process.runtime.as_ref().unwrap().handle().clone();
+                    drop(runtime.spawn(async move { handle.access_token(&id).await }));
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    process.store.dead.store(true, Ordering::SeqCst);
+                }
+                self.processes[manager] = None;
+                // Anything it was renewing may have been rotated at the vendor and lost with it.
+                self.exposed.extend(0..self.credentials.len());
+                self.findings.lost_answers += 1;
+                let skew = fastrand::Rng::with_seed(self.seed ^ self.step as u64).i64(-SKEW..SKEW);
+                self.processes[manager] = Some(self.start_process(manager, false, skew));
+            }
+            Step::WallSet { manager, secs } => {
+                if let Some(process) = &mut self.processes[manager] {
+                    process
+                        .clock
+                        .jump_wall(TimeDelta::seconds(secs - process.wall_off));
+                    process.wall_off = secs;
+                }
+            }
+            Step::Store { manager, fault } => {
+                if let Some(process) = &self.processes[manager] {
+                    match fault {
+                        StoreFault::FailWrites(n) => {
+                            process.store.failing_writes.store(n, Ordering::SeqCst);
+                        }
+                        StoreFault::Unwritable(n) => {
+                            process.store.failing_writes.store(n * 6, Ordering::SeqCst);
+                            process.store.failing_checks.store(n, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }
+            Step::Vendor { credential, fault } => {
+                let emulator = self.credentials[credential].emulator;
+                let sandbox = &self.harness.sandbox;
+                match fault {
+                    VendorFault::ServerError => sandbox.inject(emulator, Fault::server_error(503)),
+                    VendorFault::RateLimited(secs) => {
+                        sandbox.inject(emulator, Fault::rate_limited(secs));
+                    }
+                    VendorFault::Late => {
+                        sandbox.inject(emulator, Fault::Latency(LATE));
+                        self.exposed.insert(credential);
+                        self.findings.lost_answers += 1;
+                    }
+                    VendorFault::OneSecondLifetime => {
+                        if let Some(pointer) = lifetime_pointer(emulator) {
+                            sandbox.inject(emulator, Fault::retype(pointer, json!(1)));
+                        }
+                    }
+                    VendorFault::Drift => {
+                        if let Some(pointer) = lifetime_pointer(emulator) {
+                            sandbox.inject(emulator, Fault::retype(pointer, json!({"odd": true})));
+                        }
+                    }
+                    VendorFault::DropAfterCommit => {
+                        sandbox.inject(emulator, Fault::DropAfterCommit);
+                        // Any credential of this vendor may be the one whose answer is dropped.
+                        for (n, other) in self.credentials.iter().enumerate() {
+                            if other.emulator == emulator {
+                                self.exposed.insert(n);
+                            }
+                        }
+                        self.findings.lost_answers += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until no process has a renewal running and the vendors' request logs stand still (a timer that came
+    /// due may start a renewal a moment later).
+    async fn quiesce(&mut self) {
+        let requests = |world: &Self| -> usize {
+            Emulator::ALL
+                .iter()
+                .map(|&emulator| world.harness.sandbox.requests(emulator).len())
+                .sum()
+        };
+        let mut before = usize::MAX;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.renewals_finished().await;
+            let now = requests(self);
+            if now == before {
+                return;
+            }
+            before = now;
+        }
+    }
+
+    async fn renewals_finished(&mut self) {
+        for n in 0..MANAGERS {
+            let Some(process) = &self.processes[n] else {
+                continue;
+            };
+            let handle = process.manager.clone();
+            let runtime = process.runtime.as_ref().unwrap().handle().clone();
+            let finished = runtime.spawn(async move { handle.renewals_finished().await });
+            if tokio::time::timeout(Duration::from_secs(30), finished)
+                .await
+                .is_err()
+            {
+                self.violation(format!("manager {n}'s renewals did not finish"));
+            }
+        }
+    }
+
+    /// Invariants 2, 3, 4 and 6 (1 is checked at each read).
+    async fn check(&mut self) {
+        self.quiesce().await;
+        let store = (self.open)();
+        // 4: no loop.
+        for emulator in Emulator::ALL {
+            let requests = self.harness.sandbox.requests(emulator).len();
+            let seen = self.requests_seen.insert(emulator, requests).unwrap_or(0);
+            let of_it = self
+                .credentials
+                .iter()
+                .filter(|c| c.emulator == emulator)
+                .count();
+            if requests - seen > CALLS_PER_STEP * of_it.max(1) {
+                let what = format!(
+                    "{emulator} received {} requests in one step",
+                    requests - seen
+                );
+                self.violation(what);
+            }
+        }
+        // Before 3, which forgets the losses it sees mended.
+        // 2: no refresh token presented twice, but after a lost answer.
+        // WeChat does not rotate: its authorizers present one refresh token until they are authorized again.
+        for emulator in Emulator::ALL
+            .into_iter()
+            .filter(|&e| e != Emulator::WechatOpen)
+        {
+            let presented = self.harness.sandbox.presented_refresh_tokens(emulator);
+            let seen = self
+                .presented_seen
+                .insert(emulator, presented.len())
+                .unwrap_or(0);
+            for token in &presented[seen..] {
+                if self.presented.insert((emulator, token.clone())) {
+                    continue;
+                }
+                let owners: Vec<usize> = match self.held_by.get(token) {
+                    Some(&owner) => vec![owner],
+                    None => (0..self.credentials.len())
+                        .filter(|&n| self.credentials[n].emulator == emulator)
+                        .collect(),
+                };
+                if owners.iter().any(|owner| self.exposed.contains(owner)) {
+                    self.findings.replays_after_loss += 1;
+                } else {
+                    self.violation(format!("{emulator} saw one refresh token twice"));
+                }
+            }
+        }
+        // 3: a live refresh token is kept somewhere, for every refreshable credential.
+        let rescued = self.rescue.list();
+        for credential in 0..self.credentials.len() {
+            if self.credentials[credential].component {
+                continue;
+            }
+            let id = self.id(credential);
+            let emulator = self.credentials[credential].emulator;
+            let record = match store.load(&id).await {
+                Ok(Some(record)) => record,
+                other => {
+                    self.violation(format!("{id}: the store holds {other:?}"));
+                    continue;
+                }
+            };
+            let mut held: Vec<String> =
+                vec![record.tokens.refresh_token.expose_secret().to_owned()];
+            held.extend(
+                record
+                    .orphans
+                    .iter()
+                    .map(|orphan| orphan.tokens.refresh_token.expose_secret().to_owned()),
+            );
+            let rescues = rescued.iter().filter(|r| r.id == id).count();
+            held.extend(
+                rescued
+                    .iter()
+                    .filter(|r| r.id == id)
+                    .map(|r| r.tokens.refresh_token.expose_secret().to_owned()),
+            );
+            for token in &held {
+                if let Some(&other) = self.held_by.get(token)
+                    && other != credential
+                {
+                    let what = format!(
+                        "{id} holds the refresh token of {}",
+                        self.credentials[other].id
+                    );
+                    self.violation(what);
+                }
+                self.held_by.insert(token.clone(), credential);
+            }
+            let states: Vec<RefreshTokenState> = held
+                .iter()
+                .map(|token| self.harness.sandbox.refresh_token_state(emulator, token))
+                .collect();
+            if states.contains(&RefreshTokenState::Live) {
+                // A fault still queued at the vendor may yet lose an answer.
+                if self.harness.sandbox.pending_faults(emulator) == 0 {
+                    self.exposed.remove(&credential);
+                }
+                continue;
+            }
+            // The newest holding: a rescue's, else the record's.
+            let newest = if rescues > 0 {
+                states[states.len() - 1]
+            } else {
+                states[0]
+            };
+            if newest == RefreshTokenState::Expired {
+                // Expired while no one renewed it (a long pause): its own login mends it at the next renewal;
+                // without one, a person logs in again.
+                if !self.credentials[credential].has_login {
+                    self.relog(credential).await;
+                }
+                continue;
+            }
+            if self.exposed.contains(&credential) {
+                if !self.credentials[credential].has_login {
+                    self.findings.relogged_after_loss += 1;
+                    self.relog(credential).await;
+                }
+                continue;
+            }
+            let what = format!(
+                "{id} lost its refresh token: the store holds version {} ({:?}), orphans and rescues {:?}",
+                record.version,
+                states[0],
+                &states[1..]
+            );
+            self.violation(what);
+            self.relog(credential).await;
+        }
+    }
+
+    /// What each credential's record holds, as the vendor sees it (`SIM_TRACE`).
+    async fn trace(&self) {
+        let store = (self.open)();
+        for credential in 0..self.credentials.len() {
+            let id = self.id(credential);
+            let emulator = self.credentials[credential].emulator;
+            if let Ok(Some(record)) = store.load(&id).await {
+                let token = record.tokens.refresh_token.expose_secret();
+                let state = self.harness.sandbox.refresh_token_state(emulator, token);
+                eprintln!(
+                    "   {id}: version {} {state:?} …{} expires {} orphans {}",
+                    record.version,
+                    &token[token.len().saturating_sub(6)..],
+                    record.tokens.expires_at,
+                    record.orphans.len()
+                );
+            }
+        }
+        eprintln!("   exposed: {:?}", self.exposed);
+        for emulator in Emulator::ALL {
+            let presented = self.harness.sandbox.presented_refresh_tokens(emulator);
+            let tail: Vec<String> = presented
+                .iter()
+                .rev()
+                .take(3)
+                .map(|t| format!("…{}", &t[t.len().saturating_sub(6)..]))
+                .collect();
+            eprintln!(
+                "   {emulator}: {} presented, last {tail:?}",
+                presented.len()
+            );
+        }
+    }
+
+    /// The harness logs `credential` in again (what a person would do). Its exposure stays until a check finds it
+    /// live with no fault pending.
+    async fn relog(&mut self, credential: usize) {
+        self.seed_credential(credential).await;
+    }
+
+    /// Invariant 5: the faults gone and every process restarted, every credential with a login of its own has a
+    /// valid token.
+    async fn heal_and_check(&mut self) {
+        for emulator in Emulator::ALL {
+            self.harness.sandbox.clear_faults(emulator);
+        }
+        for n in 0..MANAGERS {
+            self.processes[n] = None;
+            self.processes[n] = Some(self.start_process(n, false, 0));
+        }
+        self.pass(Duration::from_secs(11 * 60), None);
+        for credential in 0..self.credentials.len() {
+            if !self.credentials[credential].has_login {
+                continue;
+            }
+            let Some(process) = &self.processes[0] else {
+                continue;
+            };
+            let (handle, id) = (process.manager.clone(), self.id(credential));
+            let runtime = process.runtime.as_ref().unwrap().handle().clone();
+            let read = runtime.spawn(async move { handle.access_token(&id).await });
+            match tokio::time::timeout(Duration::from_secs(30), read).await {
+                Ok(Ok(Ok(_))) => {}
+                other => {
+                    let what = format!(
+                        "{} has a login of its own but no valid token at the end: {other:?}",
+                        self.credentials[credential].id
+                    );
+                    self.violation(what);
+                }
+            }
+        }
+    }
+}
+
+/// Where `emulator`'s refresh answer says how long the token lives, for the hostile-lifetime and drift faults.
+fn lifetime_pointer(emulator: Emulator) -> Option<&'static str> {
+    match emulator {
+        Emulator::ISolarCloud => Some("/result_data/expires_in"),
+        Emulator::WechatOpen => Some("/expires_in"),
+        Emulator::Ekuaibao => Some("/value/expireTime"),
+        Emulator::MisaCukcuk => Some("/Data/Expire_Date"),
+        _ => None,
+    }
+}
+
+/// Runs `steps` in a world of `kind`; what it found.
+async fn simulate(seed: u64, kind: StoreKind, steps: &[Step]) -> Findings {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = match kind {
+        StoreKind::Memory => Shared::Memory(MemoryStore::new()),
+        StoreKind::File => Shared::File(dir.path().join("tokens")),
+    };
+    match shared {
+        Shared::Memory(store) => {
+            let open: Box<dyn Fn() -> MemoryStore> = Box::new(move || store.clone());
+            run(World::new(seed, open, dir).await, steps).await
+        }
+        Shared::File(path) => {
+            let open: Box<dyn Fn() -> FileStore> =
+                Box::new(move || FileStore::open(&path).unwrap());
+            run(World::new(seed, open, dir).await, steps).await
+        }
+    }
+}
+
+async fn run<S: TokenStore + Clone + 'static>(mut world: World<S>, steps: &[Step]) -> Findings {
+    let trace = std::env::var_os("SIM_TRACE").is_some();
+    world.check().await;
+    for (n, step) in steps.iter().enumerate() {
+        world.step = n + 1;
+        if trace {
+            eprintln!("-- step {}: {step}", n + 1);
+        }
+        world.run_step(*step).await;
+        world.check().await;
+        if trace {
+            world.trace().await;
+        }
+    }
+    world.step = steps.len() + 1;
+    world.heal_and_check().await;
+    let findings = std::mem::take(&mut world.findings);
+    drop(world);
+    findings
+}
+
+/// The shortest list of `steps` that still fails (greedy: chunks, then single steps), within `budget`.
+async fn shrink(seed: u64, kind: StoreKind, steps: Vec<Step>, budget: Duration) -> Vec<Step> {
+    let started = Instant::now();
+    let mut steps = steps;
+    let mut chunk = steps.len().div_ceil(2);
+    while chunk >= 1 && started.elapsed() < budget {
+        let mut start = 0;
+        while start < steps.len() && started.elapsed() < budget {
+            let mut candidate = steps.clone();
+            candidate.drain(start..(start + chunk).min(steps.len()));
+            if !simulate(seed, kind, &candidate).await.violations.is_empty() {
+                steps = candidate;
+            } else {
+                start += chunk;
+            }
+        }
+        if chunk == 1 {
+            break;
+        }
+        chunk = chunk.div_ceil(2);
+    }
+    steps
+}
+
+fn stores() -> Vec<StoreKind> {
+    match std::env::var("SIM_STORE").as_deref() {
+        Ok("memory") => vec![StoreKind::Memory],
+        Ok("file") => vec![StoreKind::File],
+        _ => vec![StoreKind::Memory, StoreKind::File],
+    }
+}
+
+/// Runs one seed on one store; on a failure, shrinks it and panics with the replay commands.
+async fn run_seed(seed: u64, kind: StoreKind, totals: &mut Findings) {
+    let steps = match std::env::var("SIM_STEPS") {
+        Ok(list) => list
+            .split(';')
+            .filter(|s| !s.trim().is_empty())
+            .map(parse_step)
+            .collect(),
+        Err(_) => draw_steps(seed, STEPS),
+    };
+    let findings = simulate(seed, kind, &steps).await;
+    totals.lost_answers += findings.lost_answers;
+    totals.replays_after_loss += findings.replays_after_loss;
+    totals.relogged_after_loss += findings.relogged_after_loss;
+    totals.reads += findings.reads;
+    totals.served += findings.served;
+    totals.served_by_a_wrong_clock += findings.served_by_a_wrong_clock;
+    totals.simulated += findings.simulated;
+    if findings.violations.is_empty() {
+        return;
+    }
+    let budget = Duration::from_secs(
+        std::env::var("SIM_SHRINK_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120),
+    );
+    let shrunk = shrink(seed, kind, steps.clone(), budget).await;
+    let listed: Vec<String> = shrunk.iter().map(Step::to_string).collect();
+    let store = match kind {
+        StoreKind::Memory => "memory",
+        StoreKind::File => "file",
+    };
+    panic!(
+        "seed {seed} on the {store} store broke the lifecycle promise:\n  {}\n\
+         replay: SIM_SEED={seed} SIM_STORE={store} cargo test -p refresh-manager --test simulation -- --nocapture\n\
+         shortest failing steps ({} of {}): SIM_SEED={seed} SIM_STORE={store} SIM_STEPS=\"{}\" \
+         cargo test -p refresh-manager --test simulation -- --nocapture",
+        findings.violations.join("\n  "),
+        shrunk.len(),
+        steps.len(),
+        listed.join("; ")
+    );
+}
+
+/// The fixed seeds on both stores, then `SIM_SEEDS` random ones within `SIM_BUDGET_SECS` (default: none, 240 s);
+/// `SIM_SEED` runs that seed alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_promise_holds_over_seeded_worlds() {
+    if std::env::var_os("SIM_TRACE").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_test_writer()
+            .try_init();
+    }
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let started = Instant::now();
+    let budget = Duration::from_secs(env("SIM_BUDGET_SECS").unwrap_or(240));
+    let mut seeds: Vec<u64> = match env("SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => FIXED_SEEDS.to_vec(),
+    };
+    let random = env("SIM_SEEDS").unwrap_or(0);
+    let first_random = fastrand::u64(..);
+    seeds.extend((0..random).map(|n| first_random.wrapping_add(n)));
+    let mut totals = Findings::default();
+    let mut ran = 0;
+    for (n, seed) in seeds.iter().enumerate() {
+        let fixed = n < FIXED_SEEDS.len() && env("SIM_SEED").is_none();
+        if !fixed && started.elapsed() > budget {
+            break;
+        }
+        for kind in stores() {
+            run_seed(*seed, kind, &mut totals).await;
+            ran += 1;
+        }
+    }
+    let days = totals.simulated.as_secs_f64() / 86_400.0 * credentials().len() as f64;
+    eprintln!(
+        "simulation: {ran} worlds, {days:.0} credential-days, {} reads ({} served), {} answers lost with a process \
+         or a connection, {} refresh tokens presented again after such a loss, {} credentials logged in again by \
+         hand after one, {} expired tokens served by a manager whose wall clock was off by more than {SKEW} s, in \
+         {:.0?}",
+        totals.reads,
+        totals.served,
+        totals.lost_answers,
+        totals.replays_after_loss,
+        totals.relogged_after_loss,
+        totals.served_by_a_wrong_clock,
+        started.elapsed()
+    );
+    assert!(
+        ran >= 1 && totals.served > 0,
+        "the simulation served nothing"
+    );
+}
