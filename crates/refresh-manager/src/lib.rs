@@ -23,8 +23,10 @@
 //! refresh runs in the background ahead of expiry (by its [`RefreshPolicy`]: `max(60 s, 10% of the lifetime)`
 //! before it, minus random jitter), on one timer heap for the whole manager; when no token is valid every caller
 //! waits for the same one refresh, which runs as its own task and commits even if every caller stops waiting.
-//! Deadlines run on a monotonic clock ([`ManagerClock`]) from when the request was sent, so wall-clock jumps move
-//! no refresh; tests drive a [`ManualClock`] instead of sleeping.
+//! Deadlines run on a clock that never jumps and counts suspend ([`ManagerClock`]) from when the request was sent,
+//! counted back from the expiry, and a token is handed out only while the wall clock agrees: a wall clock set back
+//! delays no refresh, and one set ahead (or a machine resumed after days) hands out no expired token. Tests drive a
+//! [`ManualClock`] instead of sleeping.
 //!
 //! A renewal runs under the store's per-credential lock, uses tokens another process already stored instead of
 //! rotating again, and writes the vendor's tokens (compare-and-swap) before anyone sees them. Failures that may

@@ -1443,7 +1443,7 @@ mod tests {
         panic!("the timer task outlived its manager");
     }
 
-    /// Tokens just issued count their lifetime from when the request was sent, on the monotonic clock; tokens
+    /// Tokens just issued count their lifetime from when the request was sent, on the deadline clock; tokens
     /// read from the store from what the wall clock says is left. The refresh is due within the policy's margin
     /// and jitter.
     #[tokio::test]

@@ -269,11 +269,30 @@ struct Kills {
     lost: usize,
     /// Of those, killed inside the window.
     lost_in_window: usize,
-    /// From the vendor's rotation to the durable write, and from the start of the write to its end.
-    windows: usize,
-    window_nanos: u128,
-    write_nanos: u128,
+    /// From each vendor rotation to its durable write, and from the start of the write to its end, in nanoseconds.
+    windows: Vec<u128>,
+    writes: Vec<u128>,
 }
+
+/// The mean and the 99th percentile of `nanos`, in microseconds.
+fn mean_and_p99(nanos: &[u128]) -> (u128, u128) {
+    let mut sorted = nanos.to_vec();
+    sorted.sort_unstable();
+    let mean = sorted
+        .iter()
+        .sum::<u128>()
+        .checked_div(sorted.len() as u128)
+        .unwrap_or(0);
+    let p99 = sorted
+        .get((sorted.len() * 99).div_ceil(100).saturating_sub(1))
+        .copied()
+        .unwrap_or(0);
+    (mean / 1000, p99 / 1000)
+}
+
+/// The longest the window from a rotation to its durable write may last at the 99th percentile: a debug build on a
+/// loaded two-core machine writes and fsyncs a record in a few milliseconds.
+const WINDOW_P99_BOUND: Duration = Duration::from_millis(100);
 
 fn nanos(at: SystemTime) -> u128 {
     at.duration_since(UNIX_EPOCH).unwrap().as_nanos()
@@ -296,7 +315,6 @@ async fn a_process_killed_at_random_moments_leaves_a_live_refresh_token() {
         let mut process = spawn_child("churn", dir.path(), &base, round as u64);
         let stdout = process.stdout.take().unwrap();
         tokio::time::sleep(Duration::from_millis(random.u64(30..120))).await;
-        let killed_at = now_nanos();
         process.start_kill().unwrap();
         process.wait().await.unwrap();
         // Give a request the child sent just before it died time to be handled.
@@ -320,9 +338,8 @@ async fn a_process_killed_at_random_moments_leaves_a_live_refresh_token() {
             .collect();
         for (n, end) in durable.iter().enumerate() {
             if let (Some(rotated), Some(began)) = (rotated.get(n), writes.get(n)) {
-                kills.windows += 1;
-                kills.window_nanos += end.saturating_sub(*rotated);
-                kills.write_nanos += end.saturating_sub(*began);
+                kills.windows.push(end.saturating_sub(*rotated));
+                kills.writes.push(end.saturating_sub(*began));
             }
         }
         // The kill fell inside the window if the vendor rotated more often than the child made durable.
@@ -331,7 +348,6 @@ async fn a_process_killed_at_random_moments_leaves_a_live_refresh_token() {
             rotated.len() <= durable.len() + 1,
             "round {round}: one refresh at a time"
         );
-        assert!(killed_at > 0);
         kills.total += 1;
         kills.in_window += usize::from(inside);
 
@@ -353,18 +369,19 @@ async fn a_process_killed_at_random_moments_leaves_a_live_refresh_token() {
         }
     }
     let rotations = sandbox.refresh_times(Emulator::ISolarCloud).len();
-    let mean = |total: u128| total.checked_div(kills.windows as u128).unwrap_or(0) / 1000;
+    let (window_mean, window_p99) = mean_and_p99(&kills.windows);
+    let (write_mean, write_p99) = mean_and_p99(&kills.writes);
     eprintln!(
-        "{rounds} kills over {rotations} rotations: {} left a live refresh token, {} inside the window \
-         (rotated, not yet durable), {} lost ({} of them inside the window); window: {} µs from the rotation to the \
-         durable write, of which the write {} µs (mean of {})",
+        "FileStore: {rounds} kills over {rotations} rotations: {} left a live refresh token, {} fell inside the window \
+         (rotated, not yet durable), {} lost a token ({:.1}% of kills, {} of them inside the window); window from the \
+         rotation to the durable write: mean {window_mean} µs, p99 {window_p99} µs; of it the write: mean {write_mean} \
+         µs, p99 {write_p99} µs ({} windows)",
         kills.live,
         kills.in_window,
         kills.lost,
+        100.0 * kills.lost as f64 / rounds as f64,
         kills.lost_in_window,
-        mean(kills.window_nanos),
-        mean(kills.write_nanos),
-        kills.windows,
+        kills.windows.len(),
     );
     assert_eq!(kills.live + kills.lost, rounds);
     assert!(
@@ -374,5 +391,13 @@ async fn a_process_killed_at_random_moments_leaves_a_live_refresh_token() {
     // Every loss is a kill inside the window. (A kill inside it can still lose nothing: after the rename, before
     // the child reported the write.)
     assert_eq!(kills.lost, kills.lost_in_window, "{kills:?}");
-    assert!(kills.in_window >= kills.lost, "{kills:?}");
+    assert!(
+        kills.windows.len() >= rounds / 2,
+        "too few windows measured: {}",
+        kills.windows.len()
+    );
+    assert!(
+        window_p99 <= WINDOW_P99_BOUND.as_micros(),
+        "the window's p99 is {window_p99} µs"
+    );
 }

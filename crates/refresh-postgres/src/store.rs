@@ -21,7 +21,7 @@ use crate::schema;
 #[non_exhaustive]
 pub struct PgStoreOptions {
     /// How long a lease lasts on the database server's clock. Keep it longer than the manager's call timeout
-    /// ([`refresh_manager::ManagerOptions::with_call_timeout`]) plus a margin: a holder sends no vendor request
+    /// (`refresh_facade::Refresher::call_timeout`) plus a margin: a holder sends no vendor request
     /// its lease could not outlast.
     pub lease: Duration,
     /// The most connections the pool opens (besides the one that listens).

@@ -32,7 +32,7 @@ pub struct FileStore {
 /// The size of the probe a write check writes: more than a record with a few orphans takes.
 const PROBE_BYTES: usize = 16 * 1024;
 
-/// Held while a refresh of one credential runs (an exclusive advisory lock on `<id>.lock`); dropping it, or the
+/// Held while a refresh of one credential runs (an exclusive advisory lock on `<id>@refresh.lock`); dropping it, or the
 /// process ending, releases it.
 #[derive(Debug)]
 pub struct FileLock {
