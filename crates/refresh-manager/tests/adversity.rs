@@ -4,19 +4,18 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use refresh_facade::{Refresher, SugonAcConfig, VendorConfig};
 use refresh_manager::{
-    CredentialId, CredentialOptions, Manager, ManagerClock, ManagerError, ManagerOptions,
-    ManualClock, MemoryStore, RefreshPolicy, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+    CredentialOptions, Manager, ManagerClock, ManagerError, ManagerOptions, ManualClock,
+    MemoryStore, RefreshPolicy, TokenStore,
 };
 use refresh_sandbox::{Emulator, Fault};
 use serde_json::json;
-use support::{Harness, id, settle};
+use support::{Harness, ScriptedStore, id, settle};
 
 const ISOLARCLOUD_REFRESH: &str = "/openapi/apiManage/refreshToken";
 const SUGON_RENEW: &str = "/tokens/next";
@@ -218,58 +217,13 @@ async fn a_record_of_another_vendor_is_a_typed_error_and_never_handed_out() {
     assert!(error.to_string().contains("ekuaibao"), "{error}");
 }
 
-/// A store that counts the locks taken.
-#[derive(Clone, Default)]
-struct CountingStore {
-    inner: MemoryStore,
-    locks: Arc<AtomicUsize>,
-}
-
-impl TokenStore for CountingStore {
-    type Lock = <MemoryStore as TokenStore>::Lock;
-
-    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        self.inner.load(id).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        id: &CredentialId,
-        expected: Option<u64>,
-        tokens: &StoredTokens,
-    ) -> Result<Swap, StoreError> {
-        self.inner.compare_and_swap(id, expected, tokens).await
-    }
-
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        self.inner.keep_orphan(id, tokens).await
-    }
-
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
-        self.locks.fetch_add(1, Ordering::SeqCst);
-        self.inner.lock(id).await
-    }
-
-    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
-        self.inner.check_writable(id).await
-    }
-
-    async fn release(&self, lock: Self::Lock) {
-        self.inner.release(lock).await
-    }
-}
-
 /// A short-lived process that finds a valid token in the store reads it without taking the store's lock (a
 /// database lease every other replica would wait for).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_stored_token_is_read_without_the_lock() {
     let h = Harness::start(Emulator::ISolarCloud).await;
     let id = id("read-only");
-    let store = CountingStore::default();
+    let store = ScriptedStore::new();
     let writer = h.manager(store.clone());
     writer.manage(id.clone(), h.credential(Emulator::ISolarCloud));
     writer
@@ -287,71 +241,16 @@ async fn a_valid_stored_token_is_read_without_the_lock() {
     );
 }
 
-/// A store whose writes fail on command, and whose write check tells so when `check_fails` is set.
-#[derive(Clone, Default)]
-struct BrokenStore {
-    inner: MemoryStore,
-    writes_fail: Arc<std::sync::atomic::AtomicBool>,
-    check_fails: Arc<std::sync::atomic::AtomicBool>,
+/// Every write of `store` fails from now on; its write check too if `check_sees_it`.
+fn break_writes(store: &ScriptedStore, check_sees_it: bool) {
+    store.failing_writes.store(usize::MAX, Ordering::SeqCst);
+    let checks = if check_sees_it { usize::MAX } else { 0 };
+    store.failing_checks.store(checks, Ordering::SeqCst);
 }
 
-impl BrokenStore {
-    fn break_writes(&self, check_sees_it: bool) {
-        self.writes_fail.store(true, Ordering::SeqCst);
-        self.check_fails.store(check_sees_it, Ordering::SeqCst);
-    }
-
-    fn mend(&self) {
-        self.writes_fail.store(false, Ordering::SeqCst);
-        self.check_fails.store(false, Ordering::SeqCst);
-    }
-}
-
-fn disk_full() -> StoreError {
-    StoreError::Io(std::io::Error::other("No space left on device"))
-}
-
-impl TokenStore for BrokenStore {
-    type Lock = <MemoryStore as TokenStore>::Lock;
-
-    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        self.inner.load(id).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        id: &CredentialId,
-        expected: Option<u64>,
-        tokens: &StoredTokens,
-    ) -> Result<Swap, StoreError> {
-        if self.writes_fail.load(Ordering::SeqCst) {
-            return Err(disk_full());
-        }
-        self.inner.compare_and_swap(id, expected, tokens).await
-    }
-
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        self.inner.keep_orphan(id, tokens).await
-    }
-
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
-        self.inner.lock(id).await
-    }
-
-    async fn check_writable(&self, _id: &CredentialId) -> Result<(), StoreError> {
-        if self.check_fails.load(Ordering::SeqCst) {
-            return Err(disk_full());
-        }
-        Ok(())
-    }
-
-    async fn release(&self, lock: Self::Lock) {
-        self.inner.release(lock).await
-    }
+fn mend(store: &ScriptedStore) {
+    store.failing_writes.store(0, Ordering::SeqCst);
+    store.failing_checks.store(0, Ordering::SeqCst);
 }
 
 /// A store that cannot write (a full disk, a read-only directory) is found out before the vendor is asked: the
@@ -360,14 +259,14 @@ impl TokenStore for BrokenStore {
 async fn a_store_that_cannot_write_costs_no_token() {
     let h = Harness::start(Emulator::ISolarCloud).await;
     let id = id("full-disk");
-    let store = BrokenStore::default();
+    let store = ScriptedStore::new();
     let manager = Manager::with_options(store.clone(), h.options().foreground_only());
     manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
     let first = manager
         .login(&id, &h.login(Emulator::ISolarCloud))
         .await
         .unwrap();
-    store.break_writes(true);
+    break_writes(&store, true);
     h.advance_past(first.expires_at, Duration::from_secs(1));
     let error = manager.access_token(&id).await.unwrap_err();
     assert!(matches!(error, ManagerError::Store(_)), "{error}");
@@ -376,7 +275,7 @@ async fn a_store_that_cannot_write_costs_no_token() {
         0,
         "the vendor was asked though nothing could be stored"
     );
-    store.mend();
+    mend(&store);
     h.advance(Duration::from_secs(60));
     assert_eq!(manager.access_token(&id).await.unwrap().version, 2);
 }
@@ -390,7 +289,7 @@ async fn tokens_the_store_refused_are_rescued_for_the_next_process() {
     let id = id("rescued");
     let rescue_dir = tempfile::tempdir().unwrap();
     let rescue = refresh_manager::Rescue::new([rescue_dir.path().join("rescue")]);
-    let store = BrokenStore::default();
+    let store = ScriptedStore::new();
     let options = || h.options().foreground_only().with_rescue(rescue.clone());
     let first = {
         let manager = Manager::with_options(store.clone(), options());
@@ -399,7 +298,7 @@ async fn tokens_the_store_refused_are_rescued_for_the_next_process() {
             .login(&id, &h.login(Emulator::ISolarCloud))
             .await
             .unwrap();
-        store.break_writes(false);
+        break_writes(&store, false);
         h.advance_past(first.expires_at, Duration::from_secs(1));
         let error = manager.access_token(&id).await.unwrap_err();
         assert!(matches!(error, ManagerError::Store(_)), "{error}");
@@ -413,7 +312,7 @@ async fn tokens_the_store_refused_are_rescued_for_the_next_process() {
         (Some(first.version), false)
     );
 
-    store.mend();
+    mend(&store);
     let next = Manager::with_options(store.clone(), options());
     next.manage(id.clone(), h.credential(Emulator::ISolarCloud));
     let token = next.access_token(&id).await.unwrap();

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use refresh_facade::{Grant, Refresher, TokenSet};
 use refresh_manager::{
-    CredentialId, CredentialOptions, Manager, ManagerError, MemoryStore, StoreError, StoredTokens,
-    Swap, TokenStore, Versioned,
+    CredentialId, CredentialOptions, Manager, ManagerError, MemoryStore, StoredTokens, Swap,
+    TokenStore, Versioned,
 };
 use refresh_sandbox::{Emulator, Fault};
-use support::Harness;
+use support::{Harness, ScriptedStore};
 
 /// One iSolarCloud credential: it refreshes after the access token expired (its refresh token lives 30 days), so
 /// callers can arrive with no valid token at all.
@@ -307,7 +307,7 @@ const WRITE_TRIES: usize = 6;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_the_store_failed_is_tried_again_under_the_same_lock() {
     let setup = Setup::new().await;
-    let store = ScriptedStore::default();
+    let store = ScriptedStore::new();
     let one = setup.manager(store.clone()).await;
     let other = setup.manager(store.clone()).await;
     let first = one.access_token(&setup.id).await.unwrap();
@@ -331,7 +331,7 @@ async fn writes_are_tried_again_only_while_the_lease_lasts() {
     let store = ScriptedStore {
         // Time for one call of at most 1 s, and the first four pauses (750 ms in all), not the fifth.
         lease_left: Some(Duration::from_millis(1_200)),
-        ..ScriptedStore::default()
+        ..ScriptedStore::new()
     };
     let options = setup.options().foreground_only();
     let manager = Manager::with_options(store.clone(), options);
@@ -357,7 +357,7 @@ async fn writes_are_tried_again_only_while_the_lease_lasts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_again() {
     let setup = Setup::new().await;
-    let store = ScriptedStore::default();
+    let store = ScriptedStore::new();
     let manager = setup.unlogged_manager(store.clone());
     let grant = setup.login_grant();
     let first = manager.login(&setup.id, &grant).await.unwrap();
@@ -391,7 +391,7 @@ async fn tokens_the_store_failed_to_take_are_written_before_the_vendor_is_asked_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_the_store_failed_to_take_is_written_by_the_next_call() {
     let setup = Setup::new().await;
-    let store = ScriptedStore::default();
+    let store = ScriptedStore::new();
     let manager = setup.unlogged_manager(store.clone());
     let grant = setup.login_grant();
     store
@@ -419,7 +419,7 @@ async fn a_login_the_store_failed_to_take_is_written_by_the_next_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registering_again_keeps_the_tokens_the_store_failed_to_take() {
     let setup = Setup::new().await;
-    let store = ScriptedStore::default();
+    let store = ScriptedStore::new();
     let manager = setup.unlogged_manager(store.clone());
     store
         .failing_writes
@@ -442,7 +442,7 @@ async fn no_vendor_call_is_sent_under_a_lease_that_could_lapse_first() {
     let lease = |left| ScriptedStore {
         inner: store.clone(),
         lease_left: Some(left),
-        ..ScriptedStore::default()
+        ..ScriptedStore::new()
     };
     let short = setup.unlogged_manager(lease(Duration::from_secs(14)));
     let refused = short
@@ -597,7 +597,7 @@ async fn an_orphan_kept_after_a_refusal_revives_the_credential() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_off_write_with_no_valid_token_stored_is_a_retryable_error() {
     let setup = Setup::new().await;
-    let store = ScriptedStore::default();
+    let store = ScriptedStore::new();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
     // Before the clock moves: the background renewal that expiry starts must be fenced off too.
@@ -615,7 +615,7 @@ async fn a_fenced_off_write_with_no_valid_token_stored_is_a_retryable_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_an_orphan_of_the_refused_version_with_a_new_refresh_token_is_promoted() {
     let setup = Setup::new().await;
-    let store = ScriptedStore::default();
+    let store = ScriptedStore::new();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
     let (stored, issued) = setup.refresh_elsewhere(&store).await;
@@ -657,76 +657,4 @@ async fn only_an_orphan_of_the_refused_version_with_a_new_refresh_token_is_promo
         taken.secret.expose_secret(),
         fresher.access_token.expose_secret()
     );
-}
-
-/// A `MemoryStore` with the faults a test turns on: its next `failing_writes` compare-and-swaps fail (a full disk);
-/// its lock is a lease with `lease_left` to run (a database's); and while `fence` holds a record, every
-/// compare-and-swap writes nothing and answers a conflict with it (a writer fenced off, or beaten by another).
-#[derive(Clone, Default)]
-struct ScriptedStore {
-    inner: MemoryStore,
-    failing_writes: Arc<std::sync::atomic::AtomicUsize>,
-    lease_left: Option<Duration>,
-    fence: Arc<std::sync::Mutex<Option<Versioned>>>,
-}
-
-impl ScriptedStore {
-    fn fence(&self, current: Option<Versioned>) {
-        *self.fence.lock().unwrap() = current;
-    }
-}
-
-impl TokenStore for ScriptedStore {
-    type Lock = <MemoryStore as TokenStore>::Lock;
-
-    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        self.inner.load(id).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        id: &CredentialId,
-        expected: Option<u64>,
-        tokens: &StoredTokens,
-    ) -> Result<Swap, StoreError> {
-        use std::sync::atomic::Ordering;
-        let fail = self
-            .failing_writes
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if fail {
-            return Err(StoreError::Io(std::io::Error::other("disk full")));
-        }
-        let fence = self.fence.lock().unwrap().clone();
-        match fence {
-            Some(current) => Ok(Swap::Conflict {
-                current: Some(current),
-            }),
-            None => self.inner.compare_and_swap(id, expected, tokens).await,
-        }
-    }
-
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        self.inner.keep_orphan(id, tokens).await
-    }
-
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
-        self.inner.lock(id).await
-    }
-
-    fn lock_left(&self, _: &Self::Lock) -> Option<Duration> {
-        self.lease_left
-    }
-
-    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
-        self.inner.check_writable(id).await
-    }
-
-    async fn release(&self, lock: Self::Lock) {
-        self.inner.release(lock).await
-    }
 }

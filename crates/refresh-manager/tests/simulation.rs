@@ -32,18 +32,17 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 use refresh_manager::{
     CredentialId, CredentialOptions, FileStore, Manager, ManagerOptions, ManualClock, MemoryStore,
-    Rescue, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+    Rescue, StoredTokens, Swap, TokenStore,
 };
 use refresh_sandbox::{AccessTokenState, Emulator, Fault, RefreshTokenState, SandboxOptions};
 use serde_json::json;
-use support::Harness;
+use support::{Harness, ScriptedStore};
 
 /// The most vendor calls a credential may cause in one step: a loop makes hundreds.
 const CALLS_PER_STEP: usize = 12;
@@ -306,89 +305,8 @@ fn credentials() -> Vec<Credential> {
 /// The component credential the authorizer presents.
 const COMPONENT: usize = 5;
 
-/// A store whose writes and write check fail on command, and that a crash turns off.
-#[derive(Clone)]
-struct Faulty<S> {
-    inner: S,
-    failing_writes: Arc<AtomicU32>,
-    failing_checks: Arc<AtomicU32>,
-    dead: Arc<AtomicBool>,
-}
-
-impl<S> Faulty<S> {
-    fn new(inner: S) -> Self {
-        Faulty {
-            inner,
-            failing_writes: Arc::default(),
-            failing_checks: Arc::default(),
-            dead: Arc::default(),
-        }
-    }
-
-    fn refuses(&self, counter: &AtomicU32) -> Result<(), StoreError> {
-        if self.dead.load(Ordering::SeqCst) {
-            return Err(StoreError::Io(std::io::Error::other("the process is gone")));
-        }
-        let failing = counter
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            return Err(StoreError::Io(std::io::Error::other(
-                "No space left on device (simulated)",
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl<S: TokenStore> TokenStore for Faulty<S> {
-    type Lock = S::Lock;
-
-    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        self.refuses(&AtomicU32::new(0))?;
-        self.inner.load(id).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        id: &CredentialId,
-        expected: Option<u64>,
-        tokens: &StoredTokens,
-    ) -> Result<Swap, StoreError> {
-        self.refuses(&self.failing_writes)?;
-        self.inner.compare_and_swap(id, expected, tokens).await
-    }
-
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        self.refuses(&AtomicU32::new(0))?;
-        self.inner.keep_orphan(id, tokens).await
-    }
-
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
-        self.refuses(&AtomicU32::new(0))?;
-        self.inner.lock(id).await
-    }
-
-    fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
-        self.inner.lock_left(lock)
-    }
-
-    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
-        if self.failing_checks.load(Ordering::SeqCst) > 0 {
-            self.refuses(&self.failing_checks)?;
-        }
-        self.refuses(&AtomicU32::new(0))?;
-        self.inner.check_writable(id).await
-    }
-
-    async fn release(&self, lock: Self::Lock) {
-        self.inner.release(lock).await
-    }
-}
+/// Each process's handle on the shared store: its writes and write check fail on command, and a crash turns it off.
+type Faulty<S> = ScriptedStore<S>;
 
 /// The shared store of the world, as each manager opens it.
 #[derive(Clone)]
@@ -500,7 +418,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         let clock = ManualClock::starting_at(
             self.harness.sandbox.clock().now() + TimeDelta::seconds(skew_secs),
         );
-        let store = Faulty::new((self.open)());
+        let store = ScriptedStore::over((self.open)());
         let mut options = ManagerOptions::default()
             .with_clock(clock.clone())
             .with_seed(self.seed.wrapping_add(seed as u64))
@@ -689,11 +607,20 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 if let Some(process) = &self.processes[manager] {
                     match fault {
                         StoreFault::FailWrites(n) => {
-                            process.store.failing_writes.store(n, Ordering::SeqCst);
+                            process
+                                .store
+                                .failing_writes
+                                .store(n as usize, Ordering::SeqCst);
                         }
                         StoreFault::Unwritable(n) => {
-                            process.store.failing_writes.store(n * 6, Ordering::SeqCst);
-                            process.store.failing_checks.store(n, Ordering::SeqCst);
+                            process
+                                .store
+                                .failing_writes
+                                .store(n as usize * 6, Ordering::SeqCst);
+                            process
+                                .store
+                                .failing_checks
+                                .store(n as usize, Ordering::SeqCst);
                         }
                     }
                 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a part of it")]
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use refresh_facade::{
@@ -10,7 +12,8 @@ use refresh_facade::{
     VendorConfig, WechatOpenConfig,
 };
 use refresh_manager::{
-    CredentialId, CredentialOptions, Manager, ManagerClock, ManagerOptions, ManualClock, TokenStore,
+    CredentialId, CredentialOptions, Manager, ManagerClock, ManagerOptions, ManualClock,
+    StoreError, StoredTokens, Swap, TokenStore, Versioned,
 };
 use refresh_sandbox::{Emulator, Sandbox, SandboxOptions, accounts};
 
@@ -148,4 +151,119 @@ pub fn id(name: &str) -> CredentialId {
 /// Lets the manager's background tasks run (they react to the clock within milliseconds).
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(30)).await;
+}
+
+/// A store (a `MemoryStore` unless said otherwise) with the faults a test turns on:
+/// - its next `failing_writes` compare-and-swaps fail (a full disk found out by the write);
+/// - its next `failing_checks` write checks fail (a read-only or full disk found out before the vendor is asked);
+/// - its lock is a lease with `lease_left` to run (a database's);
+/// - while `fence` holds a record, every compare-and-swap writes nothing and answers a conflict with it (a writer
+///   fenced off, or beaten by another);
+/// - once `dead`, everything fails (the process that used it is gone);
+/// - `locks` counts the locks taken.
+#[derive(Clone)]
+pub struct ScriptedStore<S = refresh_manager::MemoryStore> {
+    pub inner: S,
+    pub failing_writes: Arc<AtomicUsize>,
+    pub failing_checks: Arc<AtomicUsize>,
+    pub lease_left: Option<Duration>,
+    pub fence: Arc<Mutex<Option<Versioned>>>,
+    pub dead: Arc<AtomicBool>,
+    pub locks: Arc<AtomicUsize>,
+}
+
+impl ScriptedStore {
+    /// Over a new `MemoryStore`, with no fault turned on.
+    pub fn new() -> Self {
+        Self::over(refresh_manager::MemoryStore::new())
+    }
+}
+
+impl<S> ScriptedStore<S> {
+    pub fn over(inner: S) -> Self {
+        ScriptedStore {
+            inner,
+            failing_writes: Arc::default(),
+            failing_checks: Arc::default(),
+            lease_left: None,
+            fence: Arc::default(),
+            dead: Arc::default(),
+            locks: Arc::default(),
+        }
+    }
+
+    pub fn fence(&self, current: Option<Versioned>) {
+        *self.fence.lock().unwrap() = current;
+    }
+
+    /// An error if the store is dead, or if `counter` still counts failures (one used up).
+    fn refuses(&self, counter: Option<&AtomicUsize>) -> Result<(), StoreError> {
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(StoreError::Io(std::io::Error::other("the process is gone")));
+        }
+        let failing = counter.is_some_and(|counter| {
+            counter
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        });
+        if failing {
+            return Err(StoreError::Io(std::io::Error::other(
+                "No space left on device (scripted)",
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<S: TokenStore> TokenStore for ScriptedStore<S> {
+    type Lock = S::Lock;
+
+    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
+        self.refuses(None)?;
+        self.inner.load(id).await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> Result<Swap, StoreError> {
+        self.refuses(Some(&self.failing_writes))?;
+        let fence = self.fence.lock().unwrap().clone();
+        match fence {
+            Some(current) => Ok(Swap::Conflict {
+                current: Some(current),
+            }),
+            None => self.inner.compare_and_swap(id, expected, tokens).await,
+        }
+    }
+
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &StoredTokens,
+    ) -> Result<(), StoreError> {
+        self.refuses(None)?;
+        self.inner.keep_orphan(id, tokens).await
+    }
+
+    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
+        self.refuses(None)?;
+        self.locks.fetch_add(1, Ordering::SeqCst);
+        self.inner.lock(id).await
+    }
+
+    fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
+        self.lease_left.or_else(|| self.inner.lock_left(lock))
+    }
+
+    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
+        self.refuses(Some(&self.failing_checks))?;
+        self.inner.check_writable(id).await
+    }
+
+    async fn release(&self, lock: Self::Lock) {
+        self.inner.release(lock).await
+    }
 }
