@@ -259,6 +259,9 @@ struct Health {
     dead_at: Option<u64>,
     /// The store version after whose refusal the credential's own login was tried: tried once per version.
     logged_in_after_refusal_of: Option<u64>,
+    /// The store version whose refresh token the vendor refused for good, while a login mends it: it is not
+    /// presented again.
+    refused_version: Option<u64>,
 }
 
 /// One managed credential.
@@ -948,7 +951,10 @@ impl<S: TokenStore + 'static> Manager<S> {
             let id = &credential.id;
             let login = credential.login_grant();
             let wall = self.shared.clock.wall();
-            let refreshable = !record.tokens.refresh_token.is_blank()
+            // A version the vendor already refused is not presented again (a login after it may have failed).
+            let refused = lock(&credential.health).refused_version == Some(record.version);
+            let refreshable = !refused
+                && !record.tokens.refresh_token.is_blank()
                 && record.tokens.refreshable_until.is_none_or(|until| wall < until);
             if !refreshable && let Some(grant) = &login {
                 tracing::info!(credential = %id, "no refresh is possible any more: logging in again");
@@ -987,6 +993,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             if let Some(grant) = &login
                 && self.log_in_after(credential, &error, record.version)
             {
+                lock(&credential.health).refused_version = Some(record.version);
                 tracing::info!(credential = %id, %error, "the vendor refused the refresh token: logging in again");
                 return self.log_in(credential, Some(record.version), grant).await;
             }

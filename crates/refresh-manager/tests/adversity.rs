@@ -332,3 +332,48 @@ async fn tokens_the_store_refused_are_rescued_for_the_next_process() {
         refresh_sandbox::RefreshTokenState::Live
     );
 }
+
+/// A refresh token the vendor refused for good is not presented again while the login that mends it fails for a
+/// while: another process spent the stored Ekuaibao token, the vendor refuses it (403), the first login meets a 503,
+/// and the next renewal logs in straight away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_token_is_not_presented_again_while_its_login_fails() {
+    let h = Harness::start(Emulator::Ekuaibao).await;
+    let id = id("refused-once");
+    let manager = Manager::with_options(MemoryStore::new(), h.options().foreground_only());
+    manager.manage(
+        id.clone(),
+        h.credential(Emulator::Ekuaibao)
+            .with_login(h.login(Emulator::Ekuaibao)),
+    );
+    let first = manager
+        .login(&id, &h.login(Emulator::Ekuaibao))
+        .await
+        .unwrap();
+    let stored = manager.store().load(&id).await.unwrap().unwrap();
+    let refresh_token = stored.tokens.refresh_token.expose_secret().to_owned();
+    h.refresher(Emulator::Ekuaibao)
+        .refresh(&stored.tokens.grant())
+        .await
+        .unwrap();
+    // Due, not expired: the window is open, so the manager refreshes; the login after the refusal meets a 503.
+    h.advance_past(first.refresh_at, Duration::from_secs(1));
+    h.sandbox
+        .inject(Emulator::Ekuaibao, Fault::Latency(Duration::ZERO));
+    h.sandbox
+        .inject(Emulator::Ekuaibao, Fault::server_error(503));
+    let failed = manager.access_token(&id).await;
+    assert!(
+        failed.as_ref().is_ok_and(|token| token.version == 1),
+        "the valid token is served: {failed:?}"
+    );
+    // Past the backoff, still before expiry: the next renewal.
+    h.advance(Duration::from_secs(20));
+    assert!(h.sandbox.clock().now() < first.expires_at);
+    assert_eq!(manager.access_token(&id).await.unwrap().version, 2);
+    assert_eq!(
+        h.sandbox.refresh_count(Emulator::Ekuaibao, &refresh_token),
+        2,
+        "the other process's refresh and ours, once: the refused token was presented again"
+    );
+}
