@@ -771,6 +771,12 @@ async fn profiles_log_in_print_valid_tokens_and_show_their_status() {
 
     let before = refresh(&["status", "--json"], &env, None).await;
     assert_eq!(before.code, 0, "{}", before.stderr);
+    // Written with the default mode, which others may read: said, not silently accepted.
+    assert!(
+        before.stderr.contains("may be read by others") && before.stderr.contains("chmod 600"),
+        "{}",
+        before.stderr
+    );
     assert!(
         status(&before).iter().all(|p| p["version"].is_null()),
         "{}",
