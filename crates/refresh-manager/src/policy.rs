@@ -184,6 +184,12 @@ mod tests {
         let policy = RefreshPolicy::default().with_backoff(Backoff::default().with_full_jitter());
         assert_eq!(policy.backoff.jitter, 1.0);
         assert_eq!(RefreshPolicy::default().backoff, Backoff::default());
+        let unpaced = RefreshPolicy::default().with_minimum_interval(Duration::ZERO);
+        assert_eq!(unpaced.minimum_interval, Duration::ZERO);
+        assert_eq!(
+            RefreshPolicy::default().minimum_interval,
+            Duration::from_secs(30)
+        );
     }
 
     #[test]

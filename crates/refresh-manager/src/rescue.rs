@@ -64,10 +64,6 @@ impl Rescue {
         }
     }
 
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
-    }
-
     /// Keeps `rescued` in the first directory that takes it; the error of the last one if none did.
     pub fn keep(&self, rescued: &Rescued) -> io::Result<PathBuf> {
         let json = serde_json::to_vec_pretty(rescued).map_err(io::Error::other)?;
@@ -257,5 +253,10 @@ mod tests {
         let id = CredentialId::new("damaged").unwrap();
         assert_eq!(rescue.find(&id), None);
         assert!(path.exists() && rescue.holds(&id));
+
+        // A file under one credential's name that holds another's tokens is not that credential's.
+        let moved = rescue.keep(&rescued("other", "t")).unwrap();
+        fs::rename(&moved, dir.join("third@rescued.json")).unwrap();
+        assert_eq!(rescue.find(&CredentialId::new("third").unwrap()), None);
     }
 }
