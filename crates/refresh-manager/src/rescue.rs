@@ -254,6 +254,17 @@ mod tests {
         assert_eq!(rescue.find(&id), None);
         assert!(path.exists() && rescue.holds(&id));
 
+        // A directory others may enter is passed over for the next one.
+        let open_dir = base.path().join("open");
+        fs::create_dir(&open_dir).unwrap();
+        fs::set_permissions(&open_dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let private = base.path().join("private");
+        let kept = Rescue::new([open_dir.clone(), private.clone()])
+            .keep(&rescued("careful", "t"))
+            .unwrap();
+        assert!(kept.starts_with(&private), "{}", kept.display());
+        assert_eq!(fs::read_dir(&open_dir).unwrap().count(), 0);
+
         // A file under one credential's name that holds another's tokens is not that credential's.
         let moved = rescue.keep(&rescued("other", "t")).unwrap();
         fs::rename(&moved, dir.join("third@rescued.json")).unwrap();

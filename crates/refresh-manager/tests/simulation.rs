@@ -8,9 +8,9 @@
 //! down and every task of it stops at whatever await it was at.
 //!
 //! The steps: time passes; a caller reads; a manager restarts (rebuilt from the store) or crashes in the middle of
-//! a read; a machine is suspended; a wall clock jumps; a store refuses writes (or its write check fails too); a
-//! vendor answers 5xx, 429 with an extreme `Retry-After`, too late for the call timeout, with a lifetime of a
-//! second, with a drifted type, or rotates and drops the connection.
+//! a read; a machine is suspended; the machine's wall clock is set wrong or right; a store refuses writes (or its
+//! write check fails too); a vendor answers 5xx, 429 with an extreme `Retry-After`, too late for the call timeout,
+//! with a lifetime of a second, with a drifted type, or rotates and drops the connection.
 //!
 //! After every step, once no renewal is running, the invariants are checked against the sandbox's ledgers:
 //! 1. no caller received an access token the vendor considers expired or never issued;
@@ -104,10 +104,9 @@ enum Step {
         manager: usize,
         secs: u64,
     },
-    /// The manager's wall clock is set `secs` off the vendor's (an operator, a restored snapshot, NTP putting it
-    /// right again).
+    /// The machine's wall clock is set `secs` off the vendor's (an operator, a restored snapshot, NTP putting it
+    /// right again): every manager on it sees the change, as processes sharing a `FileStore` share one clock.
     WallSet {
-        manager: usize,
         secs: i64,
     },
     Store {
@@ -139,7 +138,7 @@ impl fmt::Display for Step {
                 after_ms,
             } => write!(f, "crash {manager} {credential} {after_ms}"),
             Step::Suspend { manager, secs } => write!(f, "suspend {manager} {secs}"),
-            Step::WallSet { manager, secs } => write!(f, "wall {manager} {secs}"),
+            Step::WallSet { secs } => write!(f, "wall {secs}"),
             Step::Store { manager, fault } => match fault {
                 StoreFault::FailWrites(n) => write!(f, "failwrites {manager} {n}"),
                 StoreFault::Unwritable(n) => write!(f, "unwritable {manager} {n}"),
@@ -180,8 +179,7 @@ fn parse_step(text: &str) -> Step {
             secs: n(2),
         },
         "wall" => Step::WallSet {
-            manager: u(1),
-            secs: words[2].parse().unwrap(),
+            secs: words[1].parse().unwrap(),
         },
         "failwrites" => Step::Store {
             manager: u(1),
@@ -239,7 +237,6 @@ fn draw_steps(seed: u64, count: usize) -> Vec<Step> {
                     secs: random.u64(3600..3 * 24 * 3600),
                 },
                 74..77 => Step::WallSet {
-                    manager,
                     secs: if random.bool() {
                         random.i64(-SKEW..SKEW)
                     } else {
@@ -370,6 +367,8 @@ struct World<S: TokenStore + 'static> {
     findings: Findings,
     seed: u64,
     step: usize,
+    /// How far the machine's wall clock is set off the vendor's, in seconds (each process adds its own small skew).
+    machine_wall: i64,
 }
 
 impl<S: TokenStore + Clone + 'static> World<S> {
@@ -392,6 +391,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             findings: Findings::default(),
             seed,
             step: 0,
+            machine_wall: 0,
         };
         let mut random = fastrand::Rng::with_seed(seed ^ 0x5eed);
         for n in 0..MANAGERS {
@@ -408,8 +408,9 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         CredentialId::new(self.credentials[credential].id).unwrap()
     }
 
-    /// A process whose clock starts `skew_secs` off the vendor's.
+    /// A process whose clock starts `skew_secs` off the machine's (which is [`World::machine_wall`] off the vendor's).
     fn start_process(&self, seed: usize, foreground: bool, skew_secs: i64) -> Process<S> {
+        let skew_secs = skew_secs + self.machine_wall;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -595,12 +596,12 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 let skew = fastrand::Rng::with_seed(self.seed ^ self.step as u64).i64(-SKEW..SKEW);
                 self.processes[manager] = Some(self.start_process(manager, false, skew));
             }
-            Step::WallSet { manager, secs } => {
-                if let Some(process) = &mut self.processes[manager] {
-                    process
-                        .clock
-                        .jump_wall(TimeDelta::seconds(secs - process.wall_off));
-                    process.wall_off = secs;
+            Step::WallSet { secs } => {
+                let by = secs - self.machine_wall;
+                self.machine_wall = secs;
+                for process in self.processes.iter_mut().flatten() {
+                    process.clock.jump_wall(TimeDelta::seconds(by));
+                    process.wall_off += by;
                 }
             }
             Step::Store { manager, fault } => {
@@ -888,6 +889,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         for emulator in Emulator::ALL {
             self.harness.sandbox.clear_faults(emulator);
         }
+        self.machine_wall = 0;
         for n in 0..MANAGERS {
             self.processes[n] = None;
             self.processes[n] = Some(self.start_process(n, false, 0));
