@@ -521,7 +521,13 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
         .await;
         self.settle(&credential, &result);
-        result.map(|(token, _)| token)
+        // The login was stored either way; but, as on every path, only a token valid now leaves (a vendor may
+        // issue one that is already expired).
+        match result {
+            Ok((token, _)) if token.is_valid(&self.shared.clock) => Ok(token),
+            Ok(_) => Err(ManagerError::ShortLived(credential.id.clone())),
+            Err(error) => Err(error),
+        }
     }
 
     /// A valid access token for `id`. While the cached one is valid this takes no lock and allocates nothing;

@@ -162,6 +162,29 @@ async fn a_vendor_that_issues_one_second_tokens_is_not_asked_in_a_loop() {
     );
 }
 
+/// A login whose answer is already expired is stored (its refresh token is live) but not handed to the caller:
+/// `login` says the tokens were short-lived, as every other path does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_answered_with_an_expired_token_stores_it_but_does_not_hand_it_out() {
+    let h = Harness::start(Emulator::Ekuaibao).await;
+    let id = id("stillborn");
+    let manager = h.manager(MemoryStore::new());
+    manager.manage(id.clone(), h.credential(Emulator::Ekuaibao));
+    // Ekuaibao states an instant; one a minute ago is believed (the vendor says the token is expired).
+    let a_minute_ago = h.sandbox.clock().now() - chrono::TimeDelta::minutes(1);
+    h.sandbox.inject(
+        Emulator::Ekuaibao,
+        Fault::retype("/value/expireTime", json!(a_minute_ago.timestamp_millis())),
+    );
+    let error = manager
+        .login(&id, &h.login(Emulator::Ekuaibao))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ManagerError::ShortLived(_)), "{error}");
+    let stored = manager.store().load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1, "the login's tokens were kept");
+}
+
 /// A `Retry-After` of `u64::MAX` seconds is capped at the backoff's longest wait (10 minutes): the credential is
 /// renewed after it, not silenced until a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
