@@ -54,6 +54,7 @@
 
 mod clock;
 mod error;
+pub mod file_system;
 mod manager;
 pub mod observe;
 mod policy;

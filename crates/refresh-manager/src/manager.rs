@@ -1192,8 +1192,8 @@ impl<S: TokenStore + 'static> Manager<S> {
             .await?
         {
             Swap::Written { version } => {
-                if let Some(path) = &issued.rescue_file {
-                    Rescue::remove(path);
+                if let (Some(path), Some(rescue)) = (&issued.rescue_file, &self.shared.rescue) {
+                    rescue.remove(path);
                 }
                 let record = Versioned::new(version, issued.tokens.clone());
                 let token = self.token_of(credential, &record, issued.sent);
@@ -1208,8 +1208,8 @@ impl<S: TokenStore + 'static> Manager<S> {
             }
             Swap::Conflict { current } => {
                 store.keep_orphan(id, &issued.tokens).await?;
-                if let Some(path) = &issued.rescue_file {
-                    Rescue::remove(path);
+                if let (Some(path), Some(rescue)) = (&issued.rescue_file, &self.shared.rescue) {
+                    rescue.remove(path);
                 }
                 tracing::warn!(credential = %id, "another writer stored tokens first; the vendor's answer is kept as an orphan");
                 let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;

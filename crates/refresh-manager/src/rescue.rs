@@ -8,13 +8,13 @@
 //! to the store before it asks the vendor anything, then removes the file. Put the directories on another file
 //! system than the store where you can: a full disk refuses a rescue beside the store too.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::file_system::{FileSystem, OsFileSystem, private_dir, write_durably};
 use crate::record::{CredentialId, StoredTokens};
 
 const SUFFIX: &str = "@rescued.json";
@@ -22,6 +22,7 @@ const SUFFIX: &str = "@rescued.json";
 /// Where the manager keeps tokens its store could not take (see the module docs). Cloning it is cheap.
 #[derive(Clone, Debug)]
 pub struct Rescue {
+    fs: Arc<dyn FileSystem>,
     dirs: Vec<PathBuf>,
 }
 
@@ -60,8 +61,15 @@ impl Rescue {
     /// Rescues go to the first of `dirs` that takes them (each created 0700 if missing).
     pub fn new(dirs: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
         Rescue {
+            fs: OsFileSystem::shared(),
             dirs: dirs.into_iter().map(Into::into).collect(),
         }
+    }
+
+    /// The same directories on another file system than the operating system's (a test's).
+    pub fn on(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
     }
 
     /// Keeps `rescued` in the first directory that takes it; the error of the last one if none did.
@@ -69,7 +77,7 @@ impl Rescue {
         let json = serde_json::to_vec_pretty(rescued).map_err(io::Error::other)?;
         let mut last = io::Error::other("no rescue directory is configured");
         for dir in &self.dirs {
-            match write_durably(dir, &rescued.id, &json) {
+            match self.write(dir, &rescued.id, &json) {
                 Ok(path) => return Ok(path),
                 Err(error) => last = error,
             }
@@ -82,7 +90,7 @@ impl Rescue {
     pub fn find(&self, id: &CredentialId) -> Option<(PathBuf, Rescued)> {
         self.dirs.iter().find_map(|dir| {
             let path = dir.join(format!("{id}{SUFFIX}"));
-            match read(&path) {
+            match self.read(&path) {
                 Ok(rescued) if rescued.id == *id => Some((path, rescued)),
                 Ok(_) => None,
                 Err(error) if error.kind() == io::ErrorKind::NotFound => None,
@@ -97,22 +105,23 @@ impl Rescue {
 
     /// Whether a file for `id` is there (read or not).
     pub fn holds(&self, id: &CredentialId) -> bool {
-        self.dirs
-            .iter()
-            .any(|dir| dir.join(format!("{id}{SUFFIX}")).exists())
+        self.dirs.iter().any(|dir| {
+            self.fs
+                .owner_and_mode(&dir.join(format!("{id}{SUFFIX}")))
+                .is_ok()
+        })
     }
 
     /// Every rescue that reads, in every directory: what `refresh status` shows.
     pub fn list(&self) -> Vec<Rescued> {
         let mut all = Vec::new();
         for dir in &self.dirs {
-            let Ok(entries) = fs::read_dir(dir) else {
+            let Ok(names) = self.fs.list_dir(dir) else {
                 continue;
             };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
+            for name in names {
                 if name.to_str().is_some_and(|name| name.ends_with(SUFFIX))
-                    && let Ok(rescued) = read(&entry.path())
+                    && let Ok(rescued) = self.read(&dir.join(&name))
                 {
                     all.push(rescued);
                 }
@@ -122,8 +131,8 @@ impl Rescue {
     }
 
     /// Removes a rescue file once its tokens are in the store.
-    pub(crate) fn remove(path: &Path) {
-        if let Err(error) = fs::remove_file(path)
+    pub(crate) fn remove(&self, path: &Path) {
+        if let Err(error) = self.fs.remove_file(path)
             && error.kind() != io::ErrorKind::NotFound
         {
             tracing::warn!(path = %path.display(), %error, "a rescue file whose tokens are stored could not be removed");
@@ -131,59 +140,33 @@ impl Rescue {
     }
 }
 
-fn read(path: &Path) -> io::Result<Rescued> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    // serde's message can quote a value, which may be a token: keep only where it failed.
-    serde_json::from_slice(&bytes).map_err(|error| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "not a rescue file at line {}, column {}",
-                error.line(),
-                error.column()
-            ),
-        )
-    })
-}
-
-/// Writes `json` as `<dir>/<id>@rescued.json`: temporary file, fsync, rename, directory fsync.
-fn write_durably(dir: &Path, id: &CredentialId, json: &[u8]) -> io::Result<PathBuf> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let metadata = fs::metadata(dir)?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if metadata.uid() != me || metadata.mode() & 0o077 != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "the rescue directory {} must be this user's and private (chmod 700)",
-                dir.display()
-            ),
-        ));
+impl Rescue {
+    fn read(&self, path: &Path) -> io::Result<Rescued> {
+        let bytes = self.fs.read(path)?;
+        // serde's message can quote a value, which may be a token: keep only where it failed.
+        serde_json::from_slice(&bytes).map_err(|error| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "not a rescue file at line {}, column {}",
+                    error.line(),
+                    error.column()
+                ),
+            )
+        })
     }
-    let path = dir.join(format!("{id}{SUFFIX}"));
-    // tempfile creates the file 0600.
-    let mut temporary = tempfile::Builder::new()
-        .prefix(&format!(".{id}."))
-        .suffix(".rescue")
-        .tempfile_in(dir)?;
-    temporary.write_all(json)?;
-    temporary.as_file().sync_all()?;
-    temporary.persist(&path).map_err(|error| error.error)?;
-    File::open(dir)?.sync_all()?;
-    Ok(path)
+
+    /// Writes `json` as `<dir>/<id>@rescued.json`, durably, in a private directory of this user's.
+    fn write(&self, dir: &Path, id: &CredentialId, json: &[u8]) -> io::Result<PathBuf> {
+        private_dir(&*self.fs, dir, 0o077, "rescue directory")?;
+        let name = format!("{id}{SUFFIX}");
+        write_durably(&*self.fs, dir, &name, id.as_str(), ".rescue", json)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
@@ -224,7 +207,7 @@ mod tests {
         assert_eq!(rescue.find(&id), Some((path.clone(), kept.clone())));
         assert_eq!(rescue.list(), vec![kept]);
         assert_eq!(rescue.find(&CredentialId::new("beta").unwrap()), None);
-        Rescue::remove(&path);
+        rescue.remove(&path);
         assert!(!rescue.holds(&id) && rescue.find(&id).is_none());
     }
 

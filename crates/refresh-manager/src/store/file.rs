@@ -11,20 +11,21 @@
 //! A temporary file left by a writer that died before its rename is removed when the store is next opened, if its
 //! credential's write lock is free: every live writer holds that lock, so a temporary file under a free lock is dead.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
 use super::{StoreError, Swap, TokenStore, Versioned, swap, with_orphan};
+use crate::file_system::{FileSystem, LockFile, OsFileSystem, private_dir, write_durably};
 use crate::record::{CredentialId, StoredTokens};
 
 /// Records in files under one directory; any number of `FileStore`s, in any number of processes, may share it.
 #[derive(Clone, Debug)]
 pub struct FileStore {
+    fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     lock_wait: Duration,
 }
@@ -36,7 +37,7 @@ const PROBE_BYTES: usize = 16 * 1024;
 /// process ending, releases it.
 #[derive(Debug)]
 pub struct FileLock {
-    _file: File,
+    _file: Box<dyn LockFile>,
 }
 
 impl FileStore {
@@ -47,13 +48,16 @@ impl FileStore {
     /// The store in `dir`, created (0700) if it does not exist. An existing directory must belong to this user and
     /// be writable by no one else: whoever can write in it can replace a record.
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        Self::open_on(OsFileSystem::shared(), dir)
+    }
+
+    /// [`FileStore::open`] over another file system than the operating system's (a test's, which can lose what
+    /// was not fsynced).
+    pub fn open_on(fs: Arc<dyn FileSystem>, dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
-        check_private(&dir)?;
+        private_dir(&*fs, &dir, 0o022, "token directory")?;
         let store = FileStore {
+            fs,
             dir,
             lock_wait: Self::DEFAULT_LOCK_WAIT,
         };
@@ -74,6 +78,7 @@ impl FileStore {
 
     fn files(&self) -> Files {
         Files {
+            fs: Arc::clone(&self.fs),
             dir: self.dir.clone(),
             lock_wait: self.lock_wait,
         }
@@ -91,36 +96,6 @@ impl FileStore {
     }
 }
 
-/// Refuses a store directory that is not this user's, or that others may write in.
-fn check_private(dir: &Path) -> io::Result<()> {
-    let metadata = fs::metadata(dir)?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if metadata.uid() != me {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "the token directory {} belongs to uid {}, not to this process's uid {me}: \
-                 give each user a directory of its own",
-                dir.display(),
-                metadata.uid()
-            ),
-        ));
-    }
-    let mode = metadata.mode() & 0o777;
-    if mode & 0o022 != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "the token directory {} may be written by others (mode {mode:o}): run `chmod 700 {}`",
-                dir.display(),
-                dir.display()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// The name of a credential's lock that serializes its refreshes.
 fn refresh_lock(id: &CredentialId) -> String {
     format!("{id}@refresh.lock")
@@ -133,27 +108,22 @@ fn write_lock(id: &CredentialId) -> String {
 
 /// The blocking file operations, on one store directory.
 struct Files {
+    fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     lock_wait: Duration,
 }
 
 impl Files {
-    fn record(&self, id: &CredentialId) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
+    fn record_name(id: &CredentialId) -> String {
+        format!("{id}.json")
     }
 
     fn read(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        let opened = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(self.record(id));
-        let mut file = match opened {
-            Ok(file) => file,
+        let bytes = match self.fs.read(&self.dir.join(Self::record_name(id))) {
+            Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(error.into()),
         };
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
         // serde's message can quote a value, which may be a token: keep only where it failed.
         serde_json::from_slice(&bytes)
             .map(Some)
@@ -170,17 +140,8 @@ impl Files {
     /// Replaces the record atomically and durably.
     fn write(&self, id: &CredentialId, record: &Versioned) -> Result<(), StoreError> {
         let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-        // tempfile creates the file 0600.
-        let mut temporary = tempfile::Builder::new()
-            .prefix(&format!(".{id}."))
-            .suffix(".tmp")
-            .tempfile_in(&self.dir)?;
-        temporary.write_all(&json)?;
-        temporary.as_file().sync_all()?;
-        temporary
-            .persist(self.record(id))
-            .map_err(|error| error.error)?;
-        File::open(&self.dir)?.sync_all()?;
+        let name = Self::record_name(id);
+        write_durably(&*self.fs, &self.dir, &name, id.as_str(), ".tmp", &json)?;
         Ok(())
     }
 
@@ -188,11 +149,10 @@ impl Files {
     /// rename: those whose credential's write lock is free. One listing of the directory, once per open, never on
     /// the write path. Best effort: a file that cannot be listed, locked or removed only stays behind.
     fn remove_dead_temporaries(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
+        let Ok(names) = self.fs.list_dir(&self.dir) else {
             return;
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
+        for name in names {
             let Some((id, random)) = name
                 .to_str()
                 .and_then(|name| name.strip_prefix('.')?.strip_suffix(".tmp"))
@@ -206,11 +166,11 @@ impl Files {
             if !random.chars().all(|c| c.is_ascii_alphanumeric()) {
                 continue;
             }
-            let Ok(write_lock) = self.lock_file(&write_lock(&id)) else {
+            let Ok(write_lock) = self.fs.open_lock(&self.dir.join(write_lock(&id))) else {
                 continue;
             };
-            if write_lock.try_lock().is_ok()
-                && let Err(error) = fs::remove_file(entry.path())
+            if write_lock.try_lock().is_ok_and(|locked| locked)
+                && let Err(error) = self.fs.remove_file(&self.dir.join(&name))
             {
                 tracing::debug!(credential = %id, %error, "a dead writer's temporary file stays");
             }
@@ -218,54 +178,42 @@ impl Files {
     }
 
     /// An exclusive advisory lock on `name` in the directory, waiting for it at most the store's lock wait.
-    fn lock(&self, name: &str) -> Result<File, StoreError> {
-        let file = self.lock_file(name)?;
+    fn lock(&self, name: &str) -> Result<Box<dyn LockFile>, StoreError> {
+        let file = self.fs.open_lock(&self.dir.join(name))?;
         let deadline = Instant::now() + self.lock_wait;
         let mut pause = Duration::from_millis(1);
         loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(file),
-                Err(TryLockError::Error(error)) => return Err(error.into()),
-                Err(TryLockError::WouldBlock) if Instant::now() >= deadline => {
-                    let held = format!(
-                        "{} has been held for more than {} s: a process holding it may be stopped \
-                         (look for it with `fuser {}`)",
-                        name,
-                        self.lock_wait.as_secs(),
-                        self.dir.join(name).display()
-                    );
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, held).into());
-                }
-                Err(TryLockError::WouldBlock) => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
+            if file.try_lock()? {
+                return Ok(file);
             }
+            if Instant::now() >= deadline {
+                let held = format!(
+                    "{} has been held for more than {} s: a process holding it may be stopped \
+                     (look for it with `fuser {}`)",
+                    name,
+                    self.lock_wait.as_secs(),
+                    self.dir.join(name).display()
+                );
+                return Err(io::Error::new(io::ErrorKind::TimedOut, held).into());
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
-    }
-
-    /// The lock file `name` in the directory, created (0600) if it does not exist; never through a symbolic link.
-    fn lock_file(&self, name: &str) -> io::Result<File> {
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(self.dir.join(name))
     }
 
     /// Writes, fsyncs and removes a temporary file as large as a record: a directory the process may not write
     /// in, a read-only or full file system fails here, before the vendor is asked for tokens it could not keep.
     fn probe(&self, id: &CredentialId) -> Result<(), StoreError> {
-        let mut probe = tempfile::Builder::new()
-            .prefix(&format!(".{id}."))
-            .suffix(".tmp")
-            .tempfile_in(&self.dir)?;
-        probe.write_all(&[0; PROBE_BYTES])?;
-        probe.as_file().sync_all()?;
-        probe.close()?;
+        let (path, mut probe) = self
+            .fs
+            .create_temporary(&self.dir, &format!(".{id}."), ".tmp")?;
+        let written = probe
+            .write_all(&[0; PROBE_BYTES])
+            .and_then(|()| probe.sync());
+        drop(probe);
+        let removed = self.fs.remove_file(&path);
+        written?;
+        removed?;
         Ok(())
     }
 
@@ -338,6 +286,7 @@ impl TokenStore for FileStore {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::{self, File};
     use std::os::unix::fs::PermissionsExt;
     use std::sync::Arc;
 
