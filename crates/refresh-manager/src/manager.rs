@@ -439,6 +439,49 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
     }
 
+    /// Whether `id` has tokens from the vendor that the store has not taken yet: held in memory (and rescued, if
+    /// a rescue took them) until a renewal, scheduled with backoff, writes them. A process in this state should not
+    /// be stopped while it can be helped: readiness checks and operators look here.
+    pub fn holds_unsaved(&self, id: &CredentialId) -> bool {
+        self.credential(id)
+            .is_ok_and(|credential| lock(&credential.unsaved).is_some())
+    }
+
+    /// What a process does before it stops: waits for running renewals, then writes the tokens the store refused
+    /// earlier ([`Manager::holds_unsaved`]), each under its lock, asking the vendor nothing. The first error if some
+    /// could still not be written: they are then in the rescue if one took them, else only in this process, and
+    /// stopping it loses them.
+    pub async fn flush(&self) -> Result<(), ManagerError> {
+        self.renewals_finished().await;
+        let credentials: Vec<Arc<Credential>> = self
+            .shared
+            .credentials
+            .load()
+            .values()
+            .filter(|credential| lock(&credential.unsaved).is_some())
+            .cloned()
+            .collect();
+        let mut first_error = None;
+        for credential in credentials {
+            let result = async {
+                let held = self.lock_store(&credential).await?;
+                let committed = match self.take_unsaved(&credential).await {
+                    Some(unsaved) => self.commit(&credential, unsaved).await.map(drop),
+                    None => Ok(()),
+                };
+                held.release(&self.shared.store).await;
+                committed
+            }
+            .await;
+            if let Err(error) = result {
+                tracing::error!(credential = %credential.id, %error,
+                    "tokens the store refused could still not be written before the process stops");
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// How many background deadlines are waiting (at most about one per credential).
     pub fn pending_timers(&self) -> usize {
         self.shared.timers.len()
@@ -844,11 +887,16 @@ impl<S: TokenStore + 'static> Manager<S> {
         let mut record = self.load(credential).await?;
         if let Some(unsaved) = self.take_unsaved(credential).await {
             // The last renewal's tokens first: the vendor may already have spent the stored refresh token.
-            let committed = self.commit(credential, unsaved).await?;
-            if committed.0.is_valid(clock) {
-                return Ok(committed);
+            match self.commit(credential, unsaved).await {
+                Ok(committed) if committed.0.is_valid(clock) => return Ok(committed),
+                // Stored, but not valid now (rescued long ago, or obtained on a clock ahead of this one): renew them.
+                Ok(_) => {}
+                // Kept as an orphan of a newer record that is not valid now (another process wrote it while the
+                // wall clock was wrong): renew that one, still under the lock. Unless the lease lapsed: then a newer
+                // holder fences this one, and renewing would race it.
+                Err(ManagerError::Superseded(_)) if self.lease_held(credential) => {}
+                Err(error) => return Err(error),
             }
-            // Stored, but not valid now (rescued long ago, or obtained on a clock ahead of this one): renew them.
             record = self.load(credential).await?;
         }
         let Some(record) = record else {
@@ -892,6 +940,12 @@ impl<S: TokenStore + 'static> Manager<S> {
             lease_end: &credential.lease_end,
             held: Some(held),
         })
+    }
+
+    /// Whether the store's lock on `credential` is still this manager's: a lock that never lapses, or a lease whose
+    /// end (counted from before it was asked for) has not come.
+    fn lease_held(&self, credential: &Credential) -> bool {
+        lock(&credential.lease_end).is_none_or(|end| self.shared.clock.now() < end)
     }
 
     /// `record`'s token if it is valid, else its renewal.

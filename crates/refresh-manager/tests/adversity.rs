@@ -356,6 +356,41 @@ async fn tokens_the_store_refused_are_rescued_for_the_next_process() {
     );
 }
 
+/// With no rescue to take them, tokens the store refused live only in the process; `flush`, called before it
+/// stops, writes them once the store takes writes again, without asking the vendor, and says so when it cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_process_flushes_the_tokens_its_store_refused() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("flushed");
+    let store = ScriptedStore::new();
+    let manager = Manager::with_options(store.clone(), h.options().foreground_only());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    assert!(!manager.holds_unsaved(&id));
+    break_writes(&store, false);
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    assert!(manager.access_token(&id).await.is_err());
+    assert!(manager.holds_unsaved(&id), "the vendor's answer is held");
+    assert!(manager.flush().await.is_err(), "the store still refuses");
+    assert!(manager.holds_unsaved(&id), "and the answer is still held");
+    mend(&store);
+    manager.flush().await.unwrap();
+    assert!(!manager.holds_unsaved(&id));
+    let stored = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(
+        h.sandbox.refresh_token_state(
+            Emulator::ISolarCloud,
+            stored.tokens.refresh_token.expose_secret()
+        ),
+        refresh_sandbox::RefreshTokenState::Live
+    );
+    assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 1);
+}
+
 /// A refresh token the vendor refused for good is not presented again while the login that mends it fails for a
 /// while: another process spent the stored Ekuaibao token, the vendor refuses it (403), the first login meets a 503,
 /// and the next renewal logs in straight away.

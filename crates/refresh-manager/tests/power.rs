@@ -35,7 +35,7 @@ async fn a_power_cut_at_any_point_of_a_write_keeps_a_whole_record_and_every_writ
     let mut crash_points = 0;
     for at in 0.. {
         let disk = PageCacheFs::new();
-        let store = FileStore::open_on(disk.shared(), DIR).unwrap();
+        let store = FileStore::open_on(disk.process().shared(), DIR).unwrap();
         let _ = store
             .compare_and_swap(&id, None, &tokens("one"))
             .await
@@ -50,7 +50,7 @@ async fn a_power_cut_at_any_point_of_a_write_keeps_a_whole_record_and_every_writ
             );
             disk.power_cut();
         }
-        let reopened = FileStore::open_on(disk.shared(), DIR).unwrap();
+        let reopened = FileStore::open_on(disk.process().shared(), DIR).unwrap();
         let record = reopened
             .load(&id)
             .await
@@ -95,7 +95,7 @@ fn a_power_cut_at_any_point_of_a_rescue_keeps_it_whole_or_not_at_all() {
     let mut crash_points = 0;
     for at in 0.. {
         let disk = PageCacheFs::new();
-        let rescue = Rescue::new(["/disk/rescue"]).on(disk.shared());
+        let rescue = Rescue::new(["/disk/rescue"]).on(disk.process().shared());
         disk.cut_power_at(at);
         let kept = rescue.keep(&rescued);
         let cut_during = disk.stats().power_cuts == 1;
@@ -103,6 +103,8 @@ fn a_power_cut_at_any_point_of_a_rescue_keeps_it_whole_or_not_at_all() {
             assert!(kept.is_ok(), "{kept:?}");
             disk.power_cut();
         }
+        // The next process looks.
+        let rescue = Rescue::new(["/disk/rescue"]).on(disk.process().shared());
         let found = rescue.find(&id).map(|(_, found)| found);
         if kept.is_ok() {
             assert_eq!(found.as_ref(), Some(&rescued), "cut at {at}");
@@ -130,7 +132,7 @@ fn a_power_cut_at_any_point_of_a_rescue_keeps_it_whole_or_not_at_all() {
 async fn a_full_disk_tears_no_record_and_fails_the_write_check() {
     let id = CredentialId::new("full").unwrap();
     let disk = PageCacheFs::new();
-    let store = FileStore::open_on(disk.shared(), DIR).unwrap();
+    let store = FileStore::open_on(disk.process().shared(), DIR).unwrap();
     let _ = store
         .compare_and_swap(&id, None, &tokens("one"))
         .await

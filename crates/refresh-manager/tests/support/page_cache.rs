@@ -7,7 +7,11 @@
 //! - a directory's entries (a creation, a rename, a removal) are durable once the directory is fsynced: fsyncing
 //!   a new file does not make its name durable;
 //! - directories themselves are created durably (the stores create theirs once, at open);
-//! - locks belong to an open lock file and vanish with the power (and with the handles of the processes it took).
+//! - locks belong to an open lock file and vanish with the power, or with the process holding them.
+//!
+//! Each process sees the disk through a [`ProcessFs`] of its own. Once the process is killed, or the power it ran
+//! on is gone, every operation of its view fails: a task of a dead process that was still running (a blocking
+//! write) writes nothing after its death.
 //!
 //! It can also fill up: [`PageCacheFs::fill_for`] makes the next writes fail with `ENOSPC` after writing half of
 //! what they were given (a torn write).
@@ -16,20 +20,36 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use refresh_manager::file_system::{FileSystem, LockFile, TemporaryFile};
 
-/// See the module docs. Cloning it shares the disk.
+/// The disk (see the module docs). Cloning it shares the disk.
 #[derive(Clone, Debug, Default)]
 pub struct PageCacheFs(Arc<Mutex<Disk>>);
+
+/// One process's view of a [`PageCacheFs`]: the [`FileSystem`] its stores run on.
+#[derive(Clone, Debug)]
+pub struct ProcessFs {
+    disk: PageCacheFs,
+    life: Arc<Life>,
+}
+
+#[derive(Debug)]
+struct Life {
+    id: u64,
+    /// The power cuts before it started.
+    born: u64,
+    killed: AtomicBool,
+}
 
 #[derive(Debug, Default)]
 struct Disk {
     dirs: HashMap<PathBuf, Dir>,
     inodes: HashMap<u64, Inode>,
-    /// Lock file path → the open lock file holding it.
-    locks: HashMap<PathBuf, u64>,
+    /// Lock file path → the open lock file holding it, and its process.
+    locks: HashMap<PathBuf, (u64, u64)>,
     next_id: u64,
     /// Power cuts so far: a handle opened before the last one belongs to a process that died with it.
     epoch: u64,
@@ -86,9 +106,18 @@ impl PageCacheFs {
         Self::default()
     }
 
-    /// As the stores hold it.
-    pub fn shared(&self) -> Arc<dyn FileSystem> {
-        Arc::new(self.clone())
+    /// A new process's view of the disk.
+    pub fn process(&self) -> ProcessFs {
+        let mut disk = self.disk();
+        disk.next_id += 1;
+        ProcessFs {
+            disk: self.clone(),
+            life: Arc::new(Life {
+                id: disk.next_id,
+                born: disk.epoch,
+                killed: AtomicBool::new(false),
+            }),
+        }
     }
 
     fn disk(&self) -> MutexGuard<'_, Disk> {
@@ -112,6 +141,11 @@ impl PageCacheFs {
     /// The next `writes` writes fail with `ENOSPC`, each after writing half of its bytes.
     pub fn fill_for(&self, writes: usize) {
         self.disk().full_for = writes;
+    }
+
+    /// Empties the disk for now: how many writes were still to fail.
+    pub fn take_full(&self) -> usize {
+        std::mem::take(&mut self.disk().full_for)
     }
 
     pub fn stats(&self) -> Stats {
@@ -198,10 +232,34 @@ impl Disk {
     }
 }
 
-impl FileSystem for PageCacheFs {
-    fn create_private_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut disk = self.disk();
+impl ProcessFs {
+    /// As the stores hold it.
+    pub fn shared(&self) -> Arc<dyn FileSystem> {
+        Arc::new(self.clone())
+    }
+
+    /// The process dies: its locks are let go, and it does nothing more. What it wrote stays in the page cache.
+    pub fn kill(&self) {
+        let mut disk = self.disk.disk();
+        self.life.killed.store(true, Ordering::SeqCst);
+        let me = self.life.id;
+        disk.locks.retain(|_, (_, process)| *process != me);
+    }
+
+    /// The disk, if this process is alive; one operation counted towards a planned power cut.
+    fn alive(&self) -> io::Result<MutexGuard<'_, Disk>> {
+        let mut disk = self.disk.disk();
+        if self.life.killed.load(Ordering::SeqCst) || self.life.born != disk.epoch {
+            return Err(gone());
+        }
         disk.operate()?;
+        Ok(disk)
+    }
+}
+
+impl FileSystem for ProcessFs {
+    fn create_private_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut disk = self.alive()?;
         for ancestor in dir.ancestors() {
             disk.dirs.entry(ancestor.to_owned()).or_default();
         }
@@ -211,7 +269,7 @@ impl FileSystem for PageCacheFs {
     fn owner_and_mode(&self, path: &Path) -> io::Result<(u32, u32)> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
-        let disk = self.disk();
+        let disk = self.disk.disk();
         if disk.dirs.contains_key(path) {
             return Ok((me, 0o700));
         }
@@ -219,8 +277,7 @@ impl FileSystem for PageCacheFs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let mut disk = self.disk();
-        disk.operate()?;
+        let disk = self.alive()?;
         let id = disk.lookup(path)?;
         Ok(disk.inodes[&id].data.clone())
     }
@@ -231,25 +288,21 @@ impl FileSystem for PageCacheFs {
         prefix: &str,
         suffix: &str,
     ) -> io::Result<(PathBuf, Box<dyn TemporaryFile>)> {
-        let mut disk = self.disk();
-        disk.operate()?;
+        let mut disk = self.alive()?;
         let id = disk.new_inode();
         let name = OsString::from(format!("{prefix}t{id:06}{suffix}"));
         disk.dir(dir)?.entries.insert(name.clone(), id);
-        let epoch = disk.epoch;
         Ok((
             dir.join(name),
             Box::new(Temporary {
                 fs: self.clone(),
                 id,
-                epoch,
             }),
         ))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut disk = self.disk();
-        disk.operate()?;
+        let mut disk = self.alive()?;
         let ((from_dir, from_name), (to_dir, to_name)) = (split(from)?, split(to)?);
         assert_eq!(from_dir, to_dir, "the stores rename within one directory");
         let dir = disk.dir(from_dir)?;
@@ -262,16 +315,14 @@ impl FileSystem for PageCacheFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut disk = self.disk();
-        disk.operate()?;
+        let mut disk = self.alive()?;
         let dir = disk.dir(dir)?;
         dir.durable = dir.entries.clone();
         Ok(())
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        let mut disk = self.disk();
-        disk.operate()?;
+        let mut disk = self.alive()?;
         let (dir, name) = split(path)?;
         disk.dir(dir)?
             .entries
@@ -281,14 +332,12 @@ impl FileSystem for PageCacheFs {
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        let mut disk = self.disk();
-        disk.operate()?;
+        let mut disk = self.alive()?;
         Ok(disk.dir(dir)?.entries.keys().cloned().collect())
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn LockFile>> {
-        let mut disk = self.disk();
-        disk.operate()?;
+        let mut disk = self.alive()?;
         if disk.lookup(path).is_err() {
             let (dir, name) = split(path)?;
             let id = disk.new_inode();
@@ -299,24 +348,18 @@ impl FileSystem for PageCacheFs {
             fs: self.clone(),
             path: path.to_owned(),
             handle: disk.next_id,
-            epoch: disk.epoch,
         }))
     }
 }
 
 struct Temporary {
-    fs: PageCacheFs,
+    fs: ProcessFs,
     id: u64,
-    epoch: u64,
 }
 
 impl TemporaryFile for Temporary {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut disk = self.fs.disk();
-        if disk.epoch != self.epoch {
-            return Err(gone());
-        }
-        disk.operate()?;
+        let mut disk = self.fs.alive()?;
         let torn = disk.full_for > 0;
         let written = if torn {
             &bytes[..bytes.len() / 2]
@@ -334,11 +377,7 @@ impl TemporaryFile for Temporary {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        let mut disk = self.fs.disk();
-        if disk.epoch != self.epoch {
-            return Err(gone());
-        }
-        disk.operate()?;
+        let mut disk = self.fs.alive()?;
         let inode = disk.inodes.get_mut(&self.id).ok_or_else(gone)?;
         inode.durable = inode.data.clone();
         Ok(())
@@ -346,10 +385,9 @@ impl TemporaryFile for Temporary {
 }
 
 struct Lock {
-    fs: PageCacheFs,
+    fs: ProcessFs,
     path: PathBuf,
     handle: u64,
-    epoch: u64,
 }
 
 impl std::fmt::Debug for Lock {
@@ -360,20 +398,19 @@ impl std::fmt::Debug for Lock {
 
 impl LockFile for Lock {
     fn try_lock(&self) -> io::Result<bool> {
-        let mut disk = self.fs.disk();
-        if disk.epoch != self.epoch {
-            return Err(gone());
-        }
-        disk.operate()?;
-        let holder = disk.locks.entry(self.path.clone()).or_insert(self.handle);
-        Ok(*holder == self.handle)
+        let mut disk = self.fs.alive()?;
+        let holder = disk
+            .locks
+            .entry(self.path.clone())
+            .or_insert((self.handle, self.fs.life.id));
+        Ok(holder.0 == self.handle)
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let mut disk = self.fs.disk();
-        if disk.locks.get(&self.path) == Some(&self.handle) {
+        let mut disk = self.fs.disk.disk();
+        if disk.locks.get(&self.path).map(|held| held.0) == Some(self.handle) {
             disk.locks.remove(&self.path);
         }
     }
