@@ -114,6 +114,7 @@ mod grant;
 mod refresher;
 mod token;
 mod vendor;
+mod vendor_clock;
 mod vendors;
 
 pub use clock::Clock;

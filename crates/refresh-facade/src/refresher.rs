@@ -136,18 +136,22 @@ impl Refresher {
                     detail,
                 ));
             }
-            match &self.adapter {
-                #[cfg(feature = "isolarcloud")]
-                Adapter::ISolarCloud(adapter) => adapter.obtain(grant, self.clock.now()).await,
-                #[cfg(feature = "sugon-ac")]
-                Adapter::SugonAc(adapter) => adapter.obtain(grant, self.clock.now()).await,
-                #[cfg(feature = "wechat-open")]
-                Adapter::WechatOpen(adapter) => adapter.obtain(grant, self.clock.now()).await,
-                #[cfg(feature = "ekuaibao")]
-                Adapter::Ekuaibao(adapter) => adapter.obtain(grant, self.clock.now()).await,
-                #[cfg(feature = "misa-cukcuk")]
-                Adapter::MisaCukcuk(_) => Err(login_not_offered(self.vendor)),
-            }
+            let sent_at = self.clock.now();
+            self.with_vendor_clock(async {
+                match &self.adapter {
+                    #[cfg(feature = "isolarcloud")]
+                    Adapter::ISolarCloud(adapter) => adapter.obtain(grant, sent_at).await,
+                    #[cfg(feature = "sugon-ac")]
+                    Adapter::SugonAc(adapter) => adapter.obtain(grant, sent_at).await,
+                    #[cfg(feature = "wechat-open")]
+                    Adapter::WechatOpen(adapter) => adapter.obtain(grant, sent_at).await,
+                    #[cfg(feature = "ekuaibao")]
+                    Adapter::Ekuaibao(adapter) => adapter.obtain(grant, sent_at).await,
+                    #[cfg(feature = "misa-cukcuk")]
+                    Adapter::MisaCukcuk(_) => Err(login_not_offered(self.vendor)),
+                }
+            })
+            .await
         }
         .instrument(span.clone())
         .await
@@ -215,18 +219,34 @@ impl Refresher {
             ));
         }
         let sent_at = self.clock.now();
-        match &self.adapter {
-            #[cfg(feature = "isolarcloud")]
-            Adapter::ISolarCloud(adapter) => adapter.refresh(grant, sent_at).await,
-            #[cfg(feature = "sugon-ac")]
-            Adapter::SugonAc(adapter) => adapter.refresh(grant, sent_at).await,
-            #[cfg(feature = "misa-cukcuk")]
-            Adapter::MisaCukcuk(adapter) => adapter.refresh(grant, sent_at).await,
-            #[cfg(feature = "wechat-open")]
-            Adapter::WechatOpen(adapter) => adapter.refresh(grant, sent_at).await,
-            #[cfg(feature = "ekuaibao")]
-            Adapter::Ekuaibao(adapter) => adapter.refresh(grant, sent_at).await,
+        self.with_vendor_clock(async {
+            match &self.adapter {
+                #[cfg(feature = "isolarcloud")]
+                Adapter::ISolarCloud(adapter) => adapter.refresh(grant, sent_at).await,
+                #[cfg(feature = "sugon-ac")]
+                Adapter::SugonAc(adapter) => adapter.refresh(grant, sent_at).await,
+                #[cfg(feature = "misa-cukcuk")]
+                Adapter::MisaCukcuk(adapter) => adapter.refresh(grant, sent_at).await,
+                #[cfg(feature = "wechat-open")]
+                Adapter::WechatOpen(adapter) => adapter.refresh(grant, sent_at).await,
+                #[cfg(feature = "ekuaibao")]
+                Adapter::Ekuaibao(adapter) => adapter.refresh(grant, sent_at).await,
+            }
+        })
+        .await
+    }
+
+    /// Runs a vendor call; its tokens say how far the vendor's clock (its answer's `Date`) was from ours.
+    async fn with_vendor_clock(
+        &self,
+        call: impl Future<Output = Result<TokenSet, RefreshError>>,
+    ) -> Result<TokenSet, RefreshError> {
+        let (mut result, date) = crate::vendor_clock::observed(call).await;
+        let answered_at = self.clock.now();
+        if let Ok(tokens) = &mut result {
+            tokens.vendor_clock_ahead = date.map(|date| date - answered_at);
         }
+        result
     }
 }
 

@@ -1,10 +1,10 @@
 //! The normalized result of a refresh.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use refresh_runtime::Secret;
 
-use crate::vendor::Vendor;
+use crate::vendor::{RefreshWindow, Vendor};
 use crate::vendors;
 
 /// Fresh tokens from any vendor, in one shape.
@@ -31,6 +31,11 @@ pub struct TokenSet {
     pub rotation: Rotation,
     /// What else the vendor said, typed.
     pub extras: VendorExtras,
+    /// How far the vendor's clock was ahead of the refresher's when it answered (negative: behind), by the `Date`
+    /// header of its answer (one second's resolution, less the answer's way back); `None` without a readable one.
+    /// `expires_at` and `obtained_at` are on the refresher's clock: a store shared by replicas needs them on one
+    /// clock, and this says how far off this one was.
+    pub vendor_clock_ahead: Option<TimeDelta>,
     /// What in the vendor's answer did not match its documentation (a field of another JSON type, an
     /// unreadable expiry), when the tokens were read from the fields the spec marks instead of the typed
     /// answer. Empty for an answer as documented. Never holds a token or any other value of the answer.
@@ -46,6 +51,38 @@ impl TokenSet {
     /// What in the vendor's answer did not match its documentation; empty when everything did.
     pub fn anomalies(&self) -> &[String] {
         &self.anomalies
+    }
+
+    /// The same tokens with the instants read on the refresher's clock moved by `by` (onto the vendor's clock,
+    /// with `by` = [`TokenSet::vendor_clock_ahead`]); instants the vendor stated itself stay as they are. Moved:
+    /// `obtained_at`; `expires_at` when it counts from the send ([`ExpirySource::LifetimeSeconds`],
+    /// [`ExpirySource::ConservativeDefault`]); `refreshable_until` when it was counted from either of those.
+    pub fn moved_by(&self, by: TimeDelta) -> TokenSet {
+        let from_send = matches!(
+            self.expiry_source,
+            ExpirySource::LifetimeSeconds | ExpirySource::ConservativeDefault
+        );
+        let window_from_send = match self.vendor.refresh_window() {
+            // The refresh token's lifetime counts from the send when it was issued with these tokens; a deadline
+            // carried over from the last record is already on whatever clock that record was written on.
+            Some(RefreshWindow::WhileRefreshTokenLives { .. }) => {
+                matches!(self.rotation, Rotation::Rotated | Rotation::Issued)
+            }
+            Some(
+                RefreshWindow::UntilAccessTokenExpiry
+                | RefreshWindow::AfterAccessTokenExpiry { .. },
+            ) => from_send,
+            None => false,
+        };
+        let mut moved = self.clone();
+        moved.obtained_at = self.obtained_at + by;
+        if from_send {
+            moved.expires_at = self.expires_at + by;
+        }
+        if window_from_send {
+            moved.refreshable_until = self.refreshable_until.map(|until| until + by);
+        }
+        moved
     }
 
     /// True when, at `now`, the vendor's window still allows a refresh (unknown deadlines count as open). Never

@@ -11,7 +11,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use refresh_facade::{Grant, RefreshError, Refresher, Secret, Vendor};
+use refresh_facade::{Grant, RefreshError, Refresher, Secret, TokenSet, Vendor};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -1097,7 +1097,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             let tokens = self
                 .call_vendor(credential, "refresh", refresher.refresh(&grant))
                 .await?;
-            return Ok(StoredTokens::from(&tokens));
+            return Ok(self.stored(credential, &tokens));
         };
         let component = self.component_token(component_id, None).await?;
         grant.component_access_token = Some(component.secret.clone());
@@ -1117,7 +1117,24 @@ impl<S: TokenStore + 'static> Manager<S> {
             }
             result => result?,
         };
-        Ok(StoredTokens::from(&tokens))
+        Ok(self.stored(credential, &tokens))
+    }
+
+    /// The vendor's tokens as the store keeps them. Their instants are on this process's wall clock, unless the
+    /// vendor's clock (its answer's `Date`) disagrees with it by more than the skew allowed between writers: then
+    /// on the vendor's, which their expiry follows. Other replicas read the record with their own clocks, and one
+    /// replica whose clock is hours off must not make them serve tokens past their end.
+    fn stored(&self, credential: &Credential, tokens: &TokenSet) -> StoredTokens {
+        let skew = TimeDelta::from_std(self.shared.clock_skew).unwrap_or(TimeDelta::MAX);
+        match tokens.vendor_clock_ahead {
+            Some(ahead) if ahead.abs() > skew => {
+                observe::anomaly(credential.vendor(), Anomaly::ClockOffTheVendors);
+                tracing::warn!(credential = %credential.id, vendor_ahead_s = ahead.num_seconds(),
+                    "this machine's wall clock disagrees with the vendor's: storing the tokens on the vendor's clock");
+                StoredTokens::from(&tokens.moved_by(ahead))
+            }
+            _ => StoredTokens::from(tokens),
+        }
     }
 
     /// The component credential's valid token; with `refused`, one newer than that version, which the vendor
@@ -1158,7 +1175,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         let tokens = self.call_vendor(credential, "login", obtained).await?;
         let logged_in = Unsaved {
             refreshed_from: expected,
-            tokens: StoredTokens::from(&tokens),
+            tokens: self.stored(credential, &tokens),
             sent: Some(sent),
             by_login: true,
             rescue_file: None,
@@ -1309,7 +1326,20 @@ impl<S: TokenStore + 'static> Manager<S> {
         let clock = &self.shared.clock;
         let now = clock.now();
         let (valid_until, expires_at) = match sent {
-            Some(sent) => (sent.after(lifetime), tokens.expires_at),
+            Some(sent) => {
+                // Fresh: the deadline counts from the send. The wall clock checks this process makes are on its own
+                // clock, and the tokens may be stored on the vendor's (`Manager::stored`): by how much, is how far
+                // the stored `obtained_at` is from our wall clock at the send.
+                let sent_wall =
+                    clock.wall() - TimeDelta::from_std(now.since(sent)).unwrap_or_default();
+                let moved = tokens.obtained_at - sent_wall;
+                let expires_at = if moved.abs() < TimeDelta::seconds(1) {
+                    tokens.expires_at
+                } else {
+                    tokens.expires_at - moved
+                };
+                (sent.after(lifetime), expires_at)
+            }
             None => {
                 let trusted = TimeDelta::from_std(lifetime.saturating_sub(self.shared.clock_skew))
                     .unwrap_or(TimeDelta::MAX);
@@ -1339,7 +1369,10 @@ impl<S: TokenStore + 'static> Manager<S> {
             .unwrap_or_default();
         Arc::new(AccessToken {
             secret: tokens.access_token.clone(),
-            expires_at: tokens.expires_at,
+            expires_at: match sent {
+                Some(_) => expires_at,
+                None => tokens.expires_at,
+            },
             refresh_at,
             version: record.version,
             valid_until,

@@ -35,6 +35,10 @@ pub enum Anomaly {
     /// Stored tokens obtained later than this process's wall clock says it is (by more than the allowed skew): the
     /// writer's clock ran ahead, or this one went back, and the token's age is unknown; it is renewed at once.
     ObtainedInTheFuture,
+    /// The vendor's clock (its answer's `Date`) and this process's wall clock disagreed by more than the allowed
+    /// skew: the tokens were stored on the vendor's clock, which their expiry follows, so that replicas whose clocks
+    /// are right read them right. Look at this machine's clock (NTP).
+    ClockOffTheVendors,
 }
 
 impl Anomaly {
@@ -43,6 +47,7 @@ impl Anomaly {
             Anomaly::ShortLifetime => "short_lifetime",
             Anomaly::RetryAfterCapped => "retry_after_capped",
             Anomaly::ObtainedInTheFuture => "obtained_in_the_future",
+            Anomaly::ClockOffTheVendors => "clock_off_the_vendors",
         }
     }
 }

@@ -185,6 +185,63 @@ async fn a_login_answered_with_an_expired_token_stores_it_but_does_not_hand_it_o
     assert_eq!(stored.version, 1, "the login's tokens were kept");
 }
 
+/// One replica's wall clock is 8 hours ahead. It stores the tokens it obtains on the vendor's clock (the answer's
+/// `Date` says how far off it is), so that a replica whose clock is right, reading the record after the token's
+/// real end, renews it instead of serving it for 8 more hours; and it serves its own fresh token, whose end it
+/// checks on its own clock. iSolarCloud states a lifetime (counted from the send, on our clock); Sugon AC an
+/// instant (on the vendor's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_clock_is_hours_ahead_stores_tokens_on_the_vendors_clock() {
+    clock_hours_ahead(Emulator::ISolarCloud, Duration::from_secs(48 * 3600)).await;
+    clock_hours_ahead(Emulator::SugonAc, Duration::from_secs(2 * 3600)).await;
+}
+
+async fn clock_hours_ahead(emulator: Emulator, lifetime: Duration) {
+    let h = Harness::start(emulator).await;
+    let id = id("skewed");
+    let store = MemoryStore::new();
+    let ahead = ManualClock::starting_at(h.sandbox.clock().now() + TimeDelta::hours(8));
+    let ahead_refresher = h
+        .refresher(emulator)
+        .with_clock(ManagerClock::from(ahead.clone()).facade_clock());
+    let fast = Manager::with_options(
+        store.clone(),
+        ManagerOptions::default()
+            .with_clock(ahead.clone())
+            .foreground_only(),
+    );
+    fast.manage(id.clone(), CredentialOptions::new(ahead_refresher));
+    let first = fast.login(&id, &h.login(emulator)).await.unwrap();
+    assert!(
+        first.is_valid(fast.clock()),
+        "{emulator}: the fast replica serves its own fresh token"
+    );
+    let stored = store.load(&id).await.unwrap().unwrap();
+    let vendor_now = h.sandbox.clock().now();
+    assert!(
+        (stored.tokens.obtained_at - vendor_now).abs() < TimeDelta::seconds(5),
+        "{emulator}: stored as obtained at {}, the vendor's clock says {vendor_now}",
+        stored.tokens.obtained_at
+    );
+    // Past the token's real end, a replica with a right clock reads the record.
+    h.advance(lifetime + Duration::from_secs(60));
+    let right = Manager::with_options(store.clone(), h.options().foreground_only());
+    right.manage(
+        id.clone(),
+        h.credential(emulator).with_login(h.login(emulator)),
+    );
+    let token = right.access_token(&id).await.unwrap();
+    assert_eq!(
+        token.version, 2,
+        "{emulator}: renewed, not served from the record"
+    );
+    assert_eq!(
+        h.sandbox
+            .access_token_state(emulator, token.secret.expose_secret()),
+        refresh_sandbox::AccessTokenState::Live
+    );
+}
+
 /// A `Retry-After` of `u64::MAX` seconds is capped at the backoff's longest wait (10 minutes): the credential is
 /// renewed after it, not silenced until a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,10 +31,14 @@
 //! the interleaving of the real loopback calls with the managers' tasks: a seed replays the same steps, and almost
 //! always the same run.
 
+#[path = "../../refresh-postgres/tests/support/mod.rs"]
+mod pg;
 mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -43,6 +47,7 @@ use refresh_manager::{
     CredentialId, CredentialOptions, FileStore, Manager, ManagerOptions, ManualClock, MemoryStore,
     Rescue, StoredTokens, Swap, TokenStore,
 };
+use refresh_postgres::{Keyring, PgStore, PgStoreOptions};
 use refresh_sandbox::{AccessTokenState, Emulator, Fault, RefreshTokenState, SandboxOptions};
 use serde_json::json;
 use support::page_cache::{PageCacheFs, ProcessFs};
@@ -54,7 +59,7 @@ const CALLS_PER_STEP: usize = 12;
 const CALL_TIMEOUT: Duration = Duration::from_millis(700);
 const LATE: Duration = Duration::from_millis(1_000);
 const MANAGERS: usize = 3;
-/// The fixed seeds CI runs, each on both stores.
+/// The fixed seeds CI runs, each on `MemoryStore` and `FileStore` (and some on PgStore: [`POSTGRES_SEEDS`]).
 const FIXED_SEEDS: &[u64] = &[1, 2, 8, 13, 2026];
 /// Every lifecycle bug the simulation found, as its world's seed and the steps that showed it: replayed as they
 /// are, on both stores, whatever the generator draws from now on. Every bug found later becomes one more.
@@ -94,7 +99,24 @@ const SKEW: i64 = 20;
 enum StoreKind {
     Memory,
     File,
+    Postgres,
 }
+
+impl StoreKind {
+    fn name(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::File => "file",
+            StoreKind::Postgres => "postgres",
+        }
+    }
+}
+
+/// The seeds CI also runs on PgStore (a real server: slower, so fewer).
+const POSTGRES_SEEDS: &[u64] = &[1, 13];
+/// PgStore's lease in the simulation: longer than the call timeout with a margin, short enough that a lease a
+/// crashed process held lapses within a step.
+const LEASE: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StoreFault {
@@ -151,6 +173,23 @@ enum Step {
     DiskFull {
         writes: usize,
     },
+    /// PgStore: every connection to the database (the pools' and the listeners') is cut `after_ms` into a read of
+    /// `credential` by `manager`. Other stores: nothing.
+    DatabaseCut {
+        manager: usize,
+        credential: usize,
+        after_ms: u64,
+    },
+    /// PgStore: `after_ms` into a read of `credential` by `manager`, its process stalls past its lease (as a paused
+    /// VM would), and another manager reads the same credential. Other stores: nothing.
+    LeaseLapse {
+        manager: usize,
+        credential: usize,
+        after_ms: u64,
+    },
+    /// PgStore: a new key seals from now on, the old ones still open what they sealed; the processes restart one
+    /// by one with it. Other stores: nothing.
+    RotateKey,
     Store {
         manager: usize,
         fault: StoreFault,
@@ -186,6 +225,17 @@ impl fmt::Display for Step {
                 during: Some((manager, credential, after_ms)),
             } => write!(f, "powercut {manager} {credential} {after_ms}"),
             Step::DiskFull { writes } => write!(f, "diskfull {writes}"),
+            Step::DatabaseCut {
+                manager,
+                credential,
+                after_ms,
+            } => write!(f, "dbcut {manager} {credential} {after_ms}"),
+            Step::LeaseLapse {
+                manager,
+                credential,
+                after_ms,
+            } => write!(f, "lapse {manager} {credential} {after_ms}"),
+            Step::RotateKey => write!(f, "rotatekey"),
             Step::Store { manager, fault } => match fault {
                 StoreFault::FailWrites(n) => write!(f, "failwrites {manager} {n}"),
                 StoreFault::Unwritable(n) => write!(f, "unwritable {manager} {n}"),
@@ -233,6 +283,17 @@ fn parse_step(text: &str) -> Step {
             during: Some((u(1), u(2), n(3))),
         },
         "diskfull" => Step::DiskFull { writes: u(1) },
+        "dbcut" => Step::DatabaseCut {
+            manager: u(1),
+            credential: u(2),
+            after_ms: n(3),
+        },
+        "lapse" => Step::LeaseLapse {
+            manager: u(1),
+            credential: u(2),
+            after_ms: n(3),
+        },
+        "rotatekey" => Step::RotateKey,
         "failwrites" => Step::Store {
             manager: u(1),
             fault: StoreFault::FailWrites(n(2) as u32),
@@ -272,7 +333,18 @@ fn draw_steps(seed: u64, count: usize) -> Vec<Step> {
                 3..5 => Step::DiskFull {
                     writes: random.usize(1..8),
                 },
-                5..30 => Step::Pass {
+                5..7 => Step::DatabaseCut {
+                    manager,
+                    credential,
+                    after_ms: random.u64(0..40),
+                },
+                7 => Step::LeaseLapse {
+                    manager,
+                    credential,
+                    after_ms: random.u64(0..40),
+                },
+                8 => Step::RotateKey,
+                9..30 => Step::Pass {
                     secs: if random.bool() {
                         random.u64(1..600)
                     } else {
@@ -365,8 +437,9 @@ const COMPONENT: usize = 5;
 /// Each process's handle on the shared store: its writes and write check fail on command, and a crash turns it off.
 type Faulty<S> = ScriptedStore<S>;
 
-/// How a process (or the harness, to check) opens the world's store, on its view of the disk.
-type Opener<S> = Box<dyn Fn(&ProcessFs) -> S>;
+/// How a process (or the harness, to check) opens the world's store: on its view of the disk, sealing with the
+/// world's `n`th key. The future runs on the process's runtime, so that what the store spawns dies with it.
+type Opener<S> = Box<dyn Fn(ProcessFs, u32) -> Pin<Box<dyn Future<Output = S> + Send>>>;
 
 /// Where the `FileStore` and the rescues live on the world's disk.
 const STORE_DIR: &str = "/disk/tokens";
@@ -379,6 +452,7 @@ struct Process<S: TokenStore + 'static> {
     store: Faulty<S>,
     /// Its view of the disk: killed with it.
     fs: ProcessFs,
+    foreground: bool,
     clock: ManualClock,
     /// How far its wall clock is off the vendor's, in seconds.
     wall_off: i64,
@@ -405,6 +479,8 @@ struct Findings {
     /// Credentials found without a live refresh token after such a loss, and logged in again by the harness.
     relogged_after_loss: usize,
     power_cuts: usize,
+    /// Database connections cut, leases lapsed under a holder, keys rotated (PgStore worlds).
+    database_faults: usize,
     /// Checks that found a credential's newest tokens held only in a live process's memory, the store and the
     /// disk under every rescue refusing them (they are written at the process's next renewal).
     held_in_memory: usize,
@@ -422,6 +498,12 @@ struct World<S: TokenStore + 'static> {
     open: Opener<S>,
     /// The machine's disk: the `FileStore`'s and every rescue's.
     disk: PageCacheFs,
+    /// The store the harness looks through (opened again after a power cut).
+    looker: Option<S>,
+    /// PgStore's database (a schema of the world's own), where the harness cuts connections and lapses leases.
+    database: Option<String>,
+    /// Keys rotated so far.
+    key_generation: u32,
     /// Credentials that may have lost an answer since they last held a live refresh token.
     exposed: HashSet<usize>,
     /// Credentials whose newest tokens a live process holds in memory because the disk refused their rescue.
@@ -444,7 +526,7 @@ struct World<S: TokenStore + 'static> {
 }
 
 impl<S: TokenStore + Clone + 'static> World<S> {
-    async fn new(seed: u64, open: Opener<S>) -> Self {
+    async fn new(seed: u64, open: Opener<S>, database: Option<String>) -> Self {
         let harness = Harness::start_with(SandboxOptions::default().with_reuse_detection()).await;
         let mut world = World {
             harness,
@@ -452,6 +534,9 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             processes: Vec::new(),
             open,
             disk: PageCacheFs::new(),
+            looker: None,
+            database,
+            key_generation: 0,
             exposed: HashSet::new(),
             in_memory: HashSet::new(),
             refused_seen: 0,
@@ -467,7 +552,9 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         };
         let mut random = fastrand::Rng::with_seed(seed ^ 0x5eed);
         for n in 0..MANAGERS {
-            let process = world.start_process(n, random.bool(), random.i64(-SKEW..SKEW));
+            let process = world
+                .start_process(n, random.bool(), random.i64(-SKEW..SKEW))
+                .await;
             world.processes.push(Some(process));
         }
         for credential in 0..world.credentials.len() {
@@ -477,8 +564,12 @@ impl<S: TokenStore + Clone + 'static> World<S> {
     }
 
     /// The store as the harness opens it to look, on a view of the disk of its own.
-    fn store(&self) -> S {
-        (self.open)(&self.disk.process())
+    async fn store(&mut self) -> S {
+        if self.looker.is_none() {
+            let store = (self.open)(self.disk.process(), self.key_generation).await;
+            self.looker = Some(store);
+        }
+        self.looker.clone().unwrap()
     }
 
     fn rescue(fs: &ProcessFs) -> Rescue {
@@ -490,7 +581,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
     }
 
     /// A process whose clock starts `skew_secs` off the machine's (which is [`World::machine_wall`] off the vendor's).
-    fn start_process(&self, seed: usize, foreground: bool, skew_secs: i64) -> Process<S> {
+    async fn start_process(&self, seed: usize, foreground: bool, skew_secs: i64) -> Process<S> {
         let skew_secs = skew_secs + self.machine_wall;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -501,7 +592,8 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             self.harness.sandbox.clock().now() + TimeDelta::seconds(skew_secs),
         );
         let fs = self.disk.process();
-        let store = ScriptedStore::over((self.open)(&fs));
+        let opening = (self.open)(fs.clone(), self.key_generation);
+        let store = ScriptedStore::over(runtime.spawn(opening).await.unwrap());
         let mut options = ManagerOptions::default()
             .with_clock(clock.clone())
             .with_seed(self.seed.wrapping_add(seed as u64))
@@ -533,6 +625,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             manager,
             store,
             fs,
+            foreground,
             clock,
             wall_off: skew_secs,
         }
@@ -566,11 +659,14 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         }))
         .unwrap();
         let id = self.id(credential);
-        let store = self.store();
+        let store = self.store().await;
         // A person makes room on a full disk first.
         let full = self.disk.take_full();
+        // As `refresh login` would: under the credential's lock (a PgStore write outside a lease is fenced).
+        let held = store.lock(&id).await.unwrap();
         let current = store.load(&id).await.unwrap().map(|record| record.version);
         let written = store.compare_and_swap(&id, current, &tokens).await.unwrap();
+        store.release(held).await;
         self.disk.fill_for(full);
         assert!(matches!(written, Swap::Written { .. }));
         if !refresh.is_empty() {
@@ -608,10 +704,21 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         match self.harness.sandbox.access_token_state(emulator, &value) {
             AccessTokenState::Live => {}
             AccessTokenState::Expired if !right_clock => self.findings.served_by_a_wrong_clock += 1,
-            state => self.violation(format!(
-                "manager {manager} handed {} an access token the vendor considers {state:?} (version {})",
-                self.credentials[credential].id, token.version
-            )),
+            state => {
+                let what = format!(
+                    "manager {manager} handed {} an access token the vendor considers {state:?} (version {}, \
+                     expiring at {} by the record, the vendor's clock at {}, the manager's wall clock at {})",
+                    self.credentials[credential].id,
+                    token.version,
+                    token.expires_at,
+                    self.harness.sandbox.clock().now(),
+                    self.processes[manager]
+                        .as_ref()
+                        .map(|process| process.manager.clock().wall().to_string())
+                        .unwrap_or_default()
+                );
+                self.violation(what);
+            }
         }
         if let Some(&other) = self.served_to.get(&value)
             && other != credential
@@ -654,7 +761,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 // A clean stop: what it was doing ends first, and what its store refused is written if it can be.
                 self.stop(manager).await;
                 let skew = fastrand::Rng::with_seed(self.seed ^ self.step as u64).i64(-SKEW..SKEW);
-                self.processes[manager] = Some(self.start_process(manager, foreground, skew));
+                self.processes[manager] = Some(self.start_process(manager, foreground, skew).await);
             }
             Step::Crash {
                 manager,
@@ -674,7 +781,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 self.exposed.extend(0..self.credentials.len());
                 self.findings.lost_answers += 1;
                 let skew = fastrand::Rng::with_seed(self.seed ^ self.step as u64).i64(-SKEW..SKEW);
-                self.processes[manager] = Some(self.start_process(manager, false, skew));
+                self.processes[manager] = Some(self.start_process(manager, false, skew).await);
             }
             Step::PowerCut { during } => {
                 if let Some((manager, credential, after_ms)) = during
@@ -691,15 +798,79 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                     process.store.dead.store(true, Ordering::SeqCst);
                 }
                 self.disk.power_cut();
+                self.looker = None;
                 self.findings.power_cuts += 1;
                 for n in 0..MANAGERS {
                     self.processes[n] = None;
                     let skew = fastrand::Rng::with_seed(self.seed ^ self.step as u64 ^ n as u64)
                         .i64(-SKEW..SKEW);
-                    self.processes[n] = Some(self.start_process(n, false, skew));
+                    self.processes[n] = Some(self.start_process(n, false, skew).await);
                 }
             }
             Step::DiskFull { writes } => self.disk.fill_for(writes),
+            Step::DatabaseCut {
+                manager,
+                credential,
+                after_ms,
+            } => {
+                let Some(database) = self.database.clone() else {
+                    return;
+                };
+                let reading = self.spawn_read(manager, credential);
+                self.findings.database_faults += 1;
+                tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                sql(
+                    &database,
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE pid <> pg_backend_pid() AND datname = current_database()",
+                )
+                .await;
+                if let Some(reading) = reading {
+                    let _ = tokio::time::timeout(Duration::from_secs(30), reading).await;
+                }
+            }
+            Step::LeaseLapse {
+                manager,
+                credential,
+                after_ms,
+            } => {
+                let Some(database) = self.database.clone() else {
+                    return;
+                };
+                let first = self.spawn_read(manager, credential);
+                self.findings.database_faults += 1;
+                tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                sql(
+                    &database,
+                    "UPDATE refresh_kit_credentials SET lease_until = now() WHERE lease_until > now()",
+                )
+                .await;
+                // The stalled holder's call may be answered after the next holder presented the same token: the
+                // hazard a lease exists to bound, here forced, so counted and excused.
+                self.exposed.insert(credential);
+                self.findings.lost_answers += 1;
+                let second = self.spawn_read((manager + 1) % MANAGERS, credential);
+                for reading in [first, second].into_iter().flatten() {
+                    let _ = tokio::time::timeout(Duration::from_secs(30), reading).await;
+                }
+            }
+            Step::RotateKey => {
+                if self.database.is_none() {
+                    return;
+                }
+                self.key_generation += 1;
+                self.findings.database_faults += 1;
+                self.looker = None;
+                for n in 0..MANAGERS {
+                    let foreground = self.processes[n]
+                        .as_ref()
+                        .is_some_and(|process| process.foreground);
+                    self.stop(n).await;
+                    let skew = fastrand::Rng::with_seed(self.seed ^ self.step as u64 ^ n as u64)
+                        .i64(-SKEW..SKEW);
+                    self.processes[n] = Some(self.start_process(n, foreground, skew).await);
+                }
+            }
             Step::WallSet { secs } => {
                 let by = secs - self.machine_wall;
                 self.machine_wall = secs;
@@ -768,6 +939,22 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         }
     }
 
+    /// A read of `credential` by `manager`'s process, running on that process's runtime.
+    fn spawn_read(
+        &self,
+        manager: usize,
+        credential: usize,
+    ) -> Option<
+        tokio::task::JoinHandle<
+            Result<std::sync::Arc<refresh_manager::AccessToken>, refresh_manager::ManagerError>,
+        >,
+    > {
+        let process = self.processes[manager].as_ref()?;
+        let (handle, id) = (process.manager.clone(), self.id(credential));
+        let runtime = process.runtime.as_ref().unwrap().handle().clone();
+        Some(runtime.spawn(async move { handle.access_token(&id).await }))
+    }
+
     /// Stops `manager`'s process cleanly (`Manager::flush` first). Tokens it still holds that the store and the disk
     /// refused are lost with it: counted, and excused.
     async fn stop(&mut self, manager: usize) {
@@ -828,7 +1015,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
     /// Invariants 2, 3, 4 and 6 (1 is checked at each read).
     async fn check(&mut self) {
         self.quiesce().await;
-        let store = self.store();
+        let store = self.store().await;
         // 4: no loop.
         for emulator in Emulator::ALL {
             let requests = self.harness.sandbox.requests(emulator).len();
@@ -982,8 +1169,8 @@ impl<S: TokenStore + Clone + 'static> World<S> {
     }
 
     /// What each credential's record holds, as the vendor sees it (`SIM_TRACE`).
-    async fn trace(&self) {
-        let store = self.store();
+    async fn trace(&mut self) {
+        let store = self.store().await;
         for credential in 0..self.credentials.len() {
             let id = self.id(credential);
             let emulator = self.credentials[credential].emulator;
@@ -1035,7 +1222,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 process.store.failing_checks.store(0, Ordering::SeqCst);
             }
             self.stop(n).await;
-            self.processes[n] = Some(self.start_process(n, false, 0));
+            self.processes[n] = Some(self.start_process(n, false, 0).await);
         }
         // With the store taking writes again, nothing a process held is left unwritten.
         self.check().await;
@@ -1075,20 +1262,65 @@ fn lifetime_pointer(emulator: Emulator) -> Option<&'static str> {
     }
 }
 
-/// Runs `steps` in a world of `kind`; what it found.
-async fn simulate(seed: u64, kind: StoreKind, steps: &[Step]) -> Findings {
+/// Runs `steps` in a world of `kind`; what it found. `server` is the PostgreSQL server PgStore worlds use.
+async fn simulate(seed: u64, kind: StoreKind, steps: &[Step], server: Option<&str>) -> Findings {
     match kind {
         StoreKind::Memory => {
             let store = MemoryStore::new();
-            let open: Opener<MemoryStore> = Box::new(move |_| store.clone());
-            run(World::new(seed, open).await, steps).await
+            let open: Opener<MemoryStore> = Box::new(move |_, _| {
+                let store = store.clone();
+                Box::pin(async move { store })
+            });
+            run(World::new(seed, open, None).await, steps).await
         }
         StoreKind::File => {
-            let open: Opener<FileStore> =
-                Box::new(|fs: &ProcessFs| FileStore::open_on(fs.shared(), STORE_DIR).unwrap());
-            run(World::new(seed, open).await, steps).await
+            let open: Opener<FileStore> = Box::new(|fs: ProcessFs, _| {
+                Box::pin(async move { FileStore::open_on(fs.shared(), STORE_DIR).unwrap() })
+            });
+            run(World::new(seed, open, None).await, steps).await
+        }
+        StoreKind::Postgres => {
+            let database = pg::Database::external(server.expect("a server for PgStore worlds"));
+            let url = database.url.clone();
+            let open: Opener<PgStore> = Box::new(move |_, generation| {
+                let url = url.clone();
+                Box::pin(async move {
+                    let options = PgStoreOptions::default().with_lease(LEASE);
+                    PgStore::connect_with(&url, keyring(generation), options)
+                        .await
+                        .unwrap()
+                })
+            });
+            run(
+                World::new(seed, open, Some(database.url.clone())).await,
+                steps,
+            )
+            .await
         }
     }
+}
+
+/// The keys after `generation` rotations: the newest seals, every older one still opens.
+fn keyring(generation: u32) -> Keyring {
+    let key = |n: u32| [n as u8 + 1; 32];
+    let mut keys = Keyring::new(format!("key-{generation}"), &key(generation)).unwrap();
+    for older in (0..generation).rev() {
+        keys = keys
+            .with_older(format!("key-{older}"), &key(older))
+            .unwrap();
+    }
+    keys
+}
+
+/// Runs `statement` on the world's database, as an operator (or a failure) would.
+async fn sql(database: &str, statement: &str) {
+    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driving = tokio::spawn(connection);
+    client.batch_execute(statement).await.unwrap();
+    drop(client);
+    let _ = driving.await;
 }
 
 async fn run<S: TokenStore + Clone + 'static>(mut world: World<S>, steps: &[Step]) -> Findings {
@@ -1113,7 +1345,13 @@ async fn run<S: TokenStore + Clone + 'static>(mut world: World<S>, steps: &[Step
 }
 
 /// The shortest list of `steps` that still fails (greedy: chunks, then single steps), within `budget`.
-async fn shrink(seed: u64, kind: StoreKind, steps: Vec<Step>, budget: Duration) -> Vec<Step> {
+async fn shrink(
+    seed: u64,
+    kind: StoreKind,
+    steps: Vec<Step>,
+    budget: Duration,
+    server: Option<&str>,
+) -> Vec<Step> {
     let started = Instant::now();
     let mut steps = steps;
     let mut chunk = steps.len().div_ceil(2);
@@ -1122,7 +1360,11 @@ async fn shrink(seed: u64, kind: StoreKind, steps: Vec<Step>, budget: Duration) 
         while start < steps.len() && started.elapsed() < budget {
             let mut candidate = steps.clone();
             candidate.drain(start..(start + chunk).min(steps.len()));
-            if !simulate(seed, kind, &candidate).await.violations.is_empty() {
+            if !simulate(seed, kind, &candidate, server)
+                .await
+                .violations
+                .is_empty()
+            {
                 steps = candidate;
             } else {
                 start += chunk;
@@ -1136,10 +1378,16 @@ async fn shrink(seed: u64, kind: StoreKind, steps: Vec<Step>, budget: Duration) 
     steps
 }
 
-fn stores() -> Vec<StoreKind> {
+/// The stores `seed` runs on: the one `SIM_STORE` names; else `MemoryStore` and `FileStore` always, and PgStore
+/// for [`POSTGRES_SEEDS`] and one random seed in four.
+fn stores_for(seed: u64, random: bool) -> Vec<StoreKind> {
     match std::env::var("SIM_STORE").as_deref() {
         Ok("memory") => vec![StoreKind::Memory],
         Ok("file") => vec![StoreKind::File],
+        Ok("postgres") => vec![StoreKind::Postgres],
+        _ if POSTGRES_SEEDS.contains(&seed) || (random && seed % 4 == 0) => {
+            vec![StoreKind::Memory, StoreKind::File, StoreKind::Postgres]
+        }
         _ => vec![StoreKind::Memory, StoreKind::File],
     }
 }
@@ -1158,16 +1406,23 @@ async fn run_seed(
     kind: StoreKind,
     steps: Option<Vec<Step>>,
     totals: &mut Findings,
+    server: &mut Server,
 ) -> Option<String> {
+    let server = match kind {
+        StoreKind::Postgres => Some(server.url()),
+        _ => None,
+    };
+    let server = server.as_deref();
     let steps = match (steps, std::env::var("SIM_STEPS")) {
         (Some(steps), _) => steps,
         (None, Ok(list)) => parse_steps(&list),
         (None, Err(_)) => draw_steps(seed, STEPS),
     };
-    let findings = simulate(seed, kind, &steps).await;
+    let findings = simulate(seed, kind, &steps, server).await;
     totals.lost_answers += findings.lost_answers;
     totals.lost_at_stop += findings.lost_at_stop;
     totals.power_cuts += findings.power_cuts;
+    totals.database_faults += findings.database_faults;
     totals.held_in_memory += findings.held_in_memory;
     totals.replays_after_loss += findings.replays_after_loss;
     totals.relogged_after_loss += findings.relogged_after_loss;
@@ -1184,12 +1439,9 @@ async fn run_seed(
             .and_then(|s| s.parse().ok())
             .unwrap_or(120),
     );
-    let shrunk = shrink(seed, kind, steps.clone(), budget).await;
+    let shrunk = shrink(seed, kind, steps.clone(), budget, server).await;
     let listed: Vec<String> = shrunk.iter().map(Step::to_string).collect();
-    let store = match kind {
-        StoreKind::Memory => "memory",
-        StoreKind::File => "file",
-    };
+    let store = kind.name();
     Some(format!(
         "seed {seed} on the {store} store broke the lifecycle promise:\n  {}\n\
          replay: SIM_SEED={seed} SIM_STORE={store} cargo test -p refresh-manager --test simulation -- --nocapture\n\
@@ -1202,7 +1454,18 @@ async fn run_seed(
     ))
 }
 
-/// The fixed seeds on both stores, then `SIM_SEEDS` random ones within `SIM_BUDGET_SECS` (default: none, 240 s);
+/// The PostgreSQL server of PgStore worlds (`DATABASE_URL`'s, or a throwaway cluster), started when the first one
+/// needs it; each world gets a schema of its own.
+#[derive(Default)]
+struct Server(Option<pg::Database>);
+
+impl Server {
+    fn url(&mut self) -> String {
+        self.0.get_or_insert_with(pg::Database::new).url.clone()
+    }
+}
+
+/// The regressions, then the fixed seeds on their stores, then `SIM_SEEDS` random ones within `SIM_BUDGET_SECS` (default: none, 240 s);
 /// `SIM_SEED` runs that seed alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lifecycle_promise_holds_over_seeded_worlds() {
@@ -1223,13 +1486,14 @@ async fn the_lifecycle_promise_holds_over_seeded_worlds() {
     let first_random = fastrand::u64(..);
     seeds.extend((0..random).map(|n| first_random.wrapping_add(n)));
     let mut totals = Findings::default();
+    let mut server = Server::default();
     let mut ran = 0;
     let mut failures = Vec::new();
     if env("SIM_SEED").is_none() {
         for &(seed, steps) in REGRESSIONS {
-            for kind in stores() {
+            for kind in stores_for(seed, false) {
                 let steps = Some(parse_steps(steps));
-                if let Some(failure) = run_seed(seed, kind, steps, &mut totals).await {
+                if let Some(failure) = run_seed(seed, kind, steps, &mut totals, &mut server).await {
                     eprintln!("{failure}");
                     failures.push(failure);
                 }
@@ -1242,8 +1506,8 @@ async fn the_lifecycle_promise_holds_over_seeded_worlds() {
         if !fixed && started.elapsed() > budget {
             break;
         }
-        for kind in stores() {
-            if let Some(failure) = run_seed(*seed, kind, None, &mut totals).await {
+        for kind in stores_for(*seed, !fixed && env("SIM_SEED").is_none()) {
+            if let Some(failure) = run_seed(*seed, kind, None, &mut totals, &mut server).await {
                 eprintln!("{failure}");
                 failures.push(failure);
             }
@@ -1252,13 +1516,14 @@ async fn the_lifecycle_promise_holds_over_seeded_worlds() {
     }
     let days = totals.simulated.as_secs_f64() / 86_400.0 * credentials().len() as f64;
     eprintln!(
-        "simulation: {ran} worlds, {days:.0} credential-days, {} reads ({} served), {} power cuts, {} checks that found \
+        "simulation: {ran} worlds, {days:.0} credential-days, {} reads ({} served), {} power cuts, {} database faults, {} checks that found \
          tokens held in memory only (store and disk refusing), {} answers lost with a process or a connection, {} with a process stopped while store and disk refused them, {} refresh tokens presented again after such a loss, {} credentials logged in again by \
          hand after one, {} expired tokens served by a manager whose wall clock was off by more than {SKEW} s, in \
          {:.0?}",
         totals.reads,
         totals.served,
         totals.power_cuts,
+        totals.database_faults,
         totals.held_in_memory,
         totals.lost_answers,
         totals.lost_at_stop,

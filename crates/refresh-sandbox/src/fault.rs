@@ -87,6 +87,26 @@ pub(crate) async fn intercept(
     request: Request,
     next: Next,
 ) -> Response {
+    let mut response = answer(&shared, emulator, request, next).await;
+    // Every origin server with a clock sends one (RFC 9110 §6.6.1): the vendor's clock, which its expiries follow.
+    let date = shared
+        .clock
+        .now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    if let Ok(date) = header::HeaderValue::from_str(&date) {
+        response.headers_mut().insert(header::DATE, date);
+    }
+    response
+}
+
+/// The answer to `request`: the emulator's, or the fault queued for it.
+async fn answer(
+    shared: &Arc<Shared>,
+    emulator: Emulator,
+    request: Request,
+    next: Next,
+) -> Response {
     shared.log(LoggedRequest {
         emulator,
         method: request.method().clone(),

@@ -98,10 +98,13 @@ impl Exchange<'_> {
         call: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
     ) -> Result<Answered<T>, RefreshError> {
         match call.await {
-            Ok(answer) => Ok(Answered::Typed {
-                status: answer.status().as_u16(),
-                body: answer.into_inner(),
-            }),
+            Ok(answer) => {
+                crate::vendor_clock::note(answer.headers());
+                Ok(Answered::Typed {
+                    status: answer.status().as_u16(),
+                    body: answer.into_inner(),
+                })
+            }
             Err(ClientError::InvalidResponsePayload(body, decode)) => {
                 salvage::salvage(self, &body, &decode).map(Answered::Salvaged)
             }
@@ -263,6 +266,8 @@ impl Answer<'_> {
             refreshable_until,
             rotation,
             extras: self.extras,
+            // The refresher fills it in from the answer's `Date` (vendor_clock.rs).
+            vendor_clock_ahead: None,
             anomalies: self.anomalies,
         })
     }

@@ -35,7 +35,8 @@ impl Database {
         }
     }
 
-    fn external(url: &str) -> Database {
+    /// A schema of its own on the server at `url`.
+    pub fn external(url: &str) -> Database {
         let schema = format!("refresh_kit_test_{:016x}", fastrand::u64(..));
         let output = Command::new("psql")
             .args([
