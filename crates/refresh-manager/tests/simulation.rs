@@ -1385,7 +1385,7 @@ fn stores_for(seed: u64, random: bool) -> Vec<StoreKind> {
         Ok("memory") => vec![StoreKind::Memory],
         Ok("file") => vec![StoreKind::File],
         Ok("postgres") => vec![StoreKind::Postgres],
-        _ if POSTGRES_SEEDS.contains(&seed) || (random && seed % 4 == 0) => {
+        _ if POSTGRES_SEEDS.contains(&seed) || (random && seed.is_multiple_of(4)) => {
             vec![StoreKind::Memory, StoreKind::File, StoreKind::Postgres]
         }
         _ => vec![StoreKind::Memory, StoreKind::File],
