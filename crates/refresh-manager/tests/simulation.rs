@@ -769,6 +769,10 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 credential,
                 after_ms,
             } => {
+                if let Some(process) = self.processes[manager].take() {
+                    self.check_rescued(&process, "crashed");
+                    self.processes[manager] = Some(process);
+                }
                 if let Some(process) = &self.processes[manager] {
                     let (handle, id) = (process.manager.clone(), self.id(credential));
                     let runtime = process.runtime.as_ref().unwrap().handle().clone();
@@ -777,6 +781,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                     process.store.dead.store(true, Ordering::SeqCst);
                     process.fs.kill();
                 }
+
                 self.processes[manager] = None;
                 // Anything it was renewing may have been rotated at the vendor and lost with it.
                 self.exposed.extend(0..self.credentials.len());
@@ -785,6 +790,12 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 self.processes[manager] = Some(self.start_process(manager, false, skew).await);
             }
             Step::PowerCut { during } => {
+                for n in 0..MANAGERS {
+                    if let Some(process) = self.processes[n].take() {
+                        self.check_rescued(&process, "that lost its power");
+                        self.processes[n] = Some(process);
+                    }
+                }
                 if let Some((manager, credential, after_ms)) = during
                     && let Some(process) = &self.processes[manager]
                 {
@@ -799,6 +810,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                     process.store.dead.store(true, Ordering::SeqCst);
                 }
                 self.disk.power_cut();
+
                 self.looker = None;
                 self.findings.power_cuts += 1;
                 for n in 0..MANAGERS {
@@ -966,11 +978,28 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         let runtime = process.runtime.as_ref().unwrap().handle().clone();
         let flushed = runtime.spawn(async move { handle.flush().await }).await;
         if !matches!(flushed, Ok(Ok(()))) {
+            self.check_rescued(&process, "stopped");
             for credential in 0..self.credentials.len() {
                 if process.manager.holds_unsaved(&self.id(credential)) {
                     self.exposed.insert(credential);
                     self.findings.lost_at_stop += 1;
                 }
+            }
+        }
+    }
+
+    /// Before `process` dies, while it is quiet: what it holds that its store refused is in the rescue, unless the
+    /// disk refused that too (a process that dies loses what only its memory held; a rescue must not be skipped).
+    fn check_rescued(&mut self, process: &Process<S>, how: &str) {
+        let rescue = Self::rescue(&self.disk.process());
+        for credential in 0..self.credentials.len() {
+            let id = self.id(credential);
+            let excused = self.disk.is_full() || self.in_memory.contains(&credential);
+            if process.manager.holds_unsaved(&id) && !rescue.holds(&id) && !excused {
+                self.violation(format!(
+                    "a process {how} holding tokens of {id} that its store refused, neither stored nor rescued \
+                     though the disk had room"
+                ));
             }
         }
     }

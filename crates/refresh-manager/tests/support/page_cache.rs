@@ -143,6 +143,11 @@ impl PageCacheFs {
         self.disk().full_for = writes;
     }
 
+    /// Whether writes still fail with `ENOSPC`.
+    pub fn is_full(&self) -> bool {
+        self.disk().full_for > 0
+    }
+
     /// Empties the disk for now: how many writes were still to fail.
     pub fn take_full(&self) -> usize {
         std::mem::take(&mut self.disk().full_for)
