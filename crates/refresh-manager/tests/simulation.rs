@@ -12,7 +12,7 @@
 //! a read; the power goes (between steps, or in the middle of a read) and every manager starts again on what the
 //! disk kept; the disk fills up (torn writes, ENOSPC); a machine is suspended; the machine's wall clock is set
 //! wrong or right; a store refuses writes (or its write check fails too); a vendor answers 5xx, 429 with an extreme
-//! `Retry-After`, too late for the call timeout, with a lifetime of a second, with a drifted type, or rotates and
+//! `Retry-After`, too late for the call timeout, with lifetimes of a second (20 answers), a drifted type, or rotates and
 //! drops the connection.
 //!
 //! After every step, once no renewal is running, the invariants are checked against the sandbox's ledgers:
@@ -928,8 +928,11 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                         self.findings.lost_answers += 1;
                     }
                     VendorFault::OneSecondLifetime => {
+                        // For its next 20 answers: a manager that renews as soon as tokens are due would loop.
                         if let Some(pointer) = lifetime_pointer(emulator) {
-                            sandbox.inject(emulator, Fault::retype(pointer, json!(1)));
+                            for _ in 0..20 {
+                                sandbox.inject(emulator, Fault::retype(pointer, json!(1)));
+                            }
                         }
                     }
                     VendorFault::Drift => {
