@@ -72,6 +72,20 @@ const REGRESSIONS: &[(u64, &str)] = &[
         8,
         "5xx 6; crash 0 6 37; read 0 5; pass 6039; wall -122324; failwrites 0 6; pass 451; pass 7534; powercut",
     ),
+    // A replica whose wall clock was 8.6 h ahead wrote expiries on it; once the clock was set right, a replica with
+    // a right clock served the record's token hours past its end (PgStore: the seed is one of POSTGRES_SEEDS).
+    (
+        13,
+        "wall 31086; read 0 5; 5xx 6; pass 20101; wall -5; crash 0 3 9; pass 248; pass 10839; read 1 5",
+    ),
+    // Issue 16's first defect (a stored token older than the process was due after its expiry, and served past it),
+    // found again when its fix was reverted.
+    (
+        17_298_593_485_534_731_374,
+        "suspend 1 102228; wall 5; powercut; read 2 1; pass 8668; read 1 2; pass 545; failwrites 1 7; pass 141; \
+         wall -5; crash 0 5 32; read 1 1; dbcut 2 2 31; diskfull 4; read 1 2; wall 19; pass 364; 429 2 25628; \
+         pass 14300; powercut 2 5 13; diskfull 4; read 0 4; drop 1; dbcut 0 4 33",
+    ),
     (
         2_562_442_954_008_510_908,
         "pass 4711;read 0 6;pass 19067;pass 423;suspend 2 161480;read 2 4;read 1 5;crash 1 0 32;read 1 2;\
