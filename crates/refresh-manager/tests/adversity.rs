@@ -328,6 +328,27 @@ fn break_writes(store: &ScriptedStore, check_sees_it: bool) {
     store.failing_checks.store(checks, Ordering::SeqCst);
 }
 
+/// An iSolarCloud credential logged in through a foreground manager over a scripted store.
+async fn logged_in_over_a_scripted_store(
+    h: &Harness,
+    name: &str,
+) -> (
+    refresh_manager::CredentialId,
+    ScriptedStore,
+    Manager<ScriptedStore>,
+    std::sync::Arc<refresh_manager::AccessToken>,
+) {
+    let id = id(name);
+    let store = ScriptedStore::new();
+    let manager = Manager::with_options(store.clone(), h.options().foreground_only());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    (id, store, manager, first)
+}
+
 fn mend(store: &ScriptedStore) {
     store.failing_writes.store(0, Ordering::SeqCst);
     store.failing_checks.store(0, Ordering::SeqCst);
@@ -338,14 +359,7 @@ fn mend(store: &ScriptedStore) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_cannot_write_costs_no_token() {
     let h = Harness::start(Emulator::ISolarCloud).await;
-    let id = id("full-disk");
-    let store = ScriptedStore::new();
-    let manager = Manager::with_options(store.clone(), h.options().foreground_only());
-    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    let first = manager
-        .login(&id, &h.login(Emulator::ISolarCloud))
-        .await
-        .unwrap();
+    let (id, store, manager, first) = logged_in_over_a_scripted_store(&h, "full-disk").await;
     break_writes(&store, true);
     h.advance_past(first.expires_at, Duration::from_secs(1));
     let error = manager.access_token(&id).await.unwrap_err();
@@ -418,14 +432,7 @@ async fn tokens_the_store_refused_are_rescued_for_the_next_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_process_flushes_the_tokens_its_store_refused() {
     let h = Harness::start(Emulator::ISolarCloud).await;
-    let id = id("flushed");
-    let store = ScriptedStore::new();
-    let manager = Manager::with_options(store.clone(), h.options().foreground_only());
-    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    let first = manager
-        .login(&id, &h.login(Emulator::ISolarCloud))
-        .await
-        .unwrap();
+    let (id, store, manager, first) = logged_in_over_a_scripted_store(&h, "flushed").await;
     assert!(!manager.holds_unsaved(&id));
     break_writes(&store, false);
     h.advance_past(first.expires_at, Duration::from_secs(1));

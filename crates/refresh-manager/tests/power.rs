@@ -26,6 +26,17 @@ fn tokens(refresh: &str) -> StoredTokens {
 
 const DIR: &str = "/disk/tokens";
 
+/// A new disk whose `FileStore` holds version 1 of `id` (refresh token "one"), durably.
+async fn version_one_of(id: &CredentialId) -> (PageCacheFs, FileStore) {
+    let disk = PageCacheFs::new();
+    let store = FileStore::open_on(disk.process().shared(), DIR).unwrap();
+    let _ = store
+        .compare_and_swap(id, None, &tokens("one"))
+        .await
+        .unwrap();
+    (disk, store)
+}
+
 /// Version 1 written and durable; the power then goes at each file operation of the write of version 2 in turn
 /// (then once after it returned). Every time, the store opens again on what the disk kept and reads version 1 or
 /// version 2 whole, and version 2 whenever its write returned.
@@ -34,12 +45,7 @@ async fn a_power_cut_at_any_point_of_a_write_keeps_a_whole_record_and_every_writ
     let id = CredentialId::new("durable").unwrap();
     let mut crash_points = 0;
     for at in 0.. {
-        let disk = PageCacheFs::new();
-        let store = FileStore::open_on(disk.process().shared(), DIR).unwrap();
-        let _ = store
-            .compare_and_swap(&id, None, &tokens("one"))
-            .await
-            .unwrap();
+        let (disk, store) = version_one_of(&id).await;
         disk.cut_power_at(at);
         let written = store.compare_and_swap(&id, Some(1), &tokens("two")).await;
         let cut_during = disk.stats().power_cuts == 1;
@@ -131,12 +137,7 @@ fn a_power_cut_at_any_point_of_a_rescue_keeps_it_whole_or_not_at_all() {
 #[tokio::test]
 async fn a_full_disk_tears_no_record_and_fails_the_write_check() {
     let id = CredentialId::new("full").unwrap();
-    let disk = PageCacheFs::new();
-    let store = FileStore::open_on(disk.process().shared(), DIR).unwrap();
-    let _ = store
-        .compare_and_swap(&id, None, &tokens("one"))
-        .await
-        .unwrap();
+    let (disk, store) = version_one_of(&id).await;
     disk.fill_for(2);
     assert!(
         store

@@ -452,6 +452,11 @@ const COMPONENT: usize = 5;
 /// Each process's handle on the shared store: its writes and write check fail on command, and a crash turns it off.
 type Faulty<S> = ScriptedStore<S>;
 
+/// A caller's read, running on a process's runtime.
+type ReadTask = tokio::task::JoinHandle<
+    Result<std::sync::Arc<refresh_manager::AccessToken>, refresh_manager::ManagerError>,
+>;
+
 /// How a process (or the harness, to check) opens the world's store: on its view of the disk, sealing with the
 /// world's `n`th key. The future runs on the process's runtime, so that what the store spawns dies with it.
 type Opener<S> = Box<dyn Fn(ProcessFs, u32) -> Pin<Box<dyn Future<Output = S> + Send>>>;
@@ -788,9 +793,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                     self.processes[manager] = Some(process);
                 }
                 if let Some(process) = &self.processes[manager] {
-                    let (handle, id) = (process.manager.clone(), self.id(credential));
-                    let runtime = process.runtime.as_ref().unwrap().handle().clone();
-                    drop(runtime.spawn(async move { handle.access_token(&id).await }));
+                    drop(self.spawn_read(manager, credential));
                     tokio::time::sleep(Duration::from_millis(after_ms)).await;
                     process.store.dead.store(true, Ordering::SeqCst);
                     process.fs.kill();
@@ -811,11 +814,9 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                     }
                 }
                 if let Some((manager, credential, after_ms)) = during
-                    && let Some(process) = &self.processes[manager]
+                    && let Some(reading) = self.spawn_read(manager, credential)
                 {
-                    let (handle, id) = (process.manager.clone(), self.id(credential));
-                    let runtime = process.runtime.as_ref().unwrap().handle().clone();
-                    drop(runtime.spawn(async move { handle.access_token(&id).await }));
+                    drop(reading);
                     tokio::time::sleep(Duration::from_millis(after_ms)).await;
                     self.exposed.extend(0..self.credentials.len());
                     self.findings.lost_answers += 1;
@@ -840,19 +841,10 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 credential,
                 after_ms,
             } => {
-                let Some(database) = self.database.clone() else {
-                    return;
-                };
-                let reading = self.spawn_read(manager, credential);
-                self.findings.database_faults += 1;
-                tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                sql(
-                    &database,
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE pid <> pg_backend_pid() AND datname = current_database()",
-                )
-                .await;
-                if let Some(reading) = reading {
+                let statement = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                                 WHERE pid <> pg_backend_pid() AND datname = current_database()";
+                let readings = self.sql_during_read(manager, credential, after_ms, statement);
+                for reading in readings.await.into_iter().flatten() {
                     let _ = tokio::time::timeout(Duration::from_secs(30), reading).await;
                 }
             }
@@ -861,23 +853,17 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 credential,
                 after_ms,
             } => {
-                let Some(database) = self.database.clone() else {
+                let statement = "UPDATE refresh_kit_credentials SET lease_until = now() WHERE lease_until > now()";
+                let readings = self.sql_during_read(manager, credential, after_ms, statement);
+                let Some(mut readings) = readings.await else {
                     return;
                 };
-                let first = self.spawn_read(manager, credential);
-                self.findings.database_faults += 1;
-                tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                sql(
-                    &database,
-                    "UPDATE refresh_kit_credentials SET lease_until = now() WHERE lease_until > now()",
-                )
-                .await;
                 // The stalled holder's call may be answered after the next holder presented the same token: the
                 // hazard a lease exists to bound, here forced, so counted and excused.
                 self.exposed.insert(credential);
                 self.findings.lost_answers += 1;
-                let second = self.spawn_read((manager + 1) % MANAGERS, credential);
-                for reading in [first, second].into_iter().flatten() {
+                readings.extend(self.spawn_read((manager + 1) % MANAGERS, credential));
+                for reading in readings {
                     let _ = tokio::time::timeout(Duration::from_secs(30), reading).await;
                 }
             }
@@ -970,19 +956,28 @@ impl<S: TokenStore + Clone + 'static> World<S> {
     }
 
     /// A read of `credential` by `manager`'s process, running on that process's runtime.
-    fn spawn_read(
-        &self,
-        manager: usize,
-        credential: usize,
-    ) -> Option<
-        tokio::task::JoinHandle<
-            Result<std::sync::Arc<refresh_manager::AccessToken>, refresh_manager::ManagerError>,
-        >,
-    > {
+    fn spawn_read(&self, manager: usize, credential: usize) -> Option<ReadTask> {
         let process = self.processes[manager].as_ref()?;
         let (handle, id) = (process.manager.clone(), self.id(credential));
         let runtime = process.runtime.as_ref().unwrap().handle().clone();
         Some(runtime.spawn(async move { handle.access_token(&id).await }))
+    }
+
+    /// PgStore worlds: runs `statement` on the database `after_ms` into a read of `credential` by `manager`; the
+    /// read (if the process runs), still running. `None` in other worlds, where nothing happens.
+    async fn sql_during_read(
+        &mut self,
+        manager: usize,
+        credential: usize,
+        after_ms: u64,
+        statement: &str,
+    ) -> Option<Vec<ReadTask>> {
+        let database = self.database.clone()?;
+        let reading = self.spawn_read(manager, credential);
+        self.findings.database_faults += 1;
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        sql(&database, statement).await;
+        Some(reading.into_iter().collect())
     }
 
     /// Stops `manager`'s process cleanly (`Manager::flush` first). Tokens it still holds that the store and the disk
