@@ -131,8 +131,17 @@ impl Rescue {
     }
 
     /// Removes a rescue file once its tokens are in the store.
+    /// Durably: a power cut must not bring back tokens that are long stored (they would be written again, and
+    /// kept as an orphan, for nothing).
     pub(crate) fn remove(&self, path: &Path) {
-        if let Err(error) = self.fs.remove_file(path)
+        let removed = self
+            .fs
+            .remove_file(path)
+            .and_then(|()| match path.parent() {
+                Some(dir) => self.fs.sync_dir(dir),
+                None => Ok(()),
+            });
+        if let Err(error) = removed
             && error.kind() != io::ErrorKind::NotFound
         {
             tracing::warn!(path = %path.display(), %error, "a rescue file whose tokens are stored could not be removed");
