@@ -181,4 +181,74 @@ mod tests {
             ]
         );
     }
+
+    /// `moved_by` moves what was read on our clock and leaves what the vendor stated: a lifetime's expiry and the
+    /// windows counted from it or from the send move; a vendor's instant, and windows counted from it or carried
+    /// over from the last record, stay.
+    #[cfg(all(
+        feature = "isolarcloud",
+        feature = "sugon-ac",
+        feature = "ekuaibao",
+        feature = "misa-cukcuk"
+    ))]
+    #[test]
+    fn moved_by_moves_only_what_was_read_on_our_clock() {
+        let at = |hour: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-12-06T{hour:02}:00:00Z"))
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let tokens = |vendor, source, rotation| TokenSet {
+            vendor,
+            access_token: Secret::from("access"),
+            refresh_token: Secret::from("refresh"),
+            token_type: None,
+            expires_at: at(12),
+            expiry_source: source,
+            obtained_at: at(10),
+            refreshable_until: Some(at(14)),
+            rotation,
+            extras: VendorExtras::Ekuaibao(vendors::ekuaibao::EkuaibaoExtras {
+                corporation_id: None,
+            }),
+            vendor_clock_ahead: None,
+            anomalies: Vec::new(),
+        };
+        let by = TimeDelta::hours(-8);
+        let moved = |vendor, source, rotation| {
+            let moved = tokens(vendor, source, rotation).moved_by(by);
+            (moved.obtained_at, moved.expires_at, moved.refreshable_until)
+        };
+        use ExpirySource::*;
+        // iSolarCloud: a lifetime in seconds; its refresh token's own lifetime counts from the send when issued.
+        assert_eq!(
+            moved(Vendor::ISolarCloud, LifetimeSeconds, Rotation::Rotated),
+            (at(2), at(4), Some(at(6)))
+        );
+        assert_eq!(
+            moved(Vendor::ISolarCloud, LifetimeSeconds, Rotation::CarriedOver),
+            (at(2), at(4), Some(at(14))),
+            "a deadline carried over from the last record stays"
+        );
+        // Sugon AC: the token's claim, and a window counted from it.
+        assert_eq!(
+            moved(Vendor::SugonAc, TokenClaim, Rotation::Rotated),
+            (at(2), at(12), Some(at(14)))
+        );
+        assert_eq!(
+            moved(Vendor::SugonAc, ConservativeDefault, Rotation::Rotated),
+            (at(2), at(4), Some(at(6))),
+            "an assumed lifetime counts from the send"
+        );
+        // Ekuaibao: the vendor's instant, a window until it.
+        assert_eq!(
+            moved(Vendor::Ekuaibao, VendorInstant, Rotation::Rotated),
+            (at(2), at(12), Some(at(14)))
+        );
+        // MISA CukCuk: no known window deadline of its own is moved unless issued with these tokens.
+        assert_eq!(
+            moved(Vendor::MisaCukcuk, VendorInstant, Rotation::Unchanged),
+            (at(2), at(12), Some(at(14)))
+        );
+    }
 }
