@@ -427,6 +427,143 @@ async fn tokens_the_store_refused_are_rescued_for_the_next_process() {
     );
 }
 
+/// Rescued tokens that expired before a process took them are stored (the vendor spent the record's refresh
+/// token for them) and then renewed in the same renewal, never handed out expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescued_tokens_that_expired_meanwhile_are_stored_then_renewed() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let rescue_dir = tempfile::tempdir().unwrap();
+    let rescue = refresh_manager::Rescue::new([rescue_dir.path().join("rescue")]);
+    let options = || h.options().foreground_only().with_rescue(rescue.clone());
+    let (id, store, manager, first) = logged_in_over_a_scripted_store(&h, "rescued-late").await;
+    drop(manager);
+    let manager = Manager::with_options(store.clone(), options());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    break_writes(&store, false);
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    assert!(manager.access_token(&id).await.is_err());
+    drop(manager);
+    let rescued = rescue.list();
+    assert_eq!(rescued.len(), 1);
+    // The process that takes them starts after they expired too.
+    h.advance_past(rescued[0].tokens.expires_at, Duration::from_secs(1));
+    mend(&store);
+    let next = Manager::with_options(store.clone(), options());
+    next.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let token = next.access_token(&id).await.unwrap();
+    assert_eq!(token.version, 3, "stored (2), then renewed (3)");
+    assert_eq!(
+        h.sandbox
+            .access_token_state(Emulator::ISolarCloud, token.secret.expose_secret()),
+        refresh_sandbox::AccessTokenState::Live
+    );
+    assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 2);
+}
+
+/// Rescued tokens that lose to a newer record written meanwhile are kept as its orphan; when that record is not
+/// valid (written on a wrong clock, or long ago), the renewal renews it under the lock it holds, rather than give up
+/// as a writer fenced by a newer lease would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescued_tokens_that_lost_to_a_record_not_valid_now_renew_that_record() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let rescue_dir = tempfile::tempdir().unwrap();
+    let rescue = refresh_manager::Rescue::new([rescue_dir.path().join("rescue")]);
+    let (id, store, manager, first) = logged_in_over_a_scripted_store(&h, "lost-to-newer").await;
+    drop(manager);
+    let options = || h.options().foreground_only().with_rescue(rescue.clone());
+    let manager = Manager::with_options(store.clone(), options());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    break_writes(&store, false);
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    assert!(manager.access_token(&id).await.is_err());
+    drop(manager);
+    assert_eq!(rescue.list().len(), 1);
+    // Meanwhile another writer stored version 2: a person's new login, recorded as already expired.
+    let issued = h.sandbox.login(Emulator::ISolarCloud);
+    let now = h.sandbox.clock().now();
+    let expired: refresh_manager::StoredTokens = serde_json::from_value(json!({
+        "vendor": "isolarcloud",
+        "access_token": issued.access_token,
+        "refresh_token": issued.refresh_token,
+        "obtained_at": now - TimeDelta::hours(49),
+        "expires_at": now - TimeDelta::hours(1),
+        "refreshable_until": null,
+    }))
+    .unwrap();
+    let written = store
+        .inner
+        .compare_and_swap(&id, Some(1), &expired)
+        .await
+        .unwrap();
+    assert!(matches!(
+        written,
+        refresh_manager::Swap::Written { version: 2 }
+    ));
+    mend(&store);
+    let next = Manager::with_options(store.clone(), options());
+    next.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let token = next.access_token(&id).await.unwrap();
+    assert_eq!(token.version, 3, "version 2 renewed");
+    assert_eq!(
+        h.sandbox
+            .access_token_state(Emulator::ISolarCloud, token.secret.expose_secret()),
+        refresh_sandbox::AccessTokenState::Live
+    );
+    let record = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(record.orphans.len(), 1, "the rescued tokens are kept");
+}
+
+/// A wall clock within the allowed skew of the vendor's (here 20 s behind) stores tokens on its own clock: only
+/// a disagreement beyond the skew moves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_within_the_skew_of_the_vendors_stores_tokens_on_its_own() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("near");
+    let store = MemoryStore::new();
+    let behind = ManualClock::starting_at(h.sandbox.clock().now() - TimeDelta::seconds(20));
+    let refresher = h
+        .refresher(Emulator::ISolarCloud)
+        .with_clock(ManagerClock::from(behind.clone()).facade_clock());
+    let manager = Manager::with_options(
+        store.clone(),
+        ManagerOptions::default()
+            .with_clock(behind.clone())
+            .foreground_only(),
+    );
+    manager.manage(id.clone(), CredentialOptions::new(refresher));
+    manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    let stored = store.load(&id).await.unwrap().unwrap();
+    let ours = manager.clock().wall();
+    assert!(
+        (stored.tokens.obtained_at - ours).abs() < TimeDelta::seconds(2),
+        "stored as obtained at {}, our clock says {ours}",
+        stored.tokens.obtained_at
+    );
+}
+
+/// A slow answer changes nothing in what the caller is told: the fresh token's expiry is the stored one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_is_stored_and_handed_out_with_one_expiry() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("slow");
+    let store = MemoryStore::new();
+    let manager = h.manager(store.clone());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    h.sandbox.inject(
+        Emulator::ISolarCloud,
+        Fault::Latency(Duration::from_millis(900)),
+    );
+    let token = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    let stored = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(token.expires_at, stored.tokens.expires_at);
+}
+
 /// With no rescue to take them, tokens the store refused live only in the process; `flush`, called before it
 /// stops, writes them once the store takes writes again, without asking the vendor, and says so when it cannot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
