@@ -461,10 +461,23 @@ async fn rescued_tokens_that_expired_meanwhile_are_stored_then_renewed() {
 }
 
 /// Rescued tokens that lose to a newer record written meanwhile are kept as its orphan; when that record is not
-/// valid (written on a wrong clock, or long ago), the renewal renews it under the lock it holds, rather than give up
-/// as a writer fenced by a newer lease would.
+/// valid (written on a wrong clock, or long ago), the renewal renews it under the lease it holds. A holder whose
+/// lease has lapsed gives up instead, as fenced: a newer holder may be renewing it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescued_tokens_that_lost_to_a_record_not_valid_now_renew_that_record() {
+    let renewed = lose_to_a_record_not_valid_now(Duration::from_secs(60)).await;
+    assert_eq!(renewed.unwrap().version, 3, "version 2 renewed");
+    let lapsed = lose_to_a_record_not_valid_now(Duration::ZERO).await;
+    assert!(
+        matches!(lapsed, Err(ManagerError::Superseded(_))),
+        "{lapsed:?}"
+    );
+}
+
+/// The scenario above, the renewing process's lease lasting `lease`; what its read returned.
+async fn lose_to_a_record_not_valid_now(
+    lease: Duration,
+) -> Result<std::sync::Arc<refresh_manager::AccessToken>, ManagerError> {
     let h = Harness::start(Emulator::ISolarCloud).await;
     let rescue_dir = tempfile::tempdir().unwrap();
     let rescue = refresh_manager::Rescue::new([rescue_dir.path().join("rescue")]);
@@ -500,17 +513,21 @@ async fn rescued_tokens_that_lost_to_a_record_not_valid_now_renew_that_record() 
         refresh_manager::Swap::Written { version: 2 }
     ));
     mend(&store);
-    let next = Manager::with_options(store.clone(), options());
+    let mut leased = store.clone();
+    leased.lease_left = Some(lease);
+    let next = Manager::with_options(leased, options());
     next.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    let token = next.access_token(&id).await.unwrap();
-    assert_eq!(token.version, 3, "version 2 renewed");
-    assert_eq!(
-        h.sandbox
-            .access_token_state(Emulator::ISolarCloud, token.secret.expose_secret()),
-        refresh_sandbox::AccessTokenState::Live
-    );
+    let read = next.access_token(&id).await;
     let record = store.load(&id).await.unwrap().unwrap();
     assert_eq!(record.orphans.len(), 1, "the rescued tokens are kept");
+    if let Ok(token) = &read {
+        assert_eq!(
+            h.sandbox
+                .access_token_state(Emulator::ISolarCloud, token.secret.expose_secret()),
+            refresh_sandbox::AccessTokenState::Live
+        );
+    }
+    read
 }
 
 /// A wall clock within the allowed skew of the vendor's (here 20 s behind) stores tokens on its own clock: only
