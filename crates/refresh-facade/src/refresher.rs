@@ -136,17 +136,16 @@ impl Refresher {
                     detail,
                 ));
             }
-            let sent_at = self.clock.now();
             self.with_vendor_clock(async {
                 match &self.adapter {
                     #[cfg(feature = "isolarcloud")]
-                    Adapter::ISolarCloud(adapter) => adapter.obtain(grant, sent_at).await,
+                    Adapter::ISolarCloud(adapter) => adapter.obtain(grant, self.clock.now()).await,
                     #[cfg(feature = "sugon-ac")]
-                    Adapter::SugonAc(adapter) => adapter.obtain(grant, sent_at).await,
+                    Adapter::SugonAc(adapter) => adapter.obtain(grant, self.clock.now()).await,
                     #[cfg(feature = "wechat-open")]
-                    Adapter::WechatOpen(adapter) => adapter.obtain(grant, sent_at).await,
+                    Adapter::WechatOpen(adapter) => adapter.obtain(grant, self.clock.now()).await,
                     #[cfg(feature = "ekuaibao")]
-                    Adapter::Ekuaibao(adapter) => adapter.obtain(grant, sent_at).await,
+                    Adapter::Ekuaibao(adapter) => adapter.obtain(grant, self.clock.now()).await,
                     #[cfg(feature = "misa-cukcuk")]
                     Adapter::MisaCukcuk(_) => Err(login_not_offered(self.vendor)),
                 }
