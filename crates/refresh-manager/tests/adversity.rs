@@ -196,21 +196,34 @@ async fn a_replica_whose_clock_is_hours_ahead_stores_tokens_on_the_vendors_clock
     clock_hours_ahead(Emulator::SugonAc, Duration::from_secs(2 * 3600)).await;
 }
 
+/// A foreground manager over `store`, managing `id` of `emulator`, whose clocks (its own and its refresher's) are
+/// `off` the vendor's.
+fn on_a_clock_off_by(
+    h: &Harness,
+    store: &MemoryStore,
+    emulator: Emulator,
+    off: TimeDelta,
+    id: &refresh_manager::CredentialId,
+) -> Manager<MemoryStore> {
+    let clock = ManualClock::starting_at(h.sandbox.clock().now() + off);
+    let refresher = h
+        .refresher(emulator)
+        .with_clock(ManagerClock::from(clock.clone()).facade_clock());
+    let manager = Manager::with_options(
+        store.clone(),
+        ManagerOptions::default()
+            .with_clock(clock)
+            .foreground_only(),
+    );
+    manager.manage(id.clone(), CredentialOptions::new(refresher));
+    manager
+}
+
 async fn clock_hours_ahead(emulator: Emulator, lifetime: Duration) {
     let h = Harness::start(emulator).await;
     let id = id("skewed");
     let store = MemoryStore::new();
-    let ahead = ManualClock::starting_at(h.sandbox.clock().now() + TimeDelta::hours(8));
-    let ahead_refresher = h
-        .refresher(emulator)
-        .with_clock(ManagerClock::from(ahead.clone()).facade_clock());
-    let fast = Manager::with_options(
-        store.clone(),
-        ManagerOptions::default()
-            .with_clock(ahead.clone())
-            .foreground_only(),
-    );
-    fast.manage(id.clone(), CredentialOptions::new(ahead_refresher));
+    let fast = on_a_clock_off_by(&h, &store, emulator, TimeDelta::hours(8), &id);
     let first = fast.login(&id, &h.login(emulator)).await.unwrap();
     assert!(
         first.is_valid(fast.clock()),
@@ -537,17 +550,13 @@ async fn a_clock_within_the_skew_of_the_vendors_stores_tokens_on_its_own() {
     let h = Harness::start(Emulator::ISolarCloud).await;
     let id = id("near");
     let store = MemoryStore::new();
-    let behind = ManualClock::starting_at(h.sandbox.clock().now() - TimeDelta::seconds(20));
-    let refresher = h
-        .refresher(Emulator::ISolarCloud)
-        .with_clock(ManagerClock::from(behind.clone()).facade_clock());
-    let manager = Manager::with_options(
-        store.clone(),
-        ManagerOptions::default()
-            .with_clock(behind.clone())
-            .foreground_only(),
+    let manager = on_a_clock_off_by(
+        &h,
+        &store,
+        Emulator::ISolarCloud,
+        TimeDelta::seconds(-20),
+        &id,
     );
-    manager.manage(id.clone(), CredentialOptions::new(refresher));
     manager
         .login(&id, &h.login(Emulator::ISolarCloud))
         .await
