@@ -213,25 +213,41 @@ struct Running {
     ended: Arc<AtomicBool>,
 }
 
-/// A store lock held by a renewal or a login. [`StoreLock::release`] lets it go and waits until the store has;
-/// dropping it (a renewal cut off) forgets when the lock lapses and leaves the release to the store's own drop.
+/// One credential's store lock as this process holds it: taken by one renewal, login or flush at a time (so that
+/// none of them waits on a lock its own process keeps), and kept between them while the process holds tokens the
+/// store refused ([`Manager::holds_unsaved`]). Empty otherwise.
+type LockSlot<L> = Arc<tokio::sync::Mutex<Option<L>>>;
+
+/// A store lock held by a renewal, a login or a flush. [`Manager::let_go`] releases it, and waits until the store
+/// has, unless the process holds tokens the store refused: then the lock is kept, and no other process presents the
+/// refresh token those tokens replaced. Dropping it (a renewal cut off) forgets when the lock lapses and leaves the
+/// release to the store's own drop.
 struct StoreLock<'a, L> {
     lease_end: &'a Mutex<Option<Moment>>,
-    held: Option<L>,
+    slot: tokio::sync::OwnedMutexGuard<Option<L>>,
+    kept: bool,
 }
 
 impl<L> StoreLock<'_, L> {
     async fn release<S: TokenStore<Lock = L>>(mut self, store: &S) {
         *lock(self.lease_end) = None;
-        if let Some(held) = self.held.take() {
+        if let Some(held) = self.slot.take() {
             store.release(held).await;
         }
+    }
+
+    fn keep(mut self) {
+        *lock(self.lease_end) = None;
+        self.kept = true;
     }
 }
 
 impl<L> Drop for StoreLock<'_, L> {
     fn drop(&mut self) {
         *lock(self.lease_end) = None;
+        if !self.kept {
+            drop(self.slot.take());
+        }
     }
 }
 
@@ -319,12 +335,12 @@ impl Credential {
 }
 
 /// One credential of a [`Manager`] (see [`Manager::handle`]). Cloning it is cheap.
-pub struct CredentialHandle<S> {
+pub struct CredentialHandle<S: TokenStore> {
     manager: Manager<S>,
     credential: Arc<Credential>,
 }
 
-impl<S> Clone for CredentialHandle<S> {
+impl<S: TokenStore> Clone for CredentialHandle<S> {
     fn clone(&self) -> Self {
         CredentialHandle {
             manager: self.manager.clone(),
@@ -346,12 +362,14 @@ impl<S: TokenStore + 'static> CredentialHandle<S> {
 }
 
 /// Keeps the access tokens of many credentials valid, in one store.
-pub struct Manager<S> {
+pub struct Manager<S: TokenStore> {
     shared: Arc<ManagerShared<S>>,
 }
 
-struct ManagerShared<S> {
+struct ManagerShared<S: TokenStore> {
     store: S,
+    /// Each credential's [`LockSlot`], made at its first renewal.
+    lock_slots: Mutex<HashMap<CredentialId, LockSlot<S::Lock>>>,
     clock: ManagerClock,
     /// Read on every `access_token(&id)`, so replaced whole on each change (copy on write): readers never take a
     /// lock or contend, and registering is `O(credentials)` ([`Manager::manage_all`] registers many in one copy).
@@ -367,14 +385,14 @@ struct ManagerShared<S> {
     on_rotate: Option<RotateHook>,
 }
 
-impl<S> Drop for ManagerShared<S> {
+impl<S: TokenStore> Drop for ManagerShared<S> {
     fn drop(&mut self) {
         // The timer task holds only a weak reference: woken, it finds the manager gone and ends.
         self.timers.wake();
     }
 }
 
-impl<S> Clone for Manager<S> {
+impl<S: TokenStore> Clone for Manager<S> {
     fn clone(&self) -> Self {
         Manager {
             shared: Arc::clone(&self.shared),
@@ -391,6 +409,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         Manager {
             shared: Arc::new(ManagerShared {
                 store,
+                lock_slots: Mutex::default(),
                 clock: options.clock,
                 credentials: ArcSwap::default(),
                 timers: Arc::new(Timers::default()),
@@ -469,7 +488,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                     Some(unsaved) => self.commit(&credential, unsaved).await.map(drop),
                     None => Ok(()),
                 };
-                held.release(&self.shared.store).await;
+                self.let_go(&credential, held).await;
                 committed
             }
             .await;
@@ -554,13 +573,18 @@ impl<S: TokenStore + 'static> Manager<S> {
     ) -> Result<Arc<AccessToken>, ManagerError> {
         let credential = self.credential(id)?;
         let result = async {
-            let _held = self.lock_store(&credential).await?;
-            if let Some(unsaved) = self.take_unsaved(&credential).await {
-                self.commit(&credential, unsaved).await?;
+            let held = self.lock_store(&credential).await?;
+            let logged_in = async {
+                if let Some(unsaved) = self.take_unsaved(&credential).await {
+                    self.commit(&credential, unsaved).await?;
+                }
+                let current = self.shared.store.load(id).await?;
+                self.log_in(&credential, current.map(|record| record.version), grant)
+                    .await
             }
-            let current = self.shared.store.load(id).await?;
-            self.log_in(&credential, current.map(|record| record.version), grant)
-                .await
+            .await;
+            self.let_go(&credential, held).await;
+            logged_in
         }
         .await;
         self.settle(&credential, &result);
@@ -780,7 +804,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
         let held = self.lock_store(credential).await?;
         let result = self.renew_locked(credential).await;
-        held.release(&self.shared.store).await;
+        self.let_go(credential, held).await;
         result
     }
 
@@ -923,23 +947,57 @@ impl<S: TokenStore + 'static> Manager<S> {
     }
 
     /// The store's lock on `credential`, noting when it lapses (a lease) for [`Manager::call_vendor`], which sends
-    /// nothing that could outlast it.
+    /// nothing that could outlast it. The one this process kept, if it kept one that has not lapsed.
     async fn lock_store<'a>(
         &self,
         credential: &'a Credential,
     ) -> Result<StoreLock<'a, S::Lock>, StoreError> {
+        let store = &self.shared.store;
+        let slot = Arc::clone(
+            lock(&self.shared.lock_slots)
+                .entry(credential.id.clone())
+                .or_default(),
+        );
+        let mut slot = slot.lock_owned().await;
         // The lease's end is counted from before it was asked for, so it is never later than the store's.
         let asked = self.shared.clock.now();
-        let held = self.shared.store.lock(&credential.id).await?;
-        *lock(&credential.lease_end) = self
-            .shared
-            .store
-            .lock_left(&held)
-            .map(|left| asked.after(left));
+        if let Some(kept) = slot.as_ref() {
+            let left = store.lock_left(kept);
+            if left.is_some_and(|left| left.is_zero()) {
+                // A kept lease that lapsed: another process may have taken it since. A new one, fenced anew.
+                if let Some(lapsed) = slot.take() {
+                    store.release(lapsed).await;
+                }
+            } else {
+                *lock(&credential.lease_end) = left.map(|left| asked.after(left));
+                return Ok(StoreLock {
+                    lease_end: &credential.lease_end,
+                    slot,
+                    kept: false,
+                });
+            }
+        }
+        let held = store.lock(&credential.id).await?;
+        *lock(&credential.lease_end) = store.lock_left(&held).map(|left| asked.after(left));
+        *slot = Some(held);
         Ok(StoreLock {
             lease_end: &credential.lease_end,
-            held: Some(held),
+            slot,
+            kept: false,
         })
+    }
+
+    /// Lets `held` go, awaiting the store, unless this process holds tokens of `credential` the store refused: it
+    /// keeps the lock until a later renewal writes them, so that no other process presents the refresh token they
+    /// replaced, which the vendor has spent. (A process that dies lets it go with them: the store's own lock rule.)
+    async fn let_go(&self, credential: &Credential, held: StoreLock<'_, S::Lock>) {
+        if lock(&credential.unsaved).is_some() {
+            tracing::warn!(credential = %credential.id,
+                "keeping the store's lock while this process holds tokens the store refused");
+            held.keep();
+        } else {
+            held.release(&self.shared.store).await;
+        }
     }
 
     /// Whether the store's lock on `credential` is still this manager's: a lock that never lapses, or a lease whose

@@ -618,6 +618,47 @@ async fn a_stopping_process_flushes_the_tokens_its_store_refused() {
     assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 1);
 }
 
+/// A process whose store refused the vendor's answer, with no rescue to take it, holds the only live refresh token:
+/// it keeps the credential's lock until it writes it. A second process that needs a renewal meanwhile waits,
+/// rather than present the refresh token the vendor spent (which a vendor with reuse detection answers by revoking
+/// the credential), and then uses what the first one wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_holding_tokens_its_store_refused_keeps_the_lock_until_it_writes_them() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let (id, holder_store, holder, first) = logged_in_over_a_scripted_store(&h, "held").await;
+    let other = Manager::with_options(
+        ScriptedStore::over(holder_store.inner.clone()),
+        h.options().foreground_only(),
+    );
+    other.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    break_writes(&holder_store, false);
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    assert!(holder.access_token(&id).await.is_err());
+    assert!(holder.holds_unsaved(&id));
+
+    let waiting = tokio::spawn({
+        let (other, id) = (other.clone(), id.clone());
+        async move { other.access_token(&id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the other process did not wait");
+    assert_eq!(
+        h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH),
+        1,
+        "the other process presented the spent refresh token"
+    );
+
+    mend(&holder_store);
+    holder.flush().await.unwrap();
+    let token = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the lock was let go once the tokens were written")
+        .unwrap()
+        .unwrap();
+    assert_eq!(token.version, 2);
+    assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 1);
+}
+
 /// A refresh token the vendor refused for good is not presented again while the login that mends it fails for a
 /// while: another process spent the stored Ekuaibao token, the vendor refuses it (403), the first login meets a 503,
 /// and the next renewal logs in straight away.
