@@ -421,7 +421,7 @@ fn draw_steps(seed: u64, count: usize) -> Vec<Step> {
 
 /// One credential of the world.
 struct Credential {
-    id: &'static str,
+    id: String,
     emulator: Emulator,
     /// It logs in again by itself.
     has_login: bool,
@@ -429,14 +429,33 @@ struct Credential {
     component: bool,
 }
 
+/// How many sets of credentials a world has (`SIM_SETS`, 1 by default): one of each kind below, and in each further
+/// set one more of each but the component credential, which every WeChat authorizer of the platform shares. More
+/// sets simulate more credential-days per step in long runs; they change what a seed draws, so a replay names them.
+fn sets() -> usize {
+    std::env::var("SIM_SETS")
+        .ok()
+        .and_then(|sets| sets.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// `SIM_SETS=n ` for a replay command, if the world has more than one set.
+fn sets_in_replay() -> String {
+    match sets() {
+        1 => String::new(),
+        n => format!("SIM_SETS={n} "),
+    }
+}
+
 fn credentials() -> Vec<Credential> {
-    let credential = |id, emulator, has_login, component| Credential {
-        id,
+    let credential = |id: &str, emulator, has_login, component| Credential {
+        id: id.to_owned(),
         emulator,
         has_login,
         component,
     };
-    vec![
+    let mut all = vec![
         credential("isolar", Emulator::ISolarCloud, false, false),
         credential("sugon", Emulator::SugonAc, true, false),
         credential("sugon.write", Emulator::SugonAc, true, false),
@@ -444,10 +463,22 @@ fn credentials() -> Vec<Credential> {
         credential("misa", Emulator::MisaCukcuk, false, false),
         credential("_wechat-component.wx", Emulator::WechatOpen, true, true),
         credential("wechat", Emulator::WechatOpen, false, false),
-    ]
+    ];
+    for set in 1..sets() {
+        let more: Vec<Credential> = all[..7]
+            .iter()
+            .filter(|credential| !credential.component)
+            .map(|credential| Credential {
+                id: format!("{}-{set}", credential.id),
+                ..*credential
+            })
+            .collect();
+        all.extend(more);
+    }
+    all
 }
 
-/// The component credential the authorizer presents.
+/// The component credential every authorizer presents.
 const COMPONENT: usize = 5;
 
 /// Each process's handle on the shared store: its writes and write check fail on command, and a crash turns it off.
@@ -601,7 +632,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
     }
 
     fn id(&self, credential: usize) -> CredentialId {
-        CredentialId::new(self.credentials[credential].id).unwrap()
+        CredentialId::new(self.credentials[credential].id.as_str()).unwrap()
     }
 
     /// A process whose clock starts `skew_secs` off the machine's (which is [`World::machine_wall`] off the vendor's).
@@ -641,7 +672,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             if credential.emulator == Emulator::WechatOpen && !credential.component {
                 options = options.with_component_token(component.clone());
             }
-            (CredentialId::new(credential.id).unwrap(), options)
+            (CredentialId::new(credential.id.as_str()).unwrap(), options)
         });
         manager.manage_all(registered);
         Process {
@@ -1597,10 +1628,11 @@ async fn run_seed(
     let shrunk = shrink(seed, kind, steps.clone(), budget, server).await;
     let listed: Vec<String> = shrunk.iter().map(Step::to_string).collect();
     let store = kind.name();
+    let sets = sets_in_replay();
     Some(format!(
         "seed {seed} on the {store} store broke the lifecycle promise:\n  {}\n\
-         replay: SIM_SEED={seed} SIM_STORE={store} cargo test -p refresh-manager --test simulation -- --nocapture\n\
-         shortest failing steps ({} of {}): SIM_SEED={seed} SIM_STORE={store} SIM_STEPS=\"{}\" \
+         replay: {sets}SIM_SEED={seed} SIM_STORE={store} cargo test -p refresh-manager --test simulation -- --nocapture\n\
+         shortest failing steps ({} of {}): {sets}SIM_SEED={seed} SIM_STORE={store} SIM_STEPS=\"{}\" \
          cargo test -p refresh-manager --test simulation -- --nocapture",
         findings.violations.join("\n  "),
         shrunk.len(),
