@@ -659,6 +659,53 @@ async fn a_process_holding_tokens_its_store_refused_keeps_the_lock_until_it_writ
     assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 1);
 }
 
+/// Every lock a renewal, a login or a flush takes is given back through the store's `release`, which a database
+/// store awaits, not merely dropped (a dropped lease is left for the others to wait out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lock_taken_is_released_through_the_store() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let (id, store, manager, first) = logged_in_over_a_scripted_store(&h, "released").await;
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    assert_eq!(manager.access_token(&id).await.unwrap().version, 2);
+    manager.flush().await.unwrap();
+    let locks = store.locks.load(Ordering::SeqCst);
+    assert!(locks >= 2, "a login and a renewal each took the lock");
+    assert_eq!(store.releases.load(Ordering::SeqCst), locks);
+}
+
+/// A renewal cut off while it holds the lock (its runtime shut down under it, the manager living on) lets the lock
+/// go: another process then takes it, instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_cut_off_under_the_lock_lets_it_go() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let (id, store, manager, first) = logged_in_over_a_scripted_store(&h, "cut-off").await;
+    h.sandbox.inject(
+        Emulator::ISolarCloud,
+        Fault::Latency(Duration::from_secs(30)),
+    );
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    drop(runtime.spawn({
+        let (manager, id) = (manager.clone(), id.clone());
+        async move { manager.access_token(&id).await }
+    }));
+    while h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    runtime.shutdown_background();
+    let other = Manager::with_options(
+        ScriptedStore::over(store.inner.clone()),
+        h.options().foreground_only(),
+    );
+    let taken = tokio::time::timeout(Duration::from_secs(10), other.store().lock(&id)).await;
+    assert!(taken.is_ok(), "the cut-off renewal's lock was never let go");
+    drop(manager);
+}
+
 /// A refresh token the vendor refused for good is not presented again while the login that mends it fails for a
 /// while: another process spent the stored Ekuaibao token, the vendor refuses it (403), the first login meets a 503,
 /// and the next renewal logs in straight away.

@@ -162,7 +162,7 @@ pub async fn settle() {
 /// - while `fence` holds a record, every compare-and-swap writes nothing and answers a conflict with it (a writer
 ///   fenced off, or beaten by another);
 /// - once `dead`, everything fails (the process that used it is gone);
-/// - `locks` counts the locks taken.
+/// - `locks` counts the locks taken, `releases` those given back through `release` (not merely dropped).
 #[derive(Clone)]
 pub struct ScriptedStore<S = refresh_manager::MemoryStore> {
     pub inner: S,
@@ -172,6 +172,7 @@ pub struct ScriptedStore<S = refresh_manager::MemoryStore> {
     pub fence: Arc<Mutex<Option<Versioned>>>,
     pub dead: Arc<AtomicBool>,
     pub locks: Arc<AtomicUsize>,
+    pub releases: Arc<AtomicUsize>,
 }
 
 impl ScriptedStore {
@@ -191,6 +192,7 @@ impl<S> ScriptedStore<S> {
             fence: Arc::default(),
             dead: Arc::default(),
             locks: Arc::default(),
+            releases: Arc::default(),
         }
     }
 
@@ -266,6 +268,7 @@ impl<S: TokenStore> TokenStore for ScriptedStore<S> {
     }
 
     async fn release(&self, lock: Self::Lock) {
+        self.releases.fetch_add(1, Ordering::SeqCst);
         self.inner.release(lock).await
     }
 }
