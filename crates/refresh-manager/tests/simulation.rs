@@ -750,10 +750,13 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         self.findings.reads += 1;
         // A process that holds tokens the store refused keeps the credential's lock until it writes them: a read
         // here that needs a renewal waits for that (at the holder's next renewal, after time passes).
-        let waits = self.held_in_another_process(manager, credential);
-        let limit = Duration::from_millis(if waits { 300 } else { 30_000 });
-        let Ok(Ok(result)) = tokio::time::timeout(limit, read).await else {
-            if waits {
+        let waited = self
+            .await_unless(read, Duration::from_millis(300), |world| {
+                world.held_in_another_process(manager, credential)
+            })
+            .await;
+        let Ok(Ok(result)) = waited else {
+            if matches!(waited, Err(true)) {
                 self.findings.waited_for_a_holder += 1;
                 return;
             }
@@ -795,6 +798,26 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             ));
         }
         self.served_to.insert(value, credential);
+    }
+
+    /// Waits for `task` to end, for 30 s at most: `Err(false)` if it did not. After `grace`, waiting stops as soon as
+    /// `excused` finds that another process holds tokens the store refused, whose lock `task` may be waiting for
+    /// (until that process writes them, after time passes): `Err(true)`.
+    async fn await_unless<T>(
+        &self,
+        mut task: tokio::task::JoinHandle<T>,
+        grace: Duration,
+        excused: impl Fn(&Self) -> bool,
+    ) -> Result<Result<T, tokio::task::JoinError>, bool> {
+        let started = Instant::now();
+        loop {
+            match tokio::time::timeout(Duration::from_millis(50), &mut task).await {
+                Ok(output) => return Ok(output),
+                Err(_) if started.elapsed() >= grace && excused(self) => return Err(true),
+                Err(_) if started.elapsed() >= Duration::from_secs(30) => return Err(false),
+                Err(_) => {}
+            }
+        }
     }
 
     /// Whether a live process other than `manager`'s holds tokens that the store refused of `credential`, or of the
@@ -1067,11 +1090,13 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         let runtime = process.runtime.as_ref().unwrap().handle().clone();
         // A renewal that waits for a lock another process keeps (holding tokens the store refused) is cut off: it
         // has not asked the vendor anything.
-        let waits = self.any_held_in_another_process(manager);
-        let limit = Duration::from_millis(if waits { 300 } else { 30_000 });
-        let flushed =
-            tokio::time::timeout(limit, runtime.spawn(async move { handle.flush().await })).await;
-        if flushed.is_err() && !waits {
+        let flushing = runtime.spawn(async move { handle.flush().await });
+        let flushed = self
+            .await_unless(flushing, Duration::from_secs(2), |world| {
+                world.any_held_in_another_process(manager)
+            })
+            .await;
+        if matches!(flushed, Err(false)) {
             self.violation(format!("manager {manager} did not stop"));
         }
         if !matches!(flushed, Ok(Ok(Ok(())))) {
@@ -1186,10 +1211,15 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             let handle = process.manager.clone();
             let runtime = process.runtime.as_ref().unwrap().handle().clone();
             let finished = runtime.spawn(async move { handle.renewals_finished().await });
-            // A renewal may wait for a lock another process keeps while it holds tokens the store refused.
-            let waits = self.any_held_in_another_process(n);
-            let limit = Duration::from_millis(if waits { 100 } else { 30_000 });
-            if tokio::time::timeout(limit, finished).await.is_err() && !waits {
+            // A renewal may wait for a lock another process keeps while it holds tokens the store refused. (One
+            // cut short here may end later holding tokens its store refused: `check` looks again before it calls a
+            // token lost.)
+            let waited = self
+                .await_unless(finished, Duration::from_millis(100), |world| {
+                    world.any_held_in_another_process(n)
+                })
+                .await;
+            if matches!(waited, Err(false)) {
                 self.violation(format!("manager {n}'s renewals did not finish"));
             }
         }
@@ -1325,7 +1355,12 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             } else {
                 states[0]
             };
-            if newest == RefreshTokenState::Expired {
+            // Or the record's was spent for tokens kept as an orphan (a write fenced or beaten), which expired before
+            // a renewal promoted them: kept, not lost, but the clocks jumped past them with no renewal in between.
+            let orphan_expired = newest == RefreshTokenState::Spent
+                && rescues == 0
+                && states[1..].contains(&RefreshTokenState::Expired);
+            if newest == RefreshTokenState::Expired || orphan_expired {
                 // Expired while no one renewed it (a long pause): its own login mends it at the next renewal;
                 // without one, a person logs in again.
                 if !self.credentials[credential].has_login {
@@ -1343,6 +1378,17 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             // A renewal a timer started after the harness looked for quiet (a backoff counts in real time too) may
             // be between the vendor's answer and its write: give it time before calling the token lost.
             if self.settles_to_live(credential).await {
+                continue;
+            }
+            // Or it ended meanwhile holding them only in memory, its store and the disk refusing them.
+            let held = self
+                .processes
+                .iter()
+                .flatten()
+                .any(|process| process.manager.holds_unsaved(&id));
+            if held && self.disk.stats().writes_refused > refused {
+                self.in_memory.insert(credential);
+                self.findings.held_in_memory += 1;
                 continue;
             }
             let what = format!(
