@@ -1351,8 +1351,16 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 .map(|token| self.harness.sandbox.refresh_token_state(emulator, token))
                 .collect();
             if states.contains(&RefreshTokenState::Live) {
-                // A fault still queued at the vendor may yet lose an answer.
-                if self.harness.sandbox.pending_faults(emulator) == 0 {
+                // A fault still queued at the vendor may yet lose an answer; tokens a process still holds unwritten
+                // (of a family the vendor may have revoked meanwhile), or a revoked orphan, may yet be stored or
+                // promoted.
+                let held = self
+                    .processes
+                    .iter()
+                    .flatten()
+                    .any(|process| process.manager.holds_unsaved(&id));
+                let revoked_kept = states.contains(&RefreshTokenState::Revoked);
+                if self.harness.sandbox.pending_faults(emulator) == 0 && !held && !revoked_kept {
                     self.exposed.remove(&credential);
                 }
                 self.in_memory.remove(&credential);
