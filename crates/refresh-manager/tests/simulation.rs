@@ -823,6 +823,14 @@ impl<S: TokenStore + Clone + 'static> World<S> {
         }
     }
 
+    /// Whether a live process holds tokens of `id` that the store refused.
+    fn held_by_a_process(&self, id: &CredentialId) -> bool {
+        self.processes
+            .iter()
+            .flatten()
+            .any(|process| process.manager.holds_unsaved(id))
+    }
+
     /// Whether a live process other than `manager`'s holds tokens that the store refused of `credential`, or of the
     /// component credential a WeChat authorizer's renewal renews first.
     fn held_in_another_process(&self, manager: usize, credential: usize) -> bool {
@@ -1257,11 +1265,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             let rescue = Self::rescue(&self.disk.process());
             for credential in 0..self.credentials.len() {
                 let id = self.id(credential);
-                let held = self
-                    .processes
-                    .iter()
-                    .flatten()
-                    .any(|process| process.manager.holds_unsaved(&id));
+                let held = self.held_by_a_process(&id);
                 if held && !rescue.holds(&id) && self.exposed.insert(credential) {
                     self.findings.held_past_a_lease += 1;
                 }
@@ -1354,11 +1358,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 // A fault still queued at the vendor may yet lose an answer; tokens a process still holds unwritten
                 // (of a family the vendor may have revoked meanwhile), or a revoked orphan, may yet be stored or
                 // promoted.
-                let held = self
-                    .processes
-                    .iter()
-                    .flatten()
-                    .any(|process| process.manager.holds_unsaved(&id));
+                let held = self.held_by_a_process(&id);
                 let revoked_kept = states.contains(&RefreshTokenState::Revoked);
                 if self.harness.sandbox.pending_faults(emulator) == 0 && !held && !revoked_kept {
                     self.exposed.remove(&credential);
@@ -1368,11 +1368,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
             }
             // The store refused the tokens and the full disk their rescue: a live process holds them, and writes
             // them at its next renewal (the clock stands still while the harness checks).
-            let held = self
-                .processes
-                .iter()
-                .flatten()
-                .any(|process| process.manager.holds_unsaved(&id));
+            let held = self.held_by_a_process(&id);
             if held && (disk_refused || self.in_memory.contains(&credential)) {
                 self.in_memory.insert(credential);
                 self.findings.held_in_memory += 1;
@@ -1410,11 +1406,7 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 continue;
             }
             // Or it ended meanwhile holding them only in memory, its store and the disk refusing them.
-            let held = self
-                .processes
-                .iter()
-                .flatten()
-                .any(|process| process.manager.holds_unsaved(&id));
+            let held = self.held_by_a_process(&id);
             if held && self.disk.stats().writes_refused > refused {
                 self.in_memory.insert(credential);
                 self.findings.held_in_memory += 1;
