@@ -26,13 +26,21 @@
 //!   rotate. A wrong key is [`StoreError::Key`](refresh_manager::StoreError::Key), and nothing is written over
 //!   what it cannot open.
 //!
+//! - **TLS** as libpq reads it from the connection string: `sslmode` and `sslrootcert`
+//!   (`postgres://tokens@db.internal/app?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`).
+//!
 //! The database is never on the read path: the manager serves cached tokens from memory, and keeps serving a
 //! still-valid one while the database is unreachable.
 
 mod cipher;
+mod connection;
+mod error;
 mod listen;
 mod schema;
 mod store;
+mod tls;
 
 pub use cipher::{KeyError, Keyring};
-pub use store::{PgLease, PgStore, PgStoreOptions};
+pub use error::ConnectionError;
+pub use store::{LeaseHolder, PgLease, PgStore, PgStoreOptions};
+pub use tls::SslMode;

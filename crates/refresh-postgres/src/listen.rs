@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use tokio::sync::broadcast;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The channel every store of one database notifies on.
 pub(crate) const CHANNEL: &str = "refresh_kit";
@@ -50,16 +51,17 @@ impl Notice {
 /// Listens until every receiver is gone, reconnecting after a lost connection.
 pub(crate) fn spawn(
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     scope: String,
     notices: broadcast::Sender<Notice>,
 ) {
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(50);
         while notices.receiver_count() > 0 {
-            match listen(&config, &scope, &notices).await {
+            match listen(&config, &tls, &scope, &notices).await {
                 Ok(()) => return,
                 Err(error) => {
-                    tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64,
+                    tracing::warn!(error = %crate::error::chain(&error), retry_in_ms = pause.as_millis() as u64,
                         "the store's LISTEN connection failed; waiters fall back to lease deadlines until it is back");
                 }
             }
@@ -72,10 +74,11 @@ pub(crate) fn spawn(
 /// One connection's life: `LISTEN`, then forward notifications. `Ok` when no one listens any more.
 async fn listen(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     scope: &str,
     notices: &broadcast::Sender<Notice>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     // The connection is driven by its own task, which hands on what the server sends unasked.
     let (messages_in, mut messages) = tokio::sync::mpsc::unbounded_channel();
     let pump = tokio::spawn(async move {

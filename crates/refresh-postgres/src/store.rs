@@ -9,10 +9,11 @@ use refresh_manager::{
     CredentialId, Orphan, StoreError, StoredTokens, Swap, TokenStore, Versioned,
 };
 use tokio::sync::broadcast;
-use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use crate::cipher::Keyring;
+use crate::connection::Target;
+use crate::error::{ConnectionError, DatabaseError};
 use crate::listen::{self, CHANNEL, Notice};
 use crate::schema;
 
@@ -24,10 +25,14 @@ pub struct PgStoreOptions {
     /// (`refresh_facade::Refresher::call_timeout`) plus a margin: a holder sends no vendor request
     /// its lease could not outlast.
     pub lease: Duration,
-    /// The most connections the pool opens (besides the one that listens).
+    /// The most connections the pool opens (besides the one that listens). Each refresh in flight holds one
+    /// for its few statements; reads of cached tokens hold none.
     pub pool_size: usize,
     /// How long a statement waits for a connection, and a connection attempt for the server.
     pub connect_timeout: Duration,
+    /// The server's `statement_timeout` on the store's connections: a statement stuck on the server fails
+    /// instead of outliving a lease.
+    pub statement_timeout: Duration,
 }
 
 impl Default for PgStoreOptions {
@@ -36,23 +41,33 @@ impl Default for PgStoreOptions {
             lease: Duration::from_secs(60),
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
         }
     }
 }
 
 impl PgStoreOptions {
+    /// How long a lease lasts (60 s by default).
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
+    /// The most pooled connections (8 by default, at least 1).
     pub fn with_pool_size(mut self, size: usize) -> Self {
         self.pool_size = size.max(1);
         self
     }
 
+    /// How long to wait for a connection (5 s by default).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// The server's `statement_timeout` on the store's connections (10 s by default).
+    pub fn with_statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
         self
     }
 }
@@ -82,6 +97,8 @@ struct Inner {
     _listening: broadcast::Receiver<Notice>,
     /// The epochs of the leases this store holds: its writes are fenced by them.
     held: Mutex<HashMap<CredentialId, i64>>,
+    /// Set when the tables were migrated by a newer release: the store reads, and refuses to write.
+    newer_schema: Option<(i32, i32)>,
 }
 
 /// A lease on one credential's row (or, woken by new tokens, the right to read and adopt them only). Dropping it
@@ -134,7 +151,29 @@ enum Take {
 }
 
 fn database(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Database(Box::new(DatabaseError::new(error)))
+}
+
+/// A pool's error; one from the database is told as the database's own.
+fn pool(error: deadpool_postgres::PoolError) -> StoreError {
+    match error {
+        deadpool_postgres::PoolError::Backend(error) => database(error),
+        other => database(other),
+    }
+}
+
+fn connection(error: ConnectionError) -> StoreError {
     StoreError::Database(Box::new(error))
+}
+
+/// Who holds a credential's lease, as its row says (see [`PgStore::lease`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseHolder {
+    /// The holder's name: its process id and a store number (see [`PgStore::owner`]).
+    pub owner: String,
+    /// How much longer the lease lasts, on the database server's clock.
+    pub left: Duration,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -144,6 +183,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl PgStore {
     /// Connects to the database at `url` (a `postgres://` URL or `key=value` string), applies the store's
     /// migrations, and starts listening.
+    ///
+    /// TLS is set in `url` as libpq sets it: `sslmode` (`disable`, `prefer` (the default), `require`,
+    /// `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file, or `system`). Use
+    /// `sslmode=verify-full`: the weaker modes do not stop a machine in the middle. Both the pooled connections
+    /// and the one that listens use it.
     pub async fn connect(url: &str, keys: Keyring) -> Result<Self, StoreError> {
         Self::connect_with(url, keys, PgStoreOptions::default()).await
     }
@@ -153,11 +197,16 @@ impl PgStore {
         keys: Keyring,
         options: PgStoreOptions,
     ) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(database)?;
+        let Target {
+            mut config,
+            tls,
+            mode,
+        } = Target::parse(url, options.statement_timeout).map_err(connection)?;
+        tracing::debug!(sslmode = ?mode, "connecting to the token database");
         config.connect_timeout(options.connect_timeout);
         let manager = deadpool_postgres::Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -169,8 +218,8 @@ impl PgStore {
             .create_timeout(Some(options.connect_timeout))
             .build()
             .map_err(database)?;
-        let mut client = pool.get().await.map_err(database)?;
-        schema::migrate(&mut client).await?;
+        let mut client = pool.get().await.map_err(self::pool)?;
+        let newer_schema = schema::migrate(&mut client).await?;
         let schema: String = client
             .query_one("SELECT current_schema()", &[])
             .await
@@ -179,7 +228,7 @@ impl PgStore {
         drop(client);
         let scope = format!("{schema}.refresh_kit_credentials");
         let (notices, listening) = broadcast::channel(1024);
-        listen::spawn(config, scope.clone(), notices.clone());
+        listen::spawn(config, tls, scope.clone(), notices.clone());
         let owner = format!("pid {} store {:08x}", std::process::id(), fastrand::u32(..));
         Ok(PgStore {
             inner: Arc::new(Inner {
@@ -191,8 +240,35 @@ impl PgStore {
                 scope,
                 _listening: listening,
                 held: Mutex::new(HashMap::new()),
+                newer_schema,
             }),
         })
+    }
+
+    /// Who holds the lease on `id` and for how much longer (`None`: no one, or it lapsed).
+    pub async fn lease(&self, id: &CredentialId) -> Result<Option<LeaseHolder>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT lease_owner, EXTRACT(EPOCH FROM lease_until - now())::float8
+                   FROM refresh_kit_credentials WHERE id = $1 AND lease_until > now()",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(database)?;
+        Ok(row.map(|row| LeaseHolder {
+            owner: row.get::<_, Option<String>>(0).unwrap_or_default(),
+            left: Duration::from_secs_f64(row.get::<_, f64>(1).max(0.0)),
+        }))
+    }
+
+    /// Refuses a write to tables a newer release migrated.
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.inner.newer_schema {
+            Some((found, known)) => Err(connection(ConnectionError::SchemaNewer { found, known })),
+            None => Ok(()),
+        }
     }
 
     /// The name this store writes as the lease owner.
@@ -201,7 +277,7 @@ impl PgStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.inner.pool.get().await.map_err(database)
+        self.inner.pool.get().await.map_err(pool)
     }
 
     async fn try_take(&self, id: &CredentialId) -> Result<Take, StoreError> {
@@ -521,6 +597,7 @@ impl TokenStore for PgStore {
         expected: Option<u64>,
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
+        self.writable()?;
         let fence = lock(&self.inner.held).get(id).copied();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(database)?;
@@ -557,6 +634,7 @@ impl TokenStore for PgStore {
         id: &CredentialId,
         tokens: &StoredTokens,
     ) -> Result<(), StoreError> {
+        self.writable()?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(database)?;
         let row = tx
@@ -595,6 +673,8 @@ impl TokenStore for PgStore {
     }
 
     async fn lock(&self, id: &CredentialId) -> Result<PgLease, StoreError> {
+        // Refused before any vendor call: a renewal whose tokens could not be written must not start.
+        self.writable()?;
         let lease = self.inner.options.lease;
         loop {
             // Subscribed before the attempt, so that a notice sent after it is not missed.

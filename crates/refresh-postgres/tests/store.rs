@@ -650,3 +650,54 @@ async fn an_older_ciphertext_put_back_into_its_row_does_not_open() {
     let write = store.compare_and_swap(&id, Some(2), &tokens("3")).await;
     assert!(matches!(write, Err(StoreError::Key { .. })), "{write:?}");
 }
+
+/// Tables a newer release migrated: an older replica still reads its credentials (it keeps serving during a
+/// rolling upgrade), refuses every write and lease with an error that says why, and applies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_on_tables_a_newer_release_migrated_reads_and_refuses_to_write() {
+    let database = Database::new();
+    let current = store(&database, Duration::from_secs(30)).await;
+    let id = id("upgraded");
+    let _ = current
+        .compare_and_swap(&id, None, &tokens("1"))
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "INSERT INTO refresh_kit_migrations (version) VALUES (999)",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let older = store(&database, Duration::from_secs(30)).await;
+    let record = older.load(&id).await.unwrap().unwrap();
+    assert_eq!(record.version, 1);
+    let says_why = |error: StoreError| {
+        let text = error.to_string();
+        assert!(
+            text.contains("migration 999, newer than this release knows"),
+            "{text}"
+        );
+        assert!(text.contains("upgrade refresh-kit"), "{text}");
+    };
+    says_why(older.lock(&id).await.unwrap_err());
+    says_why(
+        older
+            .compare_and_swap(&id, Some(1), &tokens("2"))
+            .await
+            .unwrap_err(),
+    );
+    says_why(older.keep_orphan(&id, &tokens("2")).await.unwrap_err());
+    assert_eq!(older.load(&id).await.unwrap().unwrap().version, 1);
+    let newest: i32 = client
+        .query_one("SELECT max(version) FROM refresh_kit_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(newest, 999);
+}

@@ -95,10 +95,26 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    settings: Vec<String>,
+}
+
+/// What a cluster starts with beyond the defaults.
+#[derive(Default)]
+pub struct Setup {
+    /// Files written into the data directory (mode 0600, the server's user's), e.g. a certificate and its key.
+    pub files: Vec<(&'static str, String)>,
+    /// `pg_hba.conf` in place of initdb's.
+    pub hba: Option<String>,
+    /// Server settings (`name=value`), e.g. `ssl=on`.
+    pub settings: Vec<String>,
 }
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with(Setup::default())
+    }
+
+    pub fn start_with(setup: Setup) -> Cluster {
         let bin = server_binaries();
         let dir = tempfile::Builder::new()
             .prefix("refresh-kit-pg")
@@ -115,7 +131,12 @@ impl Cluster {
                 .args(["-R", "postgres:postgres"])
                 .arg(dir.path()));
         }
-        let cluster = Cluster { dir, bin, port };
+        let cluster = Cluster {
+            dir,
+            bin,
+            port,
+            settings: setup.settings,
+        };
         cluster.pg(
             "initdb",
             &[
@@ -129,8 +150,23 @@ impl Cluster {
                 "--no-sync",
             ],
         );
+        let mut files = setup.files;
+        files.extend(setup.hba.map(|hba| ("pg_hba.conf", hba)));
+        for (name, contents) in files {
+            let path = cluster.data_dir().join(name);
+            std::fs::write(&path, contents).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            if running_as_root() {
+                run(Command::new("chown").arg("postgres:postgres").arg(&path));
+            }
+        }
         cluster.start_server();
         cluster
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn url(&self) -> String {
@@ -149,11 +185,15 @@ impl Cluster {
     }
 
     pub fn start_server(&self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=32MB",
             self.port,
             self.dir.path().display()
         );
+        for setting in &self.settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         let log = self.dir.path().join("server.log").display().to_string();
         self.pg(
             "pg_ctl",
