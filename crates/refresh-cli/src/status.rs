@@ -1,12 +1,14 @@
 //! `refresh status`: for each profile, its vendor, how long its access token has left, until when it can be
 //! refreshed, how the last command on it ended, the orphans kept with it (tokens a vendor issued whose write
 //! lost to another writer's), and tokens rescued because the store refused them (the next command on the profile
-//! stores them); as a table, or `--json`. It reads the store and the rescue; it sends nothing.
+//! stores them); as a table, or `--json`, which also shows who holds a shared store's lease on each credential
+//! and for how long. It reads the store and the rescue; it sends nothing.
 
 use std::process::ExitCode;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use refresh_manager::TokenStore;
+use refresh_postgres::LeaseHolder;
 use serde_json::json;
 
 use crate::profiles::{ConfigArgs, Profiles};
@@ -34,6 +36,8 @@ struct Row {
     orphans: usize,
     /// When tokens the store refused were rescued, if they wait there.
     rescued_at: Option<DateTime<Utc>>,
+    /// Who holds the credential's lease in a shared store (a replica renewing it, or one that died holding it).
+    lease: Option<LeaseHolder>,
 }
 
 pub async fn run(args: Args) -> ExitCode {
@@ -75,6 +79,7 @@ async fn rows(profiles: &Profiles) -> Result<Vec<Row>, Misconfigured> {
                 .filter(|rescued| rescued.id == profile.id)
                 .map(|rescued| rescued.rescued_at)
                 .max(),
+            lease: None,
         };
         match store.load(&profile.id).await {
             Ok(Some(record)) => {
@@ -86,6 +91,8 @@ async fn rows(profiles: &Profiles) -> Result<Vec<Row>, Misconfigured> {
             Ok(None) => {}
             Err(error) => row.outcome = Some((format!("unreadable: {error}"), None)),
         }
+        // A lease that cannot be read is shown as none: the record's line above already says what failed.
+        row.lease = store.lease(&profile.id).await.ok().flatten();
         rows.push(row);
     }
     Ok(rows)
@@ -107,6 +114,10 @@ fn json_row(row: &Row, now: DateTime<Utc>) -> serde_json::Value {
         "last_outcome_at": rfc3339(row.outcome.as_ref().and_then(|(_, at)| *at)),
         "orphans": row.orphans,
         "rescued_at": rfc3339(row.rescued_at),
+        "lease": row.lease.as_ref().map(|lease| json!({
+            "owner": lease.owner,
+            "left_secs": lease.left.as_secs_f64(),
+        })),
     })
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use refresh_manager::{
     CredentialId, FileStore, StoreError, StoredTokens, Swap, TokenStore, Versioned,
 };
-use refresh_postgres::{Keyring, PgLease, PgStore};
+use refresh_postgres::{Keyring, LeaseHolder, PgLease, PgStore};
 use tokio::sync::OnceCell;
 
 pub enum ProfileStore {
@@ -34,6 +34,17 @@ impl ProfileStore {
             keys,
             store: OnceCell::new(),
         }))
+    }
+}
+
+impl ProfileStore {
+    /// Who holds the credential's lease in a shared store, and for how long (`None` for a `FileStore`, whose
+    /// locks are held only while a command runs).
+    pub async fn lease(&self, id: &CredentialId) -> Result<Option<LeaseHolder>, StoreError> {
+        match self {
+            ProfileStore::File(_) => Ok(None),
+            ProfileStore::Postgres(pg) => pg.get().await?.lease(id).await,
+        }
     }
 }
 

@@ -1068,4 +1068,16 @@ async fn postgres_profiles_keep_tokens_in_the_shared_store_and_status_shows_orph
         !status.stdout.contains(token.stdout.trim_end()),
         "no secret in status"
     );
+    assert_eq!(hpc["lease"], serde_json::Value::Null, "no one holds it");
+
+    // A replica renewing it holds the lease: status says which, and for how much longer.
+    let lease = store.lock(&id).await.unwrap();
+    let status = refresh(&["status", "--json"], &env, None).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let rows = status.json_out();
+    let hpc = &rows.as_array().unwrap()[0];
+    assert_eq!(hpc["lease"]["owner"], store.owner(), "{hpc}");
+    let left = hpc["lease"]["left_secs"].as_f64().unwrap();
+    assert!((1.0..=60.0).contains(&left), "{hpc}");
+    store.release(lease).await;
 }
