@@ -5,6 +5,7 @@
 
 mod codegen;
 mod invariants;
+mod test;
 
 use std::process::ExitCode;
 
@@ -15,12 +16,16 @@ commands:
   codegen            regenerate crates/<vendor>/src/generated.rs from specs/<vendor>.yaml,
                      scaffolding any vendor crate that does not exist yet
   codegen --check    write nothing; print a diff and fail if a generated file is stale or missing
+  test [options]     set up what the tests need (PostgreSQL's server, installed with apt when root
+                     on Debian or Ubuntu; cargo-insta), then run every test and insta's strict check;
+                     options go to `cargo insta test` (e.g. `-p refresh-postgres`)
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mode = match args.as_slice() {
+        ["test", options @ ..] => return test::run_all(&codegen::workspace_root(), options),
         ["codegen"] => codegen::Mode::Write,
         ["codegen", "--check"] => codegen::Mode::Check,
         ["-h" | "--help" | "help"] => {
