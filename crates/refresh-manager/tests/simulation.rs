@@ -950,6 +950,9 @@ impl<S: TokenStore + Clone + 'static> World<S> {
                 for reading in readings.await.into_iter().flatten() {
                     let _ = tokio::time::timeout(Duration::from_secs(30), reading).await;
                 }
+                // The harness's own connections were cut too; a pool may not have noticed yet. The processes
+                // live with that (a retryable error); the checks look through a new store.
+                self.looker = None;
             }
             Step::LeaseLapse {
                 manager,
