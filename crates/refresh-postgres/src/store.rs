@@ -141,6 +141,10 @@ enum Sealed {
     Orphan { lost_to_version: u64 },
 }
 
+/// Selected with a credential's row (aliased `c`): whether it has orphans, which are then read.
+const HAS_ORPHANS: &str =
+    "EXISTS (SELECT 1 FROM refresh_kit_orphans o WHERE o.credential_id = c.id) AS has_orphans";
+
 /// The seal format new writes use (`seal_format`): 2 binds the version (see `migrations/0002_seal_format.sql`).
 const SEAL_FORMAT: i16 = 2;
 
@@ -506,7 +510,7 @@ impl PgStore {
         Ok(())
     }
 
-    /// The record as one statement's snapshot sees it, with its orphans.
+    /// The record as one statement's snapshot sees it, with its orphans (`row` selected with [`HAS_ORPHANS`]).
     async fn record(
         &self,
         client: &impl deadpool_postgres::GenericClient,
@@ -518,11 +522,13 @@ impl PgStore {
             return Ok(None);
         };
         let version = row.get::<_, i64>("version") as u64;
-        Ok(Some(Versioned::with_orphans(
-            version,
-            tokens,
-            self.orphans(client, id).await?,
-        )))
+        // Most records have none: their orphans cost no second round trip.
+        let orphans = if row.get::<_, bool>("has_orphans") {
+            self.orphans(client, id).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(Versioned::with_orphans(version, tokens, orphans)))
     }
 
     /// Writes `tokens` over the row `row` (locked `FOR UPDATE` in `tx`; `None`: no row yet) as its next version
@@ -539,7 +545,8 @@ impl PgStore {
             version: version as u64,
         };
         let (key_id, sealed) = self.seal(sealed_for, id, tokens)?;
-        let params: [&(dyn ToSql + Sync); 7] = [
+        let notice = Notice::committed_payload(id.as_str(), &self.inner.scope);
+        let params: [&(dyn ToSql + Sync); 9] = [
             &id.as_str(),
             &key_id,
             &sealed,
@@ -547,10 +554,13 @@ impl PgStore {
             &tokens.refreshable_until,
             &version,
             &SEAL_FORMAT,
+            &CHANNEL,
+            &notice,
         ];
         let row = tx
             .query_one(
-                "INSERT INTO refresh_kit_credentials
+                "WITH written AS (
+                 INSERT INTO refresh_kit_credentials
                         (id, version, key_id, tokens, expires_at, refreshable_until, seal_format)
                  VALUES ($1, $6, $2, $3, $4, $5, $7)
                  ON CONFLICT (id) DO UPDATE
@@ -558,20 +568,12 @@ impl PgStore {
                         tokens = EXCLUDED.tokens, expires_at = EXCLUDED.expires_at,
                         refreshable_until = EXCLUDED.refreshable_until, seal_format = EXCLUDED.seal_format,
                         updated_at = now()
-                 RETURNING version",
+                 RETURNING version)
+                 SELECT version, pg_notify($8, $9) FROM written",
                 &params,
             )
             .await
             .map_err(database)?;
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[
-                &CHANNEL,
-                &Notice::committed_payload(id.as_str(), &self.inner.scope),
-            ],
-        )
-        .await
-        .map_err(database)?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 }
@@ -583,7 +585,10 @@ impl TokenStore for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT version, key_id, tokens, seal_format FROM refresh_kit_credentials WHERE id = $1",
+                &format!(
+                    "SELECT version, key_id, tokens, seal_format, {HAS_ORPHANS}
+                       FROM refresh_kit_credentials c WHERE id = $1"
+                ),
                 &[&id.as_str()],
             )
             .await
@@ -603,8 +608,11 @@ impl TokenStore for PgStore {
         let tx = client.transaction().await.map_err(database)?;
         let row = tx
             .query_opt(
-                "SELECT version, key_id, tokens, seal_format, lease_epoch, coalesce(lease_until > now(), false) AS leased
-                   FROM refresh_kit_credentials WHERE id = $1 FOR UPDATE",
+                &format!(
+                    "SELECT version, key_id, tokens, seal_format, lease_epoch,
+                            coalesce(lease_until > now(), false) AS leased, {HAS_ORPHANS}
+                       FROM refresh_kit_credentials c WHERE id = $1 FOR UPDATE"
+                ),
                 &[&id.as_str()],
             )
             .await
@@ -624,7 +632,14 @@ impl TokenStore for PgStore {
             return Ok(Swap::Conflict { current });
         }
         let version = self.write(&tx, id, row.as_ref(), tokens).await?;
-        self.tend_orphans(&tx, id, version).await?;
+        // Orphans are added only under this row's lock (`keep_orphan`), which this transaction holds: none then,
+        // none now.
+        if row
+            .as_ref()
+            .is_some_and(|row| row.get::<_, bool>("has_orphans"))
+        {
+            self.tend_orphans(&tx, id, version).await?;
+        }
         tx.commit().await.map_err(database)?;
         Ok(Swap::Written { version })
     }
