@@ -7,26 +7,24 @@
 //! The children are this test binary again, running the ignored test `child` with `REFRESH_KIT_CHILD` set.
 //! `REFRESH_KIT_PG_EXPIRIES` and `REFRESH_KIT_PG_KILLS` raise the counts.
 
+#[path = "support/replica_world.rs"]
+mod replica_world;
 mod support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
-use refresh_facade::{Grant, ISolarCloudConfig, Refresher, VendorConfig};
 use refresh_manager::{
-    CredentialId, CredentialOptions, Manager, ManagerError, ManagerOptions, ManualClock,
-    RefreshPolicy, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+    CredentialId, Manager, ManagerError, ManagerOptions, ManualClock, RefreshPolicy, StoreError,
+    StoredTokens, Swap, TokenStore, Versioned,
 };
-use refresh_postgres::{PgStore, PgStoreOptions};
-use refresh_sandbox::{Emulator, RefreshTokenState, Sandbox, SandboxOptions, accounts};
-use support::{Database, keys};
+use refresh_postgres::PgStore;
+use refresh_sandbox::{Emulator, RefreshTokenState};
+use replica_world::{PAST_EXPIRY, connect, grant, ids, logged_in, refreshes};
+use support::Database;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-
-/// iSolarCloud's documented access token lifetime, plus a second.
-const PAST_EXPIRY: Duration = Duration::from_secs(172_799 + 1);
-const REFRESH: &str = "refreshToken";
 
 fn count(variable: &str, default: usize) -> usize {
     std::env::var(variable)
@@ -42,46 +40,13 @@ fn now_nanos() -> u128 {
         .as_nanos()
 }
 
-fn ids(credentials: usize) -> Vec<CredentialId> {
-    (0..credentials)
-        .map(|n| CredentialId::new(format!("credential-{n}")).unwrap())
-        .collect()
-}
-
-/// A refresher whose calls take at most `REFRESH_KIT_CALL_TIMEOUT_MS` (the facade's default when unset).
-fn refresher(base_url: &str, clock: refresh_facade::Clock) -> Refresher {
-    let config = ISolarCloudConfig::new(
-        accounts::ISOLARCLOUD_APP_KEY,
-        accounts::ISOLARCLOUD_ACCESS_KEY,
-    )
-    .with_base_url(base_url);
+/// The call timeout of replicas: `REFRESH_KIT_CALL_TIMEOUT_MS`, else the facade's default.
+fn call_timeout() -> Duration {
     let default = refresh_facade::HttpOptions::DEFAULT_TIMEOUT.as_millis() as usize;
-    let timeout = Duration::from_millis(count("REFRESH_KIT_CALL_TIMEOUT_MS", default) as u64);
-    Refresher::new(VendorConfig::ISolarCloud(config))
-        .unwrap()
-        .with_clock(clock)
-        .with_call_timeout(timeout)
+    Duration::from_millis(count("REFRESH_KIT_CALL_TIMEOUT_MS", default) as u64)
 }
 
-fn grant(sandbox: &Sandbox) -> Grant {
-    Grant::ISolarCloudAuthorizationCode {
-        code: sandbox
-            .authorization_code(Emulator::ISolarCloud)
-            .unwrap()
-            .into(),
-        redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
-    }
-}
-
-/// A replica's store: a short lease where the test needs one to lapse.
-async fn connect(url: &str, lease: Duration) -> PgStore {
-    let options = PgStoreOptions::default()
-        .with_lease(lease)
-        .with_pool_size(4);
-    PgStore::connect_with(url, keys(), options).await.unwrap()
-}
-
-/// A manager of `credentials` on `store`, with the sandbox at `base`.
+/// A manager of `credentials` whose calls take at most [`call_timeout`].
 fn manager<S: TokenStore + 'static>(
     store: S,
     base: &str,
@@ -89,36 +54,7 @@ fn manager<S: TokenStore + 'static>(
     options: ManagerOptions,
     policy: Option<RefreshPolicy>,
 ) -> Manager<S> {
-    let manager = Manager::with_options(store, options);
-    for id in credentials {
-        let mut credential =
-            CredentialOptions::new(refresher(base, manager.clock().facade_clock()));
-        if let Some(policy) = &policy {
-            credential = credential.with_policy(*policy);
-        }
-        manager.manage(id.clone(), credential);
-    }
-    manager
-}
-
-/// A sandbox, its base URL, a database, and `credentials` logged in there.
-async fn logged_in(database: Database, credentials: usize) -> (Sandbox, String, Database) {
-    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::ISolarCloud))
-        .await
-        .unwrap();
-    let base = sandbox.base_url(Emulator::ISolarCloud).unwrap();
-    let store = connect(&database.url, Duration::from_secs(30)).await;
-    let manager = manager(
-        store,
-        &base,
-        &ids(credentials),
-        ManagerOptions::default(),
-        None,
-    );
-    for id in ids(credentials) {
-        manager.login(&id, &grant(&sandbox)).await.unwrap();
-    }
-    (sandbox, base, database)
+    replica_world::manager(store, base, credentials, options, policy, call_timeout())
 }
 
 struct Replica {
@@ -360,14 +296,6 @@ impl TokenStore for Timed {
     async fn release(&self, lock: Self::Lock) {
         self.store.release(lock).await
     }
-}
-
-fn refreshes(sandbox: &Sandbox) -> usize {
-    sandbox
-        .requests(Emulator::ISolarCloud)
-        .iter()
-        .filter(|r| r.path.contains(REFRESH))
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
