@@ -281,6 +281,54 @@ mod tests {
         assert_eq!(named.config.get_application_name(), Some("billing"));
     }
 
+    /// Warnings logged while `f` runs, as text.
+    fn warnings(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The only test that logs the warning: it is once per process.
+    #[test]
+    fn disable_to_a_remote_host_warns_once_and_to_this_machine_never() {
+        let parse = |url: &str| {
+            Target::parse(url, Duration::from_secs(10)).unwrap();
+        };
+        let local = warnings(|| {
+            parse("host=127.0.0.1 sslmode=disable");
+            parse("postgres://localhost/app?sslmode=disable");
+            parse("host=/run/postgresql sslmode=disable");
+        });
+        assert_eq!(local, "");
+        let remote = warnings(|| {
+            parse("host=db.internal sslmode=disable password=secret-pw");
+            parse("host=10.0.0.7 sslmode=disable");
+            parse("host=db.internal sslmode=verify-full sslrootcert=system")
+        });
+        assert_eq!(
+            remote.matches("sslmode=disable to a database").count(),
+            1,
+            "{remote}"
+        );
+        assert!(!remote.contains("secret-pw"), "{remote}");
+    }
+
     #[test]
     fn only_hosts_off_this_machine_are_remote() {
         assert!(is_loopback("localhost"));
