@@ -281,3 +281,31 @@ async fn salvage_prefers_the_place_the_typed_reader_prefers() {
     assert_eq!(tokens.refresh_token.expose_secret(), "documented-refresh");
     assert!(!tokens.anomalies().is_empty());
 }
+
+/// A Sugon AC renewal that succeeded with a token that is not a JWT: the vendor rotated (the renewed token is
+/// spent), so the new one is kept, as both tokens, with an anomaly and the conservative lifetime, never thrown away
+/// as a malformed answer.
+#[tokio::test]
+async fn a_sugon_renewal_whose_token_is_not_a_jwt_is_kept_with_an_anomaly() {
+    let renew = refresh_operation(Vendor::SugonAc);
+    let answer = json!({"code": "0", "msg": "success", "data": "opaque-renewed-token"});
+    let host = operation_host(renew, ResponseTemplate::new(200).set_body_json(answer)).await;
+    let sent = chrono::Utc::now();
+    let tokens = refresher(Vendor::SugonAc, &host.uri())
+        .refresh(&grant(Vendor::SugonAc))
+        .await
+        .expect("a rotated token is never thrown away");
+    assert_eq!(tokens.access_token.expose_secret(), "opaque-renewed-token");
+    assert_eq!(tokens.refresh_token.expose_secret(), "opaque-renewed-token");
+    assert!(
+        tokens.anomalies().iter().any(|a| a.contains("not a JWT")),
+        "{:?}",
+        tokens.anomalies()
+    );
+    let lifetime = tokens.expires_at - sent;
+    let conservative = chrono::TimeDelta::from_std(refresh_facade::CONSERVATIVE_LIFETIME).unwrap();
+    assert!(
+        (lifetime - conservative).abs() < chrono::TimeDelta::seconds(30),
+        "{lifetime:?}"
+    );
+}

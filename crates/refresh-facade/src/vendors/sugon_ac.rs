@@ -374,17 +374,27 @@ impl Renewed {
     /// The token renews itself: it is both tokens, and its expiry is its `expireTime` claim (else what the answer
     /// says).
     fn into_token_set(
-        self,
+        mut self,
         basis: Basis<'_>,
         sent_at: DateTime<Utc>,
     ) -> Result<TokenSet, RefreshError> {
-        if let Some(token) = &self.token
-            && token.expose_secret().split('.').count() != 3
-        {
-            let detail = "the renewal answered with something that is not a token (a JWT)";
-            return Err(
-                RefreshError::new(VENDOR, MalformedResponse, detail).with_status(self.status)
-            );
+        if let Some(token) = &self.token {
+            let token = token.expose_secret();
+            // Prose ("token is valid", the state endpoint's answer) is no token of any shape.
+            if token.contains(char::is_whitespace) {
+                let detail = "the renewal answered with text, not a token";
+                return Err(
+                    RefreshError::new(VENDOR, MalformedResponse, detail).with_status(self.status)
+                );
+            }
+            // A token that is not a JWT is still the token the vendor rotated to: the one it renewed is spent, so
+            // throwing this one away would lose the credential. It is kept, said, and given the conservative
+            // lifetime (it has no expiry claim to read).
+            if token.split('.').count() != 3 {
+                self.anomalies.push(
+                    "the renewed token is not a JWT: kept, with no expiry claim to read".to_owned(),
+                );
+            }
         }
         let claims = self
             .token
