@@ -66,19 +66,23 @@ impl Target {
 /// `sslmode=disable` to a host off this machine sends the tokens' database password and traffic in the clear.
 fn warn_once_if_remote(config: &tokio_postgres::Config) {
     static WARNED: AtomicBool = AtomicBool::new(false);
-    let remote = config.get_hosts().iter().any(|host| match host {
-        Host::Tcp(name) => !is_loopback(name),
-        Host::Unix(_) => false,
-    }) || config
-        .get_hostaddrs()
-        .iter()
-        .any(|addr| !addr.is_loopback());
-    if remote && !WARNED.swap(true, Ordering::Relaxed) {
+    if is_remote(config) && !WARNED.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             "sslmode=disable to a database that is not on this machine: its password and the sealed tokens \
              cross the network unencrypted; use sslmode=verify-full"
         );
     }
+}
+
+/// Whether a connection could leave this machine: a TCP host or address that is not loopback.
+fn is_remote(config: &tokio_postgres::Config) -> bool {
+    config.get_hosts().iter().any(|host| match host {
+        Host::Tcp(name) => !is_loopback(name),
+        Host::Unix(_) => false,
+    }) || config
+        .get_hostaddrs()
+        .iter()
+        .any(|addr| !addr.is_loopback())
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -316,17 +320,29 @@ mod tests {
             parse("host=/run/postgresql sslmode=disable");
         });
         assert_eq!(local, "");
-        let remote = warnings(|| {
-            parse("host=db.internal sslmode=disable password=secret-pw");
-            parse("host=10.0.0.7 sslmode=disable");
-            parse("host=db.internal sslmode=verify-full sslrootcert=system")
-        });
+        let first = warnings(|| parse("host=db.internal sslmode=disable password=secret-pw"));
         assert_eq!(
-            remote.matches("sslmode=disable to a database").count(),
+            first.matches("sslmode=disable to a database").count(),
             1,
-            "{remote}"
+            "{first}"
         );
-        assert!(!remote.contains("secret-pw"), "{remote}");
+        assert!(!first.contains("secret-pw"), "{first}");
+        let later = warnings(|| {
+            parse("host=10.0.0.7 sslmode=disable");
+            parse("host=db.internal sslmode=disable");
+        });
+        assert_eq!(later, "", "once per process");
+    }
+
+    #[test]
+    fn a_connection_is_remote_if_any_host_or_address_is_off_this_machine() {
+        let remote = |url: &str| is_remote(&url.parse().unwrap());
+        assert!(!remote("host=localhost"));
+        assert!(!remote("host=/run/postgresql"));
+        assert!(!remote("host=localhost hostaddr=127.0.0.1"));
+        assert!(remote("host=db.internal"));
+        assert!(remote("host=localhost hostaddr=10.0.0.7"));
+        assert!(remote("host=localhost,db.internal"));
     }
 
     #[test]
