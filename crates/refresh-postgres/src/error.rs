@@ -146,6 +146,28 @@ mod tests {
     }
 
     #[test]
+    fn connection_errors_say_which_setting_and_answer_what_they_are() {
+        for (mode, name) in [
+            (SslMode::Disable, "sslmode=disable "),
+            (SslMode::Prefer, "sslmode=prefer "),
+            (SslMode::Require, "sslmode=require "),
+            (SslMode::VerifyCa, "sslmode=verify-ca "),
+            (SslMode::VerifyFull, "sslmode=verify-full "),
+        ] {
+            let error = ConnectionError::NoRootCertificate { mode };
+            assert!(error.to_string().starts_with(name), "{error}");
+            assert!(error.is_root_certificate() && !error.is_schema_newer());
+        }
+        let newer = ConnectionError::SchemaNewer { found: 3, known: 2 };
+        assert!(newer.is_schema_newer() && !newer.is_root_certificate());
+        let file = ConnectionError::RootCertificate {
+            path: PathBuf::from("/ca.pem"),
+            reason: "empty".into(),
+        };
+        assert!(file.is_root_certificate() && !file.is_schema_newer());
+    }
+
+    #[test]
     fn a_database_error_says_its_causes() {
         let error = DatabaseError::new(Outer(std::io::Error::other(
             "invalid peer certificate: UnknownIssuer",
