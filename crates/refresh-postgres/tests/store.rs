@@ -238,10 +238,7 @@ async fn a_canary_token_never_reaches_the_database_files_or_the_logs() {
     // Statements are logged in full, as an operator chasing a problem might set it.
     let admin = PgStore::connect(&database.url, keys()).await.unwrap();
     drop(admin);
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = database.client().await;
     client
         .batch_execute("ALTER SYSTEM SET log_statement = 'all'")
         .await
@@ -387,10 +384,7 @@ async fn sealed_tokens_do_not_open_in_another_row() {
         .await
         .unwrap();
     store.keep_orphan(&b, &tokens("orphan")).await.unwrap();
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = database.client().await;
     client
         .execute(
             "UPDATE refresh_kit_credentials SET tokens = (SELECT tokens FROM refresh_kit_credentials WHERE id = 'row-a')
@@ -451,10 +445,7 @@ async fn debug_output_and_the_lease_row_name_the_owner_not_the_keys() {
     let id = id("owned");
     let lease = store.lock(&id).await.unwrap();
     assert!(format!("{lease:?}").contains("owned"), "{lease:?}");
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = database.client().await;
     let row = client
         .query_one(
             "SELECT lease_owner FROM refresh_kit_credentials WHERE id = 'owned'",
@@ -470,10 +461,7 @@ async fn debug_output_and_the_lease_row_name_the_owner_not_the_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_in_another_schema_wakes_no_waiter_here() {
     let database = Database::new();
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = database.client().await;
     client
         .batch_execute("CREATE SCHEMA sa; CREATE SCHEMA sb;")
         .await
@@ -619,10 +607,7 @@ async fn an_older_ciphertext_put_back_into_its_row_does_not_open() {
         .compare_and_swap(&id, None, &tokens("1"))
         .await
         .unwrap();
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = database.client().await;
     let first: Vec<u8> = client
         .query_one(
             "SELECT tokens FROM refresh_kit_credentials WHERE id = 'rolled-back'",
@@ -662,10 +647,7 @@ async fn a_store_on_tables_a_newer_release_migrated_reads_and_refuses_to_write()
         .compare_and_swap(&id, None, &tokens("1"))
         .await
         .unwrap();
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = database.client().await;
     client
         .execute(
             "INSERT INTO refresh_kit_migrations (version) VALUES (999)",

@@ -5,14 +5,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use refresh_manager::conformance::tokens;
 use refresh_manager::{CredentialId, StoreError, Swap, TokenStore};
 use refresh_postgres::{PgStore, PgStoreOptions};
-use support::{Cluster, Setup, keys};
+use support::{Cluster, Setup, keys, psql};
 
 /// The name on the server's certificate; connections reach it through `hostaddr=127.0.0.1`.
 const HOST: &str = "db.refresh-kit.test";
@@ -98,19 +97,6 @@ async fn refused(url: &str) -> String {
         .to_string();
     assert!(!error.contains(PASSWORD), "the password is in: {error}");
     error
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let output = Command::new("psql")
-        .args([url, "-XAtc", sql])
-        .output()
-        .expect("psql (postgresql-client) is installed");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 /// `verify-full` connects; the pool and the LISTEN connection are both encrypted (the server takes nothing

@@ -38,21 +38,7 @@ impl Database {
     /// A schema of its own on the server at `url`.
     pub fn external(url: &str) -> Database {
         let schema = format!("refresh_kit_test_{:016x}", fastrand::u64(..));
-        let output = Command::new("psql")
-            .args([
-                url,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                &format!("CREATE SCHEMA {schema}"),
-            ])
-            .output()
-            .expect("psql (postgresql-client) is installed");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        psql(url, &format!("CREATE SCHEMA {schema}"));
         let config: tokio_postgres::Config =
             url.parse().expect("DATABASE_URL is a connection string");
         let mut parts = Vec::new();
@@ -80,9 +66,32 @@ impl Database {
         }
     }
 
+    /// A plain connection of the test's own, to look at or change what the store wrote.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
     pub fn cluster(&self) -> &Cluster {
         self.cluster.as_ref().expect("a throwaway cluster")
     }
+}
+
+/// Runs `sql` with psql (postgresql-client) on the server at `url`; its output, trimmed.
+pub fn psql(url: &str, sql: &str) -> String {
+    let output = Command::new("psql")
+        .args([url, "-XAtv", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql (postgresql-client) is installed");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 /// The test key: any 32 bytes will do.
