@@ -11,7 +11,7 @@
 //! use refresh_misa_cukcuk::{Client, types::RefreshParam};
 //!
 //! # async fn example() -> Result<(), refresh_misa_cukcuk::Error> {
-//! let client = Client::new("https://graphapi.cukcuk.com");
+//! let client = Client::new("https://graphapi.cukcuk.vn");
 //! let result = client
 //!     .refresh_token()
 //!     .body(RefreshParam { company_code: "demo-restaurant".into(), refresh_token: "the refresh token".into() })
