@@ -143,6 +143,20 @@ mod tests {
             text.ends_with("is not signed by a root in sslrootcert: is it the right CA file?)"),
             "{text}"
         );
+        let expired = Outer(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+        ));
+        let text = DatabaseError::new(expired).to_string();
+        assert!(
+            text.ends_with("(the server's certificate has expired)"),
+            "{text}"
+        );
+        let other = Outer(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked),
+        ));
+        assert!(!DatabaseError::new(other).to_string().ends_with(')'));
     }
 
     #[test]
