@@ -95,9 +95,9 @@ impl RootCert {
         }
     }
 
-    fn default_file() -> Option<PathBuf> {
-        let home = std::env::var_os("HOME")?;
-        Some(PathBuf::from(home).join(".postgresql").join("root.crt"))
+    /// libpq's default root file under the home directory `home`.
+    fn default_file(home: Option<std::ffi::OsString>) -> Option<PathBuf> {
+        Some(PathBuf::from(home?).join(".postgresql").join("root.crt"))
     }
 }
 
@@ -122,7 +122,9 @@ pub(crate) fn client_config(
     // The root file: the one named, else libpq's default where it exists.
     let file = match root {
         RootCert::File(path) => Some(path.clone()),
-        RootCert::Default => RootCert::default_file().filter(|path| path.exists()),
+        RootCert::Default => {
+            RootCert::default_file(std::env::var_os("HOME")).filter(|path| path.exists())
+        }
         RootCert::System => None,
     };
     let check = match mode {
@@ -297,5 +299,24 @@ impl ServerCertVerifier for NoCertificateCheck {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_root_file_is_libpqs_under_home() {
+        assert_eq!(
+            RootCert::default_file(Some("/home/svc".into())),
+            Some(PathBuf::from("/home/svc/.postgresql/root.crt"))
+        );
+        assert_eq!(RootCert::default_file(None), None);
+        assert_eq!(RootCert::parse("system"), RootCert::System);
+        assert_eq!(
+            RootCert::parse("/etc/ca.pem"),
+            RootCert::File(PathBuf::from("/etc/ca.pem"))
+        );
     }
 }

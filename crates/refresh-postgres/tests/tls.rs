@@ -164,15 +164,15 @@ async fn a_wrong_ca_is_refused_with_its_cause() {
         error.contains("not signed by a root in sslrootcert"),
         "{error}"
     );
-    // verify-ca checks the chain too.
-    let url = server.url(
-        HOST,
-        &format!(
-            "sslmode=verify-ca sslrootcert={}",
-            server.other_ca().display()
-        ),
-    );
-    assert!(refused(&url).await.contains("UnknownIssuer"));
+    // verify-ca checks the chain too, and so does require given a root file (libpq's rule).
+    for mode in ["verify-ca", "require"] {
+        let url = server.url(
+            HOST,
+            &format!("sslmode={mode} sslrootcert={}", server.other_ca().display()),
+        );
+        let error = refused(&url).await;
+        assert!(error.contains("UnknownIssuer"), "{mode}: {error}");
+    }
 }
 
 /// A host the certificate does not name fails under `verify-full`, and only there: `verify-ca` checks the chain
