@@ -102,7 +102,12 @@ fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
-        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+        .is_ok_and(|output| is_uid_zero(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// Whether `id -u` printed root's uid.
+fn is_uid_zero(id_output: &str) -> bool {
+    id_output.trim() == "0"
 }
 
 /// What to tell someone whose machine has no server and that this command cannot set up.
@@ -194,13 +199,18 @@ fn installed_server_packages() -> Vec<String> {
     else {
         return Vec::new();
     };
-    String::from_utf8_lossy(&output.stdout)
+    server_packages(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// The installed `postgresql-<major>` packages in dpkg-query's `${Package} ${db:Status-Status}` lines.
+fn server_packages(listing: &str) -> Vec<String> {
+    listing
         .lines()
         .filter_map(|line| line.strip_suffix(" installed"))
         .filter(|package| {
-            package["postgresql-".len()..]
-                .chars()
-                .all(|c| c.is_ascii_digit())
+            package
+                .strip_prefix("postgresql-")
+                .is_some_and(|major| !major.is_empty() && major.chars().all(|c| c.is_ascii_digit()))
         })
         .map(str::to_owned)
         .collect()
@@ -228,11 +238,7 @@ fn ensure_cargo_insta(root: &Path) -> Result<(), String> {
     let installed = Command::new("cargo")
         .args(["insta", "--version"])
         .output()
-        .is_ok_and(|output| {
-            String::from_utf8_lossy(&output.stdout)
-                .split_whitespace()
-                .any(|word| word == version)
-        });
+        .is_ok_and(|output| reports_version(&String::from_utf8_lossy(&output.stdout), &version));
     if installed {
         return Ok(());
     }
@@ -240,6 +246,11 @@ fn ensure_cargo_insta(root: &Path) -> Result<(), String> {
         "cargo-insta {version} (the version of insta in Cargo.lock) is not installed; installing it:"
     );
     run(Command::new("cargo").args(["install", "cargo-insta", "--locked", "--version", &version]))
+}
+
+/// Whether `cargo insta --version` printed `version` ("cargo-insta 1.49.0").
+fn reports_version(output: &str, version: &str) -> bool {
+    output.split_whitespace().any(|word| word == version)
 }
 
 /// `args`: extra options for `cargo insta test` (e.g. `-p refresh-postgres`); `--workspace` unless a package is
@@ -356,6 +367,34 @@ mod tests {
         let wrong = find_server(&machine(Some(&nowhere), &debian)).unwrap_err();
         assert!(wrong.contains("holds no initdb and pg_ctl"), "{wrong}");
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_directory_is_a_server_only_with_both_initdb_and_pg_ctl() {
+        let root = std::env::temp_dir().join(format!("xtask-half-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("pg_ctl"), "").unwrap();
+        assert!(!has_server(&root));
+        std::fs::write(root.join("initdb"), "").unwrap();
+        assert!(has_server(&root));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn only_installed_versioned_server_packages_are_reinstalled() {
+        let listing = "postgresql-15 installed\npostgresql-15-jit-llvm installed\npostgresql-9.1 not-installed\n\
+                       postgresql-16 not-installed\npostgresql- installed\npostgresql-17 installed\n";
+        assert_eq!(server_packages(listing), ["postgresql-15", "postgresql-17"]);
+        assert!(server_packages("").is_empty());
+    }
+
+    #[test]
+    fn root_and_the_insta_version_are_read_from_command_output() {
+        assert!(is_uid_zero("0\n"));
+        assert!(!is_uid_zero("1000\n"));
+        assert!(!is_uid_zero("10\n"));
+        assert!(reports_version("cargo-insta 1.49.0\n", "1.49.0"));
+        assert!(!reports_version("cargo-insta 1.49.1\n", "1.49.0"));
     }
 
     #[test]
