@@ -253,6 +253,18 @@ fn reports_version(output: &str, version: &str) -> bool {
     output.split_whitespace().any(|word| word == version)
 }
 
+/// `--workspace`, unless `args` name packages (`-p x`, `--package x`, `-px`, `--package=x`).
+fn scope(args: &[&str]) -> Vec<&'static str> {
+    let names_a_package = args
+        .iter()
+        .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"));
+    if names_a_package {
+        Vec::new()
+    } else {
+        vec!["--workspace"]
+    }
+}
+
 /// `args`: extra options for `cargo insta test` (e.g. `-p refresh-postgres`); `--workspace` unless a package is
 /// named.
 pub fn run_all(root: &Path, args: &[&str]) -> ExitCode {
@@ -264,14 +276,7 @@ pub fn run_all(root: &Path, args: &[&str]) -> ExitCode {
             server.from
         );
         ensure_cargo_insta(root)?;
-        let scope: Vec<&str> = if args
-            .iter()
-            .any(|arg| *arg == "-p" || arg.starts_with("--package"))
-        {
-            Vec::new()
-        } else {
-            vec!["--workspace"]
-        };
+        let scope = scope(args);
         // The tests' harness looks in the same places; PG_BIN makes it use the very binaries found here.
         let cargo = |args: &[&str]| {
             let mut command = Command::new("cargo");
@@ -395,6 +400,20 @@ mod tests {
         assert!(!is_uid_zero("10\n"));
         assert!(reports_version("cargo-insta 1.49.0\n", "1.49.0"));
         assert!(!reports_version("cargo-insta 1.49.1\n", "1.49.0"));
+    }
+
+    #[test]
+    fn the_whole_workspace_is_tested_unless_packages_are_named() {
+        assert_eq!(scope(&[]), ["--workspace"]);
+        assert_eq!(scope(&["--", "--nocapture"]), ["--workspace"]);
+        for named in [
+            &["-p", "xtask"][..],
+            &["-pxtask"],
+            &["--package", "x"],
+            &["--package=x"],
+        ] {
+            assert!(scope(named).is_empty(), "{named:?}");
+        }
     }
 
     #[test]
