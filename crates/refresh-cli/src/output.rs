@@ -151,6 +151,11 @@ pub const SUCCESS_KEYS: &[Key<TokenSet>] = &[
         meaning: "rotated, unchanged, carried_over, issued (a login) or not_refreshable (obtain it again)",
         value: |t| json!(t.rotation.as_str()),
     },
+    Key {
+        name: "anomalies",
+        meaning: "what in the vendor's answer did not match its documentation (the tokens were kept); usually []",
+        value: |t| json!(t.anomalies()),
+    },
 ];
 
 /// A failed run of `refresh once`: a refresh error, or a configuration that cannot work.

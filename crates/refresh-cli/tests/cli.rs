@@ -113,6 +113,7 @@ async fn every_vendor_refreshes_and_a_used_refresh_token_needs_reauthorization()
             keys,
             [
                 "access_token",
+                "anomalies",
                 "expires_at",
                 "refresh_token",
                 "rotated",
@@ -127,6 +128,11 @@ async fn every_vendor_refreshes_and_a_used_refresh_token_needs_reauthorization()
             "{expires_at}"
         );
         assert!(!out["access_token"].as_str().unwrap().is_empty());
+        assert_eq!(
+            out["anomalies"],
+            serde_json::json!([]),
+            "{emulator}: the documented answer"
+        );
         // WeChat keeps the authorizer refresh token; the others rotate it.
         assert_eq!(
             out["rotated"],
@@ -211,6 +217,34 @@ async fn ekuaibao_refreshes_only_before_the_access_token_expires() {
         (4, Some("403")),
         "{}",
         run.stderr
+    );
+}
+
+/// An Ekuaibao answer whose `refreshToken` is the number 1e308: the tokens are kept (the old refresh token carried
+/// over), and the JSON says what was odd instead of staying silent.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_odd_answer_is_kept_and_its_anomalies_are_printed() {
+    let sandbox = sandbox().await;
+    let vendor = Emulator::Ekuaibao;
+    sandbox.inject(
+        vendor,
+        Fault::retype("/value/refreshToken", serde_json::json!(1e308)),
+    );
+    let run = once(&sandbox, vendor, &sandbox.login(vendor), &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = run.json_out();
+    assert_eq!(out["rotation"], "carried_over", "{out}");
+    let anomalies: Vec<&str> = out["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        anomalies
+            .iter()
+            .any(|a| a.contains("refreshToken") && a.contains("not a token")),
+        "{anomalies:?}"
     );
 }
 
