@@ -256,6 +256,12 @@ mod tests {
             target("host=db sslrootcert=system").unwrap().mode,
             SslMode::VerifyFull
         );
+        assert_eq!(
+            target("host=db sslmode=verify-full sslrootcert=system")
+                .unwrap()
+                .mode,
+            SslMode::VerifyFull
+        );
         let weaker = target("host=db sslmode=require sslrootcert=system")
             .err()
             .unwrap();
