@@ -45,6 +45,15 @@ async fn misa_cukcuk_answers_conform_to_the_spec() {
             && expire.split('.').nth(1).unwrap().len() == "6186183+07:00".len(),
         "{expire}"
     );
+    // The sandbox's access tokens last 8 hours from its clock's now.
+    let lifetime = chrono::DateTime::parse_from_rfc3339(&expire)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        - sandbox.clock().now();
+    assert!(
+        (lifetime - chrono::TimeDelta::hours(8)).abs() < chrono::TimeDelta::minutes(1),
+        "{lifetime:?}"
+    );
     check(&spec, ALL, &answers, |_, body| {
         decode_as::<GraphApiResultOfLoginV2Result>(body)
     });
