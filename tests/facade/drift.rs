@@ -119,7 +119,9 @@ async fn check_drift(vendor: Vendor, operation: &'static Operation, call: &Call)
                             tokens.access_token == unchanged.access_token,
                             "{context}: another access token"
                         );
-                        let shown = tokens.anomalies().join(" ");
+                        let shown: Vec<String> =
+                            tokens.anomalies().iter().map(ToString::to_string).collect();
+                        let shown = shown.join(" ");
                         assert!(
                             tokens.refresh_token.is_blank()
                                 || !shown.contains(unchanged.refresh_token.expose_secret()),
@@ -298,7 +300,9 @@ async fn a_sugon_renewal_whose_token_is_not_a_jwt_is_kept_with_an_anomaly() {
     assert_eq!(tokens.access_token.expose_secret(), "opaque-renewed-token");
     assert_eq!(tokens.refresh_token.expose_secret(), "opaque-renewed-token");
     assert!(
-        tokens.anomalies().iter().any(|a| a.contains("not a JWT")),
+        tokens
+            .anomalies()
+            .contains(&refresh_facade::Anomaly::NotAJwt),
         "{:?}",
         tokens.anomalies()
     );

@@ -153,8 +153,16 @@ pub const SUCCESS_KEYS: &[Key<TokenSet>] = &[
     },
     Key {
         name: "anomalies",
-        meaning: "what in the vendor's answer did not match its documentation (the tokens were kept); usually []",
-        value: |t| json!(t.anomalies()),
+        meaning: "what in the vendor's answer did not match its documentation, the tokens having been kept: \
+                  [{\"kind\", \"detail\"}], usually []",
+        value: |t| {
+            let anomalies: Vec<Value> = t
+                .anomalies()
+                .iter()
+                .map(|a| json!({"kind": a.kind(), "detail": a.to_string()}))
+                .collect();
+            json!(anomalies)
+        },
     },
 ];
 

@@ -106,6 +106,7 @@ compile_error!(
     "refresh-facade needs at least one vendor feature: isolarcloud, sugon-ac, misa-cukcuk, wechat-open, ekuaibao"
 );
 
+mod anomaly;
 mod clock;
 mod config;
 mod error;
@@ -117,6 +118,7 @@ mod vendor;
 mod vendor_clock;
 mod vendors;
 
+pub use anomaly::Anomaly;
 pub use clock::Clock;
 pub use config::{ConfigError, HttpOptions, VendorConfig};
 pub use error::{DocumentedCode, ErrorKind, RefreshError, documented_error_codes};

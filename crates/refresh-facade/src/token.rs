@@ -39,7 +39,7 @@ pub struct TokenSet {
     /// What in the vendor's answer did not match its documentation (a field of another JSON type, an
     /// unreadable expiry), when the tokens were read from the fields the spec marks instead of the typed
     /// answer. Empty for an answer as documented. Never holds a token or any other value of the answer.
-    pub anomalies: Vec<String>,
+    pub anomalies: Vec<crate::Anomaly>,
 }
 
 impl TokenSet {
@@ -49,7 +49,7 @@ impl TokenSet {
     }
 
     /// What in the vendor's answer did not match its documentation; empty when everything did.
-    pub fn anomalies(&self) -> &[String] {
+    pub fn anomalies(&self) -> &[crate::Anomaly] {
         &self.anomalies
     }
 

@@ -1183,6 +1183,9 @@ impl<S: TokenStore + 'static> Manager<S> {
     /// on the vendor's, which their expiry follows. Other replicas read the record with their own clocks, and one
     /// replica whose clock is hours off must not make them serve tokens past their end.
     fn stored(&self, credential: &Credential, tokens: &TokenSet) -> StoredTokens {
+        for anomaly in tokens.anomalies() {
+            observe::answer_anomaly(credential.vendor(), anomaly);
+        }
         let skew = TimeDelta::from_std(self.shared.clock_skew).unwrap_or(TimeDelta::MAX);
         match tokens.vendor_clock_ahead {
             Some(ahead) if ahead.abs() > skew => {

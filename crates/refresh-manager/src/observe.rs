@@ -20,7 +20,9 @@ pub const VENDOR_CALL_SECONDS: &str = "refresh_kit_vendor_call_seconds";
 /// compare-and-swap and were kept as an orphan), or the error's outcome ([`crate::ManagerError::outcome`]).
 pub const RENEWALS: &str = "refresh_kit_renewals_total";
 
-/// Counter of odd answers the manager guarded against, by `vendor` and `anomaly` ([`Anomaly::as_str`]).
+/// Counter of odd answers, by `vendor` and `anomaly`: what the manager guarded against ([`Anomaly::as_str`]), and
+/// what in an answer the facade found undocumented while keeping its tokens
+/// ([`refresh_facade::Anomaly::kind`]: `undocumented_types`, `token_not_text`, `no_readable_expiry`, …).
 pub const ANOMALIES: &str = "refresh_kit_anomalies_total";
 
 /// An answer the manager did not take as it came, because taking it would loop or stall a credential.
@@ -105,6 +107,12 @@ pub(crate) fn vendor_call(
 
 pub(crate) fn renewal(vendor: Vendor, outcome: &'static str) {
     metrics::counter!(RENEWALS, "vendor" => vendor.as_str(), "outcome" => outcome).increment(1);
+}
+
+/// An answer whose tokens were kept although it did not match the vendor's documentation.
+pub(crate) fn answer_anomaly(vendor: Vendor, anomaly: &refresh_facade::Anomaly) {
+    metrics::counter!(ANOMALIES, "vendor" => vendor.as_str(), "anomaly" => anomaly.kind())
+        .increment(1);
 }
 
 pub(crate) fn anomaly(vendor: Vendor, anomaly: Anomaly) {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use refresh_manager::observe::{RENEWALS, VENDOR_CALL_SECONDS, VENDOR_CALLS};
+use refresh_manager::observe::{ANOMALIES, RENEWALS, VENDOR_CALL_SECONDS, VENDOR_CALLS};
 use refresh_manager::{MemoryStore, TokenStore};
 use refresh_sandbox::{Emulator, Fault};
 use support::{Harness, id, settle};
@@ -63,6 +63,11 @@ async fn outcomes_are_counted_and_no_token_is_reported() {
         .inject(Emulator::ISolarCloud, Fault::server_error(503));
     h.advance_past(first.expires_at, Duration::from_secs(1));
     assert!(manager.access_token(&id).await.unwrap_err().is_retryable());
+    // The retry's answer has an expiry of another type: kept, with a conservative lifetime, and counted.
+    h.sandbox.inject(
+        Emulator::ISolarCloud,
+        Fault::retype("/result_data/expires_in", serde_json::json!({"seconds": 1})),
+    );
     h.advance(Duration::from_secs(2));
     settle().await;
     let second = manager.access_token(&id).await.unwrap();
@@ -117,6 +122,13 @@ async fn outcomes_are_counted_and_no_token_is_reported() {
         1,
         "{labels_seen}"
     );
+    for kind in ["undocumented_types", "no_readable_expiry"] {
+        assert_eq!(
+            count(ANOMALIES, &format!("vendor=isolarcloud,anomaly={kind}")),
+            1,
+            "{labels_seen}"
+        );
+    }
     assert_eq!(
         count(
             VENDOR_CALLS,

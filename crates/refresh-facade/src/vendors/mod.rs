@@ -194,7 +194,7 @@ pub(crate) struct Answer<'a> {
     pub expiry: ExpiryHint<'a>,
     pub extras: VendorExtras,
     /// What in the answer did not match its documentation (empty for a typed answer).
-    pub anomalies: Vec<String>,
+    pub anomalies: Vec<crate::Anomaly>,
 }
 
 impl Answer<'_> {

@@ -15,6 +15,7 @@ use refresh_runtime::{Operation, Secret, TokenRole};
 use serde_json::Value;
 
 use super::Exchange;
+use crate::Anomaly;
 use crate::error::{ErrorKind, RefreshError, Said, looks_like_a_code};
 use crate::expiry::ExpiryHint;
 
@@ -27,7 +28,7 @@ pub(crate) struct Salvaged {
     pub refresh_token: Option<Secret>,
     pub expiry: Expiry,
     /// What did not match the documentation, and how the tokens were read.
-    pub anomalies: Vec<String>,
+    pub anomalies: Vec<crate::Anomaly>,
 }
 
 /// An expiry as read from the raw answer.
@@ -118,12 +119,10 @@ pub(crate) fn salvage(
             _ => "is not JSON",
         }));
     };
-    let mut anomalies = vec![format!(
-        "the answer does not match the documented types (line {}, column {}); its tokens were read from the fields \
-         the spec marks",
-        decode.line(),
-        decode.column()
-    )];
+    let mut anomalies = vec![Anomaly::UndocumentedTypes {
+        line: decode.line(),
+        column: decode.column(),
+    }];
     for field in kinds.code_fields {
         for value in values_at(&answer, field.path) {
             match code_text(value) {
@@ -137,11 +136,10 @@ pub(crate) fn salvage(
                     kinds.check(field, Some(&code), &said)?;
                 }
                 None if value.is_null() => {}
-                None => anomalies.push(format!(
-                    "error code `{}` is a {} that is no code: ignored",
-                    field.path,
-                    type_name(value)
-                )),
+                None => anomalies.push(Anomaly::CodeNotACode {
+                    field: field.path.to_owned(),
+                    found: type_name(value),
+                }),
             }
         }
     }
@@ -174,7 +172,7 @@ fn token(
     answer: &Value,
     operation: &Operation,
     role: TokenRole,
-    anomalies: &mut Vec<String>,
+    anomalies: &mut Vec<Anomaly>,
 ) -> Option<Secret> {
     for path in operation.token_paths(role) {
         for value in values_at(answer, path) {
@@ -184,10 +182,10 @@ fn token(
                 }
                 Value::Null => {}
                 // A token is text; anything else in its place is not a token, and is not taken for one.
-                other => anomalies.push(format!(
-                    "`{path}` is a {}, not a token: ignored",
-                    type_name(other)
-                )),
+                other => anomalies.push(Anomaly::TokenNotText {
+                    field: path.to_string(),
+                    found: type_name(other),
+                }),
             }
         }
     }
@@ -195,7 +193,7 @@ fn token(
 }
 
 /// The expiry: a lifetime in seconds or an instant, a number or a numeric text, wherever the spec marks one.
-fn expiry(answer: &Value, operation: &Operation, anomalies: &mut Vec<String>) -> Expiry {
+fn expiry(answer: &Value, operation: &Operation, anomalies: &mut Vec<Anomaly>) -> Expiry {
     for path in operation.token_paths(TokenRole::ExpiresIn) {
         for value in values_at(answer, path) {
             match value {
@@ -232,7 +230,7 @@ fn expiry(answer: &Value, operation: &Operation, anomalies: &mut Vec<String>) ->
         .iter()
         .any(|f| matches!(f.role, TokenRole::ExpiresIn | TokenRole::ExpiresAt))
     {
-        anomalies.push("no readable expiry: the conservative lifetime applies".to_owned());
+        anomalies.push(Anomaly::NoReadableExpiry);
     }
     Expiry::Absent
 }
@@ -368,13 +366,15 @@ mod tests {
             "secret-refresh-token"
         );
         assert!(
-            salvaged.anomalies[0].starts_with("the answer does not match the documented types")
+            matches!(salvaged.anomalies[0], Anomaly::UndocumentedTypes { .. }),
+            "{:?}",
+            salvaged.anomalies
         );
         assert!(
             salvaged
                 .anomalies
                 .iter()
-                .all(|a| !a.contains("secret-refresh-token")),
+                .all(|a| !a.to_string().contains("secret-refresh-token")),
             "{:?}",
             salvaged.anomalies
         );
@@ -391,7 +391,10 @@ mod tests {
             .unwrap()
             .anomalies;
         assert!(
-            anomalies.contains(&"`data.refresh` is a number, not a token: ignored".to_owned()),
+            anomalies.contains(&Anomaly::TokenNotText {
+                field: "data.refresh".into(),
+                found: "number"
+            }),
             "{anomalies:?}"
         );
     }
@@ -414,9 +417,10 @@ mod tests {
         let odd = json!({"status": {"code": [1]}, "data": {"access": "a"}}).to_string();
         let anomalies = read(&odd).unwrap().anomalies;
         assert!(
-            anomalies.contains(
-                &"error code `status.code` is a array that is no code: ignored".to_owned()
-            ),
+            anomalies.contains(&Anomaly::CodeNotACode {
+                field: "status.code".into(),
+                found: "array"
+            }),
             "{anomalies:?}"
         );
     }
@@ -450,11 +454,7 @@ mod tests {
         ));
         let unreadable = read(&tokens(with("expires_in", json!({"s": 1})))).unwrap();
         assert!(matches!(unreadable.expiry, Expiry::Absent));
-        assert!(
-            unreadable
-                .anomalies
-                .contains(&"no readable expiry: the conservative lifetime applies".to_owned())
-        );
+        assert!(unreadable.anomalies.contains(&Anomaly::NoReadableExpiry));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::Anomaly;
+
 use base64::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
 use refresh_runtime::Secret;
@@ -165,7 +167,7 @@ impl Adapter {
         let mut anomalies = Vec::new();
         if envelope.code.is_none() {
             // No code says nothing: the answer stands or falls by its token.
-            anomalies.push("the answer has no `code`".to_owned());
+            anomalies.push(Anomaly::NoCode);
         }
         let old_cluster = claims(old_token).and_then(|c| c.cluster_id);
         let token = envelope.token.or(match envelope.data {
@@ -249,10 +251,7 @@ impl Adapter {
                         .then(|| regions.iter().position(|r| r.token.is_some()))
                         .flatten();
                     if first.is_some() {
-                        anomalies.push(
-                            "no region is the platform's (clusterId 0, \"ac\"): the first region's token was taken"
-                                .to_owned(),
-                        );
+                        anomalies.push(Anomaly::NoPlatformRegion);
                     }
                     first
                 };
@@ -282,8 +281,7 @@ impl Adapter {
                 (Some(token), regions)
             }
             Some(TokenData::Token(token)) => {
-                anomalies
-                    .push("`data` is one token, not the documented list of regions".to_owned());
+                anomalies.push(Anomaly::OneTokenNotRegions);
                 (Some(token), Vec::new())
             }
             None => (envelope.token, Vec::new()),
@@ -353,7 +351,7 @@ struct Renewed {
     /// What the answer says of the expiry besides the token's claim (nothing, in the documented answer).
     expiry: Expiry,
     status: Option<u16>,
-    anomalies: Vec<String>,
+    anomalies: Vec<Anomaly>,
     other_regions: Vec<SugonAcRegion>,
 }
 
@@ -391,9 +389,7 @@ impl Renewed {
             // throwing this one away would lose the credential. It is kept, said, and given the conservative
             // lifetime (it has no expiry claim to read).
             if token.split('.').count() != 3 {
-                self.anomalies.push(
-                    "the renewed token is not a JWT: kept, with no expiry claim to read".to_owned(),
-                );
+                self.anomalies.push(Anomaly::NotAJwt);
             }
         }
         let claims = self
