@@ -7,7 +7,7 @@ use refresh_facade::{Grant, RefreshError, Refresher, Secret, TokenSet, Vendor};
 use refresh_manager::{CredentialOptions, Manager, ManagerError, ManagerOptions};
 
 use crate::output;
-use crate::profiles::{ConfigArgs, LoginSettings, Profile, Profiles};
+use crate::profiles::{Anomalies, ConfigArgs, LoginSettings, Profile, Profiles};
 use crate::settings::{Misconfigured, Secrets, Settings, setting};
 
 /// `refresh login --help`: which secrets and settings each vendor's login takes, and the output tables.
@@ -198,9 +198,11 @@ async fn log_in_profile(args: &Args, name: &str) -> ExitCode {
         return output::report(Err(unsupported));
     }
     // One command, then exit: no renewal may be left running in the background when the process ends.
+    let anomalies = Anomalies::default();
     let options = ManagerOptions::default()
         .foreground_only()
-        .with_rescue(profiles.rescue());
+        .with_rescue(profiles.rescue())
+        .on_rotate(anomalies.hook());
     let manager = Manager::with_options(store, options);
     let component = match profile.component_id() {
         Some(component_id) => {
@@ -230,9 +232,11 @@ async fn log_in_profile(args: &Args, name: &str) -> ExitCode {
     };
     manager.manage(profile.id.clone(), CredentialOptions::new(refresher));
     let result = manager.login(&profile.id, &grant).await;
+    let anomalies = anomalies.taken();
     profiles.record_outcome(
         profile,
         result.as_ref().map_or_else(ManagerError::outcome, |_| "ok"),
+        anomalies.as_deref(),
     );
     match result {
         Ok(token) => {
@@ -243,6 +247,7 @@ async fn log_in_profile(args: &Args, name: &str) -> ExitCode {
                     "vendor": vendor.as_str(),
                     "expires_at": token.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     "version": token.version,
+                    "anomalies": output::anomalies(anomalies.as_deref().unwrap_or_default()),
                 })
             );
             crate::exit::code(crate::exit::SUCCESS)

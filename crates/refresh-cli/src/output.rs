@@ -109,6 +109,14 @@ pub struct Key<T> {
     pub value: fn(&T) -> Value,
 }
 
+/// Anomalies as the CLI prints and records them: `[{"kind", "detail"}]`.
+pub fn anomalies(anomalies: &[refresh_facade::Anomaly]) -> Value {
+    anomalies
+        .iter()
+        .map(|a| json!({"kind": a.kind(), "detail": a.to_string()}))
+        .collect()
+}
+
 /// The keys printed on stdout after a refresh.
 pub const SUCCESS_KEYS: &[Key<TokenSet>] = &[
     Key {
@@ -155,14 +163,7 @@ pub const SUCCESS_KEYS: &[Key<TokenSet>] = &[
         name: "anomalies",
         meaning: "what in the vendor's answer did not match its documentation, the tokens having been kept: \
                   [{\"kind\", \"detail\"}], usually []",
-        value: |t| {
-            let anomalies: Vec<Value> = t
-                .anomalies()
-                .iter()
-                .map(|a| json!({"kind": a.kind(), "detail": a.to_string()}))
-                .collect();
-            json!(anomalies)
-        },
+        value: |t| anomalies(t.anomalies()),
     },
 ];
 

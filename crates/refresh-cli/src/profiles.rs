@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use refresh_facade::{Vendor, VendorConfig};
+use refresh_facade::{Anomaly, Vendor, VendorConfig};
 use refresh_manager::{CredentialId, FileStore, Rescue};
 use refresh_postgres::Keyring;
 
@@ -244,10 +244,26 @@ impl Profiles {
             .join(format!("{}.json", profile.id))
     }
 
-    /// Records how the last command on `profile` ended (`ok` or an error kind), for `refresh status`.
-    pub fn record_outcome(&self, profile: &Profile, outcome: &str) {
+    /// Records how the last command on `profile` ended (`ok` or an error kind), for `refresh status`, with the
+    /// anomalies of the answers whose tokens it stored; a command that stored none (`None`) keeps the last ones.
+    pub fn record_outcome(&self, profile: &Profile, outcome: &str, stored: Option<&[Anomaly]>) {
         let path = self.outcome_path(profile);
-        let record = serde_json::json!({"outcome": outcome, "at": Utc::now()});
+        let (anomalies, anomalies_at) = match stored {
+            Some(anomalies) => (
+                crate::output::anomalies(anomalies),
+                serde_json::json!(Utc::now()),
+            ),
+            None => {
+                let mut last = self.outcome_record(profile).unwrap_or_default();
+                (last["anomalies"].take(), last["anomalies_at"].take())
+            }
+        };
+        let record = serde_json::json!({
+            "outcome": outcome,
+            "at": Utc::now(),
+            "anomalies": anomalies,
+            "anomalies_at": anomalies_at,
+        });
         // Best effort: the outcome is a convenience for `status`; the tokens are already stored.
         let written = path
             .parent()
@@ -263,10 +279,50 @@ impl Profiles {
 
     /// The last outcome recorded for `profile`, and when.
     pub fn last_outcome(&self, profile: &Profile) -> Option<(String, DateTime<Utc>)> {
-        let text = std::fs::read_to_string(self.outcome_path(profile)).ok()?;
-        let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let record = self.outcome_record(profile)?;
         let at = record["at"].as_str()?.parse().ok()?;
         Some((record["outcome"].as_str()?.to_owned(), at))
+    }
+
+    /// The anomalies recorded with the last outcome (`[{"kind", "detail"}]`; empty when there were none).
+    pub fn last_anomalies(&self, profile: &Profile) -> serde_json::Value {
+        self.outcome_record(profile)
+            .map(|mut record| record["anomalies"].take())
+            .filter(serde_json::Value::is_array)
+            .unwrap_or_else(|| serde_json::json!([]))
+    }
+
+    fn outcome_record(&self, profile: &Profile) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.outcome_path(profile)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// The anomalies of the answers whose tokens one command stored (a manager's rotation hook collects them); `None`
+/// until it stores any.
+#[derive(Clone, Default)]
+pub struct Anomalies(std::sync::Arc<std::sync::Mutex<Option<Vec<Anomaly>>>>);
+
+impl Anomalies {
+    /// For [`refresh_manager::ManagerOptions::on_rotate`].
+    pub fn hook(&self) -> impl Fn(&refresh_manager::Rotated) + Send + Sync + 'static {
+        let collected = self.clone();
+        move |rotated| {
+            collected
+                .list()
+                .get_or_insert_default()
+                .extend(rotated.anomalies.iter().cloned())
+        }
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, Option<Vec<Anomaly>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn taken(&self) -> Option<Vec<Anomaly>> {
+        self.list().take()
     }
 }
 

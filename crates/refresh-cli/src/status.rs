@@ -38,6 +38,8 @@ struct Row {
     rescued_at: Option<DateTime<Utc>>,
     /// Who holds the credential's lease in a shared store (a replica renewing it, or one that died holding it).
     lease: Option<LeaseHolder>,
+    /// What was odd in the answers the last command stored (`[{"kind", "detail"}]`).
+    anomalies: serde_json::Value,
 }
 
 pub async fn run(args: Args) -> ExitCode {
@@ -80,6 +82,7 @@ async fn rows(profiles: &Profiles) -> Result<Vec<Row>, Misconfigured> {
                 .map(|rescued| rescued.rescued_at)
                 .max(),
             lease: None,
+            anomalies: profiles.last_anomalies(profile),
         };
         match store.load(&profile.id).await {
             Ok(Some(record)) => {
@@ -112,6 +115,7 @@ fn json_row(row: &Row, now: DateTime<Utc>) -> serde_json::Value {
         "refreshable_until": rfc3339(row.refreshable_until),
         "last_outcome": row.outcome.as_ref().map(|(outcome, _)| outcome),
         "last_outcome_at": rfc3339(row.outcome.as_ref().and_then(|(_, at)| *at)),
+        "last_anomalies": row.anomalies,
         "orphans": row.orphans,
         "rescued_at": rfc3339(row.rescued_at),
         "lease": row.lease.as_ref().map(|lease| json!({

@@ -7,7 +7,7 @@ use std::time::Duration;
 use refresh_manager::{CredentialOptions, Manager, ManagerError, ManagerOptions};
 
 use crate::login::{component_grant, profiles_and_secrets, unattended_login};
-use crate::profiles::ConfigArgs;
+use crate::profiles::{Anomalies, ConfigArgs};
 use crate::settings::{Misconfigured, refresher};
 use crate::{exit, output};
 
@@ -61,9 +61,11 @@ pub async fn run(args: Args) -> ExitCode {
         Err(misconfigured) => return output::misconfigured(profile.vendor, misconfigured),
     };
     // One command, then exit: no renewal may be left running in the background when the process ends.
+    let anomalies = Anomalies::default();
     let options = ManagerOptions::default()
         .foreground_only()
-        .with_rescue(profiles.rescue());
+        .with_rescue(profiles.rescue())
+        .on_rotate(anomalies.hook());
     let manager = Manager::with_options(store, options);
     let mut credential = CredentialOptions::new(refresher.clone());
     if let Some(component_id) = profile.component_id() {
@@ -82,6 +84,7 @@ pub async fn run(args: Args) -> ExitCode {
     profiles.record_outcome(
         profile,
         result.as_ref().map_or_else(ManagerError::outcome, |_| "ok"),
+        anomalies.taken().as_deref(),
     );
     match result {
         Ok(token) => {

@@ -830,6 +830,12 @@ async fn profiles_log_in_print_valid_tokens_and_show_their_status() {
     assert_eq!(login.code, 0, "{}", login.stderr);
     assert_eq!(login.json_out()["version"], 1);
     sandbox.clock().advance(Duration::from_secs(2 * 3600 + 60));
+    assert_eq!(login.json_out()["anomalies"], serde_json::json!([]));
+    // The renewal's `msg` drifted to a number: its token is kept, and status says what was odd.
+    sandbox.inject(
+        Emulator::SugonAc,
+        Fault::retype("/msg", serde_json::json!(7)),
+    );
     let token = refresh(&["token", "hpc"], &env, None).await;
     assert_eq!(token.code, 0, "{}", token.stderr);
     let printed = token.stdout.trim_end_matches('\n');
@@ -865,6 +871,14 @@ async fn profiles_log_in_print_valid_tokens_and_show_their_status() {
     );
     assert!(hpc["expires_in_secs"].as_i64().unwrap() > 3600, "{hpc}");
     assert_eq!(hpc["orphans"], 0);
+    // Kept through the next command, which stored nothing.
+    let kinds: Vec<&str> = hpc["last_anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["undocumented_types"], "{hpc}");
     let idle = after.iter().find(|p| p["profile"] == "idle").unwrap();
     assert_eq!(idle["last_outcome"], "not_stored", "{idle}");
     let table = refresh(&["status"], &env, None).await;

@@ -263,6 +263,8 @@ struct Unsaved {
     by_login: bool,
     /// The rescue file that also holds them, removed once they are stored.
     rescue_file: Option<std::path::PathBuf>,
+    /// What in the vendor's answer did not match its documentation (none for rescued tokens: said when issued).
+    anomalies: Vec<refresh_facade::Anomaly>,
 }
 
 /// What went wrong lately, and until when callers without a valid token get that instead of a new attempt.
@@ -827,6 +829,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             sent: None,
             by_login: rescued.by_login,
             rescue_file: Some(path),
+            anomalies: Vec::new(),
         })
     }
 
@@ -1081,13 +1084,14 @@ impl<S: TokenStore + 'static> Manager<S> {
             self.shared.store.check_writable(id).await?;
             let sent = self.shared.clock.now();
             let error = match self.vendor_refresh(credential, &record).await {
-                Ok(tokens) => {
+                Ok((tokens, anomalies)) => {
                     let refreshed = Unsaved {
                         refreshed_from: Some(record.version),
                         tokens,
                         sent: Some(sent),
                         by_login: false,
                         rescue_file: None,
+                        anomalies,
                     };
                     return self.commit(credential, refreshed).await;
                 }
@@ -1148,14 +1152,17 @@ impl<S: TokenStore + 'static> Manager<S> {
         &self,
         credential: &Credential,
         record: &Versioned,
-    ) -> Result<StoredTokens, ManagerError> {
+    ) -> Result<(StoredTokens, Vec<refresh_facade::Anomaly>), ManagerError> {
         let refresher = &credential.options.refresher;
         let mut grant = record.tokens.grant();
         let Some(component_id) = &credential.options.component else {
             let tokens = self
                 .call_vendor(credential, "refresh", refresher.refresh(&grant))
                 .await?;
-            return Ok(self.stored(credential, &tokens));
+            return Ok((
+                self.stored(credential, &tokens),
+                tokens.anomalies().to_vec(),
+            ));
         };
         let component = self.component_token(component_id, None).await?;
         grant.component_access_token = Some(component.secret.clone());
@@ -1175,7 +1182,10 @@ impl<S: TokenStore + 'static> Manager<S> {
             }
             result => result?,
         };
-        Ok(self.stored(credential, &tokens))
+        Ok((
+            self.stored(credential, &tokens),
+            tokens.anomalies().to_vec(),
+        ))
     }
 
     /// The vendor's tokens as the store keeps them. Their instants are on this process's wall clock, unless the
@@ -1240,6 +1250,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             sent: Some(sent),
             by_login: true,
             rescue_file: None,
+            anomalies: tokens.anomalies().to_vec(),
         };
         self.commit(credential, logged_in).await
     }
@@ -1330,7 +1341,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 let record = Versioned::new(version, issued.tokens.clone());
                 let token = self.token_of(credential, &record, issued.sent);
                 self.install(credential, Arc::clone(&token));
-                self.rotated(credential, &record, issued.by_login);
+                self.rotated(credential, &record, issued);
                 let renewed = if issued.by_login {
                     Renewed::LoggedIn
                 } else {
@@ -1356,14 +1367,15 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
     }
 
-    fn rotated(&self, credential: &Credential, record: &Versioned, by_login: bool) {
+    fn rotated(&self, credential: &Credential, record: &Versioned, issued: &Unsaved) {
         if let Some(hook) = &self.shared.on_rotate {
             hook(&Rotated {
                 id: credential.id.clone(),
                 vendor: record.tokens.vendor,
                 version: record.version,
                 expires_at: record.tokens.expires_at,
-                by_login,
+                by_login: issued.by_login,
+                anomalies: issued.anomalies.clone(),
             });
         }
     }

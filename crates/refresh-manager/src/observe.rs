@@ -66,6 +66,9 @@ pub struct Rotated {
     pub expires_at: DateTime<Utc>,
     /// Whether they came from a login (`obtain`) rather than a refresh.
     pub by_login: bool,
+    /// What in the vendor's answer did not match its documentation, its tokens having been kept (empty for an
+    /// answer as documented, and for tokens rescued by an earlier process, whose anomalies were said then).
+    pub anomalies: Vec<refresh_facade::Anomaly>,
 }
 
 pub(crate) type RotateHook = Arc<dyn Fn(&Rotated) + Send + Sync>;
