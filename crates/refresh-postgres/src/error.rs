@@ -16,7 +16,7 @@ pub enum ConnectionError {
     #[error(
         "sslmode={} checks the server's certificate, but no root certificate is given: set sslrootcert to a \
          file of PEM certificates, or to `system` (with verify-full), or create ~/.postgresql/root.crt",
-        mode_name(*.mode)
+        .mode.as_str()
     )]
     NoRootCertificate { mode: SslMode },
     #[error("the root certificates in {path:?} are not usable: {reason}")]
@@ -39,16 +39,6 @@ impl ConnectionError {
 
     pub fn is_schema_newer(&self) -> bool {
         matches!(self, ConnectionError::SchemaNewer { .. })
-    }
-}
-
-fn mode_name(mode: SslMode) -> &'static str {
-    match mode {
-        SslMode::Disable => "disable",
-        SslMode::Prefer => "prefer",
-        SslMode::Require => "require",
-        SslMode::VerifyCa => "verify-ca",
-        SslMode::VerifyFull => "verify-full",
     }
 }
 

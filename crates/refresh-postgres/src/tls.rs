@@ -45,23 +45,36 @@ impl SslMode {
     /// libpq's default.
     pub const DEFAULT: SslMode = SslMode::Prefer;
 
+    /// Each mode and its name in a connection string. `allow` (plain first, TLS if refused) is not offered: it
+    /// exists for servers long gone.
+    const NAMES: [(SslMode, &'static str); 5] = [
+        (SslMode::Disable, "disable"),
+        (SslMode::Prefer, "prefer"),
+        (SslMode::Require, "require"),
+        (SslMode::VerifyCa, "verify-ca"),
+        (SslMode::VerifyFull, "verify-full"),
+    ];
+
+    /// Its name in a connection string.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(mode, _)| *mode == self)
+            .map_or("", |(_, name)| name)
+    }
+
     pub(crate) fn parse(value: &str) -> Result<SslMode, ConnectionError> {
-        Ok(match value {
-            "disable" => SslMode::Disable,
-            "prefer" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            "verify-ca" => SslMode::VerifyCa,
-            "verify-full" => SslMode::VerifyFull,
-            // `allow` (plain first, TLS if refused) is not offered: it exists for servers long gone.
-            other => {
-                return Err(ConnectionError::Setting {
+        Self::NAMES
+            .iter()
+            .find(|(_, name)| *name == value)
+            .map(|(mode, _)| *mode)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::NAMES.iter().map(|(_, name)| *name).collect();
+                ConnectionError::Setting {
                     key: "sslmode",
-                    reason: format!(
-                        "{other:?} is not one of disable, prefer, require, verify-ca, verify-full"
-                    ),
-                });
-            }
-        })
+                    reason: format!("{value:?} is not one of {}", names.join(", ")),
+                }
+            })
     }
 
     /// The mode tokio-postgres negotiates with: whether TLS is tried, and whether it is required.
@@ -133,10 +146,8 @@ pub(crate) fn client_config(
         SslMode::Require | SslMode::VerifyCa => Check::Chain,
         SslMode::VerifyFull => Check::ChainAndName,
     };
-    let verifier: Arc<dyn ServerCertVerifier> = match check {
-        Check::Nothing => Arc::new(NoCertificateCheck {
-            algorithms: provider.signature_verification_algorithms,
-        }),
+    let chain = match check {
+        Check::Nothing => None,
         Check::Chain | Check::ChainAndName => {
             let roots = match (root, file) {
                 (RootCert::System, _) => system_roots()?,
@@ -150,12 +161,14 @@ pub(crate) fn client_config(
                         key: "sslrootcert",
                         reason: error.to_string(),
                     })?;
-            match check {
-                Check::ChainAndName => webpki,
-                _ => Arc::new(ChainOnly(webpki)),
-            }
+            Some(webpki)
         }
     };
+    let verifier = Arc::new(ModeVerifier {
+        chain,
+        name: matches!(check, Check::ChainAndName),
+        algorithms: provider.signature_verification_algorithms,
+    });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|error| ConnectionError::Setting {
@@ -210,12 +223,18 @@ fn system_roots() -> Result<RootCertStore, ConnectionError> {
     Ok(roots)
 }
 
-/// `verify-ca`: the chain must lead to a trusted root, and the name may be any (it is only as strong as the
-/// roots, which is why libpq offers it for private CAs).
+/// What a mode checks of the server's certificate: with `chain`, that it leads to a trusted root (and with
+/// `name`, that it names the host); without, nothing, as libpq's `prefer` and `require` (encrypted against a
+/// passive listener, and, as libpq documents, no defence against an active one). The handshake's signatures are
+/// always checked, so the session is with the holder of the certificate's key, whoever that is.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct ModeVerifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    name: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for ModeVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -224,59 +243,16 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
         // webpki checks the chain (and expiry) first and the name last: a name error means the chain held.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without roots: encrypted against a passive listener, and, as libpq documents, no
-/// defence against an active one. The handshake's signatures are still checked, so the session is with the
-/// holder of the certificate's key, whoever that is.
-#[derive(Debug)]
-struct NoCertificateCheck {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for NoCertificateCheck {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
