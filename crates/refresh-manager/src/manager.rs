@@ -1159,10 +1159,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             let tokens = self
                 .call_vendor(credential, "refresh", refresher.refresh(&grant))
                 .await?;
-            return Ok((
-                self.stored(credential, &tokens),
-                tokens.anomalies().to_vec(),
-            ));
+            return Ok(self.stored(credential, &tokens));
         };
         let component = self.component_token(component_id, None).await?;
         grant.component_access_token = Some(component.secret.clone());
@@ -1182,20 +1179,30 @@ impl<S: TokenStore + 'static> Manager<S> {
             }
             result => result?,
         };
-        Ok((
-            self.stored(credential, &tokens),
-            tokens.anomalies().to_vec(),
-        ))
+        Ok(self.stored(credential, &tokens))
     }
 
     /// The vendor's tokens as the store keeps them. Their instants are on this process's wall clock, unless the
     /// vendor's clock (its answer's `Date`) disagrees with it by more than the skew allowed between writers: then
     /// on the vendor's, which their expiry follows. Other replicas read the record with their own clocks, and one
     /// replica whose clock is hours off must not make them serve tokens past their end.
-    fn stored(&self, credential: &Credential, tokens: &TokenSet) -> StoredTokens {
+    /// With them, the answer's anomalies, counted here once.
+    fn stored(
+        &self,
+        credential: &Credential,
+        tokens: &TokenSet,
+    ) -> (StoredTokens, Vec<refresh_facade::Anomaly>) {
         for anomaly in tokens.anomalies() {
             observe::answer_anomaly(credential.vendor(), anomaly);
         }
+        (
+            self.on_one_clock(credential, tokens),
+            tokens.anomalies().to_vec(),
+        )
+    }
+
+    /// The tokens with their instants on one clock, as [`Manager::stored`] says.
+    fn on_one_clock(&self, credential: &Credential, tokens: &TokenSet) -> StoredTokens {
         let skew = TimeDelta::from_std(self.shared.clock_skew).unwrap_or(TimeDelta::MAX);
         match tokens.vendor_clock_ahead {
             Some(ahead) if ahead.abs() > skew => {
@@ -1244,13 +1251,14 @@ impl<S: TokenStore + 'static> Manager<S> {
         let sent = self.shared.clock.now();
         let obtained = credential.options.refresher.obtain(grant);
         let tokens = self.call_vendor(credential, "login", obtained).await?;
+        let (stored, anomalies) = self.stored(credential, &tokens);
         let logged_in = Unsaved {
             refreshed_from: expected,
-            tokens: self.stored(credential, &tokens),
+            tokens: stored,
             sent: Some(sent),
             by_login: true,
             rescue_file: None,
-            anomalies: tokens.anomalies().to_vec(),
+            anomalies,
         };
         self.commit(credential, logged_in).await
     }
