@@ -8,7 +8,7 @@ use refresh_facade::{
     Clock, ErrorKind, Grant, RefreshGrant, Refresher, Rotation, Secret, SugonAcConfig, TokenSet,
     Vendor, VendorConfig, VendorExtras, WechatOpenConfig,
 };
-use refresh_sandbox::{Emulator, Sandbox, SandboxOptions, accounts};
+use refresh_sandbox::{AccessTokenState, Emulator, Sandbox, SandboxOptions, accounts};
 use refresh_wire_tests::capture::operation_host;
 use serde_json::json;
 use wiremock::ResponseTemplate;
@@ -123,28 +123,71 @@ async fn every_vendor_with_a_login_obtains_then_refreshes_twice() {
     }
 }
 
+fn misa_login(app_id: &str, secret_key: &str) -> Grant {
+    Grant::MisaCukcukAppSignature {
+        app_id: app_id.into(),
+        domain: accounts::MISA_COMPANY_CODE.into(),
+        secret_key: secret_key.into(),
+    }
+}
+
+/// MISA CukCuk's OpenPlatform login: a signed request (the secret key never sent) gets a token the emulator
+/// accepts; it cannot be refreshed, and its unstated expiry is the conservative one. A wrong key or app is
+/// refused with the documented code, and the key appears in no error.
 #[tokio::test]
-async fn misa_offers_no_login_and_nothing_is_sent() {
+async fn misa_logs_in_by_signature_and_its_token_is_obtained_again_never_refreshed() {
     let sandbox = Sandbox::start(SandboxOptions::only(Emulator::MisaCukcuk))
         .await
         .unwrap();
     let misa = refresher(&sandbox, Emulator::MisaCukcuk);
-    let error = misa.ensure_login_offered().unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Unsupported);
-    assert!(error.is_unsupported() && !error.is_retryable(), "{error}");
-    let grant = Grant::EkuaibaoAppCredentials {
-        app_key: "k".into(),
-        app_security: "s".into(),
-    };
-    let error = misa.obtain(&grant).await.unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Unsupported, "{error}");
-    assert!(
-        error
-            .to_string()
-            .starts_with("misa-cukcuk login failed (unsupported)"),
-        "{error}"
+    let tokens = misa
+        .obtain(&misa_login(
+            accounts::MISA_APP_ID,
+            accounts::MISA_SECRET_KEY,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(tokens.rotation, Rotation::NotRefreshable);
+    assert!(tokens.refresh_token.is_blank() && !tokens.can_refresh_at(tokens.obtained_at));
+    assert_eq!(
+        sandbox.access_token_state(Emulator::MisaCukcuk, tokens.access_token.expose_secret()),
+        AccessTokenState::Live
     );
-    assert!(sandbox.requests(Emulator::MisaCukcuk).is_empty());
+    assert_eq!(
+        (tokens.expires_at - tokens.obtained_at).to_std().unwrap(),
+        refresh_facade::CONSERVATIVE_LIFETIME
+    );
+    let VendorExtras::MisaCukcuk(extras) = &tokens.extras else {
+        panic!("{:?}", tokens.extras)
+    };
+    assert_eq!(extras.company_code, accounts::MISA_COMPANY_CODE);
+    assert_eq!(extras.app_id.as_deref(), Some(accounts::MISA_APP_ID));
+    // Nothing to refresh with: refused before any request.
+    let sent = sandbox.requests(Emulator::MisaCukcuk).len();
+    let error = misa
+        .refresh(&RefreshGrant::from(&tokens))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{error}");
+    assert_eq!(sandbox.requests(Emulator::MisaCukcuk).len(), sent);
+
+    for (grant, code) in [
+        (misa_login(accounts::MISA_APP_ID, "not-the-secret-key"), "4"),
+        (misa_login("another-app", accounts::MISA_SECRET_KEY), "3"),
+    ] {
+        let error = misa.obtain(&grant).await.unwrap_err();
+        assert_eq!(
+            (error.kind(), error.vendor_code()),
+            (ErrorKind::CredentialsRejected, Some(code)),
+            "{error}"
+        );
+        assert!(!error.is_retryable(), "{error}");
+        let shown = format!("{error} {error:?}");
+        assert!(
+            !shown.contains("not-the-secret-key") && !shown.contains(accounts::MISA_SECRET_KEY),
+            "{shown}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -2,13 +2,15 @@
 //! `TokenSet` or `RefreshError` (and a login's request), snapshotted.
 
 use chrono::{DateTime, Utc};
-use refresh_facade::{ExpirySource, RefreshError, RefreshWindow, TokenSet, Vendor};
+use refresh_facade::{Clock, ExpirySource, RefreshError, RefreshWindow, TokenSet, Vendor};
 use refresh_runtime::Operation;
-use refresh_wire_tests::capture::{CapturedRequest, operation_host};
+use refresh_wire_tests::capture::{CapturedBody, CapturedRequest, operation_host};
 use refresh_wire_tests::snapshot_settings_in;
 use wiremock::ResponseTemplate;
 
-use crate::setup::{Call, grant, login_grants, refresh_operation, refresher, spec};
+use crate::setup::{
+    Call, documented_login_instant, grant, login_grants, refresh_operation, refresher, spec,
+};
 
 /// A token set as text. Instants that count from the moment of sending are shown relative to it, so that the
 /// snapshot does not change from run to run; the vendor's absolute instants are shown as they are.
@@ -84,7 +86,11 @@ async fn normalize_every_sample(vendor: Vendor, operation: &Operation, call: &Ca
             ResponseTemplate::new(status).set_body_json(&example.value),
         )
         .await;
-        let outcome = match call.send(&refresher(vendor, &server.uri())).await {
+        let mut refresher = refresher(vendor, &server.uri());
+        if let (Call::Login(_), Some(at)) = (call, documented_login_instant(vendor)) {
+            refresher = refresher.with_clock(Clock::from_fn(move || at));
+        }
+        let outcome = match call.send(&refresher).await {
             Ok(tokens) => render_tokens(&tokens),
             Err(error) => render_error(&error),
         };
@@ -102,6 +108,15 @@ async fn normalize_every_sample(vendor: Vendor, operation: &Operation, call: &Ca
             let requests = server.received_requests().await.unwrap();
             assert_eq!(requests.len(), 1, "one login sends one request");
             let request = CapturedRequest::from_wiremock(&requests[0]);
+            if documented_login_instant(vendor).is_some() {
+                // Sent at the sample's instant, the signed login is the documented request, signature included.
+                let documented = &spec(vendor).request_examples(operation)[0].value;
+                assert_eq!(
+                    request.body,
+                    CapturedBody::Json(documented.clone()),
+                    "{vendor}"
+                );
+            }
             let name = format!("{vendor}__facade__{}__request", operation.id);
             let description = format!("{vendor}: the request of a login through the facade");
             snapshot_settings_in(directory, description)

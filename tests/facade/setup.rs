@@ -98,7 +98,8 @@ fn body_text(spec: &Spec, operation: &Operation, field: &str) -> String {
         .to_owned()
 }
 
-/// Every login operation of `vendor` with the grant of its documented request (none for MISA CukCuk).
+/// Every login operation of `vendor` with the grant of its documented request. MISA CukCuk's secret key is never
+/// sent: its sample was signed with the sandbox's (the sample's summary says so).
 pub fn login_grants(vendor: Vendor) -> Vec<(&'static Operation, Grant)> {
     use refresh_ekuaibao::operations::GET_ACCESS_TOKEN;
     use refresh_isolarcloud::operations::EXCHANGE_TOKEN;
@@ -149,6 +150,14 @@ pub fn login_grants(vendor: Vendor) -> Vec<(&'static Operation, Grant)> {
                 },
             ),
         ],
+        Vendor::MisaCukcuk => vec![(
+            &refresh_misa_cukcuk::operations::LOGIN,
+            Grant::MisaCukcukAppSignature {
+                app_id: body_text(&spec, &refresh_misa_cukcuk::operations::LOGIN, "AppID"),
+                domain: body_text(&spec, &refresh_misa_cukcuk::operations::LOGIN, "Domain"),
+                secret_key: accounts::MISA_SECRET_KEY.into(),
+            },
+        )],
         Vendor::Ekuaibao => vec![(
             &GET_ACCESS_TOKEN,
             Grant::EkuaibaoAppCredentials {
@@ -158,6 +167,18 @@ pub fn login_grants(vendor: Vendor) -> Vec<(&'static Operation, Grant)> {
         )],
         _ => Vec::new(),
     }
+}
+
+/// The instant a login of `vendor` must be sent at to reproduce its documented request: MISA CukCuk signs the
+/// time it sends (`LoginTime`); the others send none.
+pub fn documented_login_instant(vendor: Vendor) -> Option<chrono::DateTime<chrono::Utc>> {
+    let operation = &refresh_misa_cukcuk::operations::LOGIN;
+    (vendor == Vendor::MisaCukcuk).then(|| {
+        let sent = body_text(&spec(vendor), operation, "LoginTime");
+        chrono::DateTime::parse_from_rfc3339(&sent)
+            .expect("the sample's LoginTime is RFC 3339")
+            .to_utc()
+    })
 }
 
 /// What a test asks the facade: a refresh, or a login.

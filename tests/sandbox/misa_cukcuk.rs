@@ -1,5 +1,5 @@
-use refresh_misa_cukcuk::operations::{ALL, REFRESH_TOKEN};
-use refresh_misa_cukcuk::types::GraphApiResultOfLoginV2Result;
+use refresh_misa_cukcuk::operations::{ALL, LOGIN, REFRESH_TOKEN};
+use refresh_misa_cukcuk::types::{GraphApiResultOfLoginV2Result, ServiceResultOfLoginResult};
 use refresh_sandbox::{Emulator, accounts};
 use serde_json::{Value, json};
 
@@ -57,6 +57,70 @@ async fn misa_cukcuk_answers_conform_to_the_spec() {
     check(&spec, ALL, &answers, |_, body| {
         decode_as::<GraphApiResultOfLoginV2Result>(body)
     });
+}
+
+/// The OpenPlatform login: the spec's own signed sample is accepted (its signature was computed apart from both
+/// the facade and the emulator), in either spelling of the path; a changed field breaks the signature.
+#[tokio::test]
+async fn misa_cukcuk_login_answers_conform_to_the_spec() {
+    let (sandbox, base, spec) = start(Emulator::MisaCukcuk).await;
+    let documented = spec.request_examples(&LOGIN)[0].value.clone();
+    let with = |name: &str, value: &str| {
+        let mut body = documented.clone();
+        body[name] = json!(value);
+        body
+    };
+    let answers = vec![
+        Case::new(&LOGIN, "the documented signed request")
+            .json(documented.clone())
+            .answers_code("/Success", true)
+            .send(&base)
+            .await,
+        Case::new(&LOGIN, "a later LoginTime than the one signed")
+            .json(with("LoginTime", "2025-06-25T11:44:16Z"))
+            .answers_code(ERROR_TYPE, 4)
+            .send(&base)
+            .await,
+        Case::new(&LOGIN, "unknown app")
+            .json(with("AppID", "another-app"))
+            .answers_code(ERROR_TYPE, 3)
+            .send(&base)
+            .await,
+        Case::new(&LOGIN, "unknown domain")
+            .json(with("Domain", "nope"))
+            .answers_code(ERROR_TYPE, 2)
+            .send(&base)
+            .await,
+        Case::new(&LOGIN, "no signature")
+            .json(json!({"AppID": accounts::MISA_APP_ID, "Domain": accounts::MISA_COMPANY_CODE}))
+            .answers_code(ERROR_TYPE, 1)
+            .send(&base)
+            .await,
+    ];
+    let token = answers[0].text("/Data/AccessToken");
+    assert_eq!(
+        sandbox.access_token_state(Emulator::MisaCukcuk, &token),
+        refresh_sandbox::AccessTokenState::Live
+    );
+    assert_eq!(
+        answers[0].text("/Data/CompanyCode"),
+        accounts::MISA_COMPANY_CODE
+    );
+    check(&spec, ALL, &answers, |_, body| {
+        decode_as::<ServiceResultOfLoginResult>(body)
+    });
+
+    // ASP.NET routes match in any case; the Go client sends the lowercase path.
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{base}/api/account/login"))
+        .json(&documented)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["Success"], true, "{answer}");
 }
 
 /// POSTs `body` as `content_type` (with `accept`, if any) to the refresh action; the status, content type and body.

@@ -1,6 +1,6 @@
 use refresh_misa_cukcuk::Client;
-use refresh_misa_cukcuk::operations::REFRESH_TOKEN;
-use refresh_misa_cukcuk::types::RefreshParam;
+use refresh_misa_cukcuk::operations::{LOGIN, REFRESH_TOKEN};
+use refresh_misa_cukcuk::types::{LoginParam, RefreshParam};
 use refresh_wire_tests::{
     Spec, assert_request, capture_request, check_response_examples, snapshot_settings, xml,
 };
@@ -12,7 +12,36 @@ fn spec() -> Spec {
 
 #[test]
 fn every_operation_is_covered() {
-    crate::assert_covers_every_operation(&spec(), &[&REFRESH_TOKEN]);
+    crate::assert_covers_every_operation(&spec(), &[&LOGIN, &REFRESH_TOKEN]);
+}
+
+#[tokio::test]
+async fn login_request_is_the_documented_json_body() {
+    let spec = spec();
+    for example in spec.request_examples(&LOGIN) {
+        let body: LoginParam = serde_json::from_value(example.value.clone()).unwrap();
+        let captured = capture_request(&LOGIN, &spec.success_answer(&LOGIN), |base| async move {
+            Client::new(&base).login().body(body).send().await
+        })
+        .await;
+        assert_request(&spec, &LOGIN, Some(&example), &captured);
+        assert_eq!(captured.headers["content-type"], "application/json");
+    }
+}
+
+#[tokio::test]
+async fn login_responses_decode_without_loss() {
+    let spec = spec();
+    check_response_examples(&spec, &LOGIN, |base| async move {
+        let body = LoginParam {
+            app_id: "a".into(),
+            domain: "d".into(),
+            login_time: "t".into(),
+            signature_info: "s".into(),
+        };
+        Client::new(&base).login().body(body).send().await
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! `refresh demo`: the sandbox in-process, a first login at every vendor, then a refresh, both through the
-//! facade (MISA CukCuk documents no login: the sandbox's stands in for it); then a simulated day in which
+//! facade (MISA CukCuk's v2 login is undocumented: the sandbox's stands in for it); then a simulated day in which
 //! `refresh-manager` keeps every credential valid ([`crate::day`]), printed as a timeline.
 
 use std::process::ExitCode;
@@ -132,7 +132,8 @@ async fn login_and_refresh(
             app_key: accounts::EKUAIBAO_APP_KEY.into(),
             app_security: accounts::EKUAIBAO_APP_SECURITY.into(),
         }),
-        // MISA documents no public login (the facade says so): the sandbox's own login stands in for MISA's.
+        // MISA's OpenPlatform login issues no refresh token and its v2 login is undocumented: the sandbox's
+        // stand-in for the v2 login gives the refresh token the v2 refresh shown here takes.
         _ => None,
     };
     let mut next = match grant {

@@ -56,7 +56,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         UNSUPPORTED,
-        "unsupported: the vendor does not offer this (misa-cukcuk has no public login)",
+        "unsupported: the vendor does not offer this (a grant of another vendor)",
     ),
 ];
 

@@ -19,16 +19,19 @@ Secrets come from environment variables, or with --stdin from NAME=value lines o
   APP_SECRET               the app's secret key (sent as x-access-key)         isolarcloud
   PASSWORD                 the user's password                                 sugon-ac
   APP_SECURITY             the app's appSecurity                               ekuaibao
+  SECRET_KEY               the app's secret key (signs the login, never sent)  misa-cukcuk
   COMPONENT_ACCESS_TOKEN   the platform's current component access token, or   wechat-open
   COMPONENT_APPSECRET and COMPONENT_VERIFY_TICKET to obtain one first          wechat-open
 Settings come from flags or the environment: APP_KEY and REDIRECT_URI (isolarcloud), USER_NAME, ORG_ID and
-CLUSTER_ID (sugon-ac), APP_KEY (ekuaibao), COMPONENT_APPID and AUTHORIZER_APPID (wechat-open).
-misa-cukcuk documents no public login: the command exits with the unsupported code.
+CLUSTER_ID (sugon-ac), APP_KEY (ekuaibao), COMPONENT_APPID and AUTHORIZER_APPID (wechat-open), COMPANY_CODE,
+APP_ID and DOMAIN (misa-cukcuk; DOMAIN defaults to the company code). misa-cukcuk's OpenPlatform login issues no
+refresh token: a profile logs in again by itself while SECRET_KEY is at hand.
 ";
     let examples = "\
 Examples:
   PASSWORD=... refresh login --vendor sugon-ac --user slurmtest --org-id 6048ce7b...
   APP_SECURITY=... refresh login --vendor ekuaibao --app-key my-app
+  SECRET_KEY=... refresh login --vendor misa-cukcuk --company-code my-shop --app-id CUKCUKOpenPlatform
   COMPONENT_APPSECRET=... COMPONENT_VERIFY_TICKET=... refresh login --vendor wechat-open --component-token";
     format!("{secrets}\n{}\n{examples}", output::tables_help("login"))
 }
@@ -50,6 +53,12 @@ pub struct Args {
     /// Sugon AC: the organization id.
     #[arg(long, env = "ORG_ID", hide_env_values = true)]
     org_id: Option<String>,
+    /// MISA CukCuk: the OpenPlatform app id.
+    #[arg(long, env = "APP_ID", hide_env_values = true)]
+    app_id: Option<String>,
+    /// MISA CukCuk: the connection's domain [default: the company code].
+    #[arg(long, env = "DOMAIN", hide_env_values = true)]
+    domain: Option<String>,
     /// WeChat: obtain only the platform's component access token (it is obtained again, never refreshed).
     #[arg(long)]
     component_token: bool,
@@ -64,6 +73,9 @@ impl Args {
             user: self.user.clone().or(profile.user),
             org_id: self.org_id.clone().or(profile.org_id),
             app_key: self.settings.app_key.clone().or(profile.app_key),
+            app_id: self.app_id.clone().or(profile.app_id),
+            domain: (self.domain.clone().or(profile.domain))
+                .or_else(|| self.settings.company_code.clone()),
         }
     }
 }
@@ -82,9 +94,6 @@ pub async fn run(args: Args) -> ExitCode {
         Ok(configured) => configured,
         Err(misconfigured) => return output::misconfigured(vendor, misconfigured),
     };
-    if let Err(unsupported) = refresher.ensure_login_offered() {
-        return output::report(Err(unsupported));
-    }
     match login(&args, vendor, &refresher, &secrets).await {
         Ok(result) => output::report(result),
         Err(misconfigured) => output::misconfigured(vendor, misconfigured),
@@ -145,6 +154,15 @@ pub fn grant(
             app_key: setting(vendor, &login.app_key, "--app-key / APP_KEY")?,
             app_security: secrets.require("APP_SECURITY")?,
         },
+        Vendor::MisaCukcuk => Grant::MisaCukcukAppSignature {
+            app_id: setting(vendor, &login.app_id, "--app-id / APP_ID")?,
+            domain: setting(
+                vendor,
+                &login.domain,
+                "--domain / DOMAIN (or a company code)",
+            )?,
+            secret_key: secrets.require("SECRET_KEY")?,
+        },
         Vendor::WechatOpen => Grant::WechatOpenAuthorizationCode {
             authorization_code: secrets.require("AUTHORIZATION_CODE")?,
             component_access_token: component
@@ -154,11 +172,11 @@ pub fn grant(
     })
 }
 
-/// The login a profile can repeat without a person (Sugon AC, Ekuaibao, WeChat's component token), if its
-/// secrets are at hand.
+/// The login a profile can repeat without a person (Sugon AC, Ekuaibao, MISA CukCuk, WeChat's component token), if
+/// its secrets are at hand.
 pub fn unattended_login(profile: &Profile, secrets: &Secrets) -> Option<Grant> {
     match profile.vendor {
-        Vendor::SugonAc | Vendor::Ekuaibao => {
+        Vendor::SugonAc | Vendor::Ekuaibao | Vendor::MisaCukcuk => {
             grant(profile.vendor, &profile.login, secrets, None).ok()
         }
         _ => None,
@@ -194,9 +212,6 @@ async fn log_in_profile(args: &Args, name: &str) -> ExitCode {
         Ok(configured) => configured,
         Err(misconfigured) => return output::misconfigured(vendor, misconfigured),
     };
-    if let Err(unsupported) = refresher.ensure_login_offered() {
-        return output::report(Err(unsupported));
-    }
     // One command, then exit: no renewal may be left running in the background when the process ends.
     let anomalies = Anomalies::default();
     let options = ManagerOptions::default()

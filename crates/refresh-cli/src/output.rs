@@ -49,8 +49,10 @@ pub fn manager_failure(vendor: Vendor, error: &refresh_manager::ManagerError) ->
             (failure, exit::for_kind(refused.kind()))
         }
         ManagerError::NotStored(id) => {
-            let message =
-                format!("no tokens are stored for {id}: log in first (refresh login {id})");
+            let message = format!(
+                "no tokens are stored for {id}: log in first (refresh login {id}), or give the login's \
+                         secret to a vendor that logs in by itself (refresh token --help)"
+            );
             let failure = Failure {
                 vendor,
                 kind: "reauthorization_required",

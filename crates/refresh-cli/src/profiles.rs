@@ -49,6 +49,9 @@ pub struct LoginSettings {
     pub org_id: Option<String>,
     /// Ekuaibao: the appKey.
     pub app_key: Option<String>,
+    /// MISA CukCuk: the OpenPlatform app id, and the connection's domain (default: the profile's company code).
+    pub app_id: Option<String>,
+    pub domain: Option<String>,
 }
 
 /// `[postgres]`: the shared PostgreSQL store.
@@ -125,12 +128,18 @@ impl ConfigArgs {
                      refresh-kit derives (WeChat's component token)"
                 )));
             }
-            let login = match table.remove("login") {
+            let mut login: LoginSettings = match table.remove("login") {
                 Some(login) => login.try_into().map_err(|e: toml::de::Error| {
                     Misconfigured(format!("profile {name}: [login]: {}", e.message()))
                 })?,
                 None => LoginSettings::default(),
             };
+            if login.domain.is_none() {
+                login.domain = table
+                    .get("company_code")
+                    .and_then(toml::Value::as_str)
+                    .map(str::to_owned);
+            }
             let vendor = table
                 .get("vendor")
                 .and_then(toml::Value::as_str)

@@ -30,7 +30,7 @@ pub struct Settings {
     pub app_key: Option<String>,
     /// MISA CukCuk company (restaurant) code.
     #[arg(long, env = "COMPANY_CODE", hide_env_values = true)]
-    company_code: Option<String>,
+    pub company_code: Option<String>,
     /// WeChat third-party platform appid.
     #[arg(long, env = "COMPONENT_APPID", hide_env_values = true)]
     component_appid: Option<String>,
@@ -167,7 +167,7 @@ fn check_base_url(base_url: &str, allow_insecure: bool) -> Result<(), Misconfigu
 pub struct Secrets(HashMap<String, Secret>);
 
 /// Every secret a command reads; a line of another name on standard input is ignored.
-const SECRET_NAMES: [&str; 9] = [
+const SECRET_NAMES: [&str; 10] = [
     "REFRESH_TOKEN",
     "ACCESS_TOKEN",
     "APP_SECRET",
@@ -177,6 +177,7 @@ const SECRET_NAMES: [&str; 9] = [
     "APP_SECURITY",
     "COMPONENT_APPSECRET",
     "COMPONENT_VERIFY_TICKET",
+    "SECRET_KEY",
 ];
 
 impl Secrets {

@@ -16,7 +16,8 @@ pub fn help() -> &'static str {
 Prints the profile's access token and a newline, nothing else; errors go to stderr as JSON, with the exit codes
 of `refresh once`. A token that is due is refreshed first, and the new tokens are stored before it is printed.
 Where the vendor's refresh window has closed, the login is repeated without a person if its secrets are in the
-environment (or with --stdin on standard input): PASSWORD (sugon-ac), APP_SECURITY (ekuaibao); WeChat's component
+environment (or with --stdin on standard input): PASSWORD (sugon-ac), APP_SECURITY (ekuaibao), SECRET_KEY
+(misa-cukcuk, whose login's token is never refreshed, so it logs in again each time it is due); WeChat's component
 token is obtained again with COMPONENT_APPSECRET and COMPONENT_VERIFY_TICKET. iSolarCloud's APP_SECRET is read
 the same way when the profile has no access_key.
 

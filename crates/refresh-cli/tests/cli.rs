@@ -745,22 +745,32 @@ async fn login_obtains_first_tokens_that_refresh() {
         );
     }
 
-    // MISA CukCuk documents no login: its own exit code, and nothing is sent.
+    // MISA CukCuk's OpenPlatform login: signed with SECRET_KEY (never sent), a token that is obtained again.
     let base = sandbox.base_url(Emulator::MisaCukcuk).unwrap();
     let args = ["login", "--vendor", "misa-cukcuk", "--base-url", &base];
-    let run = refresh(
+    let env = [
+        ("COMPANY_CODE", accounts::MISA_COMPANY_CODE),
+        ("APP_ID", accounts::MISA_APP_ID),
+        ("SECRET_KEY", accounts::MISA_SECRET_KEY),
+    ];
+    let run = refresh(&args, &env, None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let answer = run.json_out();
+    assert_eq!(answer["rotation"], "not_refreshable", "{answer}");
+    assert!(!run.stdout.contains(accounts::MISA_SECRET_KEY));
+    let wrong = refresh(
         &args,
-        &[("COMPANY_CODE", accounts::MISA_COMPANY_CODE)],
+        &[env[0], env[1], ("SECRET_KEY", "not-the-key")],
         None,
     )
     .await;
     assert_eq!(
-        (run.code, run.json_err()["kind"].as_str()),
-        (10, Some("unsupported")),
+        (wrong.code, wrong.json_err()["kind"].as_str()),
+        (5, Some("credentials_rejected")),
         "{}",
-        run.stderr
+        wrong.stderr
     );
-    assert!(sandbox.requests(Emulator::MisaCukcuk).is_empty());
+    assert!(!wrong.stderr.contains("not-the-key"), "{}", wrong.stderr);
 
     // A missing secret is a configuration error, before any request.
     let base = sandbox.base_url(Emulator::SugonAc).unwrap();
@@ -932,6 +942,63 @@ impl Drop for Unwritable<'_> {
             .status();
         let _ = std::fs::set_permissions(self.0, std::fs::Permissions::from_mode(0o700));
     }
+}
+
+/// A MISA CukCuk profile needs no first login by hand: with SECRET_KEY at hand, `refresh token` logs in (its
+/// OpenPlatform login issues no refresh token), stores the token and prints it; the next run prints the stored one
+/// while it is valid. Without the key it cannot: the error says how to get tokens, and nothing is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misa_profile_logs_in_by_itself_with_its_secret_key() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::MisaCukcuk))
+        .await
+        .unwrap();
+    let base = sandbox.base_url(Emulator::MisaCukcuk).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {state:?}\n[profiles.shop]\nvendor = \"misa-cukcuk\"\nbase_url = {base:?}\n\
+             company_code = {company:?}\n[profiles.shop.login]\napp_id = {app:?}\n",
+            state = dir.path().join("state"),
+            company = accounts::MISA_COMPANY_CODE,
+            app = accounts::MISA_APP_ID,
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("REFRESH_CONFIG", config.to_str().unwrap()),
+        ("SECRET_KEY", accounts::MISA_SECRET_KEY),
+    ];
+    let without_key = refresh(&["token", "shop"], &env[..1], None).await;
+    assert_ne!(without_key.code, 0, "{}", without_key.stdout);
+    assert!(
+        without_key.stderr.contains("refresh login shop")
+            && without_key.stderr.contains("refresh token --help"),
+        "{}",
+        without_key.stderr
+    );
+    assert!(sandbox.requests(Emulator::MisaCukcuk).is_empty());
+
+    let first = refresh(&["token", "shop"], &env, None).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let token = first.stdout.trim().to_owned();
+    assert_eq!(
+        sandbox.access_token_state(Emulator::MisaCukcuk, &token),
+        refresh_sandbox::AccessTokenState::Live
+    );
+    let again = refresh(&["token", "shop"], &env, None).await;
+    assert_eq!(
+        (again.code, again.stdout.trim()),
+        (0, token.as_str()),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        sandbox.requests(Emulator::MisaCukcuk).len(),
+        1,
+        "one login, then the stored token"
+    );
 }
 
 /// `refresh token` on a state directory that takes no write (read-only, full) fails before it asks the vendor, so

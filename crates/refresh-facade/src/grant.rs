@@ -68,8 +68,6 @@ impl From<&TokenSet> for RefreshGrant {
 }
 
 /// How to obtain first tokens ([`crate::Refresher::obtain`]): one variant per login endpoint the vendors document.
-/// MISA CukCuk documents no public login for its v2 API, so it has none (its refresher answers
-/// [`crate::ErrorKind::Unsupported`]).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Grant {
@@ -102,6 +100,16 @@ pub enum Grant {
         app_key: String,
         app_security: Secret,
     },
+    /// MISA CukCuk (OpenPlatform `account/login`): the app's id (public clients use `CUKCUKOpenPlatform`), the
+    /// connection's domain (its company code) and the app's secret key, which signs each login and is never
+    /// sent. The answer has no refresh token: its access token is obtained again, never refreshed
+    /// ([`crate::Rotation::NotRefreshable`]), and says nothing of its expiry, so the conservative lifetime
+    /// applies ([`crate::CONSERVATIVE_LIFETIME`]).
+    MisaCukcukAppSignature {
+        app_id: String,
+        domain: String,
+        secret_key: Secret,
+    },
 }
 
 impl Grant {
@@ -115,19 +123,11 @@ impl Grant {
                 Vendor::WechatOpen
             }
             Grant::EkuaibaoAppCredentials { .. } => Vendor::Ekuaibao,
+            Grant::MisaCukcukAppSignature { .. } => Vendor::MisaCukcuk,
         }
     }
 
     /// The secrets of the grant, to keep them out of vendor messages.
-    #[cfg_attr(
-        not(any(
-            feature = "isolarcloud",
-            feature = "sugon-ac",
-            feature = "wechat-open",
-            feature = "ekuaibao"
-        )),
-        expect(dead_code, reason = "MISA CukCuk has no login")
-    )]
     pub(crate) fn secrets(&self) -> Vec<&str> {
         let secrets: Vec<&Secret> = match self {
             Grant::ISolarCloudAuthorizationCode { code, .. } => vec![code],
@@ -141,6 +141,7 @@ impl Grant {
                 component_verify_ticket,
             } => vec![component_appsecret, component_verify_ticket],
             Grant::EkuaibaoAppCredentials { app_security, .. } => vec![app_security],
+            Grant::MisaCukcukAppSignature { secret_key, .. } => vec![secret_key],
         };
         secrets.into_iter().map(Secret::expose_secret).collect()
     }

@@ -117,13 +117,12 @@ impl Refresher {
 
     /// Obtains first tokens with `grant` (a login): the answer is a [`TokenSet`] like a refresh's, with
     /// [`crate::Rotation::Issued`]. Store it, and refresh with [`RefreshGrant::from`] it. Errors are
-    /// [`RefreshError`]s that say "login"; a grant of another vendor, or a vendor that documents no login
-    /// (MISA CukCuk), is [`ErrorKind::Unsupported`], and nothing is sent. Runs in a `login` tracing span.
+    /// [`RefreshError`]s that say "login"; a grant of another vendor is [`ErrorKind::Unsupported`], and nothing
+    /// is sent. Runs in a `login` tracing span.
     pub async fn obtain(&self, grant: &Grant) -> Result<TokenSet, RefreshError> {
         let span =
             tracing::info_span!("login", vendor = %self.vendor(), outcome = tracing::field::Empty);
         let result = async {
-            self.ensure_login_offered()?;
             if grant.vendor() != self.vendor {
                 let detail = format!(
                     "the grant is for {}, the refresher for {}",
@@ -147,7 +146,7 @@ impl Refresher {
                     #[cfg(feature = "ekuaibao")]
                     Adapter::Ekuaibao(adapter) => adapter.obtain(grant, self.clock.now()).await,
                     #[cfg(feature = "misa-cukcuk")]
-                    Adapter::MisaCukcuk(_) => Err(login_not_offered(self.vendor)),
+                    Adapter::MisaCukcuk(adapter) => adapter.obtain(grant, self.clock.now()).await,
                 }
             })
             .await
@@ -166,15 +165,6 @@ impl Refresher {
             }
         }
         result
-    }
-
-    /// `Ok` when the vendor documents a login [`Refresher::obtain`] can use; [`ErrorKind::Unsupported`] saying
-    /// so otherwise (MISA CukCuk: its first tokens come from MISA, outside any public API).
-    pub fn ensure_login_offered(&self) -> Result<(), RefreshError> {
-        if self.vendor == Vendor::MisaCukcuk {
-            return Err(login_not_offered(self.vendor));
-        }
-        Ok(())
     }
 
     /// Exchanges `grant` for fresh tokens. Every failure is a [`RefreshError`]; nothing here panics on what a
@@ -247,12 +237,4 @@ impl Refresher {
         }
         result
     }
-}
-
-/// The error of a vendor that documents no login.
-fn login_not_offered(vendor: Vendor) -> RefreshError {
-    let detail = format!(
-        "{vendor} documents no public login for its API: obtain the first tokens from the vendor, then refresh them here"
-    );
-    RefreshError::new(vendor, ErrorKind::Unsupported, detail).during_login()
 }

@@ -12,8 +12,11 @@ pub const SUGON_USER: &str = "sandbox-user";
 pub const SUGON_PASSWORD: &str = "sandbox-password";
 pub const SUGON_ORG_ID: &str = "sandbox-org";
 
-/// The MISA CukCuk company (restaurant) code.
+/// The MISA CukCuk company (restaurant) code, which is also the OpenPlatform login's `Domain`.
 pub const MISA_COMPANY_CODE: &str = "sandbox-company";
+/// The MISA CukCuk OpenPlatform app (`AppID`, the public clients' value) and its secret key (signs each login).
+pub const MISA_APP_ID: &str = "CUKCUKOpenPlatform";
+pub const MISA_SECRET_KEY: &str = "sandbox-secret-key";
 
 /// The WeChat third-party platform.
 pub const WECHAT_COMPONENT_APPID: &str = "wx-sandbox-component";

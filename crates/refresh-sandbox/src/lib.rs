@@ -359,7 +359,8 @@ impl Sandbox {
 
     /// Tokens as if a first login had just happened at `emulator` with the accounts of [`accounts`] (for tests: no
     /// request is made). Real first logins go through each vendor's companion endpoints, which the emulators serve
-    /// too; MISA CukCuk documents no v2 login, so this is the only way to its first tokens.
+    /// too. MISA CukCuk's v2 login is undocumented (its OpenPlatform login issues no refresh token), so this is
+    /// the only way to first tokens its v2 refresh takes.
     pub fn login(&self, emulator: Emulator) -> Login {
         match emulator {
             Emulator::ISolarCloud => emulators::isolarcloud::login(&self.shared),

@@ -39,8 +39,7 @@ pub enum ErrorKind {
     /// (WeChat's component access token, errcodes 40001, 40014, 42001). The grant is fine: obtain a new
     /// component token ([`crate::Grant::WechatOpenComponentToken`]) and retry at once.
     ComponentTokenExpired,
-    /// The vendor does not offer what was asked (MISA CukCuk documents no public login), or the grant is for
-    /// another vendor than the refresher's. Nothing was sent.
+    /// What was asked is not offered: the grant is for another vendor than the refresher's. Nothing was sent.
     Unsupported,
 }
 

@@ -139,15 +139,6 @@ impl Exchange<'_> {
 
 /// The error for a login `grant` of another vendor than the adapter's (the refresher checks first; this keeps
 /// each adapter total).
-#[cfg_attr(
-    not(any(
-        feature = "isolarcloud",
-        feature = "sugon-ac",
-        feature = "wechat-open",
-        feature = "ekuaibao"
-    )),
-    expect(dead_code, reason = "MISA CukCuk has no login")
-)]
 pub(crate) fn not_this_vendors(vendor: Vendor, grant: &crate::grant::Grant) -> RefreshError {
     let detail = format!(
         "the grant is for {}, the refresher for {vendor}",
@@ -169,13 +160,16 @@ pub(crate) enum Basis<'a> {
             feature = "wechat-open",
             feature = "ekuaibao"
         )),
-        expect(dead_code, reason = "MISA CukCuk has no login")
+        expect(dead_code, reason = "MISA CukCuk's login issues no refresh token")
     )]
     Login,
-    /// A credential obtained again rather than refreshed (WeChat's component access token).
+    /// A credential obtained again rather than refreshed (WeChat's component access token, MISA CukCuk's login).
     #[cfg_attr(
-        not(feature = "wechat-open"),
-        expect(dead_code, reason = "only WeChat has such a credential")
+        not(any(feature = "wechat-open", feature = "misa-cukcuk")),
+        expect(
+            dead_code,
+            reason = "only WeChat and MISA CukCuk have such a credential"
+        )
     )]
     Unrefreshable,
 }

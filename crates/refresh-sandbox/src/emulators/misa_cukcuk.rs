@@ -1,3 +1,10 @@
+//! MISA CukCuk OpenPlatform login: `POST /api/Account/Login` (the path matched in any case, as ASP.NET routes) with
+//! JSON `{AppID, Domain, LoginTime, SignatureInfo}`, where `SignatureInfo` is the hex HMAC-SHA256 of
+//! `{"AppID":…,"Domain":…,"LoginTime":…}` (compact JSON, that order) keyed by the app's secret key. `LoginTime` is
+//! signed as sent and not otherwise checked (a public client's live test found any string accepted). Answers
+//! `{Code, Data: {AccessToken, AppID, CompanyCode, Domain}, Success, Total}`, no refresh token and no expiry;
+//! `ErrorType` 1 missing field, 2 unknown domain, 3 unknown AppID, 4 bad signature.
+//!
 //! MISA CukCuk Graph API v2: `POST /Authen/v2/RefreshToken` with `{CompanyCode, RefreshToken}`; answers in the
 //! `{Data, Success, ErrorMessage, ErrorType, Total}` envelope (`ErrorType` 1 null or empty parameter, 2 unknown
 //! company code), and HTTP 401 for an expired or invalid token. `Expire_Date` has 7 fractional digits and the
@@ -18,15 +25,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, FixedOffset, Timelike, Utc};
+use hmac::{KeyInit, Mac};
 use serde_json::json;
 
-use super::{json, seconds, uuid_like};
-use crate::accounts::MISA_COMPANY_CODE;
+use super::{field, json, json_body, seconds, uuid_like};
+use crate::accounts::{MISA_APP_ID, MISA_COMPANY_CODE, MISA_SECRET_KEY};
 use crate::tokens::Tokens;
 use crate::{Emulator, Shared};
 
-/// The sandbox's lifetimes (the vendor documents none).
+/// The sandbox's lifetimes (the vendor documents none; a public client's notes say a login's token lasts a day).
 const ACCESS_LIFETIME_SECONDS: i64 = 8 * 3600;
+const LOGIN_ACCESS_LIFETIME_SECONDS: i64 = 24 * 3600;
 const REFRESH_LIFETIME_SECONDS: i64 = 30 * 24 * 3600;
 
 #[derive(Debug, Default)]
@@ -44,7 +53,76 @@ impl Ledger {
 }
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new().route("/Authen/v2/RefreshToken", post(refresh))
+    let mut routes = Router::new().route("/Authen/v2/RefreshToken", post(refresh));
+    // ASP.NET matches routes in any case: the documentation and the public clients spell this one two ways.
+    for path in ["/api/Account/Login", "/api/account/login"] {
+        routes = routes.route(path, post(open_platform_login));
+    }
+    routes
+}
+
+/// The OpenPlatform login: checks the app, the domain and the signature, and issues an access token only.
+async fn open_platform_login(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let body = json_body(&body);
+    let fields = ["AppID", "Domain", "LoginTime", "SignatureInfo"].map(|name| field(&body, name));
+    let [
+        Some(app_id),
+        Some(domain),
+        Some(login_time),
+        Some(signature),
+    ] = fields
+    else {
+        return open_platform_failure(1, "AppID, Domain, LoginTime and SignatureInfo are required");
+    };
+    if app_id != MISA_APP_ID {
+        return open_platform_failure(3, "AppID does not exist");
+    }
+    if domain != MISA_COMPANY_CODE {
+        return open_platform_failure(2, "Domain does not exist");
+    }
+    // The signed text, written out as the documentation's clients build it.
+    let signed = json!({"AppID": app_id, "Domain": domain, "LoginTime": login_time});
+    let signed = format!(
+        r#"{{"AppID":{},"Domain":{},"LoginTime":{}}}"#,
+        signed["AppID"], signed["Domain"], signed["LoginTime"]
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(MISA_SECRET_KEY.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(signed.as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    if !signature.eq_ignore_ascii_case(&expected) {
+        return open_platform_failure(4, "SignatureInfo is invalid or has timed out");
+    }
+    let now = shared.clock.now();
+    let access = uuid_like();
+    shared.ledgers().misa_cukcuk.access.insert(
+        access.clone(),
+        now,
+        Some(seconds(LOGIN_ACCESS_LIFETIME_SECONDS)),
+        domain,
+    );
+    json(
+        StatusCode::OK,
+        json!({
+            "Code": 200,
+            "Data": {"AccessToken": access, "AppID": app_id, "CompanyCode": domain, "Domain": domain},
+            "Success": true,
+            "Total": 0,
+        }),
+    )
+}
+
+/// The OpenPlatform's ServiceResult for a refused call (HTTP 200, as documented).
+fn open_platform_failure(error_type: i64, message: &str) -> Response {
+    json(
+        StatusCode::OK,
+        json!({"Code": 200, "Success": false, "ErrorType": error_type, "ErrorMessage": message, "Total": 0}),
+    )
 }
 
 /// Stands in for the undocumented v2 login: tokens for `company_code`.
