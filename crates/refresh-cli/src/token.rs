@@ -13,8 +13,8 @@ use crate::{exit, output};
 
 pub fn help() -> &'static str {
     "\
-Prints the profile's access token and a newline, nothing else; errors go to stderr as JSON, with the exit codes
-of `refresh once`. A token that is due is refreshed first, and the new tokens are stored before it is printed.
+Prints the profile's access token and a newline, nothing else (with --json, one JSON object with its expiry and
+the anomalies of a vendor answer it stored); errors go to stderr as JSON, with the exit codes of `refresh once`. A token that is due is refreshed first, and the new tokens are stored before it is printed.
 Where the vendor's refresh window has closed, the login is repeated without a person if its secrets are in the
 environment (or with --stdin on standard input): PASSWORD (sugon-ac), APP_SECURITY (ekuaibao), SECRET_KEY
 (misa-cukcuk, whose login's token is never refreshed, so it logs in again each time it is due); WeChat's component
@@ -23,6 +23,7 @@ the same way when the profile has no access_key.
 
 Examples:
   refresh token prod
+  refresh token prod --json | jq .expires_at
   curl -H \"Authorization: Bearer $(refresh token prod)\" https://api.example/v1/items"
 }
 
@@ -41,6 +42,11 @@ pub struct Args {
     /// Time allowed for each request to the vendor.
     #[arg(long, value_name = "SECONDS", default_value_t = refresh_facade::HttpOptions::DEFAULT_TIMEOUT.as_secs())]
     timeout: u64,
+    /// Print one JSON object instead of the bare token: profile, vendor, access_token, expires_at, refresh_at,
+    /// version, and the anomalies of a vendor answer this command stored (empty when it asked the vendor nothing;
+    /// `refresh status` keeps the last ones).
+    #[arg(long)]
+    json: bool,
 }
 
 pub async fn run(args: Args) -> ExitCode {
@@ -82,12 +88,31 @@ pub async fn run(args: Args) -> ExitCode {
     }
     manager.manage(profile.id.clone(), credential);
     let result = manager.access_token(&profile.id).await;
+    let anomalies = anomalies.taken();
     profiles.record_outcome(
         profile,
         result.as_ref().map_or_else(ManagerError::outcome, |_| "ok"),
-        anomalies.taken().as_deref(),
+        anomalies.as_deref(),
     );
     match result {
+        Ok(token) if args.json => {
+            let at = |t: chrono::DateTime<chrono::Utc>| {
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            };
+            println!(
+                "{}",
+                serde_json::json!({
+                    "profile": profile.name,
+                    "vendor": profile.vendor.as_str(),
+                    "access_token": token.secret.expose_secret(),
+                    "expires_at": at(token.expires_at),
+                    "refresh_at": at(token.refresh_at),
+                    "version": token.version,
+                    "anomalies": output::anomalies(anomalies.as_deref().unwrap_or_default()),
+                })
+            );
+            exit::code(exit::SUCCESS)
+        }
         Ok(token) => {
             println!("{}", token.secret.expose_secret());
             exit::code(exit::SUCCESS)

@@ -846,30 +846,54 @@ async fn profiles_log_in_print_valid_tokens_and_show_their_status() {
         Emulator::SugonAc,
         Fault::retype("/msg", serde_json::json!(7)),
     );
-    let token = refresh(&["token", "hpc"], &env, None).await;
+    // With --json: the token, its deadlines, and what was odd in the answer this command stored.
+    let token = refresh(&["token", "hpc", "--json"], &env, None).await;
     assert_eq!(token.code, 0, "{}", token.stderr);
-    let printed = token.stdout.trim_end_matches('\n');
-    assert!(
-        !printed.is_empty() && !printed.contains(char::is_whitespace),
-        "{}",
-        token.stdout
+    let out = token.json_out();
+    let kinds: Vec<&str> = out["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["undocumented_types"], "{out}");
+    assert_eq!(
+        (out["profile"].as_str(), out["version"].as_u64()),
+        (Some("hpc"), Some(2))
     );
+    let expires_at =
+        chrono::DateTime::parse_from_rfc3339(out["expires_at"].as_str().unwrap()).unwrap();
+    let refresh_at =
+        chrono::DateTime::parse_from_rfc3339(out["refresh_at"].as_str().unwrap()).unwrap();
+    assert!(refresh_at < expires_at, "{out}");
     let record: Value =
         serde_json::from_slice(&std::fs::read(state.join("tokens/hpc.json")).unwrap()).unwrap();
     assert_eq!(
         record["version"], 2,
         "refreshed and stored before it was printed"
     );
-    assert_eq!(record["tokens"]["access_token"], printed);
-    // Valid now: printed again without a refresh.
+    assert_eq!(record["tokens"]["access_token"], out["access_token"]);
+    // Valid now: printed again without a refresh, bare: the token and a newline.
     let again = refresh(&["token", "hpc"], &env, None).await;
-    assert_eq!(again.stdout.trim_end(), printed);
+    let printed = again.stdout.trim_end_matches('\n');
+    assert!(
+        !printed.is_empty() && !printed.contains(char::is_whitespace),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(out["access_token"], printed);
     assert_eq!(
         sandbox.refresh_count(
             Emulator::SugonAc,
             record["tokens"]["refresh_token"].as_str().unwrap()
         ),
         0
+    );
+    let quiet = refresh(&["token", "hpc", "--json"], &env, None).await;
+    assert_eq!(
+        quiet.json_out()["anomalies"],
+        serde_json::json!([]),
+        "nothing was asked"
     );
 
     let after = status(&refresh(&["status", "--json"], &env, None).await);
