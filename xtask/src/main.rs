@@ -5,6 +5,7 @@
 
 mod codegen;
 mod invariants;
+mod review;
 mod test;
 
 use std::process::ExitCode;
@@ -19,6 +20,10 @@ commands:
   test [options]     set up what the tests need (PostgreSQL's server, installed with apt when root
                      on Debian or Ubuntu; cargo-insta), then run every test and insta's strict check;
                      options go to `cargo insta test` (e.g. `-p refresh-postgres`)
+  review [--base REF] [--out FILE]
+                     a Markdown report of what the working tree changes for users, against REF
+                     (default HEAD): specs, each vendor crate's semver verdict (cargo-semver-checks,
+                     installed if missing), snapshots with their diffs, ERROR_CODES.md, stale files
 ";
 
 fn main() -> ExitCode {
@@ -26,6 +31,15 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mode = match args.as_slice() {
         ["test", options @ ..] => return test::run_all(&codegen::workspace_root(), options),
+        ["review", options @ ..] => {
+            return match review::Options::parse(options) {
+                Ok(options) => review::run(&codegen::workspace_root(), &options),
+                Err(error) => {
+                    eprintln!("error: {error}\n{USAGE}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         ["codegen"] => codegen::Mode::Write,
         ["codegen", "--check"] => codegen::Mode::Check,
         ["-h" | "--help" | "help"] => {

@@ -3,7 +3,8 @@
 //! 1. PostgreSQL's server binaries (`initdb`, `pg_ctl`), for `refresh-postgres`'s throwaway clusters: `PG_BIN`, then
 //!    Debian's `/usr/lib/postgresql/<version>/bin` (newest first), then the `PATH`. Missing, and root on Debian or
 //!    Ubuntu: installs the `postgresql` package with apt, saying so. Otherwise it stops and says what to run.
-//! 2. `cargo-insta` at the version of `insta` in `Cargo.lock`, installed with `cargo install` if missing.
+//! 2. `cargo-insta` at the version of `insta` in `Cargo.lock`, and the cargo-semver-checks that `cargo xtask
+//!    review` (and its test) uses, each installed with `cargo install` if missing.
 //! 3. `cargo test --workspace --locked --no-run` (the build, with the lock file as committed), then
 //!    `cargo insta test --check --unreferenced=reject` (every test, once; any snapshot that differs, is pending
 //!    or is no longer referenced fails the run).
@@ -276,6 +277,7 @@ pub fn run_all(root: &Path, args: &[&str]) -> ExitCode {
             server.from
         );
         ensure_cargo_insta(root)?;
+        crate::review::ensure_semver_checks()?;
         let scope = scope(args);
         // The tests' harness looks in the same places; PG_BIN makes it use the very binaries found here.
         let cargo = |args: &[&str]| {

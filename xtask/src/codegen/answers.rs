@@ -32,7 +32,7 @@ pub fn operations(spec: &Value) -> impl Iterator<Item = &Value> {
         .filter(|operation| operation.get("responses").is_some())
 }
 
-fn walk_schema<'a>(
+pub fn walk_schema<'a>(
     spec: &'a Value,
     schema: &'a Value,
     path: &str,
@@ -77,7 +77,7 @@ fn walk_schema<'a>(
 }
 
 /// `value`, or what its `$ref` names in `components.<section>`.
-fn resolve<'a>(spec: &'a Value, value: &'a Value, section: &str) -> Option<&'a Value> {
+pub fn resolve<'a>(spec: &'a Value, value: &'a Value, section: &str) -> Option<&'a Value> {
     let Some(reference) = value.get("$ref").and_then(Value::as_str) else {
         return Some(value);
     };
