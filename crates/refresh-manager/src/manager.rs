@@ -556,6 +556,30 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
     }
 
+    /// Why `id`'s last renewal failed, if none has succeeded since. A token can still be handed out meanwhile (it
+    /// is valid until its expiry): this says whether it will be renewed. `None` for an unknown id, or one whose last
+    /// renewal worked.
+    pub fn last_failure(&self, id: &CredentialId) -> Option<ManagerError> {
+        let credential = self.credential(id).ok()?;
+        lock(&credential.health).last_error.clone()
+    }
+
+    /// Stops managing `id` (an agent whose profile was removed): its registration and timer go; a renewal already
+    /// running ends as it would have. Refused (`false`) while `id` holds tokens the store has not taken
+    /// ([`Manager::holds_unsaved`]): dropping them could lose the only live refresh token. `true` when `id` is
+    /// no longer managed.
+    pub fn unmanage(&self, id: &CredentialId) -> bool {
+        if self.holds_unsaved(id) {
+            return false;
+        }
+        self.shared.credentials.rcu(|current| {
+            let mut next = Credentials::clone(current);
+            next.remove(id);
+            next
+        });
+        true
+    }
+
     /// Replaces the credential's non-interactive login (WeChat: the component token's grant with the verify ticket
     /// WeChat just pushed). A credential the vendor had refused for good is tried again.
     pub fn set_login(&self, id: &CredentialId, grant: Grant) -> Result<(), ManagerError> {

@@ -1,0 +1,370 @@
+//! The agent: one keeper task per profile over one [`Manager`], and what the socket API reads of them.
+//!
+//! A keeper reads its credential's token through the manager (which renews it when due, durably first), rewrites
+//! the profile's sinks when the token changed, and sleeps until the token's refresh time. Every branch of its loop
+//! says why it waits:
+//! - **a token**: until its `refresh_at`, when the manager renews it;
+//! - **a failure a retry may fix** (vendor down, store refusing): a backoff from 1 s doubling to 60 s, or the
+//!   vendor's `Retry-After`; and at the token's expiry, the sinks are removed, so that nobody reads a dead token;
+//! - **a credential that needs a person** (re-authorization, no tokens stored): sinks removed, and a look every
+//!   [`DEAD_RECHECK`] in case someone ran `refresh login`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use refresh_facade::Vendor;
+use refresh_manager::{
+    CredentialId, CredentialOptions, Manager, ManagerClock, ManagerError, TokenStore,
+};
+use tokio::sync::watch;
+
+use crate::access::Readers;
+use crate::sink::{Issued, Sink};
+
+/// How often a credential that needs a person is looked at again.
+pub const DEAD_RECHECK: Duration = Duration::from_secs(60);
+/// The first and the longest wait after a failure a retry may fix.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+pub const LONGEST_BACKOFF: Duration = Duration::from_secs(60);
+
+/// One profile the agent keeps valid.
+pub struct Profile {
+    pub name: String,
+    pub id: CredentialId,
+    pub vendor: Vendor,
+    pub credential: CredentialOptions,
+    pub sinks: Vec<Sink>,
+    pub readers: Readers,
+}
+
+/// How a profile's credential is doing, as `GET /v1/status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Not read yet.
+    #[default]
+    Starting,
+    /// A valid token.
+    Ok,
+    /// The last attempt failed in a way a retry may fix.
+    Degraded,
+    /// It needs a person (re-authorization, or no tokens stored).
+    Dead,
+}
+
+/// What a keeper last saw.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct State {
+    pub health: Health,
+    /// `ok`, or the failure's outcome (`reauthorization_required`, `transient`, `store_error`…).
+    pub last_outcome: Option<String>,
+    /// Why it is degraded or dead, without secrets.
+    pub why: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When the token is due for renewal (the next refresh).
+    pub refresh_at: Option<DateTime<Utc>>,
+    pub version: Option<u64>,
+    /// Tokens the vendor issued that the store has not taken yet (held in memory, and rescued if a rescue is set).
+    pub unsaved_tokens: bool,
+    /// How many times the sinks were rewritten.
+    pub sink_writes: u64,
+    pub last_sink_error: Option<String>,
+}
+
+pub(crate) struct Kept {
+    pub(crate) name: String,
+    pub(crate) id: CredentialId,
+    pub(crate) vendor: Vendor,
+    pub(crate) readers: Readers,
+    pub(crate) state: Mutex<State>,
+    stop: watch::Sender<bool>,
+}
+
+impl Kept {
+    pub(crate) fn state(&self) -> State {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut State)) {
+        change(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+/// The running agent: cheap to clone, shared by the keepers and the socket API.
+pub struct Agent<S: TokenStore + 'static> {
+    pub(crate) manager: Arc<Manager<S>>,
+    pub(crate) kept: Arc<arc_swap::ArcSwap<BTreeMap<String, Arc<Kept>>>>,
+    pub(crate) agent_uid: u32,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl<S: TokenStore + 'static> Clone for Agent<S> {
+    fn clone(&self) -> Self {
+        Agent {
+            manager: Arc::clone(&self.manager),
+            kept: Arc::clone(&self.kept),
+            agent_uid: self.agent_uid,
+            tasks: Arc::clone(&self.tasks),
+        }
+    }
+}
+
+impl<S: TokenStore + 'static> Agent<S> {
+    /// An agent over `manager`, keeping nothing yet ([`Agent::apply`] gives it its profiles).
+    pub fn new(manager: Manager<S>) -> Self {
+        Agent {
+            manager: Arc::new(manager),
+            kept: Arc::default(),
+            agent_uid: crate::access::own_uid(),
+            tasks: Arc::default(),
+        }
+    }
+
+    pub fn manager(&self) -> &Manager<S> {
+        &self.manager
+    }
+
+    /// Keeps exactly `profiles` from now on: new ones start, removed ones stop (their sinks are left as they are,
+    /// and the manager forgets them unless they hold tokens the store has not taken yet), changed ones restart
+    /// with their new settings. What a SIGHUP does. The names of the profiles added, restarted and removed.
+    pub fn apply(&self, profiles: Vec<Profile>) -> Applied {
+        let mut applied = Applied::default();
+        let mut next: BTreeMap<String, Arc<Kept>> = BTreeMap::new();
+        let current = self.kept.load_full();
+        for profile in profiles {
+            let restarted = current.contains_key(&profile.name);
+            if let Some(old) = current.get(&profile.name) {
+                let _ = old.stop.send(true);
+            }
+            let name = profile.name.clone();
+            next.insert(name.clone(), self.start(profile));
+            if restarted {
+                applied.restarted.push(name);
+            } else {
+                applied.added.push(name);
+            }
+        }
+        for (name, old) in current.iter() {
+            if !next.contains_key(name) {
+                let _ = old.stop.send(true);
+                if !next.values().any(|kept| kept.id == old.id) {
+                    self.manager.unmanage(&old.id);
+                }
+                applied.removed.push(name.clone());
+            }
+        }
+        self.kept.store(Arc::new(next));
+        applied
+    }
+
+    fn start(&self, profile: Profile) -> Arc<Kept> {
+        let (stop, stopped) = watch::channel(false);
+        let kept = Arc::new(Kept {
+            name: profile.name.clone(),
+            id: profile.id.clone(),
+            vendor: profile.vendor,
+            readers: profile.readers.clone(),
+            state: Mutex::default(),
+            stop,
+        });
+        self.manager.manage(profile.id.clone(), profile.credential);
+        let keeper = Keeper {
+            manager: Arc::clone(&self.manager),
+            kept: Arc::clone(&kept),
+            sinks: profile.sinks,
+            stopped,
+        };
+        let task = tokio::spawn(keeper.run());
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(task);
+        kept
+    }
+
+    /// Every profile's state, by name.
+    pub fn status(&self) -> BTreeMap<String, State> {
+        self.kept
+            .load()
+            .iter()
+            .map(|(name, kept)| {
+                let mut state = kept.state();
+                state.unsaved_tokens = self.manager.holds_unsaved(&kept.id);
+                (name.clone(), state)
+            })
+            .collect()
+    }
+
+    /// Stops every keeper, lets running renewals finish and writes what the store refused earlier: what a SIGTERM
+    /// does before the process exits. The manager's error if tokens could still not be written.
+    pub async fn shutdown(&self) -> Result<(), ManagerError> {
+        for kept in self.kept.load().values() {
+            let _ = kept.stop.send(true);
+        }
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.manager.flush().await
+    }
+}
+
+/// What [`Agent::apply`] changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub added: Vec<String>,
+    pub restarted: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+struct Keeper<S: TokenStore + 'static> {
+    manager: Arc<Manager<S>>,
+    kept: Arc<Kept>,
+    sinks: Vec<Sink>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl<S: TokenStore + 'static> Keeper<S> {
+    async fn run(mut self) {
+        let clock = self.manager.clock().clone();
+        let mut written: Option<(String, DateTime<Utc>)> = None;
+        let mut backoff = FIRST_BACKOFF;
+        // Whether the last pass already waited for a background renewal of a token that was due.
+        let mut awaited_renewal = false;
+        loop {
+            let wait = match self.manager.access_token(&self.kept.id).await {
+                Ok(token) => {
+                    let secret = token.secret.expose_secret();
+                    if written.as_ref().is_none_or(|(w, _)| w != secret) {
+                        self.write_sinks(&token).await;
+                        written = Some((secret.to_owned(), token.expires_at));
+                    }
+                    // A valid token, but its renewal may have failed: say so, and whether a person is needed.
+                    let failure = self.manager.last_failure(&self.kept.id);
+                    self.kept.update(|state| {
+                        state.health = match &failure {
+                            None => Health::Ok,
+                            Some(error) if needs_a_person(error) => Health::Dead,
+                            Some(_) => Health::Degraded,
+                        };
+                        state.last_outcome =
+                            Some(failure.as_ref().map_or("ok", ManagerError::outcome).into());
+                        state.why = failure.as_ref().map(ToString::to_string);
+                        state.expires_at = Some(token.expires_at);
+                        state.refresh_at = Some(token.refresh_at);
+                        state.version = Some(token.version);
+                    });
+                    let due_in = until(&clock, token.refresh_at);
+                    if due_in.is_zero() && !awaited_renewal {
+                        // Due: the manager handed out the still-valid token and renews it in the background. Read
+                        // again once that renewal ended.
+                        awaited_renewal = true;
+                        self.manager.renewals_finished().await;
+                        Duration::ZERO
+                    } else if due_in.is_zero() {
+                        // Due and not renewed: the manager retries on its own schedule; look again after a backoff,
+                        // and at the token's expiry at the latest.
+                        let wait = backoff.min(until(&clock, token.expires_at));
+                        backoff = (backoff * 2).min(LONGEST_BACKOFF);
+                        wait
+                    } else {
+                        awaited_renewal = false;
+                        backoff = FIRST_BACKOFF;
+                        due_in
+                    }
+                }
+                Err(error) if needs_a_person(&error) => {
+                    self.remove_sinks();
+                    written = None;
+                    self.kept.update(|state| {
+                        state.health = Health::Dead;
+                        state.last_outcome = Some(error.outcome().into());
+                        state.why = Some(error.to_string());
+                    });
+                    DEAD_RECHECK
+                }
+                Err(error) => {
+                    // A token past its expiry is never left in a sink, however the retries go.
+                    let expired = written
+                        .as_ref()
+                        .is_some_and(|(_, expires_at)| clock.wall() >= *expires_at);
+                    if expired {
+                        self.remove_sinks();
+                        written = None;
+                    }
+                    self.kept.update(|state| {
+                        state.health = Health::Degraded;
+                        state.last_outcome = Some(error.outcome().into());
+                        state.why = Some(error.to_string());
+                    });
+                    let wait = error.retry_after().unwrap_or(backoff).min(LONGEST_BACKOFF);
+                    backoff = (backoff * 2).min(LONGEST_BACKOFF);
+                    // Wake at the expiry of the token in the sinks, if that comes first, to remove it.
+                    match &written {
+                        Some((_, expires_at)) => wait.min(until(&clock, *expires_at)),
+                        None => wait,
+                    }
+                }
+            };
+            let deadline = clock.now().after(wait);
+            tokio::select! {
+                _ = clock.sleep_until(deadline) => {}
+                _ = self.stopped.changed() => return,
+            }
+            if *self.stopped.borrow() {
+                return;
+            }
+        }
+    }
+
+    async fn write_sinks(&self, token: &refresh_manager::AccessToken) {
+        let issued = Issued {
+            profile: &self.kept.name,
+            vendor: self.kept.vendor,
+            token: token.secret.expose_secret(),
+            expires_at: token.expires_at,
+            refresh_at: token.refresh_at,
+        };
+        for sink in &self.sinks {
+            let result = match sink.write(&sink.render(&issued)) {
+                Ok(()) => sink.run_command().await,
+                Err(error) => Err(format!("{}: {error}", sink.path.display())),
+            };
+            self.kept.update(|state| match result {
+                Ok(()) => {
+                    state.sink_writes += 1;
+                    state.last_sink_error = None;
+                }
+                Err(error) => {
+                    tracing::warn!(profile = %self.kept.name, %error, "a sink could not be written");
+                    state.last_sink_error = Some(error);
+                }
+            });
+        }
+    }
+
+    fn remove_sinks(&self) {
+        for sink in &self.sinks {
+            if let Err(error) = sink.remove() {
+                tracing::warn!(profile = %self.kept.name, sink = %sink.path.display(), %error,
+                    "a sink whose token is no longer valid could not be removed");
+            }
+        }
+    }
+}
+
+/// A failure only a person can end: the vendor wants a new authorization, or nothing is stored to renew.
+fn needs_a_person(error: &ManagerError) -> bool {
+    error.is_reauthorization_required() || matches!(error, ManagerError::NotStored(_))
+}
+
+/// How long from now (on `clock`'s wall) until `at`; zero if it has passed.
+fn until(clock: &ManagerClock, at: DateTime<Utc>) -> Duration {
+    (at - clock.wall()).to_std().unwrap_or(Duration::ZERO)
+}

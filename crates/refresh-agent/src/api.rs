@@ -1,0 +1,169 @@
+//! The local API: HTTP/1.1 on a unix socket.
+//!
+//! - `GET /v1/tokens/{profile}`: the profile's valid token as JSON, to the callers its readers allow (by the
+//!   socket peer's uid and gid); anyone else gets 403, and the refusal is logged with their uid, gid and pid.
+//! - `GET /v1/status`: every profile's state (no tokens).
+//! - `GET /healthz`: 200 when every profile has a valid token, 503 (with the ones that do not) otherwise.
+//! - `GET /metrics`: the manager's metrics in the Prometheus text format.
+
+use std::future::Future;
+use std::path::Path;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::SecondsFormat;
+use metrics_exporter_prometheus::PrometheusHandle;
+use refresh_manager::TokenStore;
+use serde_json::json;
+
+use crate::access::Peer;
+use crate::agent::{Agent, Health};
+
+struct Api<S: TokenStore + 'static> {
+    agent: Agent<S>,
+    metrics: Option<PrometheusHandle>,
+}
+
+impl<S: TokenStore + 'static> Clone for Api<S> {
+    fn clone(&self) -> Self {
+        Api {
+            agent: self.agent.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The API's routes (for a caller that serves them itself: they need [`Peer`] as connect info).
+pub fn router<S: TokenStore + 'static>(
+    agent: Agent<S>,
+    metrics: Option<PrometheusHandle>,
+) -> Router {
+    Router::new()
+        .route("/v1/tokens/{profile}", get(token::<S>))
+        .route("/v1/status", get(status::<S>))
+        .route("/healthz", get(healthz::<S>))
+        .route("/metrics", get(prometheus::<S>))
+        .with_state(Api { agent, metrics })
+}
+
+/// Binds the socket at `path` (replacing a stale one), mode 0o666 so that any local user can connect (each
+/// request is then checked by its caller's uid), and serves the API until `shutdown` completes.
+pub async fn serve<S: TokenStore + 'static>(
+    path: &Path,
+    agent: Agent<S>,
+    metrics: Option<PrometheusHandle>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    let app = router(agent, metrics).into_make_service_with_connect_info::<Peer>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn error(status: StatusCode, outcome: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": outcome, "message": message})),
+    )
+        .into_response()
+}
+
+async fn token<S: TokenStore + 'static>(
+    State(api): State<Api<S>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let kept = api.agent.kept.load().get(&name).cloned();
+    let Some(kept) = kept else {
+        return error(StatusCode::NOT_FOUND, "unknown_profile", "no such profile");
+    };
+    if !kept.readers.allow(&peer, api.agent.agent_uid) {
+        tracing::warn!(profile = %name, uid = peer.uid, gid = peer.gid, pid = peer.pid,
+            "a caller the profile does not allow asked for its token: refused");
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this profile's readers do not include your uid or gid",
+        );
+    }
+    match api.agent.manager.access_token(&kept.id).await {
+        Ok(token) => {
+            let at =
+                |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+            axum::Json(json!({
+                "profile": name,
+                "vendor": kept.vendor.as_str(),
+                "access_token": token.secret.expose_secret(),
+                "token_type": "Bearer",
+                "expires_at": at(token.expires_at),
+                "refresh_at": at(token.refresh_at),
+                "version": token.version,
+            }))
+            .into_response()
+        }
+        Err(failure) => {
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                failure.outcome(),
+                &failure.to_string(),
+            );
+            if let Some(after) = failure.retry_after()
+                && let Ok(value) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+    }
+}
+
+async fn status<S: TokenStore + 'static>(State(api): State<Api<S>>) -> Response {
+    axum::Json(json!({"profiles": api.agent.status()})).into_response()
+}
+
+async fn healthz<S: TokenStore + 'static>(State(api): State<Api<S>>) -> Response {
+    let unhealthy: Vec<String> = api
+        .agent
+        .status()
+        .into_iter()
+        .filter(|(_, state)| state.health != Health::Ok)
+        .map(|(name, _)| name)
+        .collect();
+    if unhealthy.is_empty() {
+        axum::Json(json!({"status": "ok"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unhealthy", "profiles": unhealthy})),
+        )
+            .into_response()
+    }
+}
+
+async fn prometheus<S: TokenStore + 'static>(State(api): State<Api<S>>) -> Response {
+    match &api.metrics {
+        Some(handle) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no_metrics",
+            "this agent records no metrics",
+        ),
+    }
+}

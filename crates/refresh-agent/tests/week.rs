@@ -1,0 +1,484 @@
+//! A simulated week of the agent on the sandbox's manual clock, with a profile at each of the five vendors (and
+//! WeChat's component token): the clock jumps from one renewal to the next, and after each jump every sink holds the
+//! profile's current token, which the vendor's ledger says is live and which has not expired.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use refresh_agent::{Agent, Format, Health, Profile, Readers, Sink};
+use refresh_facade::{
+    EkuaibaoConfig, Grant, ISolarCloudConfig, MisaCukcukConfig, Refresher, SugonAcConfig, Vendor,
+    VendorConfig, WechatOpenConfig,
+};
+use refresh_manager::{
+    CredentialId, CredentialOptions, Manager, ManagerOptions, ManualClock, MemoryStore, TokenStore,
+};
+use refresh_sandbox::{AccessTokenState, Emulator, Sandbox, SandboxOptions, accounts};
+
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+struct Setup {
+    name: &'static str,
+    emulator: Emulator,
+    vendor: Vendor,
+}
+
+const PROFILES: [Setup; 6] = [
+    Setup {
+        name: "isolarcloud",
+        emulator: Emulator::ISolarCloud,
+        vendor: Vendor::ISolarCloud,
+    },
+    Setup {
+        name: "sugon-ac",
+        emulator: Emulator::SugonAc,
+        vendor: Vendor::SugonAc,
+    },
+    Setup {
+        name: "misa-cukcuk",
+        emulator: Emulator::MisaCukcuk,
+        vendor: Vendor::MisaCukcuk,
+    },
+    Setup {
+        name: "wechat-component",
+        emulator: Emulator::WechatOpen,
+        vendor: Vendor::WechatOpen,
+    },
+    Setup {
+        name: "wechat-open",
+        emulator: Emulator::WechatOpen,
+        vendor: Vendor::WechatOpen,
+    },
+    Setup {
+        name: "ekuaibao",
+        emulator: Emulator::Ekuaibao,
+        vendor: Vendor::Ekuaibao,
+    },
+];
+
+fn config(setup: &Setup) -> VendorConfig {
+    match setup.vendor {
+        Vendor::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
+            accounts::ISOLARCLOUD_APP_KEY,
+            accounts::ISOLARCLOUD_ACCESS_KEY,
+        )),
+        Vendor::SugonAc => VendorConfig::SugonAc(SugonAcConfig::new()),
+        Vendor::MisaCukcuk => {
+            VendorConfig::MisaCukcuk(MisaCukcukConfig::new(accounts::MISA_COMPANY_CODE))
+        }
+        Vendor::WechatOpen => VendorConfig::WechatOpen(WechatOpenConfig::new(
+            accounts::WECHAT_COMPONENT_APPID,
+            accounts::WECHAT_AUTHORIZER_APPID,
+        )),
+        Vendor::Ekuaibao => VendorConfig::Ekuaibao(EkuaibaoConfig::new()),
+        other => unreachable!("{other}"),
+    }
+}
+
+/// The login a profile repeats without a person, where its vendor has one.
+fn unattended_login(setup: &Setup) -> Option<Grant> {
+    match setup.name {
+        "sugon-ac" => Some(Grant::SugonAcPassword {
+            user: accounts::SUGON_USER.into(),
+            password: accounts::SUGON_PASSWORD.into(),
+            org_id: accounts::SUGON_ORG_ID.into(),
+        }),
+        "misa-cukcuk" => Some(Grant::MisaCukcukAppSignature {
+            app_id: accounts::MISA_APP_ID.into(),
+            domain: accounts::MISA_COMPANY_CODE.into(),
+            secret_key: accounts::MISA_SECRET_KEY.into(),
+        }),
+        "wechat-component" => Some(Grant::WechatOpenComponentToken {
+            component_appsecret: accounts::WECHAT_COMPONENT_APPSECRET.into(),
+            component_verify_ticket: accounts::WECHAT_VERIFY_TICKET.into(),
+        }),
+        "ekuaibao" => Some(Grant::EkuaibaoAppCredentials {
+            app_key: accounts::EKUAIBAO_APP_KEY.into(),
+            app_security: accounts::EKUAIBAO_APP_SECURITY.into(),
+        }),
+        _ => None,
+    }
+}
+
+fn id(name: &str) -> CredentialId {
+    CredentialId::new(name).unwrap()
+}
+
+fn sinks(dir: &Path, name: &str) -> Vec<Sink> {
+    vec![
+        Sink::new(dir.join(format!("{name}.token")), Format::Token),
+        Sink::new(dir.join(format!("{name}.json")), Format::Json),
+        Sink::new(dir.join(format!("{name}.env")), Format::Env),
+        Sink::new(dir.join(format!("{name}.header")), Format::Header),
+    ]
+}
+
+/// Waits (in real time) until every profile holds a token that is not yet due, and returns the states.
+async fn settled(
+    agent: &Agent<MemoryStore>,
+    now: DateTime<Utc>,
+) -> BTreeMap<String, refresh_agent::State> {
+    for _ in 0..2_500 {
+        let status = agent.status();
+        let ready = status.len() == PROFILES.len()
+            && status.values().all(|state| {
+                state.health == Health::Ok && state.refresh_at.is_some_and(|at| at > now)
+            });
+        if ready {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the keepers did not settle at {now}: {:#?}", agent.status());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_keeps_every_sink_valid_and_rewritten_before_each_expiry() {
+    let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    let clock = ManualClock::new();
+    let manager = Manager::with_options(
+        MemoryStore::new(),
+        ManagerOptions::default()
+            .with_clock(clock.clone())
+            .with_seed(7),
+    );
+    let facade_clock = manager.clock().facade_clock();
+    let wall = manager.clock().clone();
+    // On tmpfs where there is one: a week is thousands of sink writes, each fsynced twice.
+    let dir = match Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").unwrap(),
+        false => tempfile::tempdir().unwrap(),
+    };
+    let mut profiles = Vec::new();
+    for setup in &PROFILES {
+        let base = sandbox.base_url(setup.emulator).unwrap();
+        let refresher = Refresher::new(config(setup).with_base_url(base))
+            .unwrap()
+            .with_clock(facade_clock.clone());
+        let mut credential = CredentialOptions::new(refresher);
+        if let Some(login) = unattended_login(setup) {
+            credential = credential.with_login(login);
+        }
+        if setup.name == "wechat-open" {
+            credential = credential.with_component_token(id("wechat-component"));
+        }
+        profiles.push(Profile {
+            name: setup.name.into(),
+            id: id(setup.name),
+            vendor: setup.vendor,
+            credential,
+            sinks: sinks(dir.path(), setup.name),
+            readers: Readers::default(),
+        });
+    }
+    // The two authorization-code logins a person does once, before the agent starts; the others log in by
+    // themselves.
+    let code = |emulator| sandbox.authorization_code(emulator).unwrap();
+    for profile in &profiles {
+        manager.manage(profile.id.clone(), profile.credential.clone());
+    }
+    let component = manager.access_token(&id("wechat-component")).await.unwrap();
+    let logins = [
+        (
+            "isolarcloud",
+            Grant::ISolarCloudAuthorizationCode {
+                code: code(Emulator::ISolarCloud).into(),
+                redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
+            },
+        ),
+        (
+            "wechat-open",
+            Grant::WechatOpenAuthorizationCode {
+                authorization_code: code(Emulator::WechatOpen).into(),
+                component_access_token: component.secret.clone(),
+            },
+        ),
+    ];
+    for (name, grant) in logins {
+        manager.login(&id(name), &grant).await.unwrap();
+    }
+    let agent = Agent::new(manager);
+    let applied = agent.apply(profiles);
+    assert_eq!(applied.added.len(), PROFILES.len());
+
+    let start = wall.wall();
+    let mut rewrites: BTreeMap<String, usize> = BTreeMap::new();
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    let mut steps = 0;
+    loop {
+        let now = wall.wall();
+        let status = settled(&agent, now).await;
+        for setup in &PROFILES {
+            let state = &status[setup.name];
+            let read = |suffix: &str| {
+                std::fs::read_to_string(dir.path().join(format!("{}.{suffix}", setup.name)))
+                    .unwrap()
+            };
+            let token = read("token");
+            let json: serde_json::Value = serde_json::from_str(&read("json")).unwrap();
+            assert_eq!(json["access_token"], token.as_str(), "{}", setup.name);
+            assert_eq!(read("header"), format!("Authorization: Bearer {token}\n"));
+            assert!(read("env").starts_with(&format!("ACCESS_TOKEN={token}\n")));
+            let expires_at: DateTime<Utc> = json["expires_at"].as_str().unwrap().parse().unwrap();
+            // Written to the second, rounded down: never later than the token's real expiry.
+            let real = state.expires_at.unwrap();
+            assert!(
+                expires_at <= real && real - expires_at < chrono::TimeDelta::seconds(1),
+                "{}: {expires_at} for {real}",
+                setup.name
+            );
+            assert!(
+                expires_at > now,
+                "{} holds a token that expired at {expires_at} (now {now})",
+                setup.name
+            );
+            assert_eq!(
+                sandbox.access_token_state(setup.emulator, &token),
+                AccessTokenState::Live,
+                "{}: the vendor does not consider the sink's token live",
+                setup.name
+            );
+            if last.get(setup.name) != Some(&token) {
+                *rewrites.entry(setup.name.into()).or_default() += 1;
+                last.insert(setup.name.into(), token);
+            }
+        }
+        if now - start >= chrono::TimeDelta::from_std(WEEK).unwrap() {
+            break;
+        }
+        // To just past the earliest refresh: every renewal of the week happens, one jump each.
+        let next = status.values().filter_map(|s| s.refresh_at).min().unwrap();
+        let by = (next - now).to_std().unwrap() + Duration::from_secs(1);
+        sandbox.clock().advance(by);
+        clock.advance(by);
+        steps += 1;
+    }
+    // Every profile's token was replaced at least once; MISA's login tokens (10 minutes, the conservative lifetime)
+    // about every 8 minutes, all week.
+    for setup in &PROFILES {
+        assert!(rewrites[setup.name] >= 2, "{}: {rewrites:?}", setup.name);
+    }
+    assert!(rewrites["misa-cukcuk"] > 1_000, "{rewrites:?}");
+    assert!(steps > 500, "{steps} renewals");
+    eprintln!("a week: {steps} jumps, rewrites {rewrites:?}");
+    agent.shutdown().await.unwrap();
+    sandbox.shutdown().await;
+}
+
+/// Waits (in real time) until `done` holds for the agent's status.
+async fn until_status(
+    agent: &Agent<MemoryStore>,
+    what: &str,
+    done: impl Fn(&BTreeMap<String, refresh_agent::State>) -> bool,
+) {
+    for _ in 0..2_500 {
+        if done(&agent.status()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("never {what}: {:#?}", agent.status());
+}
+
+/// A vendor down past the token's expiry: the sink goes when the token expires (nobody reads a dead token) and comes
+/// back with the first token after the outage. A refresh token someone else spent: the credential is dead at its
+/// next renewal, its sink keeps the still-valid token until that expires, and then is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sinks_never_outlive_their_token_through_an_outage_or_a_dead_credential() {
+    let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    let clock = ManualClock::new();
+    let manager = Manager::with_options(
+        MemoryStore::new(),
+        ManagerOptions::default()
+            .with_clock(clock.clone())
+            .with_seed(11),
+    );
+    let wall = manager.clock().clone();
+    let facade_clock = manager.clock().facade_clock();
+    let dir = tempfile::tempdir().unwrap();
+    let refresher = |setup: &Setup| {
+        Refresher::new(config(setup).with_base_url(sandbox.base_url(setup.emulator).unwrap()))
+            .unwrap()
+            .with_clock(facade_clock.clone())
+    };
+    let (sugon, solar) = (&PROFILES[1], &PROFILES[0]);
+    let profiles: Vec<Profile> = [sugon, solar]
+        .into_iter()
+        .map(|setup| Profile {
+            name: setup.name.into(),
+            id: id(setup.name),
+            vendor: setup.vendor,
+            // No login of their own: nothing renews them but a refresh.
+            credential: CredentialOptions::new(refresher(setup)),
+            sinks: vec![Sink::new(dir.path().join(setup.name), Format::Token)],
+            readers: Readers::default(),
+        })
+        .collect();
+    for profile in &profiles {
+        manager.manage(profile.id.clone(), profile.credential.clone());
+    }
+    let sugon_login = unattended_login(sugon).unwrap();
+    manager.login(&id(sugon.name), &sugon_login).await.unwrap();
+    let solar_login = Grant::ISolarCloudAuthorizationCode {
+        code: sandbox
+            .authorization_code(Emulator::ISolarCloud)
+            .unwrap()
+            .into(),
+        redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
+    };
+    manager.login(&id(solar.name), &solar_login).await.unwrap();
+    let agent = Agent::new(manager);
+    agent.apply(profiles);
+    until_status(&agent, "both ok", |s| {
+        s.values().all(|s| s.health == Health::Ok)
+    })
+    .await;
+    let sink = |name: &str| std::fs::read_to_string(dir.path().join(name)).ok();
+    assert!(sink(sugon.name).is_some() && sink(solar.name).is_some());
+
+    // Sugon is down for six hours (its tokens last two); iSolarCloud's refresh token is spent by someone else.
+    let start = wall.wall();
+    sandbox.outage(
+        Emulator::SugonAc,
+        sandbox.clock().now(),
+        sandbox.clock().now() + chrono::TimeDelta::hours(6),
+        503,
+    );
+    let stored = agent
+        .manager()
+        .store()
+        .load(&id(solar.name))
+        .await
+        .unwrap()
+        .unwrap();
+    refresher(solar)
+        .refresh(&refresh_facade::RefreshGrant::new(
+            stored.tokens.refresh_token.clone(),
+        ))
+        .await
+        .unwrap();
+
+    let step = Duration::from_secs(5 * 60);
+    let (mut went, mut came_back) = (false, false);
+    while wall.wall() - start < chrono::TimeDelta::hours(8) {
+        sandbox.clock().advance(step);
+        clock.advance(step);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = wall.wall();
+        let state = agent.status()[sugon.name].clone();
+        match sink(sugon.name) {
+            Some(token) => {
+                // Present: the token in it has not expired.
+                assert_ne!(
+                    sandbox.access_token_state(Emulator::SugonAc, &token),
+                    AccessTokenState::Expired,
+                    "at {now}: {state:?}"
+                );
+                came_back |= went;
+            }
+            None => {
+                went = true;
+                assert_eq!(state.health, Health::Degraded, "at {now}");
+            }
+        }
+    }
+    assert!(went, "the sink was never removed during the outage");
+    assert!(came_back, "the sink never came back after the outage");
+    until_status(&agent, "sugon ok again", |s| {
+        s[sugon.name].health == Health::Ok
+    })
+    .await;
+
+    // iSolarCloud's token lasts two days: at its refresh, the spent refresh token is refused.
+    let due = agent.status()[solar.name].refresh_at.unwrap();
+    let by = (due - wall.wall()).to_std().unwrap() + Duration::from_secs(60);
+    sandbox.clock().advance(by);
+    clock.advance(by);
+    until_status(&agent, "solar dead", |s| {
+        s[solar.name].health == Health::Dead
+    })
+    .await;
+    let solar_state = agent.status()[solar.name].clone();
+    assert_eq!(
+        solar_state.last_outcome.as_deref(),
+        Some("reauthorization_required")
+    );
+    // Its token is still valid for hours: the sink keeps it until it expires, and then loses it.
+    assert!(sink(solar.name).is_some(), "a still-valid token is kept");
+    let expires_at = solar_state.expires_at.unwrap();
+    let by = (expires_at - wall.wall()).to_std().unwrap() + Duration::from_secs(1);
+    sandbox.clock().advance(by);
+    clock.advance(by);
+    for _ in 0..2_500 {
+        if sink(solar.name).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        sink(solar.name).is_none(),
+        "an expired token's sink is removed"
+    );
+    assert_eq!(agent.status()[solar.name].health, Health::Dead);
+    agent.shutdown().await.unwrap();
+    sandbox.shutdown().await;
+}
+
+/// What a SIGHUP does: the re-read profiles replace the running ones. A new profile starts, a kept one restarts, a
+/// dropped one stops and the manager forgets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_new_profiles_adds_restarts_and_removes() {
+    let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    let manager = Manager::new(MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    let profile = |setup: &Setup| {
+        let refresher =
+            Refresher::new(config(setup).with_base_url(sandbox.base_url(setup.emulator).unwrap()))
+                .unwrap();
+        Profile {
+            name: setup.name.into(),
+            id: id(setup.name),
+            vendor: setup.vendor,
+            credential: CredentialOptions::new(refresher)
+                .with_login(unattended_login(setup).unwrap()),
+            sinks: vec![Sink::new(dir.path().join(setup.name), Format::Token)],
+            readers: Readers::default(),
+        }
+    };
+    let (sugon, ekuaibao, misa) = (&PROFILES[1], &PROFILES[5], &PROFILES[2]);
+    let agent = Agent::new(manager);
+    let first = agent.apply(vec![profile(sugon), profile(ekuaibao)]);
+    assert_eq!(first.added, ["sugon-ac", "ekuaibao"]);
+    until_status(&agent, "both ok", |s| {
+        s.len() == 2 && s.values().all(|s| s.health == Health::Ok)
+    })
+    .await;
+
+    let second = agent.apply(vec![profile(ekuaibao), profile(misa)]);
+    assert_eq!(
+        (second.added, second.restarted, second.removed),
+        (
+            vec!["misa-cukcuk".to_owned()],
+            vec!["ekuaibao".to_owned()],
+            vec!["sugon-ac".to_owned()]
+        )
+    );
+    until_status(&agent, "the new set ok", |s| {
+        s.keys().map(String::as_str).collect::<Vec<_>>() == ["ekuaibao", "misa-cukcuk"]
+            && s.values().all(|s| s.health == Health::Ok)
+    })
+    .await;
+    assert!(std::fs::read_to_string(dir.path().join("misa-cukcuk")).is_ok());
+    let forgotten = agent
+        .manager()
+        .access_token(&id("sugon-ac"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(forgotten, refresh_manager::ManagerError::Unknown(_)),
+        "{forgotten}"
+    );
+    agent.shutdown().await.unwrap();
+}
