@@ -49,14 +49,9 @@ pub fn router<S: TokenStore + 'static>(
         .with_state(Api { agent, metrics })
 }
 
-/// Binds the socket at `path` (replacing a stale one), mode 0o666 so that any local user can connect (each
-/// request is then checked by its caller's uid), and serves the API until `shutdown` completes.
-pub async fn serve<S: TokenStore + 'static>(
-    path: &Path,
-    agent: Agent<S>,
-    metrics: Option<PrometheusHandle>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+/// Binds the socket at `path` (replacing a stale one), mode 0o666 so that any local user can connect: each request
+/// is then checked against its caller's uid and gid. Must run inside a tokio runtime.
+pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::remove_file(path) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
@@ -64,6 +59,16 @@ pub async fn serve<S: TokenStore + 'static>(
     }
     let listener = tokio::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(listener)
+}
+
+/// Serves the API on `listener` ([`bind`]) until `shutdown` completes.
+pub async fn serve<S: TokenStore + 'static>(
+    listener: tokio::net::UnixListener,
+    agent: Agent<S>,
+    metrics: Option<PrometheusHandle>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = router(agent, metrics).into_make_service_with_connect_info::<Peer>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
