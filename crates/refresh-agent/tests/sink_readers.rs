@@ -11,7 +11,12 @@ fn readers_never_see_a_partial_sink_through_a_thousand_rotations() {
     let sink = Sink::new(dir.path().join("token.json"), Format::Json);
     // Contents of varied lengths, each one recognizable whole.
     let contents: Vec<String> = (0..1_000)
-        .map(|n| format!("{{\"n\":{n},\"access_token\":\"{}\"}}", "x".repeat(1 + n * 37 % 4_000)))
+        .map(|n| {
+            format!(
+                "{{\"n\":{n},\"access_token\":\"{}\"}}",
+                "x".repeat(1 + n * 37 % 4_000)
+            )
+        })
         .collect();
     sink.write(&contents[0]).unwrap();
     let done = Arc::new(AtomicBool::new(false));

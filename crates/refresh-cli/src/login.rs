@@ -183,6 +183,32 @@ pub fn unattended_login(profile: &Profile, secrets: &Secrets) -> Option<Grant> {
     }
 }
 
+/// How a manager keeps `profile`'s credential: its refresher, its own login where its secrets are at hand, and for a
+/// WeChat authorizer the platform's component credential (its id and options), which the authorizer presents.
+pub fn managed(
+    profile: &Profile,
+    secrets: &Secrets,
+    refresher: Refresher,
+) -> (
+    CredentialOptions,
+    Option<(refresh_manager::CredentialId, CredentialOptions)>,
+) {
+    let mut credential = CredentialOptions::new(refresher.clone());
+    let mut component = None;
+    if let Some(component_id) = profile.component_id() {
+        let mut options = CredentialOptions::new(refresher);
+        if let Ok(grant) = component_grant(secrets) {
+            options = options.with_login(grant);
+        }
+        credential = credential.with_component_token(component_id.clone());
+        component = Some((component_id, options));
+    }
+    if let Some(grant) = unattended_login(profile, secrets) {
+        credential = credential.with_login(grant);
+    }
+    (credential, component)
+}
+
 /// The profiles file and the secrets (environment, or standard input).
 pub fn profiles_and_secrets(
     config: &ConfigArgs,

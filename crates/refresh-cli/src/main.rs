@@ -1,8 +1,10 @@
-//! `refresh`: profiles whose tokens `refresh-manager` keeps (`login`, `token`, `status`), a first login and one
+//! `refresh`: profiles whose tokens `refresh-manager` keeps (`login`, `token`, `status`, and `agent` for every
+//! process on the host), a first login and one
 //! token refresh at any vendor (`login --vendor`, `once`), the vendor emulators (`sandbox`), and a demo of them
 //! (`demo`). A thin layer: the work is done by `refresh-facade`, `refresh-manager` and `refresh-sandbox`; it
 //! imports no vendor crate.
 
+mod agent;
 mod day;
 mod demo;
 mod exit;
@@ -49,6 +51,10 @@ enum Command {
     /// Print a profile's valid access token, refreshing and storing it first when it is due.
     #[command(after_help = token::help())]
     Token(token::Args),
+    /// Keep profiles valid in the background: sinks rewritten before each expiry, tokens served on a unix socket
+    /// to the callers each profile allows.
+    #[command(after_help = agent::help())]
+    Agent(agent::Args),
     /// The profiles: vendor, expiry, refresh window, last outcome, orphans.
     #[command(after_help = "Examples:\n  refresh status\n  refresh status --json")]
     Status(status::Args),
@@ -64,5 +70,6 @@ async fn main() -> ExitCode {
         Command::Login(args) => login::run(args).await,
         Command::Token(args) => token::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Agent(args) => agent::run(args).await,
     }
 }

@@ -11,6 +11,21 @@
 //! app_key = "my-app"
 //! ```
 //!
+//! For `refresh agent`, a profile may list sinks (files the agent keeps holding a valid token) and readers (who may
+//! ask the agent's socket for it); `[agent]` says where the socket is:
+//!
+//! ```toml
+//! [agent]
+//! socket = "/run/refresh/agent.sock"   # default: $XDG_RUNTIME_DIR/refresh/agent.sock, else the state directory
+//! [[profiles.prod.sinks]]
+//! path = "/run/secrets/erp.token"
+//! format = "token"                     # token, json, env, header
+//! command = ["systemctl", "reload", "nginx"]
+//! [profiles.prod.readers]
+//! uids = [1001]
+//! gids = [2000]
+//! ```
+//!
 //! A `[postgres]` table puts the tokens in PostgreSQL instead, shared with the replicas of a service
 //! (`refresh-postgres`): `url` (or `REFRESH_DATABASE_URL`), and the encryption keys from `keys_file` or
 //! `REFRESH_KIT_PG_KEYS` (`<key id>:<32 bytes in base64>`, current key first).
@@ -62,6 +77,13 @@ struct PostgresSettings {
     keys_file: Option<PathBuf>,
 }
 
+/// `[agent]`: where `refresh agent` listens.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentSettings {
+    socket: Option<PathBuf>,
+}
+
 /// One profile of the file.
 pub struct Profile {
     pub name: String,
@@ -70,6 +92,9 @@ pub struct Profile {
     /// The vendor's settings as written (with `access_key` from `APP_SECRET` where the file has none).
     table: toml::Table,
     pub login: LoginSettings,
+    /// `refresh agent`: the files it keeps holding a valid token, and who may ask its socket for it.
+    pub sinks: Vec<refresh_agent::Sink>,
+    pub readers: refresh_agent::Readers,
 }
 
 /// The profiles file, read.
@@ -77,6 +102,7 @@ pub struct Profiles {
     pub path: PathBuf,
     pub state_dir: PathBuf,
     postgres: Option<PostgresSettings>,
+    agent: AgentSettings,
     pub profiles: BTreeMap<String, Profile>,
 }
 
@@ -85,6 +111,8 @@ pub struct Profiles {
 struct File {
     state_dir: Option<PathBuf>,
     postgres: Option<PostgresSettings>,
+    #[serde(default)]
+    agent: AgentSettings,
     #[serde(default)]
     profiles: BTreeMap<String, toml::Table>,
 }
@@ -96,8 +124,13 @@ impl ConfigArgs {
             None => xdg_dir("XDG_CONFIG_HOME", ".config")?.join("refresh/config.toml"),
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
+            let how = if e.kind() == std::io::ErrorKind::NotFound {
+                "; create it with `refresh profiles add NAME --vendor VENDOR …` (see `refresh profiles add --help`)"
+            } else {
+                ""
+            };
             Misconfigured(format!(
-                "cannot read the profiles file {}: {e}",
+                "cannot read the profiles file {}: {e}{how}",
                 path.display()
             ))
         })?;
@@ -134,6 +167,18 @@ impl ConfigArgs {
                 })?,
                 None => LoginSettings::default(),
             };
+            let sinks: Vec<refresh_agent::Sink> = match table.remove("sinks") {
+                Some(sinks) => sinks.try_into().map_err(|e: toml::de::Error| {
+                    Misconfigured(format!("profile {name}: [[sinks]]: {}", e.message()))
+                })?,
+                None => Vec::new(),
+            };
+            let readers: refresh_agent::Readers = match table.remove("readers") {
+                Some(readers) => readers.try_into().map_err(|e: toml::de::Error| {
+                    Misconfigured(format!("profile {name}: [readers]: {}", e.message()))
+                })?,
+                None => refresh_agent::Readers::default(),
+            };
             if login.domain.is_none() {
                 login.domain = table
                     .get("company_code")
@@ -154,6 +199,8 @@ impl ConfigArgs {
                     vendor,
                     table,
                     login,
+                    sinks,
+                    readers,
                 },
             );
         }
@@ -161,6 +208,7 @@ impl ConfigArgs {
             path,
             state_dir,
             postgres: file.postgres,
+            agent: file.agent,
             profiles,
         })
     }
@@ -206,6 +254,18 @@ impl Profiles {
                 }
             ))
         })
+    }
+
+    /// Where `refresh agent` listens: `[agent] socket`, else `$XDG_RUNTIME_DIR/refresh/agent.sock`, else
+    /// `agent.sock` in the state directory.
+    pub fn socket(&self) -> PathBuf {
+        if let Some(socket) = &self.agent.socket {
+            return socket.clone();
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+            Some(dir) => PathBuf::from(dir).join("refresh/agent.sock"),
+            None => self.state_dir.join("agent.sock"),
+        }
     }
 
     pub fn store(&self) -> Result<ProfileStore, Misconfigured> {

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use refresh_manager::{CredentialOptions, Manager, ManagerError, ManagerOptions};
+use refresh_manager::{Manager, ManagerError, ManagerOptions};
 
-use crate::login::{component_grant, profiles_and_secrets, unattended_login};
+use crate::login::{managed, profiles_and_secrets};
 use crate::profiles::{Anomalies, ConfigArgs};
 use crate::settings::{Misconfigured, refresher};
 use crate::{exit, output};
@@ -74,17 +74,9 @@ pub async fn run(args: Args) -> ExitCode {
         .with_rescue(profiles.rescue())
         .on_rotate(anomalies.hook());
     let manager = Manager::with_options(store, options);
-    let mut credential = CredentialOptions::new(refresher.clone());
-    if let Some(component_id) = profile.component_id() {
-        let mut component = CredentialOptions::new(refresher);
-        if let Ok(grant) = component_grant(&secrets) {
-            component = component.with_login(grant);
-        }
-        manager.manage(component_id.clone(), component);
-        credential = credential.with_component_token(component_id);
-    }
-    if let Some(grant) = unattended_login(profile, &secrets) {
-        credential = credential.with_login(grant);
+    let (credential, component) = managed(profile, &secrets, refresher);
+    if let Some((component_id, component)) = component {
+        manager.manage(component_id, component);
     }
     manager.manage(profile.id.clone(), credential);
     let result = manager.access_token(&profile.id).await;

@@ -1,0 +1,202 @@
+//! `refresh agent`: keeps every profile (or the ones named) valid in the background, rewrites their sinks before
+//! each token expires, and serves tokens on a unix socket to the callers each profile allows. SIGHUP re-reads the
+//! profiles file (adding, changing and removing profiles without a restart); SIGTERM or Ctrl-C finishes running
+//! renewals, writes what the store refused earlier, and exits.
+
+use std::process::ExitCode;
+
+use refresh_agent::{Agent, Applied};
+use refresh_manager::{Manager, ManagerOptions};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::login::{managed, profiles_and_secrets};
+use crate::profiles::{ConfigArgs, Profiles};
+use crate::settings::{Misconfigured, Secrets, refresher};
+use crate::store::ProfileStore;
+use crate::{exit, output};
+
+pub fn help() -> &'static str {
+    "\
+Secrets come from the environment (or with --stdin, NAME=value lines on standard input), as for `refresh token`:
+a profile whose login's secret is at hand logs in again by itself when it must.
+
+Endpoints (HTTP/1.1 on the socket; `curl --unix-socket PATH http://agent/...`):
+  GET /v1/tokens/PROFILE   the valid token as JSON, to the profile's readers (uids, gids) and the agent's own uid;
+                           403 to anyone else
+  GET /v1/status           every profile's state: ok, degraded, dead (and why), unsaved tokens, next refresh
+  GET /healthz             200 when every profile has a valid token, else 503 and the ones that do not
+  GET /metrics             Prometheus text format
+
+A sink never holds an expired token: it is removed when its token expires unrenewed or its credential dies, and
+written again with the next token.
+
+Examples:
+  refresh agent
+  refresh agent --socket /run/refresh/agent.sock prod staging
+  kill -HUP $(pidof refresh)    # re-read the profiles file"
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The profiles to keep [default: every profile of the file].
+    profiles: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The socket to listen on [default: the file's [agent] socket, else $XDG_RUNTIME_DIR/refresh/agent.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<std::path::PathBuf>,
+    /// Read the secrets as NAME=value lines from standard input instead of the environment (read once: a reload
+    /// keeps them).
+    #[arg(long)]
+    stdin: bool,
+    /// Allow a profile's plain http:// base URL for a host that is not loopback.
+    #[arg(long)]
+    allow_insecure: bool,
+    /// Time allowed for each request to the vendor.
+    #[arg(long, value_name = "SECONDS", default_value_t = refresh_facade::HttpOptions::DEFAULT_TIMEOUT.as_secs())]
+    timeout: u64,
+}
+
+/// The agent's profiles, as the file and the arguments name them.
+fn profiles_of(
+    args: &Args,
+    profiles: &Profiles,
+    secrets: &Secrets,
+) -> Result<Vec<refresh_agent::Profile>, Misconfigured> {
+    let names: Vec<&String> = if args.profiles.is_empty() {
+        profiles.profiles.keys().collect()
+    } else {
+        args.profiles.iter().collect()
+    };
+    let mut kept = Vec::new();
+    let mut components = std::collections::BTreeSet::new();
+    for name in names {
+        let profile = profiles.get(name)?;
+        let config = profile.vendor_config(secrets)?;
+        let refresher = refresher(
+            config,
+            args.allow_insecure,
+            std::time::Duration::from_secs(args.timeout),
+        )?;
+        let (credential, component) = managed(profile, secrets, refresher);
+        // WeChat's component token: one credential per platform, kept like a profile without sinks or readers.
+        if let Some((id, options)) = component
+            && components.insert(id.clone())
+        {
+            kept.push(refresh_agent::Profile {
+                name: id.to_string(),
+                id,
+                vendor: profile.vendor,
+                credential: options,
+                sinks: Vec::new(),
+                readers: refresh_agent::Readers::default(),
+            });
+        }
+        kept.push(refresh_agent::Profile {
+            name: profile.name.clone(),
+            id: profile.id.clone(),
+            vendor: profile.vendor,
+            credential,
+            sinks: profile.sinks.clone(),
+            readers: profile.readers.clone(),
+        });
+    }
+    Ok(kept)
+}
+
+fn report(applied: &Applied) {
+    for (what, names) in [
+        ("keeping", &applied.added),
+        ("restarted", &applied.restarted),
+        ("stopped", &applied.removed),
+    ] {
+        if !names.is_empty() {
+            eprintln!("refresh agent: {what} {}", names.join(", "));
+        }
+    }
+}
+
+pub async fn run(args: Args) -> ExitCode {
+    let (profiles, secrets) = match profiles_and_secrets(&args.config, args.stdin) {
+        Ok(loaded) => loaded,
+        Err(Misconfigured(message)) => return output::unconfigured(&message),
+    };
+    let kept = match profiles_of(&args, &profiles, &secrets) {
+        Ok(kept) => kept,
+        Err(Misconfigured(message)) => return output::unconfigured(&message),
+    };
+    let store: ProfileStore = match profiles.store() {
+        Ok(store) => store,
+        Err(Misconfigured(message)) => return output::unconfigured(&message),
+    };
+    let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            eprintln!("warning: no metrics: {error}");
+            None
+        }
+    };
+    let options = ManagerOptions::default().with_rescue(profiles.rescue());
+    let agent = Agent::new(Manager::with_options(store, options));
+    report(&agent.apply(kept));
+
+    let socket = args.socket.clone().unwrap_or_else(|| profiles.socket());
+    if let Some(dir) = socket.parent()
+        && let Err(error) = std::fs::create_dir_all(dir)
+    {
+        return output::unconfigured(&format!("cannot create {}: {error}", dir.display()));
+    }
+    let listener = match refresh_agent::api::bind(&socket) {
+        Ok(listener) => listener,
+        Err(error) => {
+            return output::unconfigured(&format!(
+                "cannot listen on {}: {error}",
+                socket.display()
+            ));
+        }
+    };
+    eprintln!("refresh agent: listening on {}", socket.display());
+    let (Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return output::unconfigured("cannot handle signals");
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(refresh_agent::api::serve(
+        listener,
+        agent.clone(),
+        metrics,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                // The secrets read at start stay: standard input cannot be read twice.
+                let reloaded = args.config.load().and_then(|profiles| profiles_of(&args, &profiles, &secrets));
+                match reloaded {
+                    Ok(kept) => report(&agent.apply(kept)),
+                    Err(Misconfigured(message)) => {
+                        eprintln!("refresh agent: the profiles file was not reloaded, the running profiles stay: {message}");
+                    }
+                }
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    eprintln!("refresh agent: stopping");
+    let _ = stop.send(());
+    let _ = server.await;
+    let _ = std::fs::remove_file(&socket);
+    match agent.shutdown().await {
+        Ok(()) => exit::code(exit::SUCCESS),
+        Err(error) => {
+            eprintln!("refresh agent: tokens could not be written before stopping: {error}");
+            exit::code(exit::FAILURE)
+        }
+    }
+}

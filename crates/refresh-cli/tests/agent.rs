@@ -1,0 +1,257 @@
+//! `refresh agent`, the binary, end to end against the sandbox (in this test process): tokens over the socket to
+//! curl, 403 to a user the profile does not list, sinks on disk, a profile added by SIGHUP, and a restart after a
+//! SIGKILL in the middle of a rotation that still serves a valid token.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use refresh_manager::{CredentialId, FileStore, TokenStore};
+use refresh_sandbox::{AccessTokenState, Emulator, Sandbox, SandboxOptions, accounts};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_refresh");
+
+struct World {
+    dir: tempfile::TempDir,
+    sandbox: Sandbox,
+}
+
+impl World {
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The profiles file: an Ekuaibao profile `erp` with two sinks, and `hpc` (Sugon AC) when `with_hpc`.
+    fn write_config(&self, with_hpc: bool) {
+        let ekuaibao = self.sandbox.base_url(Emulator::Ekuaibao).unwrap();
+        let mut text = format!(
+            "state_dir = {state:?}\n\
+             [profiles.erp]\nvendor = \"ekuaibao\"\nbase_url = {ekuaibao:?}\n\
+             [profiles.erp.login]\napp_key = {key:?}\n\
+             [[profiles.erp.sinks]]\npath = {token:?}\nformat = \"token\"\n\
+             [[profiles.erp.sinks]]\npath = {json:?}\nformat = \"json\"\n",
+            state = self.state(),
+            key = accounts::EKUAIBAO_APP_KEY,
+            token = self.dir.path().join("erp.token"),
+            json = self.dir.path().join("erp.json"),
+        );
+        if with_hpc {
+            let sugon = self.sandbox.base_url(Emulator::SugonAc).unwrap();
+            text += &format!(
+                "[profiles.hpc]\nvendor = \"sugon-ac\"\nbase_url = {sugon:?}\n\
+                 [profiles.hpc.login]\nuser = {user:?}\norg_id = {org:?}\n\
+                 [[profiles.hpc.sinks]]\npath = {header:?}\nformat = \"header\"\n",
+                user = accounts::SUGON_USER,
+                org = accounts::SUGON_ORG_ID,
+                header = self.dir.path().join("hpc.header"),
+            );
+        }
+        std::fs::write(self.config(), text).unwrap();
+        std::fs::set_permissions(self.config(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    fn start(&self) -> Child {
+        let _ = std::fs::remove_file(self.socket());
+        let mut child = Command::new(BIN)
+            .args(["agent", "--socket"])
+            .arg(self.socket())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("REFRESH_CONFIG", self.config())
+            .env("APP_SECURITY", accounts::EKUAIBAO_APP_SECURITY)
+            .env("PASSWORD", accounts::SUGON_PASSWORD)
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        for _ in 0..2_500 {
+            if self.socket().exists() {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the agent never listened");
+    }
+
+    /// `curl --unix-socket`, as `user` when given (through runuser): the status and the body.
+    fn get(&self, path: &str, user: Option<&str>) -> (u16, String) {
+        let mut command = match user {
+            Some(user) => {
+                let mut command = Command::new("runuser");
+                command.args(["-u", user, "--", "curl"]);
+                command
+            }
+            None => Command::new("curl"),
+        };
+        let output = command
+            .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(self.socket())
+            .arg(format!("http://agent{path}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+
+    /// Polls `GET path` until `done` holds for its JSON (5 s at most).
+    fn until(&self, path: &str, what: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
+        let mut last = (0, String::new());
+        for _ in 0..1_000 {
+            last = self.get(path, None);
+            if let Ok(json) = serde_json::from_str::<Value>(&last.1)
+                && done(last.0, &json)
+            {
+                return json;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("never {what}: {last:?}");
+    }
+}
+
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() == 0 }
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_serves_sinks_and_socket_reloads_on_sighup_and_survives_a_sigkill() {
+    let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    let world = World {
+        dir: tempfile::tempdir().unwrap(),
+        sandbox,
+    };
+    std::fs::set_permissions(world.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    world.write_config(false);
+
+    let world = std::sync::Arc::new(world);
+    let blocking = std::sync::Arc::clone(&world);
+    let agent = tokio::task::spawn_blocking(move || {
+        let world = blocking;
+        let agent = world.start();
+        // Ekuaibao logs in by itself (APP_SECURITY): the socket and both sinks hold its token.
+        let answer = world.until("/v1/tokens/erp", "a token for erp", |status, _| {
+            status == 200
+        });
+        let token = answer["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(
+            read(&world.dir.path().join("erp.token")).as_deref(),
+            Some(token.as_str())
+        );
+        let json: Value =
+            serde_json::from_str(&read(&world.dir.path().join("erp.json")).unwrap()).unwrap();
+        assert_eq!(json["access_token"], token.as_str());
+        let mode = std::fs::metadata(world.dir.path().join("erp.token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        if is_root() {
+            let (status, body) = world.get("/v1/tokens/erp", Some("nobody"));
+            assert_eq!(status, 403, "{body}");
+            assert!(!body.contains(&token), "{body}");
+        }
+
+        // SIGHUP: the file now has hpc too.
+        world.write_config(true);
+        signal(&agent, "-HUP");
+        world.until("/v1/status", "hpc kept after SIGHUP", |_, status| {
+            status["profiles"]["hpc"]["health"] == "ok"
+        });
+        let header = read(&world.dir.path().join("hpc.header")).unwrap();
+        assert!(header.starts_with("Authorization: Bearer "), "{header}");
+        agent
+    })
+    .await
+    .unwrap();
+    let token = world.get("/v1/tokens/hpc", None);
+    assert_eq!(token.0, 200, "{}", token.1);
+
+    // SIGTERM: a clean stop, socket removed.
+    signal(&agent, "-TERM");
+    let mut agent = agent;
+    let status = tokio::task::spawn_blocking(move || agent.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!world.socket().exists());
+
+    // A rotation killed in the middle: erp's stored token is due now, the vendor answers slowly, and the agent is
+    // killed while it waits. Restarted, it serves a valid token (the rotation's, or a new login's).
+    let store = FileStore::open(world.state().join("tokens")).unwrap();
+    let id = CredentialId::new("erp").unwrap();
+    let record = store.load(&id).await.unwrap().unwrap();
+    let mut due = record.tokens.clone();
+    due.expires_at = chrono::Utc::now() + chrono::TimeDelta::seconds(61);
+    let swapped = store
+        .compare_and_swap(&id, Some(record.version), &due)
+        .await
+        .unwrap();
+    assert!(
+        matches!(swapped, refresh_manager::Swap::Written { .. }),
+        "{swapped:?}"
+    );
+    world
+        .sandbox
+        .set_latency(Emulator::Ekuaibao, Duration::from_secs(2));
+    let before = world.sandbox.requests(Emulator::Ekuaibao).len();
+    let blocking = std::sync::Arc::clone(&world);
+    tokio::task::spawn_blocking(move || {
+        let world = blocking;
+        let mut agent = world.start();
+        for _ in 0..2_500 {
+            if world.sandbox.requests(Emulator::Ekuaibao).len() > before {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(
+            world.sandbox.requests(Emulator::Ekuaibao).len() > before,
+            "the rotation started"
+        );
+        signal(&agent, "-KILL");
+        let _ = agent.wait();
+        world
+            .sandbox
+            .set_latency(Emulator::Ekuaibao, Duration::ZERO);
+        let mut agent = world.start();
+        let answer = world.until(
+            "/v1/tokens/erp",
+            "a token after the restart",
+            |status, _| status == 200,
+        );
+        let token = answer["access_token"].as_str().unwrap();
+        assert_eq!(
+            world.sandbox.access_token_state(Emulator::Ekuaibao, token),
+            AccessTokenState::Live
+        );
+        signal(&agent, "-TERM");
+        assert!(agent.wait().unwrap().success());
+    })
+    .await
+    .unwrap();
+}
