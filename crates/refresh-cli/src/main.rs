@@ -5,6 +5,7 @@
 //! imports no vendor crate.
 
 mod agent;
+mod check;
 mod day;
 mod demo;
 mod exit;
@@ -12,6 +13,7 @@ mod login;
 mod once;
 mod output;
 mod profiles;
+mod profiles_cmd;
 mod sandbox;
 mod settings;
 mod status;
@@ -55,6 +57,10 @@ enum Command {
     /// to the callers each profile allows.
     #[command(after_help = agent::help())]
     Agent(agent::Args),
+    /// Validate the profiles file: permissions, each profile's settings and sinks, a reachable token store.
+    Check(check::Args),
+    /// Add, list and remove profiles in the profiles file.
+    Profiles(profiles_cmd::Args),
     /// The profiles: vendor, expiry, refresh window, last outcome, orphans.
     #[command(after_help = "Examples:\n  refresh status\n  refresh status --json")]
     Status(status::Args),
@@ -71,5 +77,7 @@ async fn main() -> ExitCode {
         Command::Token(args) => token::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Agent(args) => agent::run(args).await,
+        Command::Profiles(args) => profiles_cmd::run(args),
+        Command::Check(args) => check::run(args).await,
     }
 }

@@ -118,11 +118,16 @@ struct File {
 }
 
 impl ConfigArgs {
+    /// Where the profiles file is (it may not exist yet).
+    pub fn path(&self) -> Result<PathBuf, Misconfigured> {
+        match &self.config {
+            Some(path) => Ok(path.clone()),
+            None => Ok(xdg_dir("XDG_CONFIG_HOME", ".config")?.join("refresh/config.toml")),
+        }
+    }
+
     pub fn load(&self) -> Result<Profiles, Misconfigured> {
-        let path = match &self.config {
-            Some(path) => path.clone(),
-            None => xdg_dir("XDG_CONFIG_HOME", ".config")?.join("refresh/config.toml"),
-        };
+        let path = self.path()?;
         let text = std::fs::read_to_string(&path).map_err(|e| {
             let how = if e.kind() == std::io::ErrorKind::NotFound {
                 "; create it with `refresh profiles add NAME --vendor VENDOR …` (see `refresh profiles add --help`)"
