@@ -29,7 +29,7 @@ Examples:
   refresh profiles add shop --vendor misa-cukcuk --company-code my-shop --app-id CUKCUKOpenPlatform
 Then log in (`refresh login NAME`, with the login's secret in the environment) or let `refresh token` and
 `refresh agent` do it for the vendors that log in by themselves.")]
-    Add(Add),
+    Add(Box<Add>),
     /// List the profiles: name, vendor, sinks, readers.
     List {
         /// One JSON array instead of a table.
