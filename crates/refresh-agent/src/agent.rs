@@ -21,6 +21,7 @@ use refresh_manager::{
 use tokio::sync::watch;
 
 use crate::access::Readers;
+use crate::notify::{Event, Kind, Notifier};
 use crate::sink::{Issued, Sink};
 
 /// How often a credential that needs a person is looked at again.
@@ -80,6 +81,7 @@ pub(crate) struct Kept {
     pub(crate) readers: Readers,
     pub(crate) state: Mutex<State>,
     stop: watch::Sender<bool>,
+    notifier: Option<Notifier>,
 }
 
 impl Kept {
@@ -93,6 +95,32 @@ impl Kept {
     fn update(&self, change: impl FnOnce(&mut State)) {
         change(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
     }
+
+    /// Records the credential's health, and notifies what a person must know: it needs one now, or recovered after
+    /// needing one.
+    fn health(&self, health: Health, outcome: &str, why: Option<String>, at: DateTime<Utc>) {
+        let before = self.state().health;
+        self.update(|state| {
+            state.health = health.clone();
+            state.last_outcome = Some(outcome.to_owned());
+            state.why = why.clone();
+        });
+        let event = match (&before, &health) {
+            (Health::Dead, Health::Dead) => None,
+            (_, Health::Dead) => Some(Kind::NeedsPerson),
+            (Health::Dead, Health::Ok) => Some(Kind::Recovered),
+            _ => None,
+        };
+        if let Some(event) = event {
+            self.notify(event, why, at);
+        }
+    }
+
+    fn notify(&self, kind: Kind, detail: Option<String>, at: DateTime<Utc>) {
+        if let Some(notifier) = &self.notifier {
+            notifier.send(Event::new(kind, &self.name, self.vendor, at, detail));
+        }
+    }
 }
 
 /// The running agent: cheap to clone, shared by the keepers and the socket API.
@@ -101,6 +129,7 @@ pub struct Agent<S: TokenStore + 'static> {
     pub(crate) kept: Arc<arc_swap::ArcSwap<BTreeMap<String, Arc<Kept>>>>,
     pub(crate) agent_uid: u32,
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    notifier: Option<Notifier>,
 }
 
 impl<S: TokenStore + 'static> Clone for Agent<S> {
@@ -110,6 +139,7 @@ impl<S: TokenStore + 'static> Clone for Agent<S> {
             kept: Arc::clone(&self.kept),
             agent_uid: self.agent_uid,
             tasks: Arc::clone(&self.tasks),
+            notifier: self.notifier.clone(),
         }
     }
 }
@@ -122,7 +152,14 @@ impl<S: TokenStore + 'static> Agent<S> {
             kept: Arc::default(),
             agent_uid: crate::access::own_uid(),
             tasks: Arc::default(),
+            notifier: None,
         }
+    }
+
+    /// Sends notifications (a webhook) for the profiles applied from now on.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     pub fn manager(&self) -> &Manager<S> {
@@ -171,6 +208,7 @@ impl<S: TokenStore + 'static> Agent<S> {
             readers: profile.readers.clone(),
             state: Mutex::default(),
             stop,
+            notifier: self.notifier.clone(),
         });
         self.manager.manage(profile.id.clone(), profile.credential);
         let keeper = Keeper {
@@ -237,6 +275,7 @@ impl<S: TokenStore + 'static> Keeper<S> {
         let mut backoff = FIRST_BACKOFF;
         // Whether the last pass already waited for a background renewal of a token that was due.
         let mut awaited_renewal = false;
+        let mut unsaved_told = false;
         loop {
             let wait = match self.manager.access_token(&self.kept.id).await {
                 Ok(token) => {
@@ -247,15 +286,15 @@ impl<S: TokenStore + 'static> Keeper<S> {
                     }
                     // A valid token, but its renewal may have failed: say so, and whether a person is needed.
                     let failure = self.manager.last_failure(&self.kept.id);
+                    let health = match &failure {
+                        None => Health::Ok,
+                        Some(error) if needs_a_person(error) => Health::Dead,
+                        Some(_) => Health::Degraded,
+                    };
+                    let outcome = failure.as_ref().map_or("ok", ManagerError::outcome);
+                    let why = failure.as_ref().map(ToString::to_string);
+                    self.kept.health(health, outcome, why, clock.wall());
                     self.kept.update(|state| {
-                        state.health = match &failure {
-                            None => Health::Ok,
-                            Some(error) if needs_a_person(error) => Health::Dead,
-                            Some(_) => Health::Degraded,
-                        };
-                        state.last_outcome =
-                            Some(failure.as_ref().map_or("ok", ManagerError::outcome).into());
-                        state.why = failure.as_ref().map(ToString::to_string);
                         state.expires_at = Some(token.expires_at);
                         state.refresh_at = Some(token.refresh_at);
                         state.version = Some(token.version);
@@ -282,11 +321,12 @@ impl<S: TokenStore + 'static> Keeper<S> {
                 Err(error) if needs_a_person(&error) => {
                     self.remove_sinks();
                     written = None;
-                    self.kept.update(|state| {
-                        state.health = Health::Dead;
-                        state.last_outcome = Some(error.outcome().into());
-                        state.why = Some(error.to_string());
-                    });
+                    self.kept.health(
+                        Health::Dead,
+                        error.outcome(),
+                        Some(error.to_string()),
+                        clock.wall(),
+                    );
                     DEAD_RECHECK
                 }
                 Err(error) => {
@@ -298,11 +338,12 @@ impl<S: TokenStore + 'static> Keeper<S> {
                         self.remove_sinks();
                         written = None;
                     }
-                    self.kept.update(|state| {
-                        state.health = Health::Degraded;
-                        state.last_outcome = Some(error.outcome().into());
-                        state.why = Some(error.to_string());
-                    });
+                    self.kept.health(
+                        Health::Degraded,
+                        error.outcome(),
+                        Some(error.to_string()),
+                        clock.wall(),
+                    );
                     let wait = error.retry_after().unwrap_or(backoff).min(LONGEST_BACKOFF);
                     backoff = (backoff * 2).min(LONGEST_BACKOFF);
                     // Wake at the expiry of the token in the sinks, if that comes first, to remove it.
@@ -312,6 +353,12 @@ impl<S: TokenStore + 'static> Keeper<S> {
                     }
                 }
             };
+            // Tokens the store refused: held in memory (and rescued) until a write works; a person should know.
+            let unsaved = self.manager.holds_unsaved(&self.kept.id);
+            if unsaved && !unsaved_told {
+                self.kept.notify(Kind::TokensUnsaved, None, clock.wall());
+            }
+            unsaved_told = unsaved;
             let deadline = clock.now().after(wait);
             tokio::select! {
                 _ = clock.sleep_until(deadline) => {}

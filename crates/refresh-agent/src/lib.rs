@@ -12,8 +12,10 @@
 pub mod access;
 pub mod agent;
 pub mod api;
+pub mod notify;
 pub mod sink;
 
 pub use access::{Peer, Readers};
 pub use agent::{Agent, Applied, Health, Profile, State};
+pub use notify::{Notifier, Webhook};
 pub use sink::{Format, Sink};

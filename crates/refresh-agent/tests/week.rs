@@ -18,6 +18,86 @@ use refresh_manager::{
 use refresh_sandbox::{AccessTokenState, Emulator, Sandbox, SandboxOptions, accounts};
 
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+const HOOK_SECRET: &str = "hook-secret";
+
+/// A loopback webhook receiver that keeps every notification whose signature it verifies (an independent HMAC),
+/// and counts the others.
+struct Receiver {
+    url: String,
+    received: std::sync::Arc<std::sync::Mutex<(Vec<serde_json::Value>, usize)>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        use hmac::{KeyInit, Mac};
+        let received: std::sync::Arc<std::sync::Mutex<(Vec<serde_json::Value>, usize)>> =
+            Default::default();
+        let kept = received.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let kept = kept.clone();
+                    async move {
+                        let mut mac =
+                            hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes())
+                                .unwrap();
+                        mac.update(&body);
+                        let expected: String = mac
+                            .finalize()
+                            .into_bytes()
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect();
+                        let sent = headers
+                            .get("x-refresh-signature")
+                            .and_then(|v| v.to_str().ok());
+                        let mut kept = kept.lock().unwrap();
+                        if sent == Some(format!("sha256={expected}").as_str()) {
+                            kept.0.push(serde_json::from_slice(&body).unwrap());
+                        } else {
+                            kept.1 += 1;
+                        }
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, received }
+    }
+
+    fn notifier(&self) -> refresh_agent::Notifier {
+        let webhook = refresh_agent::Webhook::new(&self.url, HOOK_SECRET.into()).unwrap();
+        refresh_agent::Notifier::start(webhook, reqwest::Client::new())
+    }
+
+    /// The verified notifications as `(event, profile)`, once `count` have come (or after 10 s; a delivery may
+    /// be retried), and after a pause for any extra one; no forged one.
+    async fn events(&self, count: usize) -> Vec<(String, String)> {
+        for _ in 0..1_000 {
+            if self.received.lock().unwrap().0.len() >= count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let received = self.received.lock().unwrap();
+        assert_eq!(received.1, 0, "notifications with a wrong signature");
+        received
+            .0
+            .iter()
+            .map(|e| {
+                (
+                    e["event"].as_str().unwrap().to_owned(),
+                    e["profile"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
 
 struct Setup {
     name: &'static str,
@@ -199,7 +279,8 @@ async fn a_week_keeps_every_sink_valid_and_rewritten_before_each_expiry() {
     for (name, grant) in logins {
         manager.login(&id(name), &grant).await.unwrap();
     }
-    let agent = Agent::new(manager);
+    let receiver = Receiver::start().await;
+    let agent = Agent::new(manager).with_notifier(receiver.notifier());
     let applied = agent.apply(profiles);
     assert_eq!(applied.added.len(), PROFILES.len());
 
@@ -263,6 +344,11 @@ async fn a_week_keeps_every_sink_valid_and_rewritten_before_each_expiry() {
     assert!(rewrites["misa-cukcuk"] > 1_000, "{rewrites:?}");
     assert!(steps > 500, "{steps} renewals");
     eprintln!("a week: {steps} jumps, rewrites {rewrites:?}");
+    assert_eq!(
+        receiver.events(0).await,
+        [],
+        "no failure was injected, so nothing is notified"
+    );
     agent.shutdown().await.unwrap();
     sandbox.shutdown().await;
 }
@@ -329,7 +415,8 @@ async fn sinks_never_outlive_their_token_through_an_outage_or_a_dead_credential(
         redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
     };
     manager.login(&id(solar.name), &solar_login).await.unwrap();
-    let agent = Agent::new(manager);
+    let receiver = Receiver::start().await;
+    let agent = Agent::new(manager).with_notifier(receiver.notifier());
     agent.apply(profiles);
     until_status(&agent, "both ok", |s| {
         s.values().all(|s| s.health == Health::Ok)
@@ -422,6 +509,37 @@ async fn sinks_never_outlive_their_token_through_an_outage_or_a_dead_credential(
         "an expired token's sink is removed"
     );
     assert_eq!(agent.status()[solar.name].health, Health::Dead);
+
+    // A person logs in again: at the agent's next look, the credential is back, and the webhook says so. Sugon,
+    // which has no login and whose renewal window the jumps above left behind, needs a person too.
+    let again = Grant::ISolarCloudAuthorizationCode {
+        code: sandbox
+            .authorization_code(Emulator::ISolarCloud)
+            .unwrap()
+            .into(),
+        redirect_uri: accounts::ISOLARCLOUD_REDIRECT_URI.into(),
+    };
+    agent
+        .manager()
+        .login(&id(solar.name), &again)
+        .await
+        .unwrap();
+    sandbox.clock().advance(refresh_agent::agent::DEAD_RECHECK);
+    clock.advance(refresh_agent::agent::DEAD_RECHECK);
+    until_status(&agent, "solar back", |s| s[solar.name].health == Health::Ok).await;
+    assert!(
+        sink(solar.name).is_some(),
+        "the sink is back with the new token"
+    );
+    let mut events = receiver.events(3).await;
+    events.sort();
+    let expected = [
+        ("needs_person", "isolarcloud"),
+        ("needs_person", "sugon-ac"),
+        ("recovered", "isolarcloud"),
+    ]
+    .map(|(event, profile)| (event.to_owned(), profile.to_owned()));
+    assert_eq!(events, expected);
     agent.shutdown().await.unwrap();
     sandbox.shutdown().await;
 }

@@ -30,6 +30,11 @@ Endpoints (HTTP/1.1 on the socket; `curl --unix-socket PATH http://agent/...`):
 A sink never holds an expired token: it is removed when its token expires unrenewed or its credential dies, and
 written again with the next token.
 
+Notifications: with `[agent] webhook = URL` (https://, or http:// to loopback) and REFRESH_WEBHOOK_SECRET, a JSON
+body {event, profile, vendor, at, detail} is POSTed when a credential needs a person (needs_person), recovers
+(recovered), or holds tokens the store refused (tokens_unsaved); `X-Refresh-Signature: sha256=<hex HMAC-SHA256 of
+the body>`. Retried with backoff, from a bounded queue.
+
 Examples:
   refresh agent
   refresh agent --socket /run/refresh/agent.sock prod staging
@@ -136,8 +141,20 @@ pub async fn run(args: Args) -> ExitCode {
             None
         }
     };
+    let webhook = match profiles.webhook() {
+        Ok(webhook) => webhook,
+        Err(Misconfigured(message)) => return output::unconfigured(&message),
+    };
     let options = ManagerOptions::default().with_rescue(profiles.rescue());
-    let agent = Agent::new(Manager::with_options(store, options));
+    let mut agent = Agent::new(Manager::with_options(store, options));
+    if let Some(webhook) = webhook {
+        match refresh_facade::HttpOptions::default().build_client() {
+            Ok(http) => agent = agent.with_notifier(refresh_agent::Notifier::start(webhook, http)),
+            Err(error) => {
+                return output::unconfigured(&format!("the webhook's HTTP client: {error}"));
+            }
+        }
+    }
     report(&agent.apply(kept));
 
     let socket = args.socket.clone().unwrap_or_else(|| profiles.socket());

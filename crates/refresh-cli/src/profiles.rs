@@ -17,6 +17,7 @@
 //! ```toml
 //! [agent]
 //! socket = "/run/refresh/agent.sock"   # default: $XDG_RUNTIME_DIR/refresh/agent.sock, else the state directory
+//! webhook = "https://hooks.example/refresh"   # signed with REFRESH_WEBHOOK_SECRET (HMAC-SHA256)
 //! [[profiles.prod.sinks]]
 //! path = "/run/secrets/erp.token"
 //! format = "token"                     # token, json, env, header
@@ -82,6 +83,8 @@ struct PostgresSettings {
 #[serde(deny_unknown_fields)]
 struct AgentSettings {
     socket: Option<PathBuf>,
+    /// Where notifications go (https://, or http:// to loopback); signed with `REFRESH_WEBHOOK_SECRET`.
+    webhook: Option<String>,
 }
 
 /// One profile of the file.
@@ -271,6 +274,24 @@ impl Profiles {
             Some(dir) => PathBuf::from(dir).join("refresh/agent.sock"),
             None => self.state_dir.join("agent.sock"),
         }
+    }
+
+    /// `[agent] webhook`, with its signing secret from `REFRESH_WEBHOOK_SECRET`, if the file names one.
+    pub fn webhook(&self) -> Result<Option<refresh_agent::Webhook>, Misconfigured> {
+        let Some(url) = &self.agent.webhook else {
+            return Ok(None);
+        };
+        let secret = std::env::var("REFRESH_WEBHOOK_SECRET")
+            .ok()
+            .filter(|secret| !secret.is_empty())
+            .ok_or_else(|| {
+                Misconfigured(
+                    "[agent] webhook needs REFRESH_WEBHOOK_SECRET to sign its bodies".into(),
+                )
+            })?;
+        refresh_agent::Webhook::new(url, secret.into())
+            .map(Some)
+            .map_err(Misconfigured)
     }
 
     pub fn store(&self) -> Result<ProfileStore, Misconfigured> {

@@ -1,0 +1,196 @@
+//! Notifications: a webhook told when a credential needs a person, when it recovered, and when tokens the vendor
+//! issued could not be saved. Bodies are JSON without secrets, signed with HMAC-SHA256 (`X-Refresh-Signature:
+//! sha256=<hex>` over the exact body), sent from a bounded queue and retried with backoff.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hmac::{KeyInit, Mac};
+use refresh_facade::{Secret, Vendor};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// How many events wait at most; past that, new ones are dropped (and logged) rather than grow memory.
+pub const QUEUE: usize = 256;
+/// How many times one event is sent before it is given up (logged).
+pub const ATTEMPTS: u32 = 5;
+/// The first wait after a failed delivery; it doubles each time.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The credential needs a person: re-authorization, or no tokens stored.
+    NeedsPerson,
+    /// It has a renewable token again after needing a person or failing.
+    Recovered,
+    /// The vendor issued tokens the store did not take: they are held in memory (and rescued, where a rescue is
+    /// set) until a write succeeds.
+    TokensUnsaved,
+}
+
+/// One notification's body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub event: Kind,
+    pub profile: String,
+    pub vendor: &'static str,
+    pub at: String,
+    /// Why, without secrets (the manager's error, whose vendor messages are scrubbed).
+    pub detail: Option<String>,
+}
+
+impl Event {
+    pub fn new(
+        event: Kind,
+        profile: &str,
+        vendor: Vendor,
+        at: DateTime<Utc>,
+        detail: Option<String>,
+    ) -> Event {
+        Event {
+            event,
+            profile: profile.to_owned(),
+            vendor: vendor.as_str(),
+            at: at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            detail,
+        }
+    }
+}
+
+/// Where notifications go: an https:// URL, or http:// to a loopback host.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub url: String,
+    /// Signs each body (HMAC-SHA256).
+    pub secret: Secret,
+}
+
+impl Webhook {
+    /// A webhook at `url`, refused unless it is https:// or http:// to a loopback host (a body says which
+    /// credential failed, and a token for it must not be spoofable by anyone on the path).
+    pub fn new(url: &str, secret: Secret) -> Result<Webhook, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("webhook url {url:?}: {e}"))?;
+        let loopback = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        };
+        match parsed.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => {
+                return Err(format!(
+                    "webhook url {url:?}: https://, or http:// to a loopback host"
+                ));
+            }
+        }
+        Ok(Webhook {
+            url: url.to_owned(),
+            secret,
+        })
+    }
+}
+
+/// The signature header's value for `body`.
+pub fn signature(secret: &Secret, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// Sends events to the webhook from a bounded queue, in order, each retried with backoff.
+#[derive(Clone)]
+pub struct Notifier {
+    queue: mpsc::Sender<Event>,
+}
+
+impl Notifier {
+    /// Starts the delivery task (on the current tokio runtime).
+    pub fn start(webhook: Webhook, http: reqwest::Client) -> Notifier {
+        let (queue, mut events) = mpsc::channel::<Event>(QUEUE);
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                deliver(&webhook, &http, &event).await;
+            }
+        });
+        Notifier { queue }
+    }
+
+    /// Queues `event`; a full queue drops it, with a log line.
+    pub fn send(&self, event: Event) {
+        if let Err(error) = self.queue.try_send(event) {
+            tracing::warn!(%error, "the notification queue is full: an event was dropped");
+        }
+    }
+}
+
+async fn deliver(webhook: &Webhook, http: &reqwest::Client, event: &Event) {
+    let body = serde_json::to_vec(event).unwrap_or_default();
+    let signature = signature(&webhook.secret, &body);
+    let mut wait = FIRST_RETRY;
+    for attempt in 1..=ATTEMPTS {
+        let sent = http
+            .post(&webhook.url)
+            .header("content-type", "application/json")
+            .header("x-refresh-event", format!("{:?}", event.event))
+            .header("x-refresh-signature", &signature)
+            .body(body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => return,
+            Ok(response) => {
+                tracing::warn!(
+                    status = response.status().as_u16(),
+                    attempt,
+                    "the webhook refused a notification"
+                )
+            }
+            Err(error) => {
+                tracing::warn!(error = %error.without_url(), attempt, "the webhook could not be reached")
+            }
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+    }
+    tracing::error!(profile = %event.profile, event = ?event.event, "a notification was given up after {ATTEMPTS} attempts");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_or_loopback_http_is_accepted() {
+        let secret = || Secret::from("k");
+        assert!(Webhook::new("https://hooks.example/x", secret()).is_ok());
+        assert!(Webhook::new("http://127.0.0.1:9/x", secret()).is_ok());
+        assert!(Webhook::new("http://[::1]:9/x", secret()).is_ok());
+        assert!(Webhook::new("http://localhost:9/x", secret()).is_ok());
+        assert!(Webhook::new("http://hooks.example/x", secret()).is_err());
+        assert!(Webhook::new("ftp://127.0.0.1/x", secret()).is_err());
+        assert!(Webhook::new("not a url", secret()).is_err());
+    }
+
+    #[test]
+    fn the_signature_is_the_hex_hmac_sha256_of_the_body() {
+        // RFC 4231, test case 2.
+        let secret = Secret::from("Jefe");
+        assert_eq!(
+            signature(&secret, b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
