@@ -8,6 +8,7 @@ mod agent;
 mod check;
 mod day;
 mod demo;
+mod exec;
 mod exit;
 mod login;
 mod once;
@@ -57,6 +58,10 @@ enum Command {
     /// to the callers each profile allows.
     #[command(after_help = agent::help())]
     Agent(agent::Args),
+    /// Run a command with a profile's valid token in its environment, restarting it (or signalling it) when the
+    /// token rotates.
+    #[command(after_help = exec::help())]
+    Exec(exec::Args),
     /// Validate the profiles file: permissions, each profile's settings and sinks, a reachable token store.
     Check(check::Args),
     /// Add, list and remove profiles in the profiles file.
@@ -79,5 +84,6 @@ async fn main() -> ExitCode {
         Command::Agent(args) => agent::run(args).await,
         Command::Profiles(args) => profiles_cmd::run(args),
         Command::Check(args) => check::run(args).await,
+        Command::Exec(args) => exec::run(args).await,
     }
 }

@@ -255,3 +255,89 @@ async fn the_agent_serves_sinks_and_socket_reloads_on_sighup_and_survives_a_sigk
     .await
     .unwrap();
 }
+
+/// `refresh exec`: the command gets the token in its environment; when the token rotates (the stored one is due at
+/// once here), it is restarted with the new one; SIGTERM reaches it, and its status is `refresh exec`'s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_restarts_the_command_with_each_new_token() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::Ekuaibao))
+        .await
+        .unwrap();
+    let world = World {
+        dir: tempfile::tempdir().unwrap(),
+        sandbox,
+    };
+    world.write_config(false);
+    let env = |command: &mut Command| {
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("REFRESH_CONFIG", world.config())
+            .env("APP_SECURITY", accounts::EKUAIBAO_APP_SECURITY);
+    };
+    let mut first = Command::new(BIN);
+    env(first.args(["token", "erp"]));
+    assert!(first.output().unwrap().status.success());
+    // Due now (it expires in 61 s), and the vendor's first answer is a 503: the command starts with the stored,
+    // still valid token; the manager's retry rotates it, and the command is restarted with the new one.
+    let store = FileStore::open(world.state().join("tokens")).unwrap();
+    let id = CredentialId::new("erp").unwrap();
+    let record = store.load(&id).await.unwrap().unwrap();
+    let mut due = record.tokens.clone();
+    due.expires_at = chrono::Utc::now() + chrono::TimeDelta::seconds(61);
+    let swapped = store
+        .compare_and_swap(&id, Some(record.version), &due)
+        .await
+        .unwrap();
+    assert!(matches!(swapped, refresh_manager::Swap::Written { .. }));
+    world.sandbox.inject(
+        Emulator::Ekuaibao,
+        refresh_sandbox::Fault::server_error(503),
+    );
+
+    let log = world.dir.path().join("seen.log");
+    let script = format!("echo \"$ACCESS_TOKEN\" >> {}; exec sleep 30", log.display());
+    let mut exec = Command::new(BIN);
+    env(exec.args(["exec", "erp", "--", "sh", "-c", &script]));
+    let mut exec = exec.stderr(Stdio::inherit()).spawn().unwrap();
+    let world = std::sync::Arc::new(world);
+    let blocking = std::sync::Arc::clone(&world);
+    let seen = tokio::task::spawn_blocking(move || {
+        for _ in 0..2_500 {
+            let lines: Vec<String> = read(&log)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            if lines.len() >= 2 {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(4));
+        }
+        let _ = blocking;
+        panic!("the command was not restarted: {:?}", read(&log));
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        seen[0],
+        due.access_token.expose_secret(),
+        "first run: the stored token"
+    );
+    assert_ne!(seen[1], seen[0], "restarted with the rotated token");
+    assert_eq!(
+        world
+            .sandbox
+            .access_token_state(Emulator::Ekuaibao, &seen[1]),
+        AccessTokenState::Live
+    );
+    signal(&exec, "-TERM");
+    let status = tokio::task::spawn_blocking(move || exec.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(128 + 15),
+        "the command's own end, by SIGTERM"
+    );
+}
