@@ -1,7 +1,8 @@
 //! `refresh agent`: keeps every profile (or the ones named) valid in the background, rewrites their sinks before
 //! each token expires, and serves tokens on a unix socket to the callers each profile allows. SIGHUP re-reads the
 //! profiles file (adding, changing and removing profiles without a restart); SIGTERM or Ctrl-C finishes running
-//! renewals, writes what the store refused earlier, and exits.
+//! renewals, writes what the store refused earlier, and exits. Under systemd (`Type=notify`), it says READY when it
+//! listens, and pings the watchdog when `WatchdogSec=` asks.
 
 use std::process::ExitCode;
 
@@ -109,6 +110,36 @@ fn profiles_of(
     Ok(kept)
 }
 
+/// Tells systemd `state` (`READY=1`, `WATCHDOG=1`, `STOPPING=1`) when it asked to be told (`NOTIFY_SOCKET`, a path or
+/// an abstract name beginning with `@`). Nothing otherwise.
+fn sd_notify(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let target = target.to_string_lossy().into_owned();
+    let address = match target.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
+        None => SocketAddr::from_pathname(&target),
+    };
+    let sent = address
+        .and_then(|address| UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &address));
+    if let Err(error) = sent {
+        eprintln!("refresh agent: cannot notify systemd ({target}): {error}");
+    }
+}
+
+/// systemd's watchdog interval, if it set one (`WATCHDOG_USEC`, for this process when `WATCHDOG_PID` says so).
+fn watchdog_interval() -> Option<std::time::Duration> {
+    let pid = std::env::var("WATCHDOG_PID").ok();
+    if pid.is_some_and(|pid| pid != std::process::id().to_string()) {
+        return None;
+    }
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    Some(std::time::Duration::from_micros(usec))
+}
+
 fn report(applied: &Applied) {
     for (what, names) in [
         ("keeping", &applied.added),
@@ -173,6 +204,16 @@ pub async fn run(args: Args) -> ExitCode {
         }
     };
     eprintln!("refresh agent: listening on {}", socket.display());
+    sd_notify("READY=1");
+    if let Some(interval) = watchdog_interval() {
+        // Half the interval, as systemd advises; the runtime that serves the socket is the one that pings.
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval / 2).await;
+                sd_notify("WATCHDOG=1");
+            }
+        });
+    }
     let (Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
@@ -195,7 +236,11 @@ pub async fn run(args: Args) -> ExitCode {
                 // The secrets read at start stay: standard input cannot be read twice.
                 let reloaded = args.config.load().and_then(|profiles| profiles_of(&args, &profiles, &secrets));
                 match reloaded {
-                    Ok(kept) => report(&agent.apply(kept)),
+                    Ok(kept) => {
+                        sd_notify("RELOADING=1");
+                        report(&agent.apply(kept));
+                        sd_notify("READY=1");
+                    }
                     Err(Misconfigured(message)) => {
                         eprintln!("refresh agent: the profiles file was not reloaded, the running profiles stay: {message}");
                     }
@@ -206,6 +251,7 @@ pub async fn run(args: Args) -> ExitCode {
         }
     }
     eprintln!("refresh agent: stopping");
+    sd_notify("STOPPING=1");
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_file(&socket);

@@ -69,6 +69,7 @@ impl World {
             .env("APP_SECURITY", accounts::EKUAIBAO_APP_SECURITY)
             .env("PASSWORD", accounts::SUGON_PASSWORD)
             .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
+            .env("NOTIFY_SOCKET", self.dir.path().join("notify.sock"))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -152,7 +153,16 @@ async fn the_agent_serves_sinks_and_socket_reloads_on_sighup_and_survives_a_sigk
     let blocking = std::sync::Arc::clone(&world);
     let agent = tokio::task::spawn_blocking(move || {
         let world = blocking;
+        // systemd's side of Type=notify: the agent says READY once it listens.
+        let notify =
+            std::os::unix::net::UnixDatagram::bind(world.dir.path().join("notify.sock")).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let agent = world.start();
+        let mut message = [0; 64];
+        let length = notify.recv(&mut message).unwrap();
+        assert_eq!(&message[..length], b"READY=1");
         // Ekuaibao logs in by itself (APP_SECURITY): the socket and both sinks hold its token.
         let answer = world.until("/v1/tokens/erp", "a token for erp", |status, _| {
             status == 200
