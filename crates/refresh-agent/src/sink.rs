@@ -261,6 +261,28 @@ mod tests {
         sink.remove().unwrap();
     }
 
+    /// As root, a sink can be given to another owner and group (the reader's), still written atomically.
+    #[test]
+    fn a_sink_takes_its_owner_and_group_when_root() {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } != 0 {
+            eprintln!("not root: chown cannot be tried");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = Sink::new(dir.path().join("token"), Format::Token);
+        sink.owner = Some(65534);
+        sink.group = Some(65534);
+        sink.mode = 0o640;
+        sink.write("tok").unwrap();
+        let metadata = std::fs::metadata(&sink.path).unwrap();
+        assert_eq!(
+            (metadata.uid(), metadata.gid(), metadata.mode() & 0o777),
+            (65534, 65534, 0o640)
+        );
+    }
+
     #[tokio::test]
     async fn a_command_sees_no_token_and_is_killed_after_its_timeout() {
         let dir = tempfile::tempdir().unwrap();
