@@ -82,9 +82,44 @@ pub(crate) struct Kept {
     pub(crate) state: Mutex<State>,
     stop: watch::Sender<bool>,
     notifier: Option<Notifier>,
+    /// `GET /v1/tokens/{profile}`'s body for one token version, rendered once.
+    rendered: arc_swap::ArcSwapOption<(u64, axum::body::Bytes)>,
 }
 
 impl Kept {
+    /// The socket's answer for `token`: rendered for its version once, then the same bytes.
+    pub(crate) fn rendered(&self, token: &refresh_manager::AccessToken) -> axum::body::Bytes {
+        if let Some(cached) = self.rendered.load().as_deref()
+            && cached.0 == token.version
+        {
+            return cached.1.clone();
+        }
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            profile: &'a str,
+            vendor: &'a str,
+            access_token: &'a str,
+            token_type: &'a str,
+            expires_at: String,
+            refresh_at: String,
+            version: u64,
+        }
+        let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let body = Body {
+            profile: &self.name,
+            vendor: self.vendor.as_str(),
+            access_token: token.secret.expose_secret(),
+            token_type: "Bearer",
+            expires_at: at(token.expires_at),
+            refresh_at: at(token.refresh_at),
+            version: token.version,
+        };
+        let bytes = axum::body::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        self.rendered
+            .store(Some(Arc::new((token.version, bytes.clone()))));
+        bytes
+    }
+
     pub(crate) fn state(&self) -> State {
         self.state
             .lock()
@@ -209,6 +244,7 @@ impl<S: TokenStore + 'static> Agent<S> {
             state: Mutex::default(),
             stop,
             notifier: self.notifier.clone(),
+            rendered: arc_swap::ArcSwapOption::empty(),
         });
         self.manager.manage(profile.id.clone(), profile.credential);
         let keeper = Keeper {

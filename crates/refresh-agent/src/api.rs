@@ -8,13 +8,13 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::SecondsFormat;
 use metrics_exporter_prometheus::PrometheusHandle;
 use refresh_manager::TokenStore;
 use serde_json::json;
@@ -22,17 +22,24 @@ use serde_json::json;
 use crate::access::Peer;
 use crate::agent::{Agent, Health};
 
-struct Api<S: TokenStore + 'static> {
+/// What every request reads, behind one `Arc` (the router clones its state for each request).
+struct Api<S: TokenStore + 'static>(Arc<Shared<S>>);
+
+struct Shared<S: TokenStore + 'static> {
     agent: Agent<S>,
     metrics: Option<PrometheusHandle>,
 }
 
 impl<S: TokenStore + 'static> Clone for Api<S> {
     fn clone(&self) -> Self {
-        Api {
-            agent: self.agent.clone(),
-            metrics: self.metrics.clone(),
-        }
+        Api(Arc::clone(&self.0))
+    }
+}
+
+impl<S: TokenStore + 'static> std::ops::Deref for Api<S> {
+    type Target = Shared<S>;
+    fn deref(&self) -> &Shared<S> {
+        &self.0
     }
 }
 
@@ -46,7 +53,7 @@ pub fn router<S: TokenStore + 'static>(
         .route("/v1/status", get(status::<S>))
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(prometheus::<S>))
-        .with_state(Api { agent, metrics })
+        .with_state(Api(Arc::new(Shared { agent, metrics })))
 }
 
 /// Binds the socket at `path` (replacing a stale one), mode 0o666 so that any local user can connect: each request
@@ -102,20 +109,15 @@ async fn token<S: TokenStore + 'static>(
         );
     }
     match api.agent.manager.access_token(&kept.id).await {
-        Ok(token) => {
-            let at =
-                |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-            axum::Json(json!({
-                "profile": name,
-                "vendor": kept.vendor.as_str(),
-                "access_token": token.secret.expose_secret(),
-                "token_type": "Bearer",
-                "expires_at": at(token.expires_at),
-                "refresh_at": at(token.refresh_at),
-                "version": token.version,
-            }))
-            .into_response()
-        }
+        // The body is rendered once per token version, and served from then on as it is.
+        Ok(token) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            kept.rendered(&token),
+        )
+            .into_response(),
         Err(failure) => {
             let mut response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
