@@ -11,8 +11,8 @@ use refresh_manager::{Manager, ManagerOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::login::{managed, profiles_and_secrets};
-use crate::profiles::{ConfigArgs, Profiles};
-use crate::settings::{Misconfigured, Secrets, refresher};
+use crate::profiles::Profiles;
+use crate::settings::{Misconfigured, ProfileRun, Secrets};
 use crate::store::ProfileStore;
 use crate::{exit, output};
 
@@ -47,20 +47,10 @@ pub struct Args {
     /// The profiles to keep [default: every profile of the file].
     profiles: Vec<String>,
     #[command(flatten)]
-    config: ConfigArgs,
+    run: ProfileRun,
     /// The socket to listen on [default: the file's [agent] socket, else $XDG_RUNTIME_DIR/refresh/agent.sock].
     #[arg(long, value_name = "PATH")]
     socket: Option<std::path::PathBuf>,
-    /// Read the secrets as NAME=value lines from standard input instead of the environment (read once: a reload
-    /// keeps them).
-    #[arg(long)]
-    stdin: bool,
-    /// Allow a profile's plain http:// base URL for a host that is not loopback.
-    #[arg(long)]
-    allow_insecure: bool,
-    /// Time allowed for each request to the vendor.
-    #[arg(long, value_name = "SECONDS", default_value_t = refresh_facade::HttpOptions::DEFAULT_TIMEOUT.as_secs())]
-    timeout: u64,
 }
 
 /// The agent's profiles, as the file and the arguments name them.
@@ -78,12 +68,7 @@ fn profiles_of(
     let mut components = std::collections::BTreeSet::new();
     for name in names {
         let profile = profiles.get(name)?;
-        let config = profile.vendor_config(secrets)?;
-        let refresher = refresher(
-            config,
-            args.allow_insecure,
-            std::time::Duration::from_secs(args.timeout),
-        )?;
+        let refresher = args.run.refresher(profile, secrets)?;
         let (credential, component) = managed(profile, secrets, refresher);
         // WeChat's component token: one credential per platform, kept like a profile without sinks or readers.
         if let Some((id, options)) = component
@@ -153,7 +138,7 @@ fn report(applied: &Applied) {
 }
 
 pub async fn run(args: Args) -> ExitCode {
-    let (profiles, secrets) = match profiles_and_secrets(&args.config, args.stdin) {
+    let (profiles, secrets) = match profiles_and_secrets(&args.run.config, args.run.stdin) {
         Ok(loaded) => loaded,
         Err(Misconfigured(message)) => return output::unconfigured(&message),
     };
@@ -234,7 +219,7 @@ pub async fn run(args: Args) -> ExitCode {
         tokio::select! {
             _ = hangup.recv() => {
                 // The secrets read at start stay: standard input cannot be read twice.
-                let reloaded = args.config.load().and_then(|profiles| profiles_of(&args, &profiles, &secrets));
+                let reloaded = args.run.config.load().and_then(|profiles| profiles_of(&args, &profiles, &secrets));
                 match reloaded {
                     Ok(kept) => {
                         sd_notify("RELOADING=1");

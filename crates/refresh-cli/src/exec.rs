@@ -10,8 +10,7 @@ use refresh_manager::{Manager, ManagerOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::login::{managed, profiles_and_secrets};
-use crate::profiles::ConfigArgs;
-use crate::settings::{Misconfigured, refresher};
+use crate::settings::{Misconfigured, ProfileRun};
 use crate::{exit, output};
 
 /// How long a command may take to stop after SIGTERM before it is killed.
@@ -38,19 +37,13 @@ pub struct Args {
     #[arg(last = true, required = true)]
     command: Vec<String>,
     #[command(flatten)]
-    config: ConfigArgs,
+    run: ProfileRun,
     /// The environment variable that holds the token.
     #[arg(long, default_value = "ACCESS_TOKEN")]
     env: String,
     /// Send this signal on rotation instead of restarting: HUP, USR1, USR2, INT or TERM.
     #[arg(long, value_parser = signal_number)]
     signal: Option<i32>,
-    /// Read the secrets as NAME=value lines from standard input instead of the environment.
-    #[arg(long)]
-    stdin: bool,
-    /// Allow a profile's plain http:// base URL for a host that is not loopback.
-    #[arg(long)]
-    allow_insecure: bool,
 }
 
 fn signal_number(name: &str) -> Result<i32, String> {
@@ -96,7 +89,7 @@ fn status_code(status: std::process::ExitStatus) -> ExitCode {
 }
 
 pub async fn run(args: Args) -> ExitCode {
-    let (profiles, secrets) = match profiles_and_secrets(&args.config, args.stdin) {
+    let (profiles, secrets) = match profiles_and_secrets(&args.run.config, args.run.stdin) {
         Ok(loaded) => loaded,
         Err(Misconfigured(message)) => return output::unconfigured(&message),
     };
@@ -104,11 +97,9 @@ pub async fn run(args: Args) -> ExitCode {
         Ok(profile) => profile,
         Err(Misconfigured(message)) => return output::unconfigured(&message),
     };
-    let configured = profiles.store().and_then(|store| {
-        let config = profile.vendor_config(&secrets)?;
-        let timeout = refresh_facade::HttpOptions::DEFAULT_TIMEOUT;
-        Ok((store, refresher(config, args.allow_insecure, timeout)?))
-    });
+    let configured = profiles
+        .store()
+        .and_then(|store| Ok((store, args.run.refresher(profile, &secrets)?)));
     let (store, refresher) = match configured {
         Ok(configured) => configured,
         Err(misconfigured) => return output::misconfigured(profile.vendor, misconfigured),

@@ -63,8 +63,14 @@ enum Command {
     #[command(after_help = exec::help())]
     Exec(exec::Args),
     /// Validate the profiles file: permissions, each profile's settings and sinks, a reachable token store.
+    #[command(
+        after_help = "Examples:\n  refresh check\n  refresh check --config /etc/refresh/config.toml"
+    )]
     Check(check::Args),
     /// Add, list and remove profiles in the profiles file.
+    #[command(
+        after_help = "Examples:\n  refresh profiles add erp --vendor ekuaibao --app-key my-app\n  refresh profiles list --json\n  refresh profiles remove erp"
+    )]
     Profiles(profiles_cmd::Args),
     /// The profiles: vendor, expiry, refresh window, last outcome, orphans.
     #[command(after_help = "Examples:\n  refresh status\n  refresh status --json")]
@@ -85,5 +91,15 @@ async fn main() -> ExitCode {
         Command::Profiles(args) => profiles_cmd::run(args),
         Command::Check(args) => check::run(args).await,
         Command::Exec(args) => exec::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every subcommand's arguments are consistent (clap's own check: no name used twice, valid defaults).
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -243,3 +243,35 @@ mod tests {
         assert!(check_base_url("ftp://127.0.0.1", true).is_err());
     }
 }
+
+/// What the commands that keep a profile's token share (`token`, `exec`, `agent`): the profiles file, where the
+/// secrets come from, and how the vendor may be reached.
+#[derive(Debug, clap::Args)]
+pub struct ProfileRun {
+    #[command(flatten)]
+    pub config: crate::profiles::ConfigArgs,
+    /// Read the secrets as NAME=value lines from standard input instead of the environment.
+    #[arg(long)]
+    pub stdin: bool,
+    /// Allow a profile's plain http:// base URL for a host that is not loopback.
+    #[arg(long)]
+    pub allow_insecure: bool,
+    /// Time allowed for each request to the vendor.
+    #[arg(long, value_name = "SECONDS", default_value_t = refresh_facade::HttpOptions::DEFAULT_TIMEOUT.as_secs())]
+    pub timeout: u64,
+}
+
+impl ProfileRun {
+    /// The refresher of `profile`, with these options.
+    pub fn refresher(
+        &self,
+        profile: &crate::profiles::Profile,
+        secrets: &Secrets,
+    ) -> Result<Refresher, Misconfigured> {
+        refresher(
+            profile.vendor_config(secrets)?,
+            self.allow_insecure,
+            Duration::from_secs(self.timeout),
+        )
+    }
+}

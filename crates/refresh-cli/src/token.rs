@@ -2,13 +2,12 @@
 //! style of `gcloud auth print-access-token`: `curl -H "Authorization: Bearer $(refresh token prod)"`.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use refresh_manager::{Manager, ManagerError, ManagerOptions};
 
 use crate::login::{managed, profiles_and_secrets};
-use crate::profiles::{Anomalies, ConfigArgs};
-use crate::settings::{Misconfigured, refresher};
+use crate::profiles::Anomalies;
+use crate::settings::{Misconfigured, ProfileRun};
 use crate::{exit, output};
 
 pub fn help() -> &'static str {
@@ -32,16 +31,7 @@ pub struct Args {
     /// The profile (see `refresh login --help`).
     profile: String,
     #[command(flatten)]
-    config: ConfigArgs,
-    /// Read the secrets as NAME=value lines from standard input instead of the environment.
-    #[arg(long)]
-    stdin: bool,
-    /// Allow a profile's plain http:// base URL for a host that is not loopback.
-    #[arg(long)]
-    allow_insecure: bool,
-    /// Time allowed for each request to the vendor.
-    #[arg(long, value_name = "SECONDS", default_value_t = refresh_facade::HttpOptions::DEFAULT_TIMEOUT.as_secs())]
-    timeout: u64,
+    run: ProfileRun,
     /// Print one JSON object instead of the bare token: profile, vendor, access_token, expires_at, refresh_at,
     /// version, and the anomalies of a vendor answer this command stored (empty when it asked the vendor nothing;
     /// `refresh status` keeps the last ones).
@@ -50,7 +40,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> ExitCode {
-    let (profiles, secrets) = match profiles_and_secrets(&args.config, args.stdin) {
+    let (profiles, secrets) = match profiles_and_secrets(&args.run.config, args.run.stdin) {
         Ok(loaded) => loaded,
         Err(Misconfigured(message)) => return output::unconfigured(&message),
     };
@@ -58,11 +48,9 @@ pub async fn run(args: Args) -> ExitCode {
         Ok(profile) => profile,
         Err(Misconfigured(message)) => return output::unconfigured(&message),
     };
-    let timeout = Duration::from_secs(args.timeout);
-    let configured = profiles.store().and_then(|store| {
-        let config = profile.vendor_config(&secrets)?;
-        Ok((store, refresher(config, args.allow_insecure, timeout)?))
-    });
+    let configured = profiles
+        .store()
+        .and_then(|store| Ok((store, args.run.refresher(profile, &secrets)?)));
     let (store, refresher) = match configured {
         Ok(configured) => configured,
         Err(misconfigured) => return output::misconfigured(profile.vendor, misconfigured),

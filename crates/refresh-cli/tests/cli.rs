@@ -460,7 +460,9 @@ async fn help_and_version_work_for_every_subcommand() {
     assert!(
         run.stdout.contains("Exit codes:") && run.stdout.contains("4  re-authorization required")
     );
-    for subcommand in ["demo", "sandbox", "once", "login"] {
+    for subcommand in [
+        "demo", "sandbox", "once", "login", "token", "status", "agent", "exec", "profiles", "check",
+    ] {
         let run = refresh(&[subcommand, "--help"], &[], None).await;
         assert_eq!(run.code, 0, "{subcommand}");
         assert!(
