@@ -185,6 +185,20 @@ async fn the_socket_serves_tokens_to_allowed_callers_and_refuses_the_others() {
         .await
         .unwrap();
     assert_eq!(via_manager.secret.expose_secret(), token);
+
+    // New tokens (a login here, as a rotation would): the socket answers with them, not with the last answer.
+    let shared = CredentialId::new("shared").unwrap();
+    let renewed = agent_token.manager().login(&shared, &login).await.unwrap();
+    assert_ne!(renewed.secret.expose_secret(), token);
+    let socket_for_blocking = socket.clone();
+    let (status, body) =
+        tokio::task::spawn_blocking(move || curl(&socket_for_blocking, "/v1/tokens/shared", None))
+            .await
+            .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["access_token"], renewed.secret.expose_secret());
+    assert_eq!(answer["version"], renewed.version);
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     agent.shutdown().await.unwrap();
