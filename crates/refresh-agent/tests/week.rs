@@ -549,12 +549,18 @@ async fn sinks_never_outlive_their_token_through_an_outage_or_a_dead_credential(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_new_profiles_adds_restarts_and_removes() {
     let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
-    let manager = Manager::new(MemoryStore::new());
+    let clock = ManualClock::new();
+    let manager = Manager::with_options(
+        MemoryStore::new(),
+        ManagerOptions::default().with_clock(clock.clone()),
+    );
+    let facade_clock = manager.clock().facade_clock();
     let dir = tempfile::tempdir().unwrap();
     let profile = |setup: &Setup| {
         let refresher =
             Refresher::new(config(setup).with_base_url(sandbox.base_url(setup.emulator).unwrap()))
-                .unwrap();
+                .unwrap()
+                .with_clock(facade_clock.clone());
         Profile {
             name: setup.name.into(),
             id: id(setup.name),
@@ -598,5 +604,14 @@ async fn applying_new_profiles_adds_restarts_and_removes() {
         matches!(forgotten, refresh_manager::ManagerError::Unknown(_)),
         "{forgotten}"
     );
+
+    // Shut down: the keepers have stopped, so a sink removed now is not written again, even past a renewal.
     agent.shutdown().await.unwrap();
+    let misa_sink = dir.path().join("misa-cukcuk");
+    std::fs::remove_file(&misa_sink).unwrap();
+    let step = Duration::from_secs(15 * 60);
+    sandbox.clock().advance(step);
+    clock.advance(step);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!misa_sink.exists(), "a keeper still ran after shutdown");
 }
