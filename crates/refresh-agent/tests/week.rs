@@ -354,8 +354,8 @@ async fn a_week_keeps_every_sink_valid_and_rewritten_before_each_expiry() {
 }
 
 /// Waits (in real time) until `done` holds for the agent's status.
-async fn until_status(
-    agent: &Agent<MemoryStore>,
+async fn until_status<S: TokenStore + 'static>(
+    agent: &Agent<S>,
     what: &str,
     done: impl Fn(&BTreeMap<String, refresh_agent::State>) -> bool,
 ) {
@@ -614,4 +614,107 @@ async fn applying_new_profiles_adds_restarts_and_removes() {
     clock.advance(step);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!misa_sink.exists(), "a keeper still ran after shutdown");
+}
+
+/// A store that refuses writes while told to (a full disk after the vendor answered).
+#[derive(Clone, Default)]
+struct Refusing {
+    inner: MemoryStore,
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Refusing {
+    fn refusal(&self) -> Result<(), refresh_manager::StoreError> {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other("no space left on device").into());
+        }
+        Ok(())
+    }
+}
+
+impl TokenStore for Refusing {
+    type Lock = <MemoryStore as TokenStore>::Lock;
+
+    async fn load(
+        &self,
+        id: &CredentialId,
+    ) -> Result<Option<refresh_manager::Versioned>, refresh_manager::StoreError> {
+        self.inner.load(id).await
+    }
+    async fn compare_and_swap(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &refresh_manager::StoredTokens,
+    ) -> Result<refresh_manager::Swap, refresh_manager::StoreError> {
+        self.refusal()?;
+        self.inner.compare_and_swap(id, expected, tokens).await
+    }
+    async fn keep_orphan(
+        &self,
+        id: &CredentialId,
+        tokens: &refresh_manager::StoredTokens,
+    ) -> Result<(), refresh_manager::StoreError> {
+        self.refusal()?;
+        self.inner.keep_orphan(id, tokens).await
+    }
+    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, refresh_manager::StoreError> {
+        self.inner.lock(id).await
+    }
+    // The check before the vendor passes: the disk fills between the check and the write.
+    async fn check_writable(&self, id: &CredentialId) -> Result<(), refresh_manager::StoreError> {
+        self.inner.check_writable(id).await
+    }
+    async fn release(&self, lock: Self::Lock) {
+        self.inner.release(lock).await
+    }
+}
+
+/// Tokens the vendor issued and the store refused: held in memory, shown in the status, and notified once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_the_store_refused_are_shown_and_notified_once() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::Ekuaibao))
+        .await
+        .unwrap();
+    let clock = ManualClock::new();
+    let store = Refusing::default();
+    let manager = Manager::with_options(
+        store.clone(),
+        ManagerOptions::default().with_clock(clock.clone()),
+    );
+    let wall = manager.clock().clone();
+    let setup = &PROFILES[5];
+    let refresher =
+        Refresher::new(config(setup).with_base_url(sandbox.base_url(setup.emulator).unwrap()))
+            .unwrap()
+            .with_clock(manager.clock().facade_clock());
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    let agent = Agent::new(manager).with_notifier(receiver.notifier());
+    agent.apply(vec![Profile {
+        name: setup.name.into(),
+        id: id(setup.name),
+        vendor: setup.vendor,
+        credential: CredentialOptions::new(refresher).with_login(unattended_login(setup).unwrap()),
+        sinks: vec![Sink::new(dir.path().join("erp"), Format::Token)],
+        readers: Readers::default(),
+    }]);
+    until_status(&agent, "ok", |s| s.values().all(|s| s.health == Health::Ok)).await;
+    let state = agent.status()[setup.name].clone();
+    assert!(state.sink_writes >= 1, "{state:?}");
+    assert!(!state.unsaved_tokens);
+
+    store
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let by = (state.refresh_at.unwrap() - wall.wall()).to_std().unwrap() + Duration::from_secs(1);
+    sandbox.clock().advance(by);
+    clock.advance(by);
+    until_status(&agent, "unsaved", |s| s[setup.name].unsaved_tokens).await;
+    let events = receiver.events(1).await;
+    assert_eq!(
+        events,
+        [("tokens_unsaved".to_owned(), setup.name.to_owned())]
+    );
+    agent.shutdown().await.unwrap_err();
 }
