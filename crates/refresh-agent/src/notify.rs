@@ -172,6 +172,53 @@ async fn deliver(webhook: &Webhook, http: &reqwest::Client, event: &Event) {
 mod tests {
     use super::*;
 
+    /// A webhook that fails twice gets the event on the third attempt, after waits of 1 s and then 2 s.
+    #[tokio::test]
+    async fn a_failed_delivery_is_retried_with_doubling_waits() {
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+        let (kept, failures) = (Arc::clone(&seen), 2);
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let kept = Arc::clone(&kept);
+                async move {
+                    let mut seen = kept.lock().unwrap();
+                    seen.push(std::time::Instant::now());
+                    if seen.len() <= failures {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let webhook = Webhook::new(&url, Secret::from("k")).unwrap();
+        let event = Event::new(
+            Kind::Recovered,
+            "p",
+            Vendor::Ekuaibao,
+            chrono::Utc::now(),
+            None,
+        );
+        deliver(&webhook, &reqwest::Client::new(), &event).await;
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen.len(),
+            3,
+            "delivered on the third attempt, and not sent again"
+        );
+        let (first, second) = (seen[1] - seen[0], seen[2] - seen[1]);
+        assert!(first >= FIRST_RETRY && first < FIRST_RETRY * 2, "{first:?}");
+        assert!(
+            second >= FIRST_RETRY * 2 && second < FIRST_RETRY * 3,
+            "{second:?}"
+        );
+    }
+
     #[test]
     fn only_https_or_loopback_http_is_accepted() {
         let secret = || Secret::from("k");

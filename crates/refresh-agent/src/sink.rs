@@ -214,6 +214,18 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_sink_defaults_to_mode_0600_and_the_agents_owner() {
+        let sink: Sink =
+            serde_json::from_value(serde_json::json!({"path": "/run/x", "format": "env"})).unwrap();
+        assert_eq!(sink, Sink::new("/run/x", Format::Env));
+        assert_eq!(sink.mode, 0o600);
+        assert_eq!(sink.env_name(), "ACCESS_TOKEN");
+        let unknown =
+            serde_json::from_value::<Sink>(serde_json::json!({"path": "/x", "format": "xml"}));
+        assert!(unknown.is_err());
+    }
+
+    #[test]
     fn each_format_renders_what_its_readers_expect() {
         let render = |format| Sink::new("x", format).render(&issued());
         assert_eq!(render(Format::Token), "tok-1");
