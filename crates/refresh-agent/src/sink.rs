@@ -293,6 +293,21 @@ mod tests {
             (metadata.uid(), metadata.gid(), metadata.mode() & 0o777),
             (65534, 65534, 0o640)
         );
+        // An owner alone keeps the agent's group.
+        let mut owned = Sink::new(dir.path().join("owned"), Format::Token);
+        owned.owner = Some(65534);
+        owned.write("tok").unwrap();
+        let metadata = std::fs::metadata(&owned.path).unwrap();
+        assert_eq!((metadata.uid(), metadata.gid()), (65534, 0));
+    }
+
+    #[test]
+    fn removing_a_sink_that_cannot_be_removed_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the sink's file should be.
+        std::fs::create_dir(dir.path().join("token")).unwrap();
+        let sink = Sink::new(dir.path().join("token"), Format::Token);
+        assert!(sink.remove().is_err());
     }
 
     #[tokio::test]
