@@ -199,6 +199,35 @@ async fn the_socket_serves_tokens_to_allowed_callers_and_refuses_the_others() {
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["access_token"], renewed.secret.expose_secret());
     assert_eq!(answer["version"], renewed.version);
+
+    // A profile without tokens or a login of its own is dead: health says which, with 503.
+    let mut orphaned = profile("nothing", Readers::default());
+    orphaned.credential = CredentialOptions::new(refresher.clone());
+    agent_token.apply(vec![
+        profile("shared", Readers::default()),
+        profile("private", Readers::default()),
+        orphaned,
+    ]);
+    let socket_for_blocking = socket.clone();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        let mut last = (0, String::new());
+        for _ in 0..500 {
+            last = curl(&socket_for_blocking, "/healthz", None);
+            if last.0 == 503 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        last
+    })
+    .await
+    .unwrap();
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, &health["profiles"]),
+        (503, &serde_json::json!(["nothing"])),
+        "{body}"
+    );
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     agent.shutdown().await.unwrap();
