@@ -28,6 +28,9 @@ pub enum Kind {
     /// The vendor issued tokens the store did not take: they are held in memory (and rescued, where a rescue is
     /// set) until a write succeeds.
     TokensUnsaved,
+    /// Another writer stored tokens first, and the vendor's answer was kept as an orphan beside them (two processes
+    /// renewed one credential).
+    OrphanKept,
 }
 
 /// One notification's body.
@@ -124,6 +127,23 @@ impl Notifier {
             }
         });
         Notifier { queue }
+    }
+
+    /// A [`refresh_manager::ManagerOptions::on_rotate`] hook that notifies tokens kept as an orphan.
+    pub fn rotation_hook(&self) -> impl Fn(&refresh_manager::Rotated) + Send + Sync + 'static {
+        let notifier = self.clone();
+        move |rotated| {
+            if rotated.kept_as_orphan {
+                let detail = format!("kept beside the record's version {}", rotated.version);
+                notifier.send(Event::new(
+                    Kind::OrphanKept,
+                    rotated.id.as_str(),
+                    rotated.vendor,
+                    Utc::now(),
+                    Some(detail),
+                ));
+            }
+        }
     }
 
     /// Queues `event`; a full queue drops it, with a log line.

@@ -718,3 +718,60 @@ async fn tokens_the_store_refused_are_shown_and_notified_once() {
     );
     agent.shutdown().await.unwrap_err();
 }
+
+/// Two writers renew one credential: the agent's answer loses the compare-and-swap and is kept as an orphan, and the
+/// webhook hears `orphan_kept` for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_kept_as_an_orphan_is_notified() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::Ekuaibao))
+        .await
+        .unwrap();
+    let clock = ManualClock::new();
+    let store = MemoryStore::new();
+    let receiver = Receiver::start().await;
+    let notifier = receiver.notifier();
+    let manager = Manager::with_options(
+        store.clone(),
+        ManagerOptions::default()
+            .with_clock(clock.clone())
+            .on_rotate(notifier.rotation_hook()),
+    );
+    let wall = manager.clock().clone();
+    let setup = &PROFILES[5];
+    let refresher =
+        Refresher::new(config(setup).with_base_url(sandbox.base_url(setup.emulator).unwrap()))
+            .unwrap()
+            .with_clock(manager.clock().facade_clock());
+    let agent = Agent::new(manager).with_notifier(notifier);
+    agent.apply(vec![Profile {
+        name: setup.name.into(),
+        id: id(setup.name),
+        vendor: setup.vendor,
+        credential: CredentialOptions::new(refresher).with_login(unattended_login(setup).unwrap()),
+        sinks: Vec::new(),
+        readers: Readers::default(),
+    }]);
+    until_status(&agent, "ok", |s| s.values().all(|s| s.health == Health::Ok)).await;
+    let state = agent.status()[setup.name].clone();
+    // Due now, and the vendor is slow: while it answers, another writer stores the next version.
+    sandbox.set_latency(Emulator::Ekuaibao, Duration::from_millis(400));
+    let by = (state.refresh_at.unwrap() - wall.wall()).to_std().unwrap() + Duration::from_secs(1);
+    sandbox.clock().advance(by);
+    clock.advance(by);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let record = store.load(&id(setup.name)).await.unwrap().unwrap();
+    let mut theirs = record.tokens.clone();
+    theirs.obtained_at = wall.wall();
+    theirs.expires_at = theirs.obtained_at + chrono::TimeDelta::hours(1);
+    let written = store
+        .compare_and_swap(&id(setup.name), Some(record.version), &theirs)
+        .await
+        .unwrap();
+    assert!(
+        matches!(written, refresh_manager::Swap::Written { .. }),
+        "{written:?}"
+    );
+    let events = receiver.events(1).await;
+    assert_eq!(events, [("orphan_kept".to_owned(), setup.name.to_owned())]);
+    agent.shutdown().await.unwrap();
+}

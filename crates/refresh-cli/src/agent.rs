@@ -33,8 +33,8 @@ written again with the next token.
 
 Notifications: with `[agent] webhook = URL` (https://, or http:// to loopback) and REFRESH_WEBHOOK_SECRET, a JSON
 body {event, profile, vendor, at, detail} is POSTed when a credential needs a person (needs_person), recovers
-(recovered), or holds tokens the store refused (tokens_unsaved); `X-Refresh-Signature: sha256=<hex HMAC-SHA256 of
-the body>`. Retried with backoff, from a bounded queue.
+(recovered), holds tokens the store refused (tokens_unsaved), or had an answer kept as an orphan (orphan_kept);
+`X-Refresh-Signature: sha256=<hex HMAC-SHA256 of the body>`. Retried with backoff, from a bounded queue.
 
 Examples:
   refresh agent
@@ -161,15 +161,22 @@ pub async fn run(args: Args) -> ExitCode {
         Ok(webhook) => webhook,
         Err(Misconfigured(message)) => return output::unconfigured(&message),
     };
-    let options = ManagerOptions::default().with_rescue(profiles.rescue());
-    let mut agent = Agent::new(Manager::with_options(store, options));
-    if let Some(webhook) = webhook {
-        match refresh_facade::HttpOptions::default().build_client() {
-            Ok(http) => agent = agent.with_notifier(refresh_agent::Notifier::start(webhook, http)),
+    let mut options = ManagerOptions::default().with_rescue(profiles.rescue());
+    let notifier = match webhook {
+        Some(webhook) => match refresh_facade::HttpOptions::default().build_client() {
+            Ok(http) => Some(refresh_agent::Notifier::start(webhook, http)),
             Err(error) => {
                 return output::unconfigured(&format!("the webhook's HTTP client: {error}"));
             }
-        }
+        },
+        None => None,
+    };
+    if let Some(notifier) = &notifier {
+        options = options.on_rotate(notifier.rotation_hook());
+    }
+    let mut agent = Agent::new(Manager::with_options(store, options));
+    if let Some(notifier) = notifier {
+        agent = agent.with_notifier(notifier);
     }
     report(&agent.apply(kept));
 

@@ -1373,7 +1373,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 let record = Versioned::new(version, issued.tokens.clone());
                 let token = self.token_of(credential, &record, issued.sent);
                 self.install(credential, Arc::clone(&token));
-                self.rotated(credential, &record, issued);
+                self.rotated(credential, &record, issued, false);
                 let renewed = if issued.by_login {
                     Renewed::LoggedIn
                 } else {
@@ -1388,6 +1388,8 @@ impl<S: TokenStore + 'static> Manager<S> {
                 }
                 tracing::warn!(credential = %id, "another writer stored tokens first; the vendor's answer is kept as an orphan");
                 let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
+                let beside = Versioned::new(current.version, issued.tokens.clone());
+                self.rotated(credential, &beside, issued, true);
                 let token = self.token_of(credential, &current, None);
                 if !token.is_valid(&self.shared.clock) {
                     // A fenced write: the holder of a newer lease has not written yet.
@@ -1399,7 +1401,13 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
     }
 
-    fn rotated(&self, credential: &Credential, record: &Versioned, issued: &Unsaved) {
+    fn rotated(
+        &self,
+        credential: &Credential,
+        record: &Versioned,
+        issued: &Unsaved,
+        kept_as_orphan: bool,
+    ) {
         if let Some(hook) = &self.shared.on_rotate {
             hook(&Rotated {
                 id: credential.id.clone(),
@@ -1408,6 +1416,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 expires_at: record.tokens.expires_at,
                 by_login: issued.by_login,
                 anomalies: issued.anomalies.clone(),
+                kept_as_orphan,
             });
         }
     }

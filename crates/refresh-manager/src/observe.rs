@@ -55,13 +55,14 @@ impl Anomaly {
 }
 
 /// A credential's new tokens are durable: what [`crate::ManagerOptions::on_rotate`] hooks receive. No token is in
-/// it.
+/// it. Tokens that lost the store's compare-and-swap to another writer are durable too, as an orphan beside the
+/// other writer's record ([`Rotated::kept_as_orphan`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Rotated {
     pub id: CredentialId,
     pub vendor: Vendor,
-    /// The store record's new version.
+    /// The store record's new version (for an orphan: the version of the record it was kept beside).
     pub version: u64,
     pub expires_at: DateTime<Utc>,
     /// Whether they came from a login (`obtain`) rather than a refresh.
@@ -69,6 +70,9 @@ pub struct Rotated {
     /// What in the vendor's answer did not match its documentation, its tokens having been kept (empty for an
     /// answer as documented, and for tokens rescued by an earlier process, whose anomalies were said then).
     pub anomalies: Vec<refresh_facade::Anomaly>,
+    /// Another writer stored tokens first: these were kept as an orphan of its record, and are not served. An
+    /// operator may want to know (two writers renewed one credential).
+    pub kept_as_orphan: bool,
 }
 
 pub(crate) type RotateHook = Arc<dyn Fn(&Rotated) + Send + Sync>;

@@ -517,6 +517,54 @@ async fn the_rotation_hook_hears_each_durable_rotation() {
     );
 }
 
+/// Tokens that lose the compare-and-swap to another writer are kept as an orphan, and the hook hears them as such:
+/// the version of the record they were kept beside, `kept_as_orphan`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_kept_as_an_orphan_are_heard_as_one() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("raced");
+    let store = MemoryStore::new();
+    let heard: Arc<Mutex<Vec<Rotated>>> = Arc::default();
+    let options = h.options().on_rotate({
+        let heard = Arc::clone(&heard);
+        move |rotated| heard.lock().unwrap().push(rotated.clone())
+    });
+    let manager = Arc::new(refresh_manager::Manager::with_options(
+        store.clone(),
+        options,
+    ));
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    h.advance_past(first.expires_at, Duration::from_secs(1));
+    // The vendor answers slowly; meanwhile another writer stores version 2 (a write takes no lock).
+    h.sandbox
+        .set_latency(Emulator::ISolarCloud, Duration::from_millis(400));
+    let renewal = tokio::spawn({
+        let (manager, id) = (Arc::clone(&manager), id.clone());
+        async move { manager.access_token(&id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut theirs = store.load(&id).await.unwrap().unwrap().tokens;
+    theirs.obtained_at = h.clock().wall();
+    theirs.expires_at = theirs.obtained_at + chrono::TimeDelta::hours(1);
+    let written = store.compare_and_swap(&id, Some(1), &theirs).await.unwrap();
+    assert!(
+        matches!(written, refresh_manager::Swap::Written { version: 2 }),
+        "{written:?}"
+    );
+    renewal.await.unwrap().unwrap();
+    let heard = heard.lock().unwrap().clone();
+    let seen: Vec<_> = heard
+        .iter()
+        .map(|r| (r.version, r.by_login, r.kept_as_orphan))
+        .collect();
+    assert_eq!(seen, [(1, true, false), (2, false, true)]);
+    assert_eq!(store.load(&id).await.unwrap().unwrap().orphans.len(), 1);
+}
+
 /// An authorizer's refresh that WeChat refuses for another reason than the component token (61023: the refresh
 /// token is not valid) does not renew the component token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
