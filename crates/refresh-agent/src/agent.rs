@@ -24,6 +24,9 @@ use crate::access::Readers;
 use crate::notify::{Event, Kind, Notifier};
 use crate::sink::{Issued, Sink};
 
+/// How long before the vendor's refresh window closes a failing credential is notified ([`Kind::WindowClosing`]).
+pub const WINDOW_WARNING: Duration = Duration::from_secs(6 * 3600);
+
 /// How often a credential that needs a person is looked at again.
 pub const DEAD_RECHECK: Duration = Duration::from_secs(60);
 /// The first and the longest wait after a failure a retry may fix.
@@ -246,8 +249,10 @@ impl<S: TokenStore + 'static> Agent<S> {
             notifier: self.notifier.clone(),
             rendered: arc_swap::ArcSwapOption::empty(),
         });
+        let logs_in_by_itself = profile.credential.logs_in_by_itself();
         self.manager.manage(profile.id.clone(), profile.credential);
         let keeper = Keeper {
+            logs_in_by_itself,
             manager: Arc::clone(&self.manager),
             kept: Arc::clone(&kept),
             sinks: profile.sinks,
@@ -299,6 +304,8 @@ pub struct Applied {
 
 struct Keeper<S: TokenStore + 'static> {
     manager: Arc<Manager<S>>,
+    /// A credential that logs in by itself has a way past a closing refresh window.
+    logs_in_by_itself: bool,
     kept: Arc<Kept>,
     sinks: Vec<Sink>,
     stopped: watch::Receiver<bool>,
@@ -312,6 +319,8 @@ impl<S: TokenStore + 'static> Keeper<S> {
         // Whether the last pass already waited for a background renewal of a token that was due.
         let mut awaited_renewal = false;
         let mut unsaved_told = false;
+        // The store version whose closing refresh window was notified.
+        let mut window_told: Option<u64> = None;
         loop {
             let wait = match self.manager.access_token(&self.kept.id).await {
                 Ok(token) => {
@@ -389,6 +398,10 @@ impl<S: TokenStore + 'static> Keeper<S> {
                     }
                 }
             };
+            // Renewals failing while the vendor's refresh window closes, and no login past it: a person has until then.
+            if self.kept.state().health == Health::Degraded && !self.logs_in_by_itself {
+                self.warn_if_window_closing(&clock, &mut window_told).await;
+            }
             // Tokens the store refused: held in memory (and rescued) until a write works; a person should know.
             let unsaved = self.manager.holds_unsaved(&self.kept.id);
             if unsaved && !unsaved_told {
@@ -403,6 +416,26 @@ impl<S: TokenStore + 'static> Keeper<S> {
             if *self.stopped.borrow() {
                 return;
             }
+        }
+    }
+
+    /// Notifies, once per store version, a refresh window that closes within [`WINDOW_WARNING`].
+    async fn warn_if_window_closing(&self, clock: &ManagerClock, told: &mut Option<u64>) {
+        let Ok(Some(record)) = self.manager.store().load(&self.kept.id).await else {
+            return;
+        };
+        let Some(closes) = record.tokens.refreshable_until else {
+            return;
+        };
+        let now = clock.wall();
+        let soon = chrono::TimeDelta::from_std(WINDOW_WARNING).unwrap_or_default();
+        if closes > now && closes - now <= soon && *told != Some(record.version) {
+            *told = Some(record.version);
+            let detail = format!(
+                "renewals fail, and the vendor's refresh window closes at {}",
+                closes.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            self.kept.notify(Kind::WindowClosing, Some(detail), now);
         }
     }
 

@@ -28,6 +28,9 @@ pub enum Kind {
     /// The vendor issued tokens the store did not take: they are held in memory (and rescued, where a rescue is
     /// set) until a write succeeds.
     TokensUnsaved,
+    /// The vendor's refresh window closes soon ([`crate::agent::WINDOW_WARNING`]) and renewals are failing: a person
+    /// has that long before the credential needs a new authorization.
+    WindowClosing,
     /// Another writer stored tokens first, and the vendor's answer was kept as an orphan beside them (two processes
     /// renewed one credential).
     OrphanKept,

@@ -452,23 +452,30 @@ async fn sinks_never_outlive_their_token_through_an_outage_or_a_dead_credential(
     while wall.wall() - start < chrono::TimeDelta::hours(8) {
         sandbox.clock().advance(step);
         clock.advance(step);
+        // The keeper reacts to the jump in real time: a moment, and then until the sink agrees with the clock (2 s at
+        // most).
         tokio::time::sleep(Duration::from_millis(20)).await;
         let now = wall.wall();
-        let state = agent.status()[sugon.name].clone();
-        match sink(sugon.name) {
+        let settled = |token: &Option<String>| match token {
             Some(token) => {
-                // Present: the token in it has not expired.
-                assert_ne!(
-                    sandbox.access_token_state(Emulator::SugonAc, &token),
-                    AccessTokenState::Expired,
-                    "at {now}: {state:?}"
-                );
-                came_back |= went;
+                sandbox.access_token_state(Emulator::SugonAc, token) != AccessTokenState::Expired
             }
-            None => {
-                went = true;
-                assert_eq!(state.health, Health::Degraded, "at {now}");
+            None => agent.status()[sugon.name].health == Health::Degraded,
+        };
+        let mut seen = sink(sugon.name);
+        for _ in 0..200 {
+            if settled(&seen) {
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            seen = sink(sugon.name);
+        }
+        let state = agent.status()[sugon.name].clone();
+        // Present: the token in it has not expired. Absent: the credential is failing.
+        assert!(settled(&seen), "at {now}: {seen:?} {state:?}");
+        match seen {
+            Some(_) => came_back |= went,
+            None => went = true,
         }
     }
     assert!(went, "the sink was never removed during the outage");
@@ -773,5 +780,63 @@ async fn an_answer_kept_as_an_orphan_is_notified() {
     );
     let events = receiver.events(1).await;
     assert_eq!(events, [("orphan_kept".to_owned(), setup.name.to_owned())]);
+    agent.shutdown().await.unwrap();
+}
+
+/// The vendor is down until after the refresh window closed: six hours before it closes the webhook hears
+/// `window_closing`, once; when it has closed, `needs_person`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_refresh_window_is_notified_before_the_credential_dies() {
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::SugonAc))
+        .await
+        .unwrap();
+    let clock = ManualClock::new();
+    let manager = Manager::with_options(
+        MemoryStore::new(),
+        ManagerOptions::default().with_clock(clock.clone()),
+    );
+    let wall = manager.clock().clone();
+    let sugon = &PROFILES[1];
+    let refresher =
+        Refresher::new(config(sugon).with_base_url(sandbox.base_url(sugon.emulator).unwrap()))
+            .unwrap()
+            .with_clock(manager.clock().facade_clock());
+    // No login of its own: only a refresh renews it, within 24 hours of its expiry.
+    let credential = CredentialOptions::new(refresher);
+    manager.manage(id(sugon.name), credential.clone());
+    manager
+        .login(&id(sugon.name), &unattended_login(sugon).unwrap())
+        .await
+        .unwrap();
+    let receiver = Receiver::start().await;
+    let agent = Agent::new(manager).with_notifier(receiver.notifier());
+    agent.apply(vec![Profile {
+        name: sugon.name.into(),
+        id: id(sugon.name),
+        vendor: sugon.vendor,
+        credential,
+        sinks: Vec::new(),
+        readers: Readers::default(),
+    }]);
+    until_status(&agent, "ok", |s| s.values().all(|s| s.health == Health::Ok)).await;
+    let start = wall.wall();
+    sandbox.outage(
+        Emulator::SugonAc,
+        sandbox.clock().now(),
+        sandbox.clock().now() + chrono::TimeDelta::hours(28),
+        503,
+    );
+    let step = Duration::from_secs(20 * 60);
+    while wall.wall() - start < chrono::TimeDelta::hours(30) {
+        sandbox.clock().advance(step);
+        clock.advance(step);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    until_status(&agent, "dead", |s| s[sugon.name].health == Health::Dead).await;
+    let mut events = receiver.events(2).await;
+    events.sort();
+    let expected = [("needs_person", "sugon-ac"), ("window_closing", "sugon-ac")]
+        .map(|(event, profile)| (event.to_owned(), profile.to_owned()));
+    assert_eq!(events, expected);
     agent.shutdown().await.unwrap();
 }

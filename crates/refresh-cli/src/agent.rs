@@ -33,7 +33,8 @@ written again with the next token.
 
 Notifications: with `[agent] webhook = URL` (https://, or http:// to loopback) and REFRESH_WEBHOOK_SECRET, a JSON
 body {event, profile, vendor, at, detail} is POSTed when a credential needs a person (needs_person), recovers
-(recovered), holds tokens the store refused (tokens_unsaved), or had an answer kept as an orphan (orphan_kept);
+(recovered), holds tokens the store refused (tokens_unsaved), had an answer kept as an orphan (orphan_kept), or
+fails to renew 6 hours before its refresh window closes with no login past it (window_closing);
 `X-Refresh-Signature: sha256=<hex HMAC-SHA256 of the body>`. Retried with backoff, from a bounded queue.
 
 Examples:

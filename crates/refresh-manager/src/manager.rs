@@ -194,6 +194,11 @@ impl CredentialOptions {
         self
     }
 
+    /// Whether the credential has a login that needs no person: when its refresh window closes, it logs in again.
+    pub fn logs_in_by_itself(&self) -> bool {
+        self.login.is_some()
+    }
+
     /// WeChat authorizers: each refresh presents the access token of the managed credential `component` (the
     /// platform's component token); when WeChat says it expired, it is renewed and the refresh tried once more.
     pub fn with_component_token(mut self, component: CredentialId) -> Self {
