@@ -235,6 +235,17 @@ mod tests {
         );
     }
 
+    /// A failed run that names no failed check did not compare the APIs: no verdict is made up from its summary.
+    #[test]
+    fn a_failed_run_without_failed_checks_is_not_a_breaking_verdict() {
+        let output = "Summary no semver update required\nerror: rustdoc failed for the baseline\n";
+        assert!(
+            matches!(read(false, output), Verdict::Unchecked(_)),
+            "{:?}",
+            read(false, output)
+        );
+    }
+
     #[test]
     fn a_run_that_could_not_compare_says_why() {
         let output = "error: package `refresh-new` not found in baseline\n";
