@@ -247,6 +247,30 @@ mod tests {
     }
 
     #[test]
+    fn each_verdict_reads_as_one_cell_and_unchecked_ones_say_what_is_known() {
+        assert_eq!(
+            Verdict::Compatible("fine".into()).cell(),
+            "compatible: fine"
+        );
+        let breaking = Verdict::Breaking {
+            summary: "major".into(),
+            checks: vec!["x".into()],
+        };
+        assert_eq!(breaking.cell(), "**breaking**: major");
+        let unchecked = Verdict::Unchecked("no baseline".into());
+        assert_eq!(unchecked.cell(), "not checked: no baseline");
+        let before = "pub struct A {\n    pub a: i32,\n}\n";
+        let same = Declarations::compare(before, before);
+        let added = Declarations::compare(before, &format!("{before}pub fn f() {{}}\n"));
+        let removed = Declarations::compare(before, "pub struct A {\n}\n");
+        assert!(same.is_empty() && !added.is_empty() && !removed.is_empty());
+        assert_eq!(summary(&unchecked, &same), "unknown");
+        assert_eq!(summary(&unchecked, &added), "additions only, not checked");
+        assert_eq!(summary(&unchecked, &removed), "**breaking** (major)");
+        assert_eq!(summary(&breaking, &same), "**breaking** (major)");
+    }
+
+    #[test]
     fn a_run_that_could_not_compare_says_why() {
         let output = "error: package `refresh-new` not found in baseline\n";
         assert_eq!(

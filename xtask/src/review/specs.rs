@@ -286,6 +286,23 @@ components:
         assert_eq!(s.servers, ["https://a.example"]);
     }
 
+    /// A field of several shapes lists each once; a node without a type adds none, and a format alone is no type.
+    #[test]
+    fn a_field_of_several_shapes_lists_each_type_once() {
+        let text = SPEC.replace(
+            "                  token: {type: string, format: password}",
+            "                  token: {type: string, format: password}\n                  \
+             either: {oneOf: [{type: string}, {type: integer}, {type: string}]}\n                  \
+             id: {format: uuid}",
+        );
+        let s = surface(&text);
+        let field = |name: &str| {
+            s.fields[&("refresh".into(), "answer HTTP 200".into(), name.into())].clone()
+        };
+        assert_eq!(field("either"), "string | integer");
+        assert_eq!(field("id"), "");
+    }
+
     #[test]
     fn an_unchanged_spec_describes_nothing() {
         assert_eq!(describe(&surface(SPEC), &surface(SPEC)), "");
