@@ -1378,7 +1378,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 let record = Versioned::new(version, issued.tokens.clone());
                 let token = self.token_of(credential, &record, issued.sent);
                 self.install(credential, Arc::clone(&token));
-                self.rotated(credential, &record, issued, false);
+                self.rotated(credential, version, issued, false);
                 let renewed = if issued.by_login {
                     Renewed::LoggedIn
                 } else {
@@ -1393,8 +1393,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 }
                 tracing::warn!(credential = %id, "another writer stored tokens first; the vendor's answer is kept as an orphan");
                 let current = current.ok_or_else(|| ManagerError::NotStored(id.clone()))?;
-                let beside = Versioned::new(current.version, issued.tokens.clone());
-                self.rotated(credential, &beside, issued, true);
+                self.rotated(credential, current.version, issued, true);
                 let token = self.token_of(credential, &current, None);
                 if !token.is_valid(&self.shared.clock) {
                     // A fenced write: the holder of a newer lease has not written yet.
@@ -1406,19 +1405,20 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
     }
 
+    /// Tells the rotation hook that `issued` is durable: as version `version`, or as an orphan beside it.
     fn rotated(
         &self,
         credential: &Credential,
-        record: &Versioned,
+        version: u64,
         issued: &Unsaved,
         kept_as_orphan: bool,
     ) {
         if let Some(hook) = &self.shared.on_rotate {
             hook(&Rotated {
                 id: credential.id.clone(),
-                vendor: record.tokens.vendor,
-                version: record.version,
-                expires_at: record.tokens.expires_at,
+                vendor: issued.tokens.vendor,
+                version,
+                expires_at: issued.tokens.expires_at,
                 by_login: issued.by_login,
                 anomalies: issued.anomalies.clone(),
                 kept_as_orphan,
