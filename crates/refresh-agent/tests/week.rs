@@ -761,11 +761,22 @@ async fn an_answer_kept_as_an_orphan_is_notified() {
     until_status(&agent, "ok", |s| s.values().all(|s| s.health == Health::Ok)).await;
     let state = agent.status()[setup.name].clone();
     // Due now, and the vendor is slow: while it answers, another writer stores the next version.
-    sandbox.set_latency(Emulator::Ekuaibao, Duration::from_millis(400));
+    sandbox.set_latency(Emulator::Ekuaibao, Duration::from_secs(1));
+    let before = sandbox.requests(Emulator::Ekuaibao).len();
     let by = (state.refresh_at.unwrap() - wall.wall()).to_std().unwrap() + Duration::from_secs(1);
     sandbox.clock().advance(by);
     clock.advance(by);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Once the refresh reached the vendor (which holds it a second), the other writer stores.
+    for _ in 0..2_000 {
+        if sandbox.requests(Emulator::Ekuaibao).len() > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        sandbox.requests(Emulator::Ekuaibao).len() > before,
+        "the refresh never reached the vendor"
+    );
     let record = store.load(&id(setup.name)).await.unwrap().unwrap();
     let mut theirs = record.tokens.clone();
     theirs.obtained_at = wall.wall();

@@ -541,12 +541,23 @@ async fn tokens_kept_as_an_orphan_are_heard_as_one() {
     h.advance_past(first.expires_at, Duration::from_secs(1));
     // The vendor answers slowly; meanwhile another writer stores version 2 (a write takes no lock).
     h.sandbox
-        .set_latency(Emulator::ISolarCloud, Duration::from_millis(400));
+        .set_latency(Emulator::ISolarCloud, Duration::from_secs(1));
+    let before = h.sandbox.requests(Emulator::ISolarCloud).len();
     let renewal = tokio::spawn({
         let (manager, id) = (Arc::clone(&manager), id.clone());
         async move { manager.access_token(&id).await }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Once the refresh reached the vendor (which holds it a second), the other writer stores.
+    for _ in 0..2_000 {
+        if h.sandbox.requests(Emulator::ISolarCloud).len() > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        h.sandbox.requests(Emulator::ISolarCloud).len() > before,
+        "the refresh never reached the vendor"
+    );
     let mut theirs = store.load(&id).await.unwrap().unwrap().tokens;
     theirs.obtained_at = h.clock().wall();
     theirs.expires_at = theirs.obtained_at + chrono::TimeDelta::hours(1);
