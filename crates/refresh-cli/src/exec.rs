@@ -9,8 +9,8 @@ use std::time::Duration;
 use refresh_manager::{Manager, ManagerOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::login::{managed, profiles_and_secrets};
-use crate::settings::{Misconfigured, ProfileRun};
+use crate::login::manage_profile;
+use crate::settings::ProfileRun;
 use crate::{exit, output};
 
 /// How long a command may take to stop after SIGTERM before it is killed.
@@ -89,30 +89,16 @@ fn status_code(status: std::process::ExitStatus) -> ExitCode {
 }
 
 pub async fn run(args: Args) -> ExitCode {
-    let (profiles, secrets) = match profiles_and_secrets(&args.run.config, args.run.stdin) {
-        Ok(loaded) => loaded,
-        Err(Misconfigured(message)) => return output::unconfigured(&message),
+    let (profiles, secrets, store, refresher) = match args.run.open(&args.profile) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
-    let profile = match profiles.get(&args.profile) {
-        Ok(profile) => profile,
-        Err(Misconfigured(message)) => return output::unconfigured(&message),
-    };
-    let configured = profiles
-        .store()
-        .and_then(|store| Ok((store, args.run.refresher(profile, &secrets)?)));
-    let (store, refresher) = match configured {
-        Ok(configured) => configured,
-        Err(misconfigured) => return output::misconfigured(profile.vendor, misconfigured),
-    };
+    let profile = &profiles.profiles[&args.profile];
     let manager = Manager::with_options(
         store,
         ManagerOptions::default().with_rescue(profiles.rescue()),
     );
-    let (credential, component) = managed(profile, &secrets, refresher);
-    if let Some((id, options)) = component {
-        manager.manage(id, options);
-    }
-    manager.manage(profile.id.clone(), credential);
+    manage_profile(&manager, profile, &secrets, refresher);
     let clock = manager.clock().clone();
     let (Ok(mut terminate), Ok(mut interrupt)) = (
         signal(SignalKind::terminate()),

@@ -209,6 +209,21 @@ pub fn managed(
     (credential, component)
 }
 
+/// Manages `profile`'s credential in `manager` (with [`managed`]'s options), and WeChat's component credential
+/// beside it.
+pub fn manage_profile<S: refresh_manager::TokenStore + 'static>(
+    manager: &Manager<S>,
+    profile: &Profile,
+    secrets: &Secrets,
+    refresher: Refresher,
+) {
+    let (credential, component) = managed(profile, secrets, refresher);
+    if let Some((id, options)) = component {
+        manager.manage(id, options);
+    }
+    manager.manage(profile.id.clone(), credential);
+}
+
 /// The profiles file and the secrets (environment, or standard input).
 pub fn profiles_and_secrets(
     config: &ConfigArgs,

@@ -262,6 +262,33 @@ pub struct ProfileRun {
 }
 
 impl ProfileRun {
+    /// Opens profile `name` for a command that keeps its token: the profiles file, the secrets, the token store
+    /// and the profile's refresher. A failure is printed, and is the command's exit code. The profile is
+    /// `profiles.profiles[name]`.
+    pub fn open(
+        &self,
+        name: &str,
+    ) -> Result<
+        (
+            crate::profiles::Profiles,
+            Secrets,
+            crate::store::ProfileStore,
+            Refresher,
+        ),
+        std::process::ExitCode,
+    > {
+        let (profiles, secrets) = crate::login::profiles_and_secrets(&self.config, self.stdin)
+            .map_err(|Misconfigured(message)| crate::output::unconfigured(&message))?;
+        let profile = profiles
+            .get(name)
+            .map_err(|Misconfigured(message)| crate::output::unconfigured(&message))?;
+        let (store, refresher) = profiles
+            .store()
+            .and_then(|store| Ok((store, self.refresher(profile, &secrets)?)))
+            .map_err(|misconfigured| crate::output::misconfigured(profile.vendor, misconfigured))?;
+        Ok((profiles, secrets, store, refresher))
+    }
+
     /// The refresher of `profile`, with these options.
     pub fn refresher(
         &self,

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use refresh_manager::{Manager, ManagerError, ManagerOptions};
 
-use crate::login::{managed, profiles_and_secrets};
+use crate::login::manage_profile;
 use crate::profiles::Anomalies;
-use crate::settings::{Misconfigured, ProfileRun};
+use crate::settings::ProfileRun;
 use crate::{exit, output};
 
 pub fn help() -> &'static str {
@@ -40,21 +40,11 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> ExitCode {
-    let (profiles, secrets) = match profiles_and_secrets(&args.run.config, args.run.stdin) {
-        Ok(loaded) => loaded,
-        Err(Misconfigured(message)) => return output::unconfigured(&message),
+    let (profiles, secrets, store, refresher) = match args.run.open(&args.profile) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
-    let profile = match profiles.get(&args.profile) {
-        Ok(profile) => profile,
-        Err(Misconfigured(message)) => return output::unconfigured(&message),
-    };
-    let configured = profiles
-        .store()
-        .and_then(|store| Ok((store, args.run.refresher(profile, &secrets)?)));
-    let (store, refresher) = match configured {
-        Ok(configured) => configured,
-        Err(misconfigured) => return output::misconfigured(profile.vendor, misconfigured),
-    };
+    let profile = &profiles.profiles[&args.profile];
     // One command, then exit: no renewal may be left running in the background when the process ends.
     let anomalies = Anomalies::default();
     let options = ManagerOptions::default()
@@ -62,11 +52,7 @@ pub async fn run(args: Args) -> ExitCode {
         .with_rescue(profiles.rescue())
         .on_rotate(anomalies.hook());
     let manager = Manager::with_options(store, options);
-    let (credential, component) = managed(profile, &secrets, refresher);
-    if let Some((component_id, component)) = component {
-        manager.manage(component_id, component);
-    }
-    manager.manage(profile.id.clone(), credential);
+    manage_profile(&manager, profile, &secrets, refresher);
     let result = manager.access_token(&profile.id).await;
     let anomalies = anomalies.taken();
     profiles.record_outcome(
