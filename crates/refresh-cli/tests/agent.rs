@@ -2,6 +2,7 @@
 //! curl, 403 to a user the profile does not list, sinks on disk, a profile added by SIGHUP, and a restart after a
 //! SIGKILL in the middle of a rotation that still serves a valid token.
 
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +13,32 @@ use refresh_sandbox::{AccessTokenState, Emulator, Sandbox, SandboxOptions, accou
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_refresh");
+
+/// A child process that is killed when dropped: a failed assertion must not leave an agent running, since it would
+/// hold the test's stderr, and so the test runner's output, open.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
 
 struct World {
     dir: tempfile::TempDir,
@@ -58,9 +85,9 @@ impl World {
         std::fs::set_permissions(self.config(), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 
-    fn start(&self) -> Child {
+    fn start(&self) -> Running {
         let _ = std::fs::remove_file(self.socket());
-        let mut child = Command::new(BIN)
+        let child = Command::new(BIN)
             .args(["agent", "--socket"])
             .arg(self.socket())
             .env_clear()
@@ -74,14 +101,13 @@ impl World {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let child = Running(child);
         for _ in 0..2_500 {
             if self.socket().exists() {
                 return child;
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        let _ = child.kill();
-        let _ = child.wait();
         panic!("the agent never listened");
     }
 
@@ -139,6 +165,18 @@ fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// The file at `path` once it exists (5 s at most): a sink is written by the credential's keeper, which may come
+/// after the socket has served the same token.
+fn read_soon(path: &Path) -> String {
+    for _ in 0..1_000 {
+        if let Some(text) = read(path) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("{} was never written", path.display());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_serves_sinks_and_socket_reloads_on_sighup_and_survives_a_sigkill() {
     let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
@@ -168,12 +206,9 @@ async fn the_agent_serves_sinks_and_socket_reloads_on_sighup_and_survives_a_sigk
             status == 200
         });
         let token = answer["access_token"].as_str().unwrap().to_owned();
-        assert_eq!(
-            read(&world.dir.path().join("erp.token")).as_deref(),
-            Some(token.as_str())
-        );
+        assert_eq!(read_soon(&world.dir.path().join("erp.token")), token);
         let json: Value =
-            serde_json::from_str(&read(&world.dir.path().join("erp.json")).unwrap()).unwrap();
+            serde_json::from_str(&read_soon(&world.dir.path().join("erp.json"))).unwrap();
         assert_eq!(json["access_token"], token.as_str());
         let mode = std::fs::metadata(world.dir.path().join("erp.token"))
             .unwrap()
@@ -192,7 +227,7 @@ async fn the_agent_serves_sinks_and_socket_reloads_on_sighup_and_survives_a_sigk
         world.until("/v1/status", "hpc kept after SIGHUP", |_, status| {
             status["profiles"]["hpc"]["health"] == "ok"
         });
-        let header = read(&world.dir.path().join("hpc.header")).unwrap();
+        let header = read_soon(&world.dir.path().join("hpc.header"));
         assert!(header.starts_with("Authorization: Bearer "), "{header}");
         agent
     })
@@ -309,7 +344,7 @@ async fn exec_restarts_the_command_with_each_new_token() {
     let script = format!("echo \"$ACCESS_TOKEN\" >> {}; exec sleep 30", log.display());
     let mut exec = Command::new(BIN);
     env(exec.args(["exec", "erp", "--", "sh", "-c", &script]));
-    let mut exec = exec.stderr(Stdio::inherit()).spawn().unwrap();
+    let mut exec = Running(exec.stderr(Stdio::inherit()).spawn().unwrap());
     let world = std::sync::Arc::new(world);
     let blocking = std::sync::Arc::clone(&world);
     let seen = tokio::task::spawn_blocking(move || {
