@@ -193,7 +193,7 @@ pub fn managed(
     CredentialOptions,
     Option<(refresh_manager::CredentialId, CredentialOptions)>,
 ) {
-    let mut credential = CredentialOptions::new(refresher.clone());
+    let mut credential = CredentialOptions::new(refresher.clone()).with_policy(profile.policy);
     let mut component = None;
     if let Some(component_id) = profile.component_id() {
         let mut options = CredentialOptions::new(refresher);
@@ -286,7 +286,10 @@ async fn log_in_profile(args: &Args, name: &str) -> ExitCode {
         Ok(grant) => grant,
         Err(misconfigured) => return output::misconfigured(vendor, misconfigured),
     };
-    manager.manage(profile.id.clone(), CredentialOptions::new(refresher));
+    manager.manage(
+        profile.id.clone(),
+        CredentialOptions::new(refresher).with_policy(profile.policy),
+    );
     let result = manager.login(&profile.id, &grant).await;
     let anomalies = anomalies.taken();
     profiles.record_outcome(

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use refresh_facade::{Anomaly, Vendor, VendorConfig};
-use refresh_manager::{CredentialId, FileStore, Rescue};
+use refresh_manager::{CredentialId, FileStore, RefreshPolicy, Rescue};
 use refresh_postgres::Keyring;
 
 use crate::settings::{Misconfigured, Secrets};
@@ -70,6 +70,38 @@ pub struct LoginSettings {
     pub domain: Option<String>,
 }
 
+/// `[profiles.NAME.refresh]`: when the credential is renewed, where the vendor's tokens call for other than
+/// [`RefreshPolicy::default`] (durations as `"90s"`, `"5m"`, `"250ms"`).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshSettings {
+    /// How long before expiry a renewal is due, at least ([`RefreshPolicy::minimum_ahead`]).
+    ahead: Option<String>,
+    /// The shortest time between two renewals that succeeded ([`RefreshPolicy::minimum_interval`]).
+    minimum_interval: Option<String>,
+}
+
+impl RefreshSettings {
+    fn policy(&self) -> Result<RefreshPolicy, String> {
+        let duration = |field: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|text| {
+                    humantime::parse_duration(text)
+                        .map_err(|e| format!("{field} = {text:?} is not a duration: {e}"))
+                })
+                .transpose()
+        };
+        let mut policy = RefreshPolicy::default();
+        if let Some(ahead) = duration("ahead", &self.ahead)? {
+            policy.minimum_ahead = ahead;
+        }
+        if let Some(interval) = duration("minimum_interval", &self.minimum_interval)? {
+            policy = policy.with_minimum_interval(interval);
+        }
+        Ok(policy)
+    }
+}
+
 /// `[postgres]`: the shared PostgreSQL store.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,6 +130,8 @@ pub struct Profile {
     /// `refresh agent`: the files it keeps holding a valid token, and who may ask its socket for it.
     pub sinks: Vec<refresh_agent::Sink>,
     pub readers: refresh_agent::Readers,
+    /// When its credential is renewed (`[profiles.NAME.refresh]`).
+    pub policy: RefreshPolicy,
 }
 
 /// The profiles file, read.
@@ -187,6 +221,14 @@ impl ConfigArgs {
                 })?,
                 None => refresh_agent::Readers::default(),
             };
+            let policy = match table.remove("refresh") {
+                Some(refresh) => refresh
+                    .try_into()
+                    .map_err(|e: toml::de::Error| e.message().to_owned())
+                    .and_then(|settings: RefreshSettings| settings.policy())
+                    .map_err(|e| Misconfigured(format!("profile {name}: [refresh]: {e}")))?,
+                None => RefreshPolicy::default(),
+            };
             if login.domain.is_none() {
                 login.domain = table
                     .get("company_code")
@@ -209,6 +251,7 @@ impl ConfigArgs {
                     login,
                     sinks,
                     readers,
+                    policy,
                 },
             );
         }
@@ -454,6 +497,8 @@ impl Profile {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn load(text: &str) -> Result<Profiles, Misconfigured> {
@@ -491,6 +536,49 @@ mod tests {
                 .contains("kept for the credentials refresh-kit derives"),
             "{}",
             taken.0
+        );
+    }
+
+    /// `[profiles.NAME.refresh]` sets when the credential is renewed; what it leaves out keeps the default, and a
+    /// value that is not a duration is refused with the field it is in.
+    #[test]
+    fn a_profile_may_set_when_its_credential_is_renewed() {
+        let profiles = load(
+            "[profiles.tuned]\nvendor = \"sugon-ac\"\n\
+             [profiles.tuned.refresh]\nahead = \"5m\"\nminimum_interval = \"250ms\"\n\
+             [profiles.half]\nvendor = \"sugon-ac\"\n[profiles.half.refresh]\nahead = \"2h\"\n\
+             [profiles.plain]\nvendor = \"sugon-ac\"\n",
+        )
+        .unwrap_or_else(|error| panic!("{}", error.0));
+        let policy = |name: &str| profiles.profiles[name].policy;
+        assert_eq!(policy("tuned").minimum_ahead, Duration::from_secs(300));
+        assert_eq!(policy("tuned").minimum_interval, Duration::from_millis(250));
+        assert_eq!(policy("half").minimum_ahead, Duration::from_secs(7200));
+        assert_eq!(
+            policy("half").minimum_interval,
+            RefreshPolicy::default().minimum_interval
+        );
+        assert_eq!(policy("plain"), RefreshPolicy::default());
+
+        let refused = |table: &str| {
+            load(&format!(
+                "[profiles.p]\nvendor = \"sugon-ac\"\n[profiles.p.refresh]\n{table}\n"
+            ))
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default()
+        };
+        let message = refused("ahead = \"soon\"");
+        assert!(
+            message.contains("profile p: [refresh]: ahead = \"soon\" is not a duration"),
+            "{message}"
+        );
+        let message = refused("minimum_interval = \"1 fortnight\"");
+        assert!(message.contains("minimum_interval"), "{message}");
+        let message = refused("jitter = 0.5");
+        assert!(
+            message.contains("profile p: [refresh]: unknown field `jitter`"),
+            "{message}"
         );
     }
 }
