@@ -383,6 +383,8 @@ struct ManagerShared<S: TokenStore> {
     credentials: ArcSwap<Credentials>,
     timers: Arc<Timers>,
     timers_served: AtomicBool,
+    /// Set by [`Manager::flush`]: the process is stopping, so timers start no renewal it would cut off.
+    stopping: AtomicBool,
     calls: Semaphore,
     random: Mutex<fastrand::Rng>,
     dead_recheck: Duration,
@@ -421,6 +423,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 credentials: ArcSwap::default(),
                 timers: Arc::new(Timers::default()),
                 timers_served: AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
                 calls: Semaphore::new(options.max_concurrent_calls),
                 random: Mutex::new(fastrand::Rng::with_seed(options.seed)),
                 dead_recheck: options.dead_recheck,
@@ -473,11 +476,13 @@ impl<S: TokenStore + 'static> Manager<S> {
             .is_ok_and(|credential| lock(&credential.unsaved).is_some())
     }
 
-    /// What a process does before it stops: waits for running renewals, then writes the tokens the store refused
-    /// earlier ([`Manager::holds_unsaved`]), each under its lock, asking the vendor nothing. The first error if some
-    /// could still not be written: they are then in the rescue if one took them, else only in this process, and
-    /// stopping it loses them.
+    /// What a process does before it stops: starts no more renewals from timers (one started after the flush would
+    /// be cut off when the process exits, and the vendor's new tokens with it; reads still renew), waits for running
+    /// renewals, then writes the tokens the store refused earlier ([`Manager::holds_unsaved`]), each under its lock,
+    /// asking the vendor nothing. The first error if some could still not be written: they are then in the rescue
+    /// if one took them, else only in this process, and stopping it loses them.
     pub async fn flush(&self) -> Result<(), ManagerError> {
+        self.shared.stopping.store(true, Ordering::SeqCst);
         self.renewals_finished().await;
         let credentials: Vec<Arc<Credential>> = self
             .shared
@@ -645,6 +650,12 @@ impl<S: TokenStore + 'static> Manager<S> {
             Arc::clone(credential)
         };
         self.read(&credential).await
+    }
+
+    /// The token `id` holds in memory, as its last renewal or read left it, valid or not. It starts nothing and
+    /// waits for nothing: for a process that is stopping and writes out what it holds ([`Manager::flush`] first).
+    pub fn cached_token(&self, id: &CredentialId) -> Option<Arc<AccessToken>> {
+        self.credential(id).ok()?.current.load_full()
     }
 
     /// A handle on one managed credential: its [`CredentialHandle::access_token`] is [`Manager::access_token`]
@@ -1551,8 +1562,11 @@ impl<S: TokenStore + 'static> Manager<S> {
         });
     }
 
-    /// A timer came due: renew the credential in the background, unless the entry is stale.
+    /// A timer came due: renew the credential in the background, unless the entry is stale or the process stops.
     fn fire(&self, due: Due) {
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
         let Ok(credential) = self.credential(&due.id) else {
             return;
         };

@@ -77,6 +77,40 @@ async fn a_ten_minute_outage_costs_callers_no_error_and_at_most_15_attempts() {
     );
 }
 
+/// A flushed manager (its process is stopping) starts no renewal from a timer: one that the vendor answered after
+/// the flush would be cut off when the process exits, with the new tokens. A read still renews.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_flush_no_timer_starts_a_renewal() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("flushed");
+    let manager = h.manager(MemoryStore::new());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let logged_in_at = h.sandbox.clock().now();
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    assert_eq!(
+        manager.pending_timers(),
+        1,
+        "a timer is set for the renewal"
+    );
+    manager.flush().await.unwrap();
+    h.advance((first.refresh_at - logged_in_at).to_std().unwrap() + Duration::from_secs(1));
+    for _ in 0..10 {
+        settle().await;
+    }
+    assert_eq!(
+        h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH),
+        0,
+        "a timer renewed after the flush"
+    );
+    // Due and still valid: the read serves it and renews.
+    assert_eq!(manager.access_token(&id).await.unwrap().version, 1);
+    manager.renewals_finished().await;
+    assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 1);
+}
+
 /// Deadlines run on a clock that never jumps: the wall clock set back by days causes no late refresh. A wall clock
 /// set ahead past the expiry (an operator, NTP) and a machine resumed after days (its timers fired late) hand out
 /// no token the vendor considers expired: both clocks must say a token is valid.
