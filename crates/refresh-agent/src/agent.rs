@@ -166,7 +166,7 @@ pub struct Agent<S: TokenStore + 'static> {
     pub(crate) manager: Arc<Manager<S>>,
     pub(crate) kept: Arc<arc_swap::ArcSwap<BTreeMap<String, Arc<Kept>>>>,
     pub(crate) agent_uid: u32,
-    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<Keeper<S>>>>>,
     notifier: Option<Notifier>,
 }
 
@@ -257,6 +257,7 @@ impl<S: TokenStore + 'static> Agent<S> {
             kept: Arc::clone(&kept),
             sinks: profile.sinks,
             stopped,
+            written: None,
         };
         let task = tokio::spawn(keeper.run());
         self.tasks
@@ -279,18 +280,33 @@ impl<S: TokenStore + 'static> Agent<S> {
             .collect()
     }
 
-    /// Stops every keeper, lets running renewals finish and writes what the store refused earlier: what a SIGTERM
-    /// does before the process exits. The manager's error if tokens could still not be written.
+    /// Stops every keeper, lets running renewals finish and writes what the store refused earlier, then rewrites
+    /// the sinks whose token a renewal finished meanwhile replaced (the vendor may have revoked the one they hold):
+    /// what a SIGTERM does before the process exits. The manager's error if tokens could still not be written.
     pub async fn shutdown(&self) -> Result<(), ManagerError> {
         for kept in self.kept.load().values() {
             let _ = kept.stop.send(true);
         }
         let tasks: Vec<_> =
             std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut keepers = Vec::new();
         for task in tasks {
-            let _ = task.await;
+            if let Ok(keeper) = task.await {
+                keepers.push(keeper);
+            }
         }
-        self.manager.flush().await
+        // No keeper reads and no timer fires from here: the tokens in memory are the last ones.
+        let flushed = self.manager.flush().await;
+        let current = self.kept.load();
+        for keeper in keepers {
+            if current
+                .get(&keeper.kept.name)
+                .is_some_and(|kept| Arc::ptr_eq(kept, &keeper.kept))
+            {
+                keeper.write_last().await;
+            }
+        }
+        flushed
     }
 }
 
@@ -309,12 +325,14 @@ struct Keeper<S: TokenStore + 'static> {
     kept: Arc<Kept>,
     sinks: Vec<Sink>,
     stopped: watch::Receiver<bool>,
+    /// The token the sinks hold, and its expiry.
+    written: Option<(String, DateTime<Utc>)>,
 }
 
 impl<S: TokenStore + 'static> Keeper<S> {
-    async fn run(mut self) {
+    /// Keeps the profile until told to stop, then hands itself back (the agent's shutdown writes its last token).
+    async fn run(mut self) -> Self {
         let clock = self.manager.clock().clone();
-        let mut written: Option<(String, DateTime<Utc>)> = None;
         let mut backoff = FIRST_BACKOFF;
         // Whether the last pass already waited for a background renewal of a token that was due.
         let mut awaited_renewal = false;
@@ -325,9 +343,9 @@ impl<S: TokenStore + 'static> Keeper<S> {
             let wait = match self.manager.access_token(&self.kept.id).await {
                 Ok(token) => {
                     let secret = token.secret.expose_secret();
-                    if written.as_ref().is_none_or(|(w, _)| w != secret) {
+                    if self.written.as_ref().is_none_or(|(w, _)| w != secret) {
                         self.write_sinks(&token).await;
-                        written = Some((secret.to_owned(), token.expires_at));
+                        self.written = Some((secret.to_owned(), token.expires_at));
                     }
                     // A valid token, but its renewal may have failed: say so, and whether a person is needed.
                     let failure = self.manager.last_failure(&self.kept.id);
@@ -365,7 +383,7 @@ impl<S: TokenStore + 'static> Keeper<S> {
                 }
                 Err(error) if needs_a_person(&error) => {
                     self.remove_sinks();
-                    written = None;
+                    self.written = None;
                     self.kept.health(
                         Health::Dead,
                         error.outcome(),
@@ -376,12 +394,13 @@ impl<S: TokenStore + 'static> Keeper<S> {
                 }
                 Err(error) => {
                     // A token past its expiry is never left in a sink, however the retries go.
-                    let expired = written
+                    let expired = self
+                        .written
                         .as_ref()
                         .is_some_and(|(_, expires_at)| clock.wall() >= *expires_at);
                     if expired {
                         self.remove_sinks();
-                        written = None;
+                        self.written = None;
                     }
                     self.kept.health(
                         Health::Degraded,
@@ -392,7 +411,7 @@ impl<S: TokenStore + 'static> Keeper<S> {
                     let wait = error.retry_after().unwrap_or(backoff).min(LONGEST_BACKOFF);
                     backoff = (backoff * 2).min(LONGEST_BACKOFF);
                     // Wake at the expiry of the token in the sinks, if that comes first, to remove it.
-                    match &written {
+                    match &self.written {
                         Some((_, expires_at)) => wait.min(until(&clock, *expires_at)),
                         None => wait,
                     }
@@ -411,11 +430,25 @@ impl<S: TokenStore + 'static> Keeper<S> {
             let deadline = clock.now().after(wait);
             tokio::select! {
                 _ = clock.sleep_until(deadline) => {}
-                _ = self.stopped.changed() => return,
+                _ = self.stopped.changed() => return self,
             }
             if *self.stopped.borrow() {
-                return;
+                return self;
             }
+        }
+    }
+
+    /// At shutdown, once nothing renews any more: the sinks get the token in memory if it is not the one they hold
+    /// and is still valid.
+    async fn write_last(&self) {
+        let Some(token) = self.manager.cached_token(&self.kept.id) else {
+            return;
+        };
+        let held = self.written.as_ref().map(|(secret, _)| secret.as_str());
+        if held.is_some_and(|held| held != token.secret.expose_secret())
+            && token.is_valid(self.manager.clock())
+        {
+            self.write_sinks(&token).await;
         }
     }
 

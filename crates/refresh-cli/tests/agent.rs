@@ -386,3 +386,158 @@ async fn exec_restarts_the_command_with_each_new_token() {
         "the command's own end, by SIGTERM"
     );
 }
+
+/// The binary's sinks, read throughout 1,000 rotations (`AGENT_ROTATIONS` sets another count): a profile whose tokens
+/// are due as soon as they are issued (`ahead` longer than their lifetime) rotates every few milliseconds, and
+/// readers of all four formats never see a torn, empty or foreign file, nor a token past its expiry. Stopped by
+/// SIGTERM, the agent leaves the sinks with the token the store holds, though a renewal ended during the stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sink_reads_whole_and_unexpired_throughout_rotations() {
+    let rotations: usize = std::env::var("AGENT_ROTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000);
+    let sandbox = Sandbox::start(SandboxOptions::only(Emulator::Ekuaibao))
+        .await
+        .unwrap();
+    let world = std::sync::Arc::new(World {
+        dir: tempfile::tempdir().unwrap(),
+        sandbox,
+    });
+    let sink = |name: &str| world.dir.path().join(name);
+    let text = format!(
+        "state_dir = {state:?}\n\
+         [profiles.erp]\nvendor = \"ekuaibao\"\nbase_url = {base:?}\n\
+         [profiles.erp.login]\napp_key = {key:?}\n\
+         [profiles.erp.refresh]\nahead = \"1000days\"\nminimum_interval = \"10ms\"\n\
+         [[profiles.erp.sinks]]\npath = {token:?}\nformat = \"token\"\n\
+         [[profiles.erp.sinks]]\npath = {json:?}\nformat = \"json\"\n\
+         [[profiles.erp.sinks]]\npath = {env:?}\nformat = \"env\"\n\
+         [[profiles.erp.sinks]]\npath = {header:?}\nformat = \"header\"\n",
+        state = world.state(),
+        base = world.sandbox.base_url(Emulator::Ekuaibao).unwrap(),
+        key = accounts::EKUAIBAO_APP_KEY,
+        token = sink("erp.token"),
+        json = sink("erp.json"),
+        env = sink("erp.env"),
+        header = sink("erp.header"),
+    );
+    std::fs::write(world.config(), text).unwrap();
+    std::fs::set_permissions(world.config(), std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let blocking = std::sync::Arc::clone(&world);
+    let (reads, final_token) = tokio::task::spawn_blocking(move || {
+        let world = blocking;
+        let agent = world.start();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // One reader per format: each read parses whole, and its token is one the vendor issued, not yet expired.
+        let readers: Vec<_> = ["erp.token", "erp.json", "erp.env", "erp.header"]
+            .into_iter()
+            .map(|name| {
+                let (world, stop) = (std::sync::Arc::clone(&world), std::sync::Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let path = world.dir.path().join(name);
+                    read_soon(&path);
+                    let mut reads = 0_u64;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let text = read(&path).expect("a sink, once written, is always there");
+                        let (token, expires_at) = parse_sink(name, &text);
+                        assert_ne!(
+                            world.sandbox.access_token_state(Emulator::Ekuaibao, &token),
+                            AccessTokenState::Unknown,
+                            "{name} held a token the vendor never issued: {text:?}"
+                        );
+                        if let Some(expires_at) = expires_at {
+                            assert!(expires_at > chrono::Utc::now(), "{name} expired: {text:?}");
+                        }
+                        reads += 1;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        while world.sandbox.refresh_times(Emulator::Ekuaibao).len() < rotations {
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "only {} rotations in 10 minutes",
+                world.sandbox.refresh_times(Emulator::Ekuaibao).len()
+            );
+            assert!(
+                readers.iter().all(|reader| !reader.is_finished()),
+                "a reader failed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut agent = agent;
+        signal(&agent, "-TERM");
+        assert!(agent.wait().unwrap().success());
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let reads: Vec<u64> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+        (reads, read_soon(&world.dir.path().join("erp.token")))
+    })
+    .await
+    .unwrap();
+    eprintln!("{rotations} rotations; reads per sink (token, json, env, header): {reads:?}");
+    assert!(
+        reads.iter().all(|&n| n as usize >= rotations),
+        "every sink was read throughout: {reads:?}"
+    );
+    // Stopped, the agent leaves every sink with the stored token, which the vendor still takes.
+    let store = FileStore::open(world.state().join("tokens")).unwrap();
+    let record = store
+        .load(&CredentialId::new("erp").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(final_token, record.tokens.access_token.expose_secret());
+    assert_eq!(
+        world
+            .sandbox
+            .access_token_state(Emulator::Ekuaibao, &final_token),
+        AccessTokenState::Live
+    );
+}
+
+/// The token of one sink's file in `name`'s format, and its expiry where the format states one; panics on anything
+/// that is not one whole file of that format.
+fn parse_sink(name: &str, text: &str) -> (String, Option<chrono::DateTime<chrono::Utc>>) {
+    let expiry = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{name}: expiry {text:?}: {e}"))
+            .to_utc()
+    };
+    match name {
+        "erp.token" => (text.to_owned(), None),
+        "erp.json" => {
+            let json: Value =
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("torn json ({e}): {text:?}"));
+            let token = json["access_token"].as_str().expect("access_token");
+            (
+                token.to_owned(),
+                Some(expiry(json["expires_at"].as_str().expect("expires_at"))),
+            )
+        }
+        "erp.env" => {
+            let lines: Vec<&str> = text.lines().collect();
+            let (Some(token), Some(expires_at), 2, true) = (
+                lines.first().and_then(|l| l.strip_prefix("ACCESS_TOKEN=")),
+                lines
+                    .get(1)
+                    .and_then(|l| l.strip_prefix("ACCESS_TOKEN_EXPIRES_AT=")),
+                lines.len(),
+                text.ends_with('\n'),
+            ) else {
+                panic!("torn env file: {text:?}");
+            };
+            (token.to_owned(), Some(expiry(expires_at)))
+        }
+        _ => {
+            let token = text
+                .strip_prefix("Authorization: Bearer ")
+                .and_then(|rest| rest.strip_suffix('\n'))
+                .unwrap_or_else(|| panic!("torn header file: {text:?}"));
+            (token.to_owned(), None)
+        }
+    }
+}
