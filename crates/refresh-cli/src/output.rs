@@ -61,10 +61,11 @@ pub fn manager_failure(vendor: Vendor, error: &refresh_manager::ManagerError) ->
             };
             (failure, exit::REAUTHORIZATION_REQUIRED)
         }
+        // The manager's own outcome name, as `refresh status` and the metrics say it.
         other => {
             let failure = Failure {
                 vendor,
-                kind: "store",
+                kind: other.outcome(),
                 message: other.to_string(),
                 error: None,
             };
@@ -209,7 +210,7 @@ pub const FAILURE_KEYS: &[Key<Failure>] = &[
     },
     Key {
         name: "kind",
-        meaning: "configuration, store (the token store failed), or the error kind: reauthorization_required, credentials_rejected, invalid_request, transient, malformed_response, component_token_expired, unsupported",
+        meaning: "configuration; the manager's outcome (store_error: the token store failed; internal, superseded, short_lived, lease_too_short, wrong_vendor); or the error kind: reauthorization_required, credentials_rejected, invalid_request, transient, malformed_response, component_token_expired, unsupported",
         value: |f| json!(f.kind),
     },
     Key {

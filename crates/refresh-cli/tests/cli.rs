@@ -1074,7 +1074,13 @@ async fn an_unwritable_state_directory_costs_no_token_and_rescued_tokens_are_sto
         refresh(&["token", "hpc"], &env, None).await
     };
     assert_ne!(refused.code, 0, "{}", refused.stdout);
-    assert!(refused.stderr.contains("store"), "{}", refused.stderr);
+    // The same outcome name as `refresh status` records below and the metrics count.
+    assert_eq!(
+        refused.json_err()["kind"],
+        "store_error",
+        "{}",
+        refused.stderr
+    );
     assert_eq!(
         sandbox.refresh_count(Emulator::SugonAc, &first),
         0,
