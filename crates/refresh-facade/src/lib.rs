@@ -121,7 +121,7 @@ mod vendors;
 pub use anomaly::Anomaly;
 pub use clock::Clock;
 pub use config::{ConfigError, HttpOptions, VendorConfig};
-pub use error::{DocumentedCode, ErrorKind, RefreshError, documented_error_codes};
+pub use error::{Call, DocumentedCode, ErrorKind, RefreshError, documented_error_codes};
 pub use expiry::CONSERVATIVE_LIFETIME;
 pub use grant::{Grant, RefreshGrant};
 pub use refresh_runtime::Secret;

@@ -11,7 +11,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use refresh_facade::{Grant, RefreshError, Refresher, Secret, TokenSet, Vendor};
+use refresh_facade::{Call, Grant, RefreshError, Refresher, Secret, TokenSet, Vendor};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -1197,14 +1197,14 @@ impl<S: TokenStore + 'static> Manager<S> {
         let mut grant = record.tokens.grant();
         let Some(component_id) = &credential.options.component else {
             let tokens = self
-                .call_vendor(credential, "refresh", refresher.refresh(&grant))
+                .call_vendor(credential, Call::Refresh, refresher.refresh(&grant))
                 .await?;
             return Ok(self.stored(credential, &tokens));
         };
         let component = self.component_token(component_id, None).await?;
         grant.component_access_token = Some(component.secret.clone());
         let tokens = match self
-            .call_vendor(credential, "refresh", refresher.refresh(&grant))
+            .call_vendor(credential, Call::Refresh, refresher.refresh(&grant))
             .await
         {
             Err(ManagerError::Refresh(error)) if error.is_component_token_expired() => {
@@ -1214,7 +1214,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                     .component_token(component_id, Some(component.version))
                     .await?;
                 grant.component_access_token = Some(renewed.secret.clone());
-                self.call_vendor(credential, "refresh", refresher.refresh(&grant))
+                self.call_vendor(credential, Call::Refresh, refresher.refresh(&grant))
                     .await?
             }
             result => result?,
@@ -1290,7 +1290,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         self.shared.store.check_writable(&credential.id).await?;
         let sent = self.shared.clock.now();
         let obtained = credential.options.refresher.obtain(grant);
-        let tokens = self.call_vendor(credential, "login", obtained).await?;
+        let tokens = self.call_vendor(credential, Call::Login, obtained).await?;
         let (stored, anomalies) = self.stored(credential, &tokens);
         let logged_in = Unsaved {
             refreshed_from: expected,
@@ -1309,7 +1309,7 @@ impl<S: TokenStore + 'static> Manager<S> {
     async fn call_vendor<T>(
         &self,
         credential: &Credential,
-        operation: &'static str,
+        operation: Call,
         call: impl Future<Output = Result<T, RefreshError>>,
     ) -> Result<T, ManagerError> {
         // The semaphore is never closed; were it, the call would go ahead unlimited rather than fail.
@@ -1325,7 +1325,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             Ok(result) => result,
             Err(_) => {
                 let error = RefreshError::timed_out(credential.vendor(), timeout);
-                Err(if operation == "login" {
+                Err(if operation == Call::Login {
                     error.during_login()
                 } else {
                     error

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use refresh_facade::Vendor;
+use refresh_facade::{Call, Vendor};
 
 use crate::record::CredentialId;
 
@@ -97,15 +97,10 @@ impl Renewed {
     }
 }
 
-pub(crate) fn vendor_call(
-    vendor: Vendor,
-    operation: &'static str,
-    outcome: &'static str,
-    took: Duration,
-) {
+pub(crate) fn vendor_call(vendor: Vendor, operation: Call, outcome: &'static str, took: Duration) {
     let labels = [
         ("vendor", vendor.as_str()),
-        ("operation", operation),
+        ("operation", operation.as_str()),
         ("outcome", outcome),
     ];
     metrics::counter!(VENDOR_CALLS, &labels).increment(1);

@@ -84,6 +84,31 @@ impl fmt::Display for ErrorKind {
 /// A failed refresh: its [`ErrorKind`], the vendor, and what the vendor said (HTTP status, its own code and
 /// message, its request id). Never carries a token: vendor messages are scrubbed of the request's secrets, and
 /// transport errors lose their URLs (Ekuaibao sends tokens in the query string).
+/// A call to a vendor: what a [`RefreshError`] says failed, and the `operation` of the manager's metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Call {
+    /// [`crate::Refresher::refresh`]: a refresh token (Sugon AC: the token itself) for new tokens.
+    Refresh,
+    /// [`crate::Refresher::obtain`]: a login, from a grant.
+    Login,
+}
+
+impl Call {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Call::Refresh => "refresh",
+            Call::Login => "login",
+        }
+    }
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct RefreshError {
@@ -94,8 +119,8 @@ pub struct RefreshError {
 #[derive(Debug)]
 struct Details {
     kind: ErrorKind,
-    /// What failed: "refresh", or "login" ([`crate::Refresher::obtain`]).
-    during: &'static str,
+    /// What failed.
+    during: Call,
     vendor: crate::Vendor,
     detail: String,
     http_status: Option<u16>,
@@ -111,7 +136,7 @@ impl RefreshError {
         RefreshError {
             inner: Box::new(Details {
                 kind,
-                during: "refresh",
+                during: Call::Refresh,
                 vendor,
                 detail: detail.into(),
                 http_status: None,
@@ -156,9 +181,14 @@ impl RefreshError {
         self
     }
 
+    /// The call that failed.
+    pub fn call(&self) -> Call {
+        self.inner.during
+    }
+
     /// Marks an error of [`crate::Refresher::obtain`] (a login, not a refresh).
     pub fn during_login(mut self) -> Self {
-        self.inner.during = "login";
+        self.inner.during = Call::Login;
         self
     }
 
@@ -373,6 +403,22 @@ mod tests {
         );
         let blank_id = error(ErrorKind::Transient).with_request_id(Some("  ".into()));
         assert_eq!(blank_id.request_id(), None);
+    }
+
+    #[test]
+    fn an_error_names_the_call_that_failed() {
+        let refresh = error(ErrorKind::Transient);
+        assert_eq!(refresh.call(), Call::Refresh);
+        let login = error(ErrorKind::Transient).during_login();
+        assert_eq!(login.call(), Call::Login);
+        assert_eq!(
+            login.to_string(),
+            "wechat-open login failed (transient): detail"
+        );
+        assert_eq!(
+            (Call::Refresh.to_string(), Call::Login.as_str()),
+            ("refresh".to_owned(), "login")
+        );
     }
 
     #[test]
