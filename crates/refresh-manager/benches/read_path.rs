@@ -1,4 +1,4 @@
-//! A cached `access_token()`, at 1 and 2 threads, beside the read paths of the caches it replaces, in the same
+//! A cached `access_token()`, at 1, 2 and 4 threads, beside the read paths of the caches it replaces, in the same
 //! run: a `tokio::sync::Mutex` (golang/oauth2, yup-oauth2), a `std::sync::RwLock`, and a `tokio::sync::watch`
 //! channel (google-cloud-rust). Each baseline does what a read must: take the token, check it is still valid and
 //! clone its `Arc`.
@@ -86,7 +86,7 @@ static MANAGED: LazyLock<Managed> = LazyLock::new(|| {
     }
 });
 
-#[divan::bench(threads = [1, 2], sample_count = 200, sample_size = 2000)]
+#[divan::bench(threads = [1, 2, 4], sample_count = 200, sample_size = 2000)]
 fn manager_access_token() -> Arc<AccessToken> {
     let managed = &*MANAGED;
     // The cached path completes at its first poll: no executor is needed.
@@ -98,7 +98,7 @@ fn manager_access_token() -> Arc<AccessToken> {
         .unwrap()
 }
 
-#[divan::bench(threads = [1, 2], sample_count = 200, sample_size = 2000)]
+#[divan::bench(threads = [1, 2, 4], sample_count = 200, sample_size = 2000)]
 fn manager_handle_access_token() -> Arc<AccessToken> {
     MANAGED
         .handle
@@ -113,7 +113,7 @@ static TOKIO_MUTEX: LazyLock<tokio::sync::Mutex<Arc<Cached>>> =
 
 /// Polled without an executor, and polled again while another thread holds it: the cheapest way to use it, so
 /// that its figure is a floor.
-#[divan::bench(threads = [1, 2], sample_count = 200, sample_size = 2000)]
+#[divan::bench(threads = [1, 2, 4], sample_count = 200, sample_size = 2000)]
 fn tokio_mutex() -> Arc<Cached> {
     loop {
         if let Some(token) = TOKIO_MUTEX.lock().now_or_never() {
@@ -125,7 +125,7 @@ fn tokio_mutex() -> Arc<Cached> {
 
 static STD_RWLOCK: LazyLock<RwLock<Arc<Cached>>> = LazyLock::new(|| RwLock::new(cached()));
 
-#[divan::bench(threads = [1, 2], sample_count = 200, sample_size = 2000)]
+#[divan::bench(threads = [1, 2, 4], sample_count = 200, sample_size = 2000)]
 fn std_rwlock() -> Arc<Cached> {
     still_valid(&STD_RWLOCK.read().unwrap())
 }
@@ -137,7 +137,7 @@ type Watch = (
 
 static WATCH: LazyLock<Watch> = LazyLock::new(|| tokio::sync::watch::channel(cached()));
 
-#[divan::bench(threads = [1, 2], sample_count = 200, sample_size = 2000)]
+#[divan::bench(threads = [1, 2, 4], sample_count = 200, sample_size = 2000)]
 fn tokio_watch() -> Arc<Cached> {
     still_valid(&WATCH.1.borrow())
 }
@@ -164,7 +164,7 @@ mod in_tasks {
         });
     }
 
-    #[divan::bench(threads = [1, 2], sample_count = 100, counters = [divan::counter::ItemsCount::new(READS)])]
+    #[divan::bench(threads = [1, 2, 4], sample_count = 100, counters = [divan::counter::ItemsCount::new(READS)])]
     fn manager_access_token() {
         let managed = &*MANAGED;
         awaited(|| async {
@@ -172,7 +172,7 @@ mod in_tasks {
         });
     }
 
-    #[divan::bench(threads = [1, 2], sample_count = 100, counters = [divan::counter::ItemsCount::new(READS)])]
+    #[divan::bench(threads = [1, 2, 4], sample_count = 100, counters = [divan::counter::ItemsCount::new(READS)])]
     fn tokio_mutex() {
         awaited(|| async {
             divan::black_box(still_valid(&*TOKIO_MUTEX.lock().await));

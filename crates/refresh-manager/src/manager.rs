@@ -73,6 +73,14 @@ impl AccessToken {
     fn fresh_at(&self, now: Moment, wall_ms: i64) -> bool {
         now < self.refresh_due && wall_ms < self.refresh_ms && self.valid_at(now, wall_ms)
     }
+
+    /// A copy of its own (a thread's, see [`crate::thread_copies`]).
+    pub(crate) fn duplicate(&self) -> AccessToken {
+        AccessToken {
+            secret: self.secret.clone(),
+            ..*self
+        }
+    }
 }
 
 /// How the manager runs: its clock, the seed of its jitter, how many vendor calls may run at once, and hooks.
@@ -290,6 +298,8 @@ struct Health {
 /// One managed credential.
 struct Credential {
     id: CredentialId,
+    /// What this thread's copy of its token is kept by ([`crate::thread_copies`]).
+    serial: u64,
     options: CredentialOptions,
     /// Replaced by [`Manager::set_login`] (WeChat's verify ticket changes every few minutes).
     login: Mutex<Option<Grant>>,
@@ -535,6 +545,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             .map(|(id, options)| {
                 let credential = Arc::new(Credential {
                     id: id.clone(),
+                    serial: crate::thread_copies::next_serial(),
                     login: Mutex::new(options.login.clone()),
                     options,
                     current: ArcSwapOption::empty(),
@@ -689,13 +700,17 @@ impl<S: TokenStore + 'static> Manager<S> {
     }
 
     /// The read path: the cached token while it is valid, starting its background refresh once it is due. No lock,
-    /// no allocation; two clock reads (the deadline clock and the coarse wall clock).
+    /// no allocation once this thread has read this token; two clock reads (the deadline clock and the coarse wall
+    /// clock); and no write to memory another thread reads (the `Arc` handed out is this thread's copy).
     fn cached(&self, credential: &Arc<Credential>) -> Option<Arc<AccessToken>> {
         let (now, wall_ms) = (self.shared.clock.now(), self.shared.clock.wall_millis());
-        let token = credential.current.load_full()?;
+        let cached = credential.current.load();
+        let token = cached.as_ref()?;
         if token.fresh_at(now, wall_ms) {
-            return Some(token);
+            return Some(crate::thread_copies::local(credential.serial, token));
         }
+        let token = Arc::clone(token);
+        drop(cached);
         if token.valid_at(now, wall_ms) && self.shared.background {
             self.nudge(credential);
             return Some(token);
@@ -1581,8 +1596,24 @@ impl<S: TokenStore + 'static> Manager<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A token valid for an hour on any clock, `secret` and `version` as given.
+    pub(crate) fn token_for_tests(secret: &str, version: u64) -> AccessToken {
+        let later = Moment::default().after(Duration::from_secs(3600));
+        AccessToken {
+            secret: Secret::new(secret),
+            expires_at: Utc::now() + TimeDelta::hours(1),
+            refresh_at: Utc::now() + TimeDelta::minutes(50),
+            version,
+            valid_until: later,
+            refresh_due: later,
+            expires_ms: i64::MAX,
+            refresh_ms: i64::MAX,
+            renew_not_before: Moment::default(),
+        }
+    }
     use crate::MemoryStore;
     use crate::clock::ManualClock;
     use crate::record::tests::tokens;
