@@ -38,8 +38,8 @@ pub struct Args {
     command: Vec<String>,
     #[command(flatten)]
     run: ProfileRun,
-    /// The environment variable that holds the token.
-    #[arg(long, default_value = "ACCESS_TOKEN")]
+    /// The environment variable that holds the token (the name an `env` sink uses by default).
+    #[arg(long, default_value = refresh_agent::sink::DEFAULT_ENV_NAME)]
     env: String,
     /// Send this signal on rotation instead of restarting: HUP, USR1, USR2, INT or TERM.
     #[arg(long, value_parser = signal_number)]

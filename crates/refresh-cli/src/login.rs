@@ -8,7 +8,7 @@ use refresh_manager::{CredentialOptions, Manager, ManagerError, ManagerOptions};
 
 use crate::output;
 use crate::profiles::{Anomalies, ConfigArgs, LoginSettings, Profile, Profiles};
-use crate::settings::{Misconfigured, Secrets, Settings, setting};
+use crate::settings::{Misconfigured, SecretName, Secrets, Settings, setting};
 
 /// `refresh login --help`: which secrets and settings each vendor's login takes, and the output tables.
 pub fn help() -> String {
@@ -109,7 +109,7 @@ async fn login(
 ) -> Result<Result<TokenSet, RefreshError>, Misconfigured> {
     let component = match vendor {
         Vendor::WechatOpen => {
-            let component_access_token = match secrets.get("COMPONENT_ACCESS_TOKEN") {
+            let component_access_token = match secrets.get(SecretName::ComponentAccessToken) {
                 Some(token) if !args.component_token => token,
                 _ => match refresher.obtain(&component_grant(secrets)?).await {
                     Ok(component) if !args.component_token => component.access_token,
@@ -127,8 +127,8 @@ async fn login(
 /// WeChat: the platform's component token, from its appsecret and the latest verify ticket.
 pub fn component_grant(secrets: &Secrets) -> Result<Grant, Misconfigured> {
     Ok(Grant::WechatOpenComponentToken {
-        component_appsecret: secrets.require("COMPONENT_APPSECRET")?,
-        component_verify_ticket: secrets.require("COMPONENT_VERIFY_TICKET")?,
+        component_appsecret: secrets.require(SecretName::ComponentAppsecret)?,
+        component_verify_ticket: secrets.require(SecretName::ComponentVerifyTicket)?,
     })
 }
 
@@ -142,17 +142,17 @@ pub fn grant(
 ) -> Result<Grant, Misconfigured> {
     Ok(match vendor {
         Vendor::ISolarCloud => Grant::ISolarCloudAuthorizationCode {
-            code: secrets.require("AUTHORIZATION_CODE")?,
+            code: secrets.require(SecretName::AuthorizationCode)?,
             redirect_uri: setting(vendor, &login.redirect_uri, "--redirect-uri / REDIRECT_URI")?,
         },
         Vendor::SugonAc => Grant::SugonAcPassword {
             user: setting(vendor, &login.user, "--user / USER_NAME")?,
-            password: secrets.require("PASSWORD")?,
+            password: secrets.require(SecretName::Password)?,
             org_id: setting(vendor, &login.org_id, "--org-id / ORG_ID")?,
         },
         Vendor::Ekuaibao => Grant::EkuaibaoAppCredentials {
             app_key: setting(vendor, &login.app_key, "--app-key / APP_KEY")?,
-            app_security: secrets.require("APP_SECURITY")?,
+            app_security: secrets.require(SecretName::AppSecurity)?,
         },
         Vendor::MisaCukcuk => Grant::MisaCukcukAppSignature {
             app_id: setting(vendor, &login.app_id, "--app-id / APP_ID")?,
@@ -161,10 +161,10 @@ pub fn grant(
                 &login.domain,
                 "--domain / DOMAIN (or a company code)",
             )?,
-            secret_key: secrets.require("SECRET_KEY")?,
+            secret_key: secrets.require(SecretName::SecretKey)?,
         },
         Vendor::WechatOpen => Grant::WechatOpenAuthorizationCode {
-            authorization_code: secrets.require("AUTHORIZATION_CODE")?,
+            authorization_code: secrets.require(SecretName::AuthorizationCode)?,
             component_access_token: component
                 .ok_or_else(|| Misconfigured("wechat-open needs the component token".into()))?,
         },

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use refresh_facade::{RefreshGrant, Refresher, Vendor};
 
 use crate::output;
-use crate::settings::{Misconfigured, Secrets, Settings};
+use crate::settings::{Misconfigured, SecretName, Secrets, Settings};
 
 /// `refresh once --help`: where secrets come from, and the JSON keys from the tables the code prints.
 pub fn help() -> String {
@@ -48,12 +48,13 @@ pub async fn run(args: Args) -> ExitCode {
 fn configure(settings: &Settings) -> Result<(Refresher, RefreshGrant), Misconfigured> {
     let secrets = Secrets::read(settings.stdin)?;
     let refresher = settings.refresher(&secrets)?;
-    let mut grant = RefreshGrant::new(secrets.require("REFRESH_TOKEN")?);
-    if let Some(access) = secrets.get("ACCESS_TOKEN") {
+    let mut grant = RefreshGrant::new(secrets.require(SecretName::RefreshToken)?);
+    if let Some(access) = secrets.get(SecretName::AccessToken) {
         grant = grant.with_access_token(access);
     }
     if settings.vendor == Some(Vendor::WechatOpen) {
-        grant = grant.with_component_access_token(secrets.require("COMPONENT_ACCESS_TOKEN")?);
+        grant =
+            grant.with_component_access_token(secrets.require(SecretName::ComponentAccessToken)?);
     }
     Ok((refresher, grant))
 }

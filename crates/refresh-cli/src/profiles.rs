@@ -39,7 +39,7 @@ use refresh_facade::{Anomaly, Vendor, VendorConfig};
 use refresh_manager::{CredentialId, FileStore, RefreshPolicy, Rescue};
 use refresh_postgres::Keyring;
 
-use crate::settings::{Misconfigured, Secrets};
+use crate::settings::{Misconfigured, SecretName, Secrets};
 use crate::store::ProfileStore;
 
 /// How the ids of credentials refresh-kit derives from profiles begin (WeChat's component token); no profile name
@@ -469,7 +469,7 @@ impl Profile {
     pub fn vendor_config(&self, secrets: &Secrets) -> Result<VendorConfig, Misconfigured> {
         let mut table = self.table.clone();
         if self.vendor == Vendor::ISolarCloud && !table.contains_key("access_key") {
-            let key = secrets.require("APP_SECRET")?;
+            let key = secrets.require(SecretName::AppSecret)?;
             table.insert(
                 "access_key".into(),
                 toml::Value::String(key.expose_secret().to_owned()),

@@ -81,7 +81,7 @@ impl Settings {
         let config = match self.vendor()? {
             Vendor::ISolarCloud => VendorConfig::ISolarCloud(ISolarCloudConfig::new(
                 self.setting(&self.app_key, "--app-key / APP_KEY")?,
-                secrets.require("APP_SECRET")?,
+                secrets.require(SecretName::AppSecret)?,
             )),
             Vendor::SugonAc => {
                 let mut config = SugonAcConfig::new();
@@ -163,61 +163,146 @@ fn check_base_url(base_url: &str, allow_insecure: bool) -> Result<(), Misconfigu
     }
 }
 
-/// The secrets, from the environment or from `NAME=value` lines on standard input.
-pub struct Secrets(HashMap<String, Secret>);
+/// A secret a command reads, by the name it has in the environment and on standard input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SecretName {
+    RefreshToken,
+    AccessToken,
+    AppSecret,
+    ComponentAccessToken,
+    AuthorizationCode,
+    Password,
+    AppSecurity,
+    ComponentAppsecret,
+    ComponentVerifyTicket,
+    SecretKey,
+}
 
-/// Every secret a command reads; a line of another name on standard input is ignored.
-const SECRET_NAMES: [&str; 10] = [
-    "REFRESH_TOKEN",
-    "ACCESS_TOKEN",
-    "APP_SECRET",
-    "COMPONENT_ACCESS_TOKEN",
-    "AUTHORIZATION_CODE",
-    "PASSWORD",
-    "APP_SECURITY",
-    "COMPONENT_APPSECRET",
-    "COMPONENT_VERIFY_TICKET",
-    "SECRET_KEY",
-];
+impl SecretName {
+    /// Every secret a command reads; a line of another name on standard input is ignored.
+    pub const ALL: [SecretName; 10] = [
+        SecretName::RefreshToken,
+        SecretName::AccessToken,
+        SecretName::AppSecret,
+        SecretName::ComponentAccessToken,
+        SecretName::AuthorizationCode,
+        SecretName::Password,
+        SecretName::AppSecurity,
+        SecretName::ComponentAppsecret,
+        SecretName::ComponentVerifyTicket,
+        SecretName::SecretKey,
+    ];
+
+    /// Its name in the environment and on standard input.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretName::RefreshToken => "REFRESH_TOKEN",
+            SecretName::AccessToken => "ACCESS_TOKEN",
+            SecretName::AppSecret => "APP_SECRET",
+            SecretName::ComponentAccessToken => "COMPONENT_ACCESS_TOKEN",
+            SecretName::AuthorizationCode => "AUTHORIZATION_CODE",
+            SecretName::Password => "PASSWORD",
+            SecretName::AppSecurity => "APP_SECURITY",
+            SecretName::ComponentAppsecret => "COMPONENT_APPSECRET",
+            SecretName::ComponentVerifyTicket => "COMPONENT_VERIFY_TICKET",
+            SecretName::SecretKey => "SECRET_KEY",
+        }
+    }
+
+    fn named(name: &str) -> Option<SecretName> {
+        SecretName::ALL
+            .into_iter()
+            .find(|secret| secret.as_str() == name)
+    }
+}
+
+/// The secrets, from the environment or from `NAME=value` lines on standard input.
+pub struct Secrets(HashMap<SecretName, Secret>);
 
 impl Secrets {
     pub fn read(from_stdin: bool) -> Result<Secrets, Misconfigured> {
-        let mut secrets = HashMap::new();
         if from_stdin {
+            let mut lines = Vec::new();
             for line in std::io::stdin().lock().lines() {
-                let line =
-                    line.map_err(|e| Misconfigured(format!("cannot read standard input: {e}")))?;
-                let Some((name, value)) = line.split_once('=') else {
-                    continue;
-                };
-                if SECRET_NAMES.contains(&name.trim()) {
-                    secrets.insert(name.trim().to_owned(), Secret::from(value.trim()));
-                }
+                lines.push(
+                    line.map_err(|e| Misconfigured(format!("cannot read standard input: {e}")))?,
+                );
             }
+            Ok(Secrets::from_lines(lines.iter().map(String::as_str)))
         } else {
-            for name in SECRET_NAMES {
-                if let Ok(value) = std::env::var(name) {
-                    secrets.insert(name.to_owned(), Secret::from(value));
-                }
-            }
+            Ok(Secrets::from_pairs(SecretName::ALL.into_iter().filter_map(
+                |name| std::env::var(name.as_str()).ok().map(|value| (name, value)),
+            )))
         }
-        secrets.retain(|_, value| !value.is_blank());
-        Ok(Secrets(secrets))
     }
 
-    pub fn get(&self, name: &str) -> Option<Secret> {
-        self.0.get(name).cloned()
+    /// The secrets of `NAME=value` lines; other lines, and names no command reads, are ignored.
+    fn from_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Secrets {
+        Secrets::from_pairs(lines.filter_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            Some((SecretName::named(name.trim())?, value.trim().to_owned()))
+        }))
     }
 
-    pub fn require(&self, name: &str) -> Result<Secret, Misconfigured> {
-        self.get(name)
-            .ok_or_else(|| Misconfigured(format!("{name} is not set (environment, or --stdin)")))
+    /// Blank values are as good as none.
+    fn from_pairs(pairs: impl Iterator<Item = (SecretName, String)>) -> Secrets {
+        Secrets(
+            pairs
+                .map(|(name, value)| (name, Secret::from(value)))
+                .filter(|(_, value)| !value.is_blank())
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: SecretName) -> Option<Secret> {
+        self.0.get(&name).cloned()
+    }
+
+    pub fn require(&self, name: SecretName) -> Result<Secret, Misconfigured> {
+        self.get(name).ok_or_else(|| {
+            Misconfigured(format!(
+                "{} is not set (environment, or --stdin)",
+                name.as_str()
+            ))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_read_by_their_names_and_blank_ones_are_none() {
+        let secrets = Secrets::from_lines(
+            [
+                "REFRESH_TOKEN = rt",
+                "PASSWORD=",
+                "UNKNOWN=x",
+                "no equals sign",
+                "SECRET_KEY=k=v",
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            secrets
+                .get(SecretName::RefreshToken)
+                .unwrap()
+                .expose_secret(),
+            "rt"
+        );
+        assert!(secrets.get(SecretName::Password).is_none(), "blank");
+        assert_eq!(
+            secrets.get(SecretName::SecretKey).unwrap().expose_secret(),
+            "k=v"
+        );
+        assert_eq!(secrets.0.len(), 2);
+        let missing = secrets.require(SecretName::AppSecurity).err().unwrap().0;
+        assert_eq!(missing, "APP_SECURITY is not set (environment, or --stdin)");
+        for name in SecretName::ALL {
+            assert_eq!(SecretName::named(name.as_str()), Some(name));
+        }
+    }
 
     #[test]
     fn plain_http_is_for_loopback_only() {
