@@ -9,7 +9,7 @@ use refresh_facade::{
     EkuaibaoConfig, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshGrant, Refresher,
     SugonAcConfig, Vendor, VendorConfig, WechatOpenConfig,
 };
-use refresh_wire_tests::{RawAnswer, serve_raw};
+use refresh_kit_tests::{RawAnswer, serve_raw};
 use serde_json::{Value, json};
 
 const CANARY: &str = "CANARY7d1e0c9bRefreshKit";

@@ -5,8 +5,8 @@ use chrono::{DateTime, TimeDelta};
 use refresh_facade::{
     Clock, DocumentedCode, ErrorKind, RefreshError, RefreshGrant, Vendor, documented_error_codes,
 };
+use refresh_kit_tests::capture::operation_host;
 use refresh_sugon_ac::operations::RENEW_TOKEN;
-use refresh_wire_tests::capture::operation_host;
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 

@@ -9,9 +9,9 @@
 //! the unchanged answer carries.
 
 use refresh_facade::{RefreshGrant, Refresher, Vendor};
+use refresh_kit_tests::capture::operation_host;
 use refresh_runtime::{Operation, TokenRole};
 use refresh_sandbox::{Emulator, Fault, Sandbox, SandboxOptions};
-use refresh_wire_tests::capture::operation_host;
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 

@@ -7,10 +7,10 @@ use refresh_facade::{
     ConfigError, EkuaibaoConfig, ErrorKind, ExpirySource, RefreshGrant, Refresher, Rotation,
     SugonAcConfig, Vendor, VendorConfig, VendorExtras,
 };
+use refresh_kit_tests::capture::operation_host;
+use refresh_kit_tests::{RawAnswer, Spec, serve_raw};
 use refresh_runtime::Operation;
 use refresh_sugon_ac::operations::RENEW_TOKEN;
-use refresh_wire_tests::capture::operation_host;
-use refresh_wire_tests::{RawAnswer, Spec, serve_raw};
 use serde_json::json;
 use wiremock::{MockServer, ResponseTemplate};
 

@@ -8,8 +8,8 @@ use refresh_facade::{
     Clock, ErrorKind, Grant, RefreshGrant, Refresher, Rotation, Secret, SugonAcConfig, TokenSet,
     Vendor, VendorConfig, VendorExtras, WechatOpenConfig,
 };
+use refresh_kit_tests::capture::operation_host;
 use refresh_sandbox::{AccessTokenState, Emulator, Sandbox, SandboxOptions, accounts};
-use refresh_wire_tests::capture::operation_host;
 use serde_json::json;
 use wiremock::ResponseTemplate;
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use refresh_facade::{ErrorKind, Vendor};
-use refresh_wire_tests::{RawAnswer, serve_raw};
+use refresh_kit_tests::{RawAnswer, serve_raw};
 use serde_json::Value;
 
 use crate::setup::{grant, refresh_operation, refresher, spec};

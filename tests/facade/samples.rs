@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use refresh_facade::{Clock, ExpirySource, RefreshError, RefreshWindow, TokenSet, Vendor};
+use refresh_kit_tests::capture::{CapturedBody, CapturedRequest, operation_host};
+use refresh_kit_tests::snapshot_settings_in;
 use refresh_runtime::Operation;
-use refresh_wire_tests::capture::{CapturedBody, CapturedRequest, operation_host};
-use refresh_wire_tests::snapshot_settings_in;
 use wiremock::ResponseTemplate;
 
 use crate::setup::{

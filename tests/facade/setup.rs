@@ -7,9 +7,9 @@ use refresh_facade::{
     EkuaibaoConfig, Grant, HttpOptions, ISolarCloudConfig, MisaCukcukConfig, RefreshError,
     RefreshGrant, Refresher, SugonAcConfig, TokenSet, Vendor, VendorConfig, WechatOpenConfig,
 };
+use refresh_kit_tests::Spec;
 use refresh_runtime::Operation;
 use refresh_sandbox::{Emulator, Sandbox, accounts};
-use refresh_wire_tests::Spec;
 
 pub const ACCESS_KEY: &str = "test-access-key-4f1c";
 pub const APP_KEY: &str = "test-app-key";

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use refresh_kit_tests::{Spec, assert_round_trip};
 use refresh_runtime::Operation;
 use refresh_sandbox::{Emulator, Sandbox, SandboxOptions};
-use refresh_wire_tests::{Spec, assert_round_trip};
 use serde_json::Value;
 
 use crate::case::Answer;

@@ -166,7 +166,7 @@ fn shape(value: &Value) -> Value {
 /// `Accept` chooses the answer's format; a form body is read too; a failure in XML says so in XML.
 #[tokio::test]
 async fn misa_cukcuk_reads_and_answers_the_documented_xml_and_form_formats() {
-    use refresh_wire_tests::xml::to_json;
+    use refresh_kit_tests::xml::to_json;
     let (sandbox, base, spec) = start(Emulator::MisaCukcuk).await;
     let company = accounts::MISA_COMPANY_CODE;
     let sample = spec

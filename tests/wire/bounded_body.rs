@@ -4,7 +4,7 @@
 use std::error::Error as _;
 
 use refresh_isolarcloud::{Client, Error, MAX_RESPONSE_BODY_BYTES};
-use refresh_wire_tests::{RawAnswer, serve_raw};
+use refresh_kit_tests::{RawAnswer, serve_raw};
 
 async fn refresh(base: &str) -> Result<refresh_isolarcloud::types::TokenEnvelope, Error> {
     let client = Client::new(base);

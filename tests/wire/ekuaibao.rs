@@ -1,7 +1,7 @@
 use refresh_ekuaibao::Client;
 use refresh_ekuaibao::operations::{GET_ACCESS_TOKEN, REFRESH_TOKEN, REFRESH_TOKEN_WITH_VALIDITY};
 use refresh_ekuaibao::types::AppCredentials;
-use refresh_wire_tests::{
+use refresh_kit_tests::{
     Spec, assert_documented_request, assert_request, capture_request, check_response_examples,
 };
 

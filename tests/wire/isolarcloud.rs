@@ -1,7 +1,7 @@
 use refresh_isolarcloud::Client;
 use refresh_isolarcloud::operations::{EXCHANGE_TOKEN, REFRESH_TOKEN};
 use refresh_isolarcloud::types::{RefreshTokenRequest, TokenRequest};
-use refresh_wire_tests::{Spec, assert_request, capture_request, check_response_examples};
+use refresh_kit_tests::{Spec, assert_request, capture_request, check_response_examples};
 
 fn spec() -> Spec {
     Spec::load("isolarcloud")

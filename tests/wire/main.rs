@@ -13,7 +13,7 @@ mod wechat_open;
 
 /// Every operation of a spec has wire tests: a new operation without them fails here.
 fn assert_covers_every_operation(
-    spec: &refresh_wire_tests::Spec,
+    spec: &refresh_kit_tests::Spec,
     tested: &[&refresh_runtime::Operation],
 ) {
     let mut in_spec = spec.operation_ids();
@@ -31,7 +31,7 @@ fn assert_covers_every_operation(
 /// and come back from it, as they are.
 #[test]
 fn generated_types_redact_tokens_when_printed_but_not_on_the_wire() {
-    let spec = refresh_wire_tests::Spec::load("isolarcloud");
+    let spec = refresh_kit_tests::Spec::load("isolarcloud");
     let sample = spec.success_answer(&refresh_isolarcloud::operations::REFRESH_TOKEN);
     let decoded: refresh_isolarcloud::types::TokenEnvelope =
         serde_json::from_value(sample.clone()).unwrap();
@@ -64,7 +64,7 @@ fn generated_types_redact_tokens_when_printed_but_not_on_the_wire() {
 #[tokio::test]
 async fn the_capture_host_serves_only_its_operation() {
     use refresh_isolarcloud::operations::{EXCHANGE_TOKEN, REFRESH_TOKEN};
-    let host = refresh_wire_tests::capture::operation_host(
+    let host = refresh_kit_tests::capture::operation_host(
         &REFRESH_TOKEN,
         wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({})),
     )

@@ -1,9 +1,9 @@
+use refresh_kit_tests::{
+    Spec, assert_request, capture_request, check_response_examples, snapshot_settings, xml,
+};
 use refresh_misa_cukcuk::Client;
 use refresh_misa_cukcuk::operations::{LOGIN, REFRESH_TOKEN};
 use refresh_misa_cukcuk::types::{LoginParam, RefreshParam};
-use refresh_wire_tests::{
-    Spec, assert_request, capture_request, check_response_examples, snapshot_settings, xml,
-};
 use serde_json::Value;
 
 fn spec() -> Spec {

@@ -1,8 +1,8 @@
-use refresh_sugon_ac::Client;
-use refresh_sugon_ac::operations::{GET_TOKEN_STATE, GET_TOKENS, RENEW_TOKEN};
-use refresh_wire_tests::{
+use refresh_kit_tests::{
     Spec, assert_documented_request, assert_request, capture_request, check_response_examples,
 };
+use refresh_sugon_ac::Client;
+use refresh_sugon_ac::operations::{GET_TOKEN_STATE, GET_TOKENS, RENEW_TOKEN};
 
 fn spec() -> Spec {
     Spec::load("sugon-ac")

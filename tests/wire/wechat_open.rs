@@ -1,9 +1,9 @@
+use refresh_kit_tests::{
+    Spec, assert_documented_request, assert_request, capture_request, check_response_examples,
+};
 use refresh_wechat_open::Client;
 use refresh_wechat_open::operations::{GET_COMPONENT_TOKEN, QUERY_AUTH, REFRESH_AUTHORIZER_TOKEN};
 use refresh_wechat_open::types::{AuthorizerTokenRequest, ComponentTokenRequest, QueryAuthRequest};
-use refresh_wire_tests::{
-    Spec, assert_documented_request, assert_request, capture_request, check_response_examples,
-};
 
 fn spec() -> Spec {
     Spec::load("wechat-open")
