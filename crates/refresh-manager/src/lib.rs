@@ -73,6 +73,8 @@ pub use record::{CredentialId, InvalidCredentialId, StoredTokens};
 pub use rescue::{Rescue, Rescued};
 #[cfg(any(test, feature = "conformance"))]
 pub use store::conformance;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub use store::file::FileStore;
 pub use store::memory::MemoryStore;
 pub use store::{

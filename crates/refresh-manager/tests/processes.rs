@@ -9,17 +9,17 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use refresh_facade::{ISolarCloudConfig, Refresher, VendorConfig};
+use refresh_manager::testing::{Timed, child_command, child_role};
 use refresh_manager::{
     CredentialId, CredentialOptions, FileStore, Manager, ManagerOptions, ManualClock,
-    RefreshPolicy, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+    RefreshPolicy, TokenStore,
 };
 use refresh_sandbox::{Emulator, RefreshTokenState, Sandbox, SandboxOptions, accounts};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const ID: &str = "shared-credential";
 /// iSolarCloud's documented access token lifetime, plus a second.
@@ -30,13 +30,6 @@ fn count(variable: &str, default: usize) -> usize {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(default)
-}
-
-fn now_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 fn refresher(base_url: &str, clock: refresh_facade::Clock) -> Refresher {
@@ -52,22 +45,10 @@ fn refresher(base_url: &str, clock: refresh_facade::Clock) -> Refresher {
 
 /// A child process running `role` on the store in `dir`, against the sandbox at `base_url`.
 fn spawn_child(role: &str, dir: &Path, base_url: &str, seed: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("REFRESH_KIT_CHILD", role)
+    child_command(role)
         .env("REFRESH_KIT_STORE", dir)
         .env("REFRESH_KIT_BASE_URL", base_url)
         .env("REFRESH_KIT_SEED", seed.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap()
 }
@@ -104,11 +85,9 @@ async fn logged_in() -> (Sandbox, String, tempfile::TempDir) {
 #[test]
 #[ignore = "run by the other tests as a child process"]
 fn child() {
-    let Ok(role) = std::env::var("REFRESH_KIT_CHILD") else {
+    let Some(role) = child_role() else {
         return;
     };
-    // The test harness has printed "test child ... " without a newline: end it, so our lines stand alone.
-    println!();
     let dir = std::env::var("REFRESH_KIT_STORE").unwrap();
     let base = std::env::var("REFRESH_KIT_BASE_URL").unwrap();
     let seed: u64 = std::env::var("REFRESH_KIT_SEED").unwrap().parse().unwrap();
@@ -151,7 +130,7 @@ async fn share(dir: &str, base: &str, seed: u64, id: CredentialId) {
 
 /// Rotates without pause (every token is due at once), printing when each write begins and ends.
 async fn churn(dir: &str, base: &str, seed: u64, id: CredentialId) {
-    let store = Timed(FileStore::open(dir).unwrap());
+    let store = Timed::new(FileStore::open(dir).unwrap());
     let manager = Manager::with_options(store, ManagerOptions::default().with_seed(seed));
     // Due at once, and with no pause between renewals (the policy's minimum interval is for real vendors).
     let always_due = RefreshPolicy::ahead(Duration::from_secs(1000 * 24 * 3600))
@@ -162,52 +141,6 @@ async fn churn(dir: &str, base: &str, seed: u64, id: CredentialId) {
     loop {
         let _ = manager.access_token(&id).await;
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// A `FileStore` that prints when each compare-and-swap begins (the vendor's answer has arrived) and returns
-/// (the write is durable), in nanoseconds since the epoch.
-struct Timed(FileStore);
-
-impl TokenStore for Timed {
-    type Lock = <FileStore as TokenStore>::Lock;
-
-    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        self.0.load(id).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        id: &CredentialId,
-        expected: Option<u64>,
-        tokens: &StoredTokens,
-    ) -> Result<Swap, StoreError> {
-        use std::io::Write;
-        println!("write {}", now_nanos());
-        let swap = self.0.compare_and_swap(id, expected, tokens).await;
-        println!("durable {}", now_nanos());
-        std::io::stdout().flush()?;
-        swap
-    }
-
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        self.0.keep_orphan(id, tokens).await
-    }
-
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
-        self.0.lock(id).await
-    }
-
-    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
-        self.0.check_writable(id).await
-    }
-
-    async fn release(&self, lock: Self::Lock) {
-        self.0.release(lock).await
     }
 }
 

@@ -11,33 +11,24 @@
 mod replica_world;
 mod support;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use futures_util::future::join_all;
+use refresh_manager::testing::{CHILD_LOG, Timed, child_command, child_role};
 use refresh_manager::{
-    CredentialId, Manager, ManagerError, ManagerOptions, ManualClock, RefreshPolicy, StoreError,
-    StoredTokens, Swap, TokenStore, Versioned,
+    CredentialId, Manager, ManagerError, ManagerOptions, ManualClock, RefreshPolicy, TokenStore,
 };
-use refresh_postgres::PgStore;
 use refresh_sandbox::{Emulator, RefreshTokenState};
 use replica_world::{PAST_EXPIRY, connect, grant, ids, logged_in, refreshes};
 use support::Database;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 
 fn count(variable: &str, default: usize) -> usize {
     std::env::var(variable)
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(default)
-}
-
-fn now_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 /// The call timeout of replicas: `REFRESH_KIT_CALL_TIMEOUT_MS`, else the facade's default.
@@ -76,28 +67,12 @@ impl Replica {
         credentials: usize,
         env: &[(&str, String)],
     ) -> Replica {
-        let mut process = Command::new(std::env::current_exe().unwrap())
+        let mut process = child_command(role)
             .envs(env.iter().map(|(name, value)| (name, value)))
-            .args([
-                "--ignored",
-                "--exact",
-                "child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("REFRESH_KIT_CHILD", role)
             .env("REFRESH_KIT_DATABASE", url)
             .env("REFRESH_KIT_BASE_URL", base)
             .env("REFRESH_KIT_SEED", seed.to_string())
             .env("REFRESH_KIT_CREDENTIALS", credentials.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("REFRESH_KIT_CHILD_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .kill_on_drop(true)
             .spawn()
             .unwrap();
         let stdin = process.stdin.take().unwrap();
@@ -146,12 +121,10 @@ impl Replica {
 #[test]
 #[ignore = "run by the other tests as a child process"]
 fn child() {
-    let Ok(role) = std::env::var("REFRESH_KIT_CHILD") else {
+    let Some(role) = child_role() else {
         return;
     };
-    // The test harness has printed "test child ... " without a newline: end it, so our lines stand alone.
-    println!();
-    if std::env::var_os("REFRESH_KIT_CHILD_LOG").is_some() {
+    if std::env::var_os(CHILD_LOG).is_some() {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .init();
@@ -180,10 +153,8 @@ async fn share(url: &str, base: &str, seed: u64, credentials: &[CredentialId]) {
     let options = ManagerOptions::default()
         .with_clock(clock.clone())
         .with_seed(seed);
-    let store = Timed {
-        store: connect(url, millis("REFRESH_KIT_LEASE_MS", 30_000)).await,
-        delay: millis("REFRESH_KIT_WRITE_DELAY_MS", 0),
-    };
+    let store = Timed::new(connect(url, millis("REFRESH_KIT_LEASE_MS", 30_000)).await)
+        .with_delay(millis("REFRESH_KIT_WRITE_DELAY_MS", 0));
     let manager = manager(store, base, credentials, options, None);
     println!("ready");
     // Blocking reads on the thread that drives this future: the manager's tasks run on the runtime's workers.
@@ -216,10 +187,7 @@ async fn share(url: &str, base: &str, seed: u64, credentials: &[CredentialId]) {
 async fn churn(url: &str, base: &str, seed: u64, id: &CredentialId) {
     // A lease of a second, so that the one a killed replica held lapses soon; the sandbox answers in
     // milliseconds.
-    let store = Timed {
-        store: connect(url, Duration::from_secs(1)).await,
-        delay: Duration::ZERO,
-    };
+    let store = Timed::new(connect(url, Duration::from_secs(1)).await);
     // Calls of at most 300 ms (REFRESH_KIT_CALL_TIMEOUT_MS, set by the test that spawns it).
     let options = ManagerOptions::default().with_seed(seed);
     // Due at once, and with no pause between renewals (the policy's minimum interval is for real vendors).
@@ -237,64 +205,6 @@ async fn churn(url: &str, base: &str, seed: u64, id: &CredentialId) {
     loop {
         let _ = manager.access_token(id).await;
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// A `PgStore` that prints when each compare-and-swap begins (the vendor's answer has arrived) and when it has
-/// returned written (the commit is durable), in nanoseconds since the epoch; `delay` after the first line is a
-/// slow write, long enough for the test to stop the process there.
-struct Timed {
-    store: PgStore,
-    delay: Duration,
-}
-
-impl TokenStore for Timed {
-    type Lock = <PgStore as TokenStore>::Lock;
-
-    async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
-        self.store.load(id).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        id: &CredentialId,
-        expected: Option<u64>,
-        tokens: &StoredTokens,
-    ) -> Result<Swap, StoreError> {
-        use std::io::Write;
-        println!("write {}", now_nanos());
-        std::io::stdout().flush()?;
-        tokio::time::sleep(self.delay).await;
-        let swap = self.store.compare_and_swap(id, expected, tokens).await;
-        if matches!(swap, Ok(Swap::Written { .. })) {
-            println!("durable {}", now_nanos());
-        }
-        std::io::stdout().flush()?;
-        swap
-    }
-
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        self.store.keep_orphan(id, tokens).await
-    }
-
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
-        self.store.lock(id).await
-    }
-
-    fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
-        self.store.lock_left(lock)
-    }
-
-    async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
-        self.store.check_writable(id).await
-    }
-
-    async fn release(&self, lock: Self::Lock) {
-        self.store.release(lock).await
     }
 }
 
