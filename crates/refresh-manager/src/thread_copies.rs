@@ -83,10 +83,15 @@ mod tests {
         let second = Arc::new(token_for_tests("second", 2));
         let c = local(serial, &second);
         assert_eq!((c.secret.expose_secret(), c.version), ("second", 2));
-        // Another credential's copy is its own.
+        // Another credential's copy is its own, and reading it keeps this one's (below the bound, nothing is
+        // dropped).
         let other = local(next_serial(), &first);
         assert!(!Arc::ptr_eq(&other, &a));
         assert_eq!(other.secret.expose_secret(), "first");
+        assert!(
+            Arc::ptr_eq(&local(serial, &second), &c),
+            "kept beside the other"
+        );
     }
 
     #[test]

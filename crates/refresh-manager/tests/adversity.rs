@@ -81,6 +81,29 @@ async fn the_manager_gives_up_a_call_after_the_refreshers_call_timeout() {
         error.to_string().contains("no answer within 500 ms"),
         "{error}"
     );
+    assert_eq!(
+        error
+            .refresh_error()
+            .map(refresh_facade::RefreshError::call),
+        Some(refresh_facade::Call::Refresh)
+    );
+    // A login given up says so.
+    h.sandbox.inject(
+        Emulator::ISolarCloud,
+        Fault::Latency(Duration::from_secs(3)),
+    );
+    let login = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        login
+            .refresh_error()
+            .map(refresh_facade::RefreshError::call),
+        Some(refresh_facade::Call::Login),
+        "{login}"
+    );
+    assert!(login.to_string().contains("login failed"), "{login}");
 }
 
 /// Sugon AC answers 10004 ("invalid parameter", not a refusal of the token by its kind) for a token renewed
