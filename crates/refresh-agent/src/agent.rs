@@ -251,7 +251,10 @@ impl<S: TokenStore + 'static> Agent<S> {
         });
         let logs_in_by_itself = profile.credential.logs_in_by_itself();
         self.manager.manage(profile.id.clone(), profile.credential);
+        // Just managed, so known (else the keeper only misses the early wake-ups).
+        let changes = self.manager.token_changes(&profile.id).ok();
         let keeper = Keeper {
+            changes,
             logs_in_by_itself,
             manager: Arc::clone(&self.manager),
             kept: Arc::clone(&kept),
@@ -325,6 +328,9 @@ struct Keeper<S: TokenStore + 'static> {
     kept: Arc<Kept>,
     sinks: Vec<Sink>,
     stopped: watch::Receiver<bool>,
+    /// Wakes the keeper when the manager holds a new token, whatever renewed it (a timer, a socket read): the
+    /// sinks must not keep one the vendor spent while the keeper waits for its own next look.
+    changes: Option<refresh_manager::TokenChanges>,
     /// The token the sinks hold, and its expiry.
     written: Option<(String, DateTime<Utc>)>,
 }
@@ -430,6 +436,7 @@ impl<S: TokenStore + 'static> Keeper<S> {
             let deadline = clock.now().after(wait);
             tokio::select! {
                 _ = clock.sleep_until(deadline) => {}
+                () = changed(&mut self.changes) => {}
                 _ = self.stopped.changed() => return self,
             }
             if *self.stopped.borrow() {
@@ -505,6 +512,14 @@ impl<S: TokenStore + 'static> Keeper<S> {
                     "a sink whose token is no longer valid could not be removed");
             }
         }
+    }
+}
+
+/// Returns when `changes` sees a new token; never without them.
+async fn changed(changes: &mut Option<refresh_manager::TokenChanges>) {
+    match changes {
+        Some(changes) => changes.changed().await,
+        None => std::future::pending().await,
     }
 }
 

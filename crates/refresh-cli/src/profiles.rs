@@ -581,4 +581,32 @@ mod tests {
             "{message}"
         );
     }
+
+    /// iSolarCloud's secret key comes from the file, else from `APP_SECRET`, which the file's value wins over.
+    #[test]
+    fn an_isolarcloud_profile_takes_its_secret_key_from_app_secret_unless_the_file_has_one() {
+        let profiles = load(
+            "[profiles.bare]\nvendor = \"isolarcloud\"\napp_key = \"k\"\n\
+             [profiles.keyed]\nvendor = \"isolarcloud\"\napp_key = \"k\"\naccess_key = \"from-file\"\n",
+        )
+        .unwrap_or_else(|error| panic!("{}", error.0));
+        let secrets = Secrets::from_lines(["APP_SECRET=from-env"].into_iter());
+        let key =
+            |name: &str, secrets: &Secrets| match profiles.profiles[name].vendor_config(secrets) {
+                Ok(VendorConfig::ISolarCloud(config)) => {
+                    Ok(config.access_key.expose_secret().to_owned())
+                }
+                Ok(other) => panic!("{other:?}"),
+                Err(error) => Err(error.0),
+            };
+        assert_eq!(key("bare", &secrets).unwrap(), "from-env");
+        assert_eq!(key("keyed", &secrets).unwrap(), "from-file");
+        let none = Secrets::from_lines(std::iter::empty());
+        assert!(
+            key("keyed", &none).is_ok(),
+            "the file's key needs no APP_SECRET"
+        );
+        let missing = key("bare", &none).unwrap_err();
+        assert!(missing.contains("APP_SECRET is not set"), "{missing}");
+    }
 }

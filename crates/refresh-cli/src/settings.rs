@@ -237,7 +237,7 @@ impl Secrets {
     }
 
     /// The secrets of `NAME=value` lines; other lines, and names no command reads, are ignored.
-    fn from_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Secrets {
+    pub(crate) fn from_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Secrets {
         Secrets::from_pairs(lines.filter_map(|line| {
             let (name, value) = line.split_once('=')?;
             Some((SecretName::named(name.trim())?, value.trim().to_owned()))

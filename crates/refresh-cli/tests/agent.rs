@@ -439,6 +439,7 @@ async fn every_sink_reads_whole_and_unexpired_throughout_rotations() {
                     let path = world.dir.path().join(name);
                     read_soon(&path);
                     let mut reads = 0_u64;
+                    let mut seen = std::collections::HashSet::new();
                     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                         let text = read(&path).expect("a sink, once written, is always there");
                         let (token, expires_at) = parse_sink(name, &text);
@@ -450,9 +451,10 @@ async fn every_sink_reads_whole_and_unexpired_throughout_rotations() {
                         if let Some(expires_at) = expires_at {
                             assert!(expires_at > chrono::Utc::now(), "{name} expired: {text:?}");
                         }
+                        seen.insert(token);
                         reads += 1;
                     }
-                    reads
+                    (reads, seen.len())
                 })
             })
             .collect();
@@ -473,15 +475,22 @@ async fn every_sink_reads_whole_and_unexpired_throughout_rotations() {
         signal(&agent, "-TERM");
         assert!(agent.wait().unwrap().success());
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let reads: Vec<u64> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+        let reads: Vec<(u64, usize)> = readers.into_iter().map(|r| r.join().unwrap()).collect();
         (reads, read_soon(&world.dir.path().join("erp.token")))
     })
     .await
     .unwrap();
-    eprintln!("{rotations} rotations; reads per sink (token, json, env, header): {reads:?}");
+    eprintln!(
+        "{rotations} rotations; reads and distinct tokens per sink (token, json, env, header): {reads:?}"
+    );
     assert!(
-        reads.iter().all(|&n| n as usize >= rotations),
+        reads.iter().all(|&(n, _)| n as usize >= rotations),
         "every sink was read throughout: {reads:?}"
+    );
+    // Each sink followed the rotations (a reader misses the tokens that lived between two of its reads).
+    assert!(
+        reads.iter().all(|&(_, tokens)| tokens >= rotations / 4),
+        "the sinks were rewritten with each rotation: {reads:?}"
     );
     // Stopped, the agent leaves every sink with the stored token, which the vendor still takes.
     let store = FileStore::open(world.state().join("tokens")).unwrap();

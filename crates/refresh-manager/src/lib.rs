@@ -66,7 +66,9 @@ mod thread_copies;
 
 pub use clock::{ManagerClock, ManualClock, Moment};
 pub use error::ManagerError;
-pub use manager::{AccessToken, CredentialHandle, CredentialOptions, Manager, ManagerOptions};
+pub use manager::{
+    AccessToken, CredentialHandle, CredentialOptions, Manager, ManagerOptions, TokenChanges,
+};
 pub use observe::Rotated;
 pub use policy::{Backoff, RefreshPolicy};
 pub use record::{CredentialId, InvalidCredentialId, StoredTokens};

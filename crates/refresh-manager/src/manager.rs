@@ -296,6 +296,32 @@ struct Health {
 }
 
 /// One managed credential.
+/// New tokens of one credential, from [`Manager::token_changes`].
+pub struct TokenChanges {
+    credential: Arc<Credential>,
+    /// How many installs had happened when this last returned.
+    seen: u64,
+}
+
+impl TokenChanges {
+    /// Returns once the credential holds a token it did not hold when this was made or last returned (at once if
+    /// one came meanwhile; several in between count as one). Read the token with [`Manager::access_token`].
+    pub async fn changed(&mut self) {
+        loop {
+            let notified = self.credential.installed.notified();
+            tokio::pin!(notified);
+            // Registered before the count is read: an install after the read wakes this wait.
+            notified.as_mut().enable();
+            let installs = self.credential.installs.load(Ordering::SeqCst);
+            if installs != self.seen {
+                self.seen = installs;
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 struct Credential {
     id: CredentialId,
     /// What this thread's copy of its token is kept by ([`crate::thread_copies`]).
@@ -304,6 +330,9 @@ struct Credential {
     /// Replaced by [`Manager::set_login`] (WeChat's verify ticket changes every few minutes).
     login: Mutex<Option<Grant>>,
     current: ArcSwapOption<AccessToken>,
+    /// How many tokens were installed as `current`, and who waits for the next ([`TokenChanges`]).
+    installs: AtomicU64,
+    installed: tokio::sync::Notify,
     /// The refresh under way, which every caller that needs one joins.
     flight: Mutex<Option<Running>>,
     unsaved: Mutex<Option<Unsaved>>,
@@ -549,6 +578,8 @@ impl<S: TokenStore + 'static> Manager<S> {
                     login: Mutex::new(options.login.clone()),
                     options,
                     current: ArcSwapOption::empty(),
+                    installs: AtomicU64::new(0),
+                    installed: tokio::sync::Notify::new(),
                     flight: Mutex::new(None),
                     unsaved: Mutex::new(None),
                     health: Mutex::new(Health::default()),
@@ -667,6 +698,15 @@ impl<S: TokenStore + 'static> Manager<S> {
     /// waits for nothing: for a process that is stopping and writes out what it holds ([`Manager::flush`] first).
     pub fn cached_token(&self, id: &CredentialId) -> Option<Arc<AccessToken>> {
         self.credential(id).ok()?.current.load_full()
+    }
+
+    /// Each new token `id` holds from now on (a renewal, a login, tokens another process stored and this one
+    /// adopted), as it happens: for what mirrors the token elsewhere (a file, a child's environment) and must not
+    /// keep one the vendor has spent.
+    pub fn token_changes(&self, id: &CredentialId) -> Result<TokenChanges, ManagerError> {
+        let credential = self.credential(id)?;
+        let seen = credential.installs.load(Ordering::SeqCst);
+        Ok(TokenChanges { credential, seen })
     }
 
     /// A handle on one managed credential: its [`CredentialHandle::access_token`] is [`Manager::access_token`]
@@ -1532,6 +1572,8 @@ impl<S: TokenStore + 'static> Manager<S> {
     fn install(&self, credential: &Credential, token: Arc<AccessToken>) {
         let due = token.refresh_due.max(token.renew_not_before);
         credential.current.store(Some(token));
+        credential.installs.fetch_add(1, Ordering::SeqCst);
+        credential.installed.notify_waiters();
         self.schedule(credential, due);
     }
 

@@ -111,6 +111,42 @@ async fn after_a_flush_no_timer_starts_a_renewal() {
     assert_eq!(h.requests_to(Emulator::ISolarCloud, ISOLARCLOUD_REFRESH), 1);
 }
 
+/// `token_changes` wakes on each new token, whoever renewed it (here the manager's own timer, with no read), at
+/// once if one came before the wait began, and not otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_changes_wake_on_each_new_token_and_only_then() {
+    let h = Harness::start(Emulator::ISolarCloud).await;
+    let id = id("watched");
+    let manager = h.manager(MemoryStore::new());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let mut changes = manager.token_changes(&id).unwrap();
+    let logged_in_at = h.sandbox.clock().now();
+    let first = manager
+        .login(&id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    // The login came before the wait: it returns at once, and then waits for the next.
+    tokio::time::timeout(Duration::from_secs(1), changes.changed())
+        .await
+        .expect("the login is a new token");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), changes.changed())
+            .await
+            .is_err(),
+        "woken with no new token"
+    );
+    h.advance((first.refresh_at - logged_in_at).to_std().unwrap() + Duration::from_secs(1));
+    tokio::time::timeout(Duration::from_secs(10), changes.changed())
+        .await
+        .expect("the timer's renewal is a new token");
+    assert_eq!(manager.access_token(&id).await.unwrap().version, 2);
+    assert!(
+        manager
+            .token_changes(&refresh_manager::CredentialId::new("unknown").unwrap())
+            .is_err()
+    );
+}
+
 /// Deadlines run on a clock that never jumps: the wall clock set back by days causes no late refresh. A wall clock
 /// set ahead past the expiry (an operator, NTP) and a machine resumed after days (its timers fired late) hand out
 /// no token the vendor considers expired: both clocks must say a token is valid.
