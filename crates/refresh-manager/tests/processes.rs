@@ -138,6 +138,8 @@ async fn churn(dir: &str, base: &str, seed: u64, id: CredentialId) {
     let options = CredentialOptions::new(refresher(base, refresh_facade::Clock::system()))
         .with_policy(always_due);
     manager.manage(id.clone(), options);
+    // The parent's random delay before the kill counts from here, not from a start a loaded machine slows.
+    println!("ready");
     loop {
         let _ = manager.access_token(&id).await;
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -246,14 +248,25 @@ async fn a_process_killed_at_random_moments_leaves_a_live_refresh_token() {
     for round in 0..rounds {
         let rotations_before = sandbox.refresh_times(Emulator::ISolarCloud).len();
         let mut process = spawn_child("churn", dir.path(), &base, round as u64);
-        let stdout = process.stdout.take().unwrap();
+        let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
+        let (mut writes, mut durable) = (Vec::new(), Vec::new());
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line == "ready" {
+                    return true;
+                }
+            }
+            false
+        });
+        assert!(
+            matches!(ready.await, Ok(true)),
+            "round {round}: the child never got ready"
+        );
         tokio::time::sleep(Duration::from_millis(random.u64(30..120))).await;
         process.start_kill().unwrap();
         process.wait().await.unwrap();
         // Give a request the child sent just before it died time to be handled.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let (mut writes, mut durable) = (Vec::new(), Vec::new());
-        let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let Some((what, at)) = line.split_once(' ') else {
                 continue;
