@@ -1,8 +1,8 @@
 //! The agent: one keeper task per profile over one [`Manager`], and what the socket API reads of them.
 //!
 //! A keeper reads its credential's token through the manager (which renews it when due, durably first), rewrites
-//! the profile's sinks when the token changed, and sleeps until the token's refresh time. Every branch of its loop
-//! says why it waits:
+//! the profile's sinks when the token changed, and sleeps until the token's refresh time, or until the manager holds
+//! a new token, whoever renewed it ([`Manager::token_changes`]). Every branch of its loop says why it waits:
 //! - **a token**: until its `refresh_at`, when the manager renews it;
 //! - **a failure a retry may fix** (vendor down, store refusing): a backoff from 1 s doubling to 60 s, or the
 //!   vendor's `Retry-After`; and at the token's expiry, the sinks are removed, so that nobody reads a dead token;

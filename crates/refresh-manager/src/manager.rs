@@ -295,7 +295,6 @@ struct Health {
     refused_version: Option<u64>,
 }
 
-/// One managed credential.
 /// New tokens of one credential, from [`Manager::token_changes`].
 pub struct TokenChanges {
     credential: Arc<Credential>,
@@ -322,9 +321,10 @@ impl TokenChanges {
     }
 }
 
+/// One managed credential.
 struct Credential {
     id: CredentialId,
-    /// What this thread's copy of its token is kept by ([`crate::thread_copies`]).
+    /// What each thread's copy of its token is kept by ([`crate::thread_copies`]).
     serial: u64,
     options: CredentialOptions,
     /// Replaced by [`Manager::set_login`] (WeChat's verify ticket changes every few minutes).
