@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use refresh_facade::Grant;
-use refresh_manager::{MemoryStore, RefreshPolicy, Rotated, StoredTokens, TokenStore};
+use refresh_manager::{
+    AccessToken, CredentialId, Manager, MemoryStore, RefreshPolicy, Rotated, StoredTokens,
+    TokenStore,
+};
 use refresh_sandbox::{Emulator, Fault, accounts};
 use serde_json::json;
 use support::{Harness, id, settle};
@@ -77,26 +80,43 @@ async fn a_ten_minute_outage_costs_callers_no_error_and_at_most_15_attempts() {
     );
 }
 
+/// An iSolarCloud credential `name`, managed over a `MemoryStore`.
+fn managed(h: &Harness, name: &str) -> (Manager<MemoryStore>, CredentialId) {
+    let id = id(name);
+    let manager = h.manager(MemoryStore::new());
+    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    (manager, id)
+}
+
+/// Logs `id` in: its first token, and how long after the login its renewal is due.
+async fn log_in(
+    h: &Harness,
+    manager: &Manager<MemoryStore>,
+    id: &CredentialId,
+) -> (Arc<AccessToken>, Duration) {
+    let logged_in_at = h.sandbox.clock().now();
+    let first = manager
+        .login(id, &h.login(Emulator::ISolarCloud))
+        .await
+        .unwrap();
+    let due_in = (first.refresh_at - logged_in_at).to_std().unwrap();
+    (first, due_in)
+}
+
 /// A flushed manager (its process is stopping) starts no renewal from a timer: one that the vendor answered after
 /// the flush would be cut off when the process exits, with the new tokens. A read still renews.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_flush_no_timer_starts_a_renewal() {
     let h = Harness::start(Emulator::ISolarCloud).await;
-    let id = id("flushed");
-    let manager = h.manager(MemoryStore::new());
-    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    let logged_in_at = h.sandbox.clock().now();
-    let first = manager
-        .login(&id, &h.login(Emulator::ISolarCloud))
-        .await
-        .unwrap();
+    let (manager, id) = managed(&h, "flushed");
+    let (_, due_in) = log_in(&h, &manager, &id).await;
     assert_eq!(
         manager.pending_timers(),
         1,
         "a timer is set for the renewal"
     );
     manager.flush().await.unwrap();
-    h.advance((first.refresh_at - logged_in_at).to_std().unwrap() + Duration::from_secs(1));
+    h.advance(due_in + Duration::from_secs(1));
     for _ in 0..10 {
         settle().await;
     }
@@ -116,15 +136,9 @@ async fn after_a_flush_no_timer_starts_a_renewal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_changes_wake_on_each_new_token_and_only_then() {
     let h = Harness::start(Emulator::ISolarCloud).await;
-    let id = id("watched");
-    let manager = h.manager(MemoryStore::new());
-    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
+    let (manager, id) = managed(&h, "watched");
     let mut changes = manager.token_changes(&id).unwrap();
-    let logged_in_at = h.sandbox.clock().now();
-    let first = manager
-        .login(&id, &h.login(Emulator::ISolarCloud))
-        .await
-        .unwrap();
+    let (_, due_in) = log_in(&h, &manager, &id).await;
     // The login came before the wait: it returns at once, and then waits for the next.
     tokio::time::timeout(Duration::from_secs(1), changes.changed())
         .await
@@ -135,7 +149,7 @@ async fn token_changes_wake_on_each_new_token_and_only_then() {
             .is_err(),
         "woken with no new token"
     );
-    h.advance((first.refresh_at - logged_in_at).to_std().unwrap() + Duration::from_secs(1));
+    h.advance(due_in + Duration::from_secs(1));
     tokio::time::timeout(Duration::from_secs(10), changes.changed())
         .await
         .expect("the timer's renewal is a new token");
@@ -154,15 +168,8 @@ async fn token_changes_wake_on_each_new_token_and_only_then() {
 async fn a_wall_clock_set_back_delays_no_refresh_and_no_expired_token_is_served_after_a_jump_or_a_suspend()
  {
     let h = Harness::start(Emulator::ISolarCloud).await;
-    let id = id("jumps");
-    let manager = h.manager(MemoryStore::new());
-    manager.manage(id.clone(), h.credential(Emulator::ISolarCloud));
-    let logged_in_at = h.sandbox.clock().now();
-    let first = manager
-        .login(&id, &h.login(Emulator::ISolarCloud))
-        .await
-        .unwrap();
-    let due_in = (first.refresh_at - logged_in_at).to_std().unwrap();
+    let (manager, id) = managed(&h, "jumps");
+    let (_, due_in) = log_in(&h, &manager, &id).await;
 
     h.clock.jump_wall(TimeDelta::days(-3));
     h.advance(due_in - Duration::from_secs(10));
