@@ -1,6 +1,6 @@
 //! `refresh agent`, the binary, end to end against the sandbox (in this test process): tokens over the socket to
-//! curl, 403 to a user the profile does not list, sinks on disk, a profile added by SIGHUP, and a restart after a
-//! SIGKILL in the middle of a rotation that still serves a valid token.
+//! curl and to the README's Python client, 403 to a user the profile does not list, sinks on disk, a profile added
+//! by SIGHUP, and a restart after a SIGKILL in the middle of a rotation that still serves a valid token.
 
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::PermissionsExt;
@@ -156,6 +156,30 @@ fn signal(child: &Child, signal: &str) {
     assert!(status.success());
 }
 
+/// The README's Python example (the standard library only), run against `socket`: the token it prints.
+fn readme_python_client(socket: &Path) -> String {
+    const README: &str = include_str!("../../../README.md");
+    let script = README
+        .split_once("python3 -c '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(script, _)| script)
+        .expect("the README shows a Python client");
+    let script = script.replace("/run/refresh/agent.sock", &socket.display().to_string());
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end()
+        .to_owned()
+}
+
 fn is_root() -> bool {
     // SAFETY: getuid has no preconditions.
     unsafe { libc::getuid() == 0 }
@@ -206,6 +230,7 @@ async fn the_agent_serves_sinks_and_socket_reloads_on_sighup_and_survives_a_sigk
             status == 200
         });
         let token = answer["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(readme_python_client(&world.socket()), token);
         assert_eq!(read_soon(&world.dir.path().join("erp.token")), token);
         let json: Value =
             serde_json::from_str(&read_soon(&world.dir.path().join("erp.json"))).unwrap();
