@@ -99,6 +99,11 @@ pub async fn run(args: Args) -> ExitCode {
         ManagerOptions::default().with_rescue(profiles.rescue()),
     );
     manage_profile(&manager, profile, &secrets, refresher);
+    // Each new token wakes the loop at once, however renewed: the command must not keep one the vendor spent.
+    let mut changes = match manager.token_changes(&profile.id) {
+        Ok(changes) => changes,
+        Err(error) => return output::manager_failure(profile.vendor, &error),
+    };
     let clock = manager.clock().clone();
     let (Ok(mut terminate), Ok(mut interrupt)) = (
         signal(SignalKind::terminate()),
@@ -124,10 +129,17 @@ pub async fn run(args: Args) -> ExitCode {
         Err(error) => return output::unconfigured(&format!("{program}: {error}")),
     };
     loop {
+        // At the token's refresh time (a second at least, while its renewal is under way), or at the next token.
         let wait = (token.refresh_at - clock.wall())
             .to_std()
             .unwrap_or(Duration::ZERO)
             .max(Duration::from_secs(1));
+        let look_again = async {
+            tokio::select! {
+                _ = clock.sleep_until(clock.now().after(wait)) => {}
+                () = changes.changed() => {}
+            }
+        };
         tokio::select! {
             status = child.wait() => {
                 let _ = manager.flush().await;
@@ -144,7 +156,7 @@ pub async fn run(args: Args) -> ExitCode {
             _ = interrupt.recv() => {
                 send(&child, libc::SIGINT);
             }
-            _ = clock.sleep_until(clock.now().after(wait)) => {
+            () = look_again => {
                 let next = match manager.access_token(&profile.id).await {
                     Ok(next) => next,
                     Err(error) => {
