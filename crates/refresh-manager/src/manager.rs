@@ -1057,9 +1057,8 @@ impl<S: TokenStore + 'static> Manager<S> {
                 .or_default(),
         );
         let mut slot = slot.lock_owned().await;
-        // The lease's end is counted from before it was asked for, so it is never later than the store's.
-        let asked = self.shared.clock.now();
         if let Some(kept) = slot.as_ref() {
+            let now = self.shared.clock.now();
             let left = store.lock_left(kept);
             if left.is_some_and(|left| left.is_zero()) {
                 // A kept lease that lapsed: another process may have taken it since. A new one, fenced anew.
@@ -1067,7 +1066,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                     store.release(lapsed).await;
                 }
             } else {
-                *lock(&credential.lease_end) = left.map(|left| asked.after(left));
+                *lock(&credential.lease_end) = left.map(|left| now.after(left));
                 return Ok(StoreLock {
                     lease_end: &credential.lease_end,
                     slot,
@@ -1076,7 +1075,11 @@ impl<S: TokenStore + 'static> Manager<S> {
             }
         }
         let held = store.lock(&credential.id).await?;
-        *lock(&credential.lease_end) = store.lock_left(&held).map(|left| asked.after(left));
+        // Counted from once the lock is held, not from before a wait for another holder (which left a replica that
+        // waited out a stopped holder's lease no time to call the vendor). Our clock is read before the store
+        // tells what is left, which it counts from before it asked: the end is never later than the store's.
+        let taken = self.shared.clock.now();
+        *lock(&credential.lease_end) = store.lock_left(&held).map(|left| taken.after(left));
         *slot = Some(held);
         Ok(StoreLock {
             lease_end: &credential.lease_end,
@@ -1099,7 +1102,7 @@ impl<S: TokenStore + 'static> Manager<S> {
     }
 
     /// Whether the store's lock on `credential` is still this manager's: a lock that never lapses, or a lease whose
-    /// end (counted from before it was asked for) has not come.
+    /// end (counted from when it was taken) has not come.
     fn lease_held(&self, credential: &Credential) -> bool {
         lock(&credential.lease_end).is_none_or(|end| self.shared.clock.now() < end)
     }

@@ -433,6 +433,42 @@ async fn registering_again_keeps_the_tokens_the_store_failed_to_take() {
     assert_eq!(stored.tokens.access_token, token.secret);
 }
 
+/// A lease is counted from when it was taken, not from when it was first asked for: a replica that waited for
+/// another's lease to end (a stopped holder's lapsing) still refreshes under the whole lease it then holds. Found by
+/// the simulation (`hold`, PgStore): the waiter's lease was counted as already spent on the wait, and it refused to
+/// call the vendor (`LeaseTooShort`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_taken_after_a_long_wait_is_counted_from_when_it_was_taken() {
+    let setup = Setup::new().await;
+    let store = MemoryStore::new();
+    let leased = ScriptedStore {
+        inner: store.clone(),
+        // What is left of the lease as it is taken: time for a call of at most 500 ms, not for the wait before.
+        lease_left: Some(Duration::from_millis(1_000)),
+        ..ScriptedStore::new()
+    };
+    let manager = Manager::with_options(leased, setup.options().foreground_only());
+    manager.manage(
+        setup.id.clone(),
+        setup.credential_with_call_timeout(Duration::from_millis(500)),
+    );
+    let first = manager
+        .login(&setup.id, &setup.login_grant())
+        .await
+        .unwrap();
+    setup.expire(first.expires_at);
+    // Another holder, stopped, keeps the lock for 1.5 s: longer than the lease that follows it.
+    let held = store.lock(&setup.id).await.unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        drop(held);
+    });
+    let renewed = manager.access_token(&setup.id).await;
+    release.await.unwrap();
+    let renewed = renewed.unwrap();
+    assert_eq!((renewed.version, setup.refreshes()), (2, 1));
+}
+
 /// Under a lease shorter than a vendor call may take, the manager sends nothing, neither a login nor a refresh (a
 /// retryable error), yet still adopts tokens another holder stored; with a lease long enough, it refreshes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
