@@ -153,7 +153,7 @@ fn main() {
         .unwrap();
         let _ = manager
             .store()
-            .compare_and_swap(&id, None, &tokens)
+            .compare_and_swap_under_lock(&id, None, &tokens)
             .await
             .unwrap();
         // Its vendor does not exist: the token is fresh, and no sample asks a vendor.

@@ -197,11 +197,12 @@ async fn first_tokens(
                 "refreshable_until": null,
             }))
             .map_err(|e| e.to_string())?;
-            let _ = manager
-                .store()
-                .compare_and_swap(id, None, &tokens)
-                .await
-                .map_err(|e| e.to_string())?;
+            // As `refresh login` would: under the credential's lock.
+            let store = manager.store();
+            let held = store.lock(id).await.map_err(|e| e.to_string())?;
+            let written = store.compare_and_swap(&held, None, &tokens).await;
+            store.release(held).await;
+            let _ = written.map_err(|e| e.to_string())?;
             return Ok(());
         }
         // Credentials with a login of their own obtain their first tokens at the first call.

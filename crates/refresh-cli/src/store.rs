@@ -2,10 +2,8 @@
 //! `[postgres]` table, the PostgreSQL store that replicas of a service share (so that `refresh status` shows
 //! their records and orphans, and `refresh token` takes part in their leases).
 
-use std::time::Duration;
-
 use refresh_manager::{
-    CredentialId, FileStore, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+    CredentialId, FileStore, LockKind, StoreError, StoredTokens, Swap, TokenStore, Versioned,
 };
 use refresh_postgres::{Keyring, LeaseHolder, PgLease, PgStore};
 use tokio::sync::OnceCell;
@@ -68,26 +66,37 @@ impl TokenStore for ProfileStore {
 
     async fn compare_and_swap(
         &self,
-        id: &CredentialId,
+        lock: &ProfileLock,
         expected: Option<u64>,
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
-        match self {
-            ProfileStore::File(store) => store.compare_and_swap(id, expected, tokens).await,
-            ProfileStore::Postgres(pg) => {
-                pg.get().await?.compare_and_swap(id, expected, tokens).await
+        match (self, lock) {
+            (ProfileStore::File(store), ProfileLock::File(lock)) => {
+                store.compare_and_swap(lock, expected, tokens).await
             }
+            (ProfileStore::Postgres(pg), ProfileLock::Postgres(lease)) => {
+                pg.get()
+                    .await?
+                    .compare_and_swap(lease, expected, tokens)
+                    .await
+            }
+            _ => Err(another_stores_lock()),
         }
     }
 
     async fn keep_orphan(
         &self,
-        id: &CredentialId,
+        lock: &ProfileLock,
         tokens: &StoredTokens,
     ) -> Result<(), StoreError> {
-        match self {
-            ProfileStore::File(store) => store.keep_orphan(id, tokens).await,
-            ProfileStore::Postgres(pg) => pg.get().await?.keep_orphan(id, tokens).await,
+        match (self, lock) {
+            (ProfileStore::File(store), ProfileLock::File(lock)) => {
+                store.keep_orphan(lock, tokens).await
+            }
+            (ProfileStore::Postgres(pg), ProfileLock::Postgres(lease)) => {
+                pg.get().await?.keep_orphan(lease, tokens).await
+            }
+            _ => Err(another_stores_lock()),
         }
     }
 
@@ -116,16 +125,23 @@ impl TokenStore for ProfileStore {
         }
     }
 
-    fn lock_left(&self, lock: &ProfileLock) -> Option<Duration> {
+    fn lock_kind(&self, lock: &ProfileLock) -> LockKind {
         match (self, lock) {
             (ProfileStore::Postgres(pg), ProfileLock::Postgres(lease)) => {
-                // A lease exists only once the store is connected; were it not, say the lease is gone.
+                // A lease exists only once the store is connected; were it not, it allows nothing.
                 pg.store
                     .get()
-                    .map_or(Some(Duration::ZERO), |store| store.lock_left(lease))
+                    .map_or(LockKind::ReadOnly, |store| store.lock_kind(lease))
             }
-            (ProfileStore::File(store), ProfileLock::File(lock)) => store.lock_left(lock),
-            _ => Some(Duration::ZERO),
+            (ProfileStore::File(store), ProfileLock::File(lock)) => store.lock_kind(lock),
+            _ => LockKind::ReadOnly,
         }
     }
+}
+
+/// A lock handed out by the other kind of store: a profile store hands out its own kind only.
+fn another_stores_lock() -> StoreError {
+    StoreError::Io(std::io::Error::other(
+        "a lock of another kind of store was used to write this one",
+    ))
 }

@@ -278,7 +278,7 @@ async fn the_agent_serves_sinks_and_socket_reloads_on_sighup_and_survives_a_sigk
     let mut due = record.tokens.clone();
     due.expires_at = chrono::Utc::now() + chrono::TimeDelta::seconds(61);
     let swapped = store
-        .compare_and_swap(&id, Some(record.version), &due)
+        .compare_and_swap_under_lock(&id, Some(record.version), &due)
         .await
         .unwrap();
     assert!(
@@ -356,7 +356,7 @@ async fn exec_restarts_the_command_with_each_new_token() {
     let mut due = record.tokens.clone();
     due.expires_at = chrono::Utc::now() + chrono::TimeDelta::seconds(61);
     let swapped = store
-        .compare_and_swap(&id, Some(record.version), &due)
+        .compare_and_swap_under_lock(&id, Some(record.version), &due)
         .await
         .unwrap();
     assert!(matches!(swapped, refresh_manager::Swap::Written { .. }));

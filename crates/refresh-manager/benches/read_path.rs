@@ -72,7 +72,7 @@ static MANAGED: LazyLock<Managed> = LazyLock::new(|| {
     runtime.block_on(async {
         let _ = manager
             .store()
-            .compare_and_swap(&id, None, &tokens)
+            .compare_and_swap_under_lock(&id, None, &tokens)
             .await
             .unwrap();
         manager.access_token(&id).await.unwrap();

@@ -77,9 +77,9 @@ pub use rescue::{Rescue, Rescued};
 pub use store::conformance;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub use store::file::FileStore;
-pub use store::memory::MemoryStore;
+pub use store::file::{FileLock, FileStore};
+pub use store::memory::{MemoryLock, MemoryStore};
 pub use store::{
-    MOST_ORPHANS, ORPHAN_RETENTION, Orphan, StoreError, Swap, TokenStore, Versioned,
+    LockKind, MOST_ORPHANS, ORPHAN_RETENTION, Orphan, StoreError, Swap, TokenStore, Versioned,
     orphan_retained,
 };

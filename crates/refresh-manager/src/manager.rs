@@ -249,6 +249,13 @@ impl<L> StoreLock<'_, L> {
         }
     }
 
+    /// The lock itself, which the writes under it are made with.
+    fn lock(&self) -> &L {
+        self.slot
+            .as_ref()
+            .expect("a store lock is in its slot from lock_store until it is let go")
+    }
+
     fn keep(mut self) {
         *lock(self.lease_end) = None;
         self.kept = true;
@@ -536,7 +543,10 @@ impl<S: TokenStore + 'static> Manager<S> {
             let result = async {
                 let held = self.lock_store(&credential).await?;
                 let committed = match self.take_unsaved(&credential).await {
-                    Some(unsaved) => self.commit(&credential, unsaved).await.map(drop),
+                    Some(unsaved) => self
+                        .commit(&credential, unsaved, held.lock())
+                        .await
+                        .map(drop),
                     None => Ok(()),
                 };
                 self.let_go(&credential, held).await;
@@ -654,11 +664,11 @@ impl<S: TokenStore + 'static> Manager<S> {
             let held = self.lock_store(&credential).await?;
             let logged_in = async {
                 if let Some(unsaved) = self.take_unsaved(&credential).await {
-                    self.commit(&credential, unsaved).await?;
+                    self.commit(&credential, unsaved, held.lock()).await?;
                 }
                 let current = self.shared.store.load(id).await?;
-                self.log_in(&credential, current.map(|record| record.version), grant)
-                    .await
+                let expected = current.map(|record| record.version);
+                self.log_in(&credential, expected, grant, held.lock()).await
             }
             .await;
             self.let_go(&credential, held).await;
@@ -900,7 +910,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             return Ok((token, Renewed::FromStore));
         }
         let held = self.lock_store(credential).await?;
-        let result = self.renew_locked(credential).await;
+        let result = self.renew_locked(credential, held.lock()).await;
         self.let_go(credential, held).await;
         result
     }
@@ -997,6 +1007,7 @@ impl<S: TokenStore + 'static> Manager<S> {
     async fn renew_locked(
         &self,
         credential: &Credential,
+        held: &S::Lock,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         let id = &credential.id;
         let clock = &self.shared.clock;
@@ -1009,7 +1020,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         let mut record = self.load(credential).await?;
         if let Some(unsaved) = self.take_unsaved(credential).await {
             // The last renewal's tokens first: the vendor may already have spent the stored refresh token.
-            match self.commit(credential, unsaved).await {
+            match self.commit(credential, unsaved, held).await {
                 Ok(committed) if committed.0.is_valid(clock) => return Ok(committed),
                 // Stored, but not valid now (rescued long ago, or obtained on a clock ahead of this one): renew them.
                 Ok(_) => {}
@@ -1023,7 +1034,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
         let Some(record) = record else {
             return match credential.login_grant() {
-                Some(grant) => self.log_in(credential, None, &grant).await,
+                Some(grant) => self.log_in(credential, None, &grant, held).await,
                 None => Err(ManagerError::NotStored(id.clone())),
             };
         };
@@ -1036,12 +1047,12 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
         if let Some(refusal) = credential.refused_for_good(record.version) {
             // Unless a vendor answer kept as an orphan since holds tokens the vendor never saw refused.
-            return match self.promote_orphan(credential, &record).await? {
-                Some(promoted) => self.adopt_or_renew(credential, promoted).await,
+            return match self.promote_orphan(credential, &record, held).await? {
+                Some(promoted) => self.adopt_or_renew(credential, promoted, held).await,
                 None => Err(refusal),
             };
         }
-        self.renew_record(credential, record).await
+        self.renew_record(credential, record, held).await
     }
 
     /// The store's lock on `credential`, noting when it lapses (a lease) for [`Manager::call_vendor`], which sends
@@ -1059,7 +1070,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         let mut slot = slot.lock_owned().await;
         if let Some(kept) = slot.as_ref() {
             let now = self.shared.clock.now();
-            let left = store.lock_left(kept);
+            let left = store.lock_kind(kept).left();
             if left.is_some_and(|left| left.is_zero()) {
                 // A kept lease that lapsed: another process may have taken it since. A new one, fenced anew.
                 if let Some(lapsed) = slot.take() {
@@ -1079,7 +1090,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         // waited out a stopped holder's lease no time to call the vendor). Our clock is read before the store
         // tells what is left, which it counts from before it asked: the end is never later than the store's.
         let taken = self.shared.clock.now();
-        *lock(&credential.lease_end) = store.lock_left(&held).map(|left| taken.after(left));
+        *lock(&credential.lease_end) = store.lock_kind(&held).left().map(|left| taken.after(left));
         *slot = Some(held);
         Ok(StoreLock {
             lease_end: &credential.lease_end,
@@ -1112,13 +1123,14 @@ impl<S: TokenStore + 'static> Manager<S> {
         &self,
         credential: &Credential,
         record: Versioned,
+        held: &S::Lock,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         let token = self.token_of(credential, &record, None);
         if token.is_valid(&self.shared.clock) {
             self.install(credential, Arc::clone(&token));
             return Ok((token, Renewed::FromStore));
         }
-        self.renew_record(credential, record).await
+        self.renew_record(credential, record, held).await
     }
 
     /// After the vendor refused `record`'s refresh token: the newest orphan that lost to this very version (a
@@ -1128,6 +1140,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         &self,
         credential: &Credential,
         record: &Versioned,
+        held: &S::Lock,
     ) -> Result<Option<Versioned>, ManagerError> {
         let refused = record.tokens.refresh_token.expose_secret();
         let Some(orphan) = record.orphans.iter().rev().find(|orphan| {
@@ -1139,7 +1152,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         };
         let (store, id) = (&self.shared.store, &credential.id);
         match store
-            .compare_and_swap(id, Some(record.version), &orphan.tokens)
+            .compare_and_swap(held, Some(record.version), &orphan.tokens)
             .await?
         {
             Swap::Written { version } => {
@@ -1165,6 +1178,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         &'a self,
         credential: &'a Credential,
         record: Versioned,
+        held: &'a S::Lock,
     ) -> BoxFuture<'a, Result<(Arc<AccessToken>, Renewed), ManagerError>> {
         async move {
             let id = &credential.id;
@@ -1177,7 +1191,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 && record.tokens.refreshable_until.is_none_or(|until| wall < until);
             if !refreshable && let Some(grant) = &login {
                 tracing::info!(credential = %id, "no refresh is possible any more: logging in again");
-                return self.log_in(credential, Some(record.version), grant).await;
+                return self.log_in(credential, Some(record.version), grant, held).await;
             }
             self.shared.store.check_writable(id).await?;
             let sent = self.shared.clock.now();
@@ -1191,7 +1205,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                         rescue_file: None,
                         anomalies,
                     };
-                    return self.commit(credential, refreshed).await;
+                    return self.commit(credential, refreshed, held).await;
                 }
                 Err(error) => error,
             };
@@ -1201,11 +1215,11 @@ impl<S: TokenStore + 'static> Manager<S> {
             match self.load(credential).await? {
                 Some(newer) if newer.version > record.version => {
                     credential.seen_version.store(newer.version, Ordering::SeqCst);
-                    return self.adopt_or_renew(credential, newer).await;
+                    return self.adopt_or_renew(credential, newer, held).await;
                 }
                 Some(current) if error.is_reauthorization_required() => {
-                    if let Some(promoted) = self.promote_orphan(credential, &current).await? {
-                        return self.adopt_or_renew(credential, promoted).await;
+                    if let Some(promoted) = self.promote_orphan(credential, &current, held).await? {
+                        return self.adopt_or_renew(credential, promoted, held).await;
                     }
                 }
                 _ => {}
@@ -1215,7 +1229,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             {
                 lock(&credential.health).refused_version = Some(record.version);
                 tracing::info!(credential = %id, %error, "the vendor refused the refresh token: logging in again");
-                return self.log_in(credential, Some(record.version), grant).await;
+                return self.log_in(credential, Some(record.version), grant, held).await;
             }
             Err(error)
         }
@@ -1343,6 +1357,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         credential: &Credential,
         expected: Option<u64>,
         grant: &Grant,
+        held: &S::Lock,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         // A store that could not keep the answer must not cost a login either (an authorization code is single-use).
         self.shared.store.check_writable(&credential.id).await?;
@@ -1358,7 +1373,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             rescue_file: None,
             anomalies,
         };
-        self.commit(credential, logged_in).await
+        self.commit(credential, logged_in, held).await
     }
 
     /// One call to the vendor, under the manager's limit of concurrent calls, counted and timed, and given up
@@ -1404,10 +1419,11 @@ impl<S: TokenStore + 'static> Manager<S> {
         &self,
         credential: &Credential,
         issued: Unsaved,
+        held: &S::Lock,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         let mut pauses = WRITE_RETRY_PAUSES.iter();
         loop {
-            let committed = self.try_commit(credential, &issued).await;
+            let committed = self.try_commit(credential, &issued, held).await;
             // A store that could not be reached may take them at the next try; a record it cannot read will not.
             let Err(ManagerError::Store(error)) = &committed else {
                 return committed;
@@ -1434,10 +1450,11 @@ impl<S: TokenStore + 'static> Manager<S> {
         &self,
         credential: &Credential,
         issued: &Unsaved,
+        held: &S::Lock,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         let (store, id) = (&self.shared.store, &credential.id);
         match store
-            .compare_and_swap(id, issued.refreshed_from, &issued.tokens)
+            .compare_and_swap(held, issued.refreshed_from, &issued.tokens)
             .await?
         {
             Swap::Written { version } => {
@@ -1456,7 +1473,7 @@ impl<S: TokenStore + 'static> Manager<S> {
                 Ok((token, renewed))
             }
             Swap::Conflict { current } => {
-                store.keep_orphan(id, &issued.tokens).await?;
+                store.keep_orphan(held, &issued.tokens).await?;
                 if let (Some(path), Some(rescue)) = (&issued.rescue_file, &self.shared.rescue) {
                     rescue.remove(path);
                 }
@@ -1681,7 +1698,7 @@ pub(crate) mod tests {
         manager.manage(id.clone(), CredentialOptions::new(refresher));
         let _ = manager
             .store()
-            .compare_and_swap(&id, None, &stored)
+            .compare_and_swap_under_lock(&id, None, &stored)
             .await
             .unwrap();
         let credential = manager.credential(&id).unwrap();

@@ -136,12 +136,61 @@ pub enum StoreError {
     },
 }
 
-/// A durable home for credentials. Writes are compare-and-swaps on the record's version, and
-/// [`TokenStore::lock`] serializes the refreshes of one credential among every user of the store (threads,
-/// tasks, and for a [`crate::FileStore`] processes).
+/// What a lock a store handed out allows its holder ([`TokenStore::lock_kind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockKind {
+    /// Held until it is dropped or released (a file or memory lock): no one else writes meanwhile.
+    UntilDropped,
+    /// A lease that lapses by itself (a database lease), sure to be held for `left` more: the manager sends no
+    /// vendor request that could outlast it, and a write after it lapsed is fenced.
+    Lease { left: Duration },
+    /// The right to read and adopt what another holder just committed, never to call the vendor: a write under it
+    /// is fenced (orphans are still kept).
+    ReadOnly,
+}
+
+impl LockKind {
+    /// How much longer the lock is sure to be held: `None` until it is dropped, zero for a read-only one.
+    pub fn left(self) -> Option<Duration> {
+        match self {
+            LockKind::UntilDropped => None,
+            LockKind::Lease { left } => Some(left),
+            LockKind::ReadOnly => Some(Duration::ZERO),
+        }
+    }
+}
+
+/// A durable home for credentials. Writes are compare-and-swaps on the record's version, made under the
+/// credential's lock ([`TokenStore::lock`]), which serializes the refreshes of one credential among every user of
+/// the store (threads, tasks, and for a [`crate::FileStore`] processes). A write names no credential: its lock
+/// does, so that no write is made without one, or under another credential's.
+///
+/// ```
+/// # use refresh_manager::{CredentialId, MemoryStore, StoreError, StoredTokens, TokenStore};
+/// # async fn under_its_lock(store: MemoryStore, id: CredentialId, tokens: StoredTokens) -> Result<(), StoreError> {
+/// let held = store.lock(&id).await?;
+/// let written = store.compare_and_swap(&held, None, &tokens).await;
+/// store.release(held).await;
+/// # let _ = written?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A write without the credential's lock does not compile:
+///
+/// ```compile_fail
+/// # use refresh_manager::{CredentialId, MemoryStore, StoreError, StoredTokens, TokenStore};
+/// # async fn without_a_lock(store: MemoryStore, id: CredentialId, tokens: StoredTokens) -> Result<(), StoreError> {
+/// let written = store.compare_and_swap(&id, None, &tokens).await;
+/// # let _ = written?;
+/// # Ok(())
+/// # }
+/// ```
 pub trait TokenStore: Send + Sync {
-    /// Held while one refresh of a credential runs; dropping it lets the next one in.
-    type Lock: Send;
+    /// Held while one refresh of a credential runs, and what its writes are made under; dropping it lets the next
+    /// one in.
+    type Lock: Send + Sync;
 
     /// The credential's record, if it has one.
     fn load(
@@ -149,21 +198,54 @@ pub trait TokenStore: Send + Sync {
         id: &CredentialId,
     ) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
 
-    /// Writes `tokens` as the record's next version if its version is still `expected` (`None`: it has no record
-    /// yet). Orphans are kept. When this returns [`Swap::Written`], the tokens are durable.
+    /// Writes `tokens` as the next version of the record of the credential `lock` is held on, if its version is
+    /// still `expected` (`None`: it has no record yet), and if the lock still allows writes (a lease that lapsed,
+    /// or a read-only lock, is fenced: a conflict). Orphans are kept. When this returns [`Swap::Written`], the
+    /// tokens are durable.
     fn compare_and_swap(
         &self,
-        id: &CredentialId,
+        lock: &Self::Lock,
         expected: Option<u64>,
         tokens: &StoredTokens,
     ) -> impl Future<Output = Result<Swap, StoreError>> + Send;
 
-    /// Keeps `tokens`, whose write lost a compare-and-swap, with the credential's record.
+    /// [`TokenStore::compare_and_swap`] of `id` under its lock, taken for this write and released after: a write
+    /// made outside a renewal (a first login, tokens imported or seeded).
+    fn compare_and_swap_under_lock(
+        &self,
+        id: &CredentialId,
+        expected: Option<u64>,
+        tokens: &StoredTokens,
+    ) -> impl Future<Output = Result<Swap, StoreError>> + Send {
+        async move {
+            let held = self.lock(id).await?;
+            let written = self.compare_and_swap(&held, expected, tokens).await;
+            self.release(held).await;
+            written
+        }
+    }
+
+    /// Keeps `tokens`, whose write lost a compare-and-swap, with the record of the credential `lock` is held on:
+    /// under any lock, lapsed or read-only too (tokens the vendor issued are never dropped).
     fn keep_orphan(
+        &self,
+        lock: &Self::Lock,
+        tokens: &StoredTokens,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`TokenStore::keep_orphan`] of `id` under its lock, taken for it and released after.
+    fn keep_orphan_under_lock(
         &self,
         id: &CredentialId,
         tokens: &StoredTokens,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let held = self.lock(id).await?;
+            let kept = self.keep_orphan(&held, tokens).await;
+            self.release(held).await;
+            kept
+        }
+    }
 
     /// Waits until no one else refreshes the credential, and holds that until the lock is dropped.
     fn lock(
@@ -171,12 +253,11 @@ pub trait TokenStore: Send + Sync {
         id: &CredentialId,
     ) -> impl Future<Output = Result<Self::Lock, StoreError>> + Send;
 
-    /// How much longer `lock` is sure to be held. `None`: until it is dropped (a file or memory lock). A lock that
-    /// lapses by itself (a database lease) tells what is left, and the manager sends no vendor request that could
-    /// outlast it; `Some(Duration::ZERO)` is a lock that lets its holder read and adopt, never call the vendor.
-    fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
+    /// What `lock` allows its holder now [default: [`LockKind::UntilDropped`]]. A lease counts what is left of it
+    /// from before it was asked for, so that it is never later than the store's own end.
+    fn lock_kind(&self, lock: &Self::Lock) -> LockKind {
         let _ = lock;
-        None
+        LockKind::UntilDropped
     }
 
     /// Checks, under the credential's lock and before the vendor is asked, that a write of `id` can succeed now: a

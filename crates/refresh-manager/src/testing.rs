@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{CredentialId, StoreError, StoredTokens, Swap, TokenStore, Versioned};
+use crate::{CredentialId, LockKind, StoreError, StoredTokens, Swap, TokenStore, Versioned};
 
 /// Nanoseconds since the Unix epoch: what [`Timed`] prints, comparable across processes.
 pub fn now_nanos() -> u128 {
@@ -54,7 +54,7 @@ impl<S: TokenStore> TokenStore for Timed<S> {
 
     async fn compare_and_swap(
         &self,
-        id: &CredentialId,
+        lock: &Self::Lock,
         expected: Option<u64>,
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
@@ -62,7 +62,7 @@ impl<S: TokenStore> TokenStore for Timed<S> {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
-        let swap = self.store.compare_and_swap(id, expected, tokens).await;
+        let swap = self.store.compare_and_swap(lock, expected, tokens).await;
         if matches!(swap, Ok(Swap::Written { .. })) {
             say("durable")?;
         }
@@ -71,18 +71,18 @@ impl<S: TokenStore> TokenStore for Timed<S> {
 
     async fn keep_orphan(
         &self,
-        id: &CredentialId,
+        lock: &Self::Lock,
         tokens: &StoredTokens,
     ) -> Result<(), StoreError> {
-        self.store.keep_orphan(id, tokens).await
+        self.store.keep_orphan(lock, tokens).await
     }
 
     async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
         self.store.lock(id).await
     }
 
-    fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
-        self.store.lock_left(lock)
+    fn lock_kind(&self, lock: &Self::Lock) -> LockKind {
+        self.store.lock_kind(lock)
     }
 
     async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {

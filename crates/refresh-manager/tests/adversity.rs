@@ -541,7 +541,7 @@ async fn lose_to_a_record_not_valid_now(
     .unwrap();
     let written = store
         .inner
-        .compare_and_swap(&id, Some(1), &expired)
+        .compare_and_swap_under_lock(&id, Some(1), &expired)
         .await
         .unwrap();
     assert!(matches!(

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use refresh_facade::{Grant, Refresher, TokenSet};
 use refresh_manager::{
-    CredentialId, CredentialOptions, Manager, ManagerError, MemoryStore, StoredTokens, Swap,
-    TokenStore, Versioned,
+    CredentialId, CredentialOptions, Manager, ManagerError, MemoryStore, StoredTokens, TokenStore,
+    Versioned,
 };
 use refresh_sandbox::{Emulator, Fault};
 use support::{Harness, ScriptedStore};
@@ -242,7 +242,7 @@ async fn a_restart_after_expiry_refreshes_the_stored_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_is_no_error_when_another_writer_rotated_meanwhile() {
     let setup = Setup::new().await;
-    let store = MemoryStore::new();
+    let store = ScriptedStore::new();
     let manager = setup.manager(store.clone()).await;
     let first = manager.access_token(&setup.id).await.unwrap();
     // Another writer rotates (the sandbox spends the stored refresh token) but has not stored the result yet.
@@ -256,12 +256,9 @@ async fn a_refusal_is_no_error_when_another_writer_rotated_meanwhile() {
         let (manager, id) = (manager.clone(), setup.id.clone());
         tokio::spawn(async move { manager.access_token(&id).await })
     };
+    // While the vendor holds the refresh: the other writer, whose lease outlived this one's, stores version 2.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let swap = store
-        .compare_and_swap(&setup.id, Some(1), &StoredTokens::from(&rotated))
-        .await
-        .unwrap();
-    assert_eq!(swap, Swap::Written { version: 2 });
+    store.overtake(&setup.id, StoredTokens::from(&rotated));
     let token = refreshing.await.unwrap().expect("no false 'log in again'");
     // The other writer's tokens were issued before the clock moved past expiry, so the manager refreshed them in
     // turn: version 3, from the refresh token the other writer stored.
@@ -587,7 +584,10 @@ async fn a_refused_refresh_token_gives_way_to_the_orphan_the_vendor_issued_from_
     // The paused replica's refresh: the vendor rotates, and the answer lands in the orphans.
     let (stored, issued) = setup.refresh_elsewhere(&store).await;
     let orphaned = StoredTokens::from(&issued);
-    store.keep_orphan(&setup.id, &orphaned).await.unwrap();
+    store
+        .keep_orphan_under_lock(&setup.id, &orphaned)
+        .await
+        .unwrap();
 
     setup.expire(first.expires_at);
     let renewed = manager.access_token(&setup.id).await.unwrap();
@@ -616,7 +616,7 @@ async fn an_orphan_kept_after_a_refusal_revives_the_credential() {
     assert!(refused.is_reauthorization_required(), "{refused}");
 
     store
-        .keep_orphan(&setup.id, &StoredTokens::from(&issued))
+        .keep_orphan_under_lock(&setup.id, &StoredTokens::from(&issued))
         .await
         .unwrap();
     setup.advance(Duration::from_secs(61));
@@ -656,10 +656,16 @@ async fn only_an_orphan_of_the_refused_version_with_a_new_refresh_token_is_promo
     let first = manager.access_token(&setup.id).await.unwrap();
     let (stored, issued) = setup.refresh_elsewhere(&store).await;
     // Orphans that must not be promoted: the refused tokens again, and tokens without a refresh token.
-    store.keep_orphan(&setup.id, &stored.tokens).await.unwrap();
+    store
+        .keep_orphan_under_lock(&setup.id, &stored.tokens)
+        .await
+        .unwrap();
     let mut blank = StoredTokens::from(&issued);
     blank.refresh_token = String::new().into();
-    store.keep_orphan(&setup.id, &blank).await.unwrap();
+    store
+        .keep_orphan_under_lock(&setup.id, &blank)
+        .await
+        .unwrap();
     setup.expire(first.expires_at);
     let refused = manager.access_token(&setup.id).await.unwrap_err();
     assert!(refused.is_reauthorization_required(), "{refused}");
@@ -667,7 +673,7 @@ async fn only_an_orphan_of_the_refused_version_with_a_new_refresh_token_is_promo
 
     // The vendor's last answer as an orphan, whose promotion is fenced off by the same record: reported, once.
     store
-        .keep_orphan(&setup.id, &StoredTokens::from(&issued))
+        .keep_orphan_under_lock(&setup.id, &StoredTokens::from(&issued))
         .await
         .unwrap();
     let current = store.load(&setup.id).await.unwrap();

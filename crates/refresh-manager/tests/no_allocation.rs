@@ -63,7 +63,7 @@ fn a_cached_read_allocates_nothing() {
         .unwrap();
         let _ = manager
             .store()
-            .compare_and_swap(&id, None, &tokens)
+            .compare_and_swap_under_lock(&id, None, &tokens)
             .await
             .unwrap();
         // The first read loads the store into the cache; the second makes this thread's copy of the token (one

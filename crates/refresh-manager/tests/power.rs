@@ -31,7 +31,7 @@ async fn version_one_of(id: &CredentialId) -> (PageCacheFs, FileStore) {
     let disk = PageCacheFs::new();
     let store = FileStore::open_on(disk.process().shared(), DIR).unwrap();
     let _ = store
-        .compare_and_swap(id, None, &tokens("one"))
+        .compare_and_swap_under_lock(id, None, &tokens("one"))
         .await
         .unwrap();
     (disk, store)
@@ -47,7 +47,9 @@ async fn a_power_cut_at_any_point_of_a_write_keeps_a_whole_record_and_every_writ
     for at in 0.. {
         let (disk, store) = version_one_of(&id).await;
         disk.cut_power_at(at);
-        let written = store.compare_and_swap(&id, Some(1), &tokens("two")).await;
+        let written = store
+            .compare_and_swap_under_lock(&id, Some(1), &tokens("two"))
+            .await;
         let cut_during = disk.stats().power_cuts == 1;
         if !cut_during {
             assert!(
@@ -141,7 +143,7 @@ async fn a_full_disk_tears_no_record_and_fails_the_write_check() {
     disk.fill_for(2);
     assert!(
         store
-            .compare_and_swap(&id, Some(1), &tokens("two"))
+            .compare_and_swap_under_lock(&id, Some(1), &tokens("two"))
             .await
             .is_err()
     );
@@ -150,7 +152,7 @@ async fn a_full_disk_tears_no_record_and_fails_the_write_check() {
     assert_eq!(record.tokens.refresh_token.expose_secret(), "one");
     assert_eq!(
         disk.names(Path::new(DIR)),
-        ["full.json", "full@write.lock"],
+        ["full.json", "full@refresh.lock", "full@write.lock"],
         "no temporary file stays"
     );
     assert_eq!(disk.stats().writes_refused, 2);

@@ -16,7 +16,7 @@ use refresh_manager::{
 };
 use refresh_sandbox::{Emulator, Fault, accounts};
 use serde_json::json;
-use support::{Harness, id, settle};
+use support::{Harness, ScriptedStore, id, settle};
 
 const ISOLARCLOUD_REFRESH: &str = "/openapi/apiManage/refreshToken";
 
@@ -489,11 +489,11 @@ async fn wechat_authorizers_use_a_managed_component_token_renewed_when_wechat_sa
         two_hours,
     );
     let _ = store
-        .compare_and_swap(&component_id, None, &component)
+        .compare_and_swap_under_lock(&component_id, None, &component)
         .await
         .unwrap();
     let _ = store
-        .compare_and_swap(&authorizer_id, None, &authorizer)
+        .compare_and_swap_under_lock(&authorizer_id, None, &authorizer)
         .await
         .unwrap();
     // WeChat's clock is ahead: the component token we think valid for 2 hours has expired there.
@@ -600,7 +600,7 @@ async fn the_rotation_hook_hears_each_durable_rotation() {
 async fn tokens_kept_as_an_orphan_are_heard_as_one() {
     let h = Harness::start(Emulator::ISolarCloud).await;
     let id = id("raced");
-    let store = MemoryStore::new();
+    let store = ScriptedStore::new();
     let heard: Arc<Mutex<Vec<Rotated>>> = Arc::default();
     // In the foreground only: a background renewal, started by the timer as the clock moves past the expiry, could
     // reach the vendor before its latency is set and leave the read below nothing to renew.
@@ -618,7 +618,7 @@ async fn tokens_kept_as_an_orphan_are_heard_as_one() {
         .await
         .unwrap();
     h.advance_past(first.expires_at, Duration::from_secs(1));
-    // The vendor answers slowly; meanwhile another writer stores version 2 (a write takes no lock).
+    // The vendor answers slowly; meanwhile another writer, whose lease outlived this one's, stores version 2.
     h.sandbox
         .set_latency(Emulator::ISolarCloud, Duration::from_secs(1));
     let before = h.sandbox.requests(Emulator::ISolarCloud).len();
@@ -640,11 +640,7 @@ async fn tokens_kept_as_an_orphan_are_heard_as_one() {
     let mut theirs = store.load(&id).await.unwrap().unwrap().tokens;
     theirs.obtained_at = h.clock().wall();
     theirs.expires_at = theirs.obtained_at + chrono::TimeDelta::hours(1);
-    let written = store.compare_and_swap(&id, Some(1), &theirs).await.unwrap();
-    assert!(
-        matches!(written, refresh_manager::Swap::Written { version: 2 }),
-        "{written:?}"
-    );
+    store.overtake(&id, theirs);
     renewal.await.unwrap().unwrap();
     let heard = heard.lock().unwrap().clone();
     let seen: Vec<_> = heard
@@ -685,7 +681,7 @@ async fn only_a_component_token_error_renews_the_component_token() {
     }))
     .unwrap();
     let _ = store
-        .compare_and_swap(&authorizer_id, None, &unknown)
+        .compare_and_swap_under_lock(&authorizer_id, None, &unknown)
         .await
         .unwrap();
     let refused = manager.access_token(&authorizer_id).await.unwrap_err();

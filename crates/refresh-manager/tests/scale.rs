@@ -93,7 +93,10 @@ async fn many_credentials_expiring_in_one_minute_all_refresh_before_expiry() {
             "refreshable_until": null,
         }))
         .unwrap();
-        let _ = store.compare_and_swap(id, None, &tokens).await.unwrap();
+        let _ = store
+            .compare_and_swap_under_lock(id, None, &tokens)
+            .await
+            .unwrap();
     }
 
     let before = LIVE.load(Ordering::SeqCst);

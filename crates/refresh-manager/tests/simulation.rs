@@ -856,7 +856,10 @@ impl<S: SimStore> World<S> {
         // As `refresh login` would: under the credential's lock (a PgStore write outside a lease is fenced).
         let held = store.lock(&id).await.unwrap();
         let current = store.load(&id).await.unwrap().map(|record| record.version);
-        let written = store.compare_and_swap(&id, current, &tokens).await.unwrap();
+        let written = store
+            .compare_and_swap(&held, current, &tokens)
+            .await
+            .unwrap();
         store.release(held).await;
         self.disk.fill_for(full);
         assert!(matches!(written, Swap::Written { .. }));
@@ -1436,7 +1439,7 @@ impl<S: SimStore> World<S> {
             };
             if let Ok(current) = neighbour.load(&id).await {
                 let version = current.map(|record| record.version);
-                let _ = neighbour.compare_and_swap(&id, version, &tokens).await;
+                let _ = neighbour.compare_and_swap(&held, version, &tokens).await;
             }
             neighbour.release(held).await;
         }))

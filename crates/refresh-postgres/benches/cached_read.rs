@@ -55,12 +55,12 @@ static MANAGERS: LazyLock<Managers> = LazyLock::new(|| {
         postgres.manage(id.clone(), refresher());
         let _ = file
             .store()
-            .compare_and_swap(&id, None, &tokens)
+            .compare_and_swap_under_lock(&id, None, &tokens)
             .await
             .unwrap();
         let _ = postgres
             .store()
-            .compare_and_swap(&id, None, &tokens)
+            .compare_and_swap_under_lock(&id, None, &tokens)
             .await
             .unwrap();
         file.access_token(&id).await.unwrap();

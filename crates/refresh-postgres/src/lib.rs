@@ -17,9 +17,9 @@
 //! - **One row per credential** (`refresh_kit_credentials`): version, the sealed tokens, expiry, lease owner,
 //!   lease epoch and `lease_until`, on the database server's clock. Migrations are applied by the store.
 //! - **Fenced leases.** [`TokenStore::lock`](refresh_manager::TokenStore::lock) takes the lease with one
-//!   conditional `UPDATE` that bumps the epoch; the write after the vendor call succeeds only `WHERE lease_epoch`
-//!   is still that epoch. A holder whose lease could lapse before a vendor call could finish does not send it
-//!   ([`TokenStore::lock_left`](refresh_manager::TokenStore::lock_left)).
+//!   conditional `UPDATE` that bumps the epoch; every write is made under a lease ([`PgLease`]), and succeeds only
+//!   while the row's `lease_epoch` is still that lease's. A holder whose lease could lapse before a vendor call
+//!   could finish does not send it ([`TokenStore::lock_kind`](refresh_manager::TokenStore::lock_kind)).
 //! - **Waking waiters.** The other replicas wait on `LISTEN/NOTIFY`, and read the new tokens once committed.
 //! - **Orphans.** A vendor answer whose fenced write was refused goes to `refresh_kit_orphans`, never dropped.
 //! - **Encrypted at rest.** AES-256-GCM under a [`Keyring`] the service provides; a key id per row lets keys

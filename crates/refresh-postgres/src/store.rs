@@ -1,12 +1,11 @@
 //! [`PgStore`]: one row per credential, written only under a fenced lease; waiters woken by `LISTEN/NOTIFY`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
 use refresh_manager::{
-    CredentialId, Orphan, StoreError, StoredTokens, Swap, TokenStore, Versioned,
+    CredentialId, LockKind, Orphan, StoreError, StoredTokens, Swap, TokenStore, Versioned,
 };
 use tokio::sync::broadcast;
 use tokio_postgres::types::ToSql;
@@ -95,8 +94,6 @@ struct Inner {
     scope: String,
     /// Keeps the listener running while the store lives.
     _listening: broadcast::Receiver<Notice>,
-    /// The epochs of the leases this store holds: its writes are fenced by them.
-    held: Mutex<HashMap<CredentialId, i64>>,
     /// Set when the tables were migrated by a newer release: the store reads, and refuses to write.
     newer_schema: Option<(i32, i32)>,
 }
@@ -180,10 +177,6 @@ pub struct LeaseHolder {
     pub left: Duration,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl PgStore {
     /// Connects to the database at `url` (a `postgres://` URL or `key=value` string), applies the store's
     /// migrations, and starts listening.
@@ -243,7 +236,6 @@ impl PgStore {
                 notices,
                 scope,
                 _listening: listening,
-                held: Mutex::new(HashMap::new()),
                 newer_schema,
             }),
         })
@@ -319,14 +311,6 @@ impl PgStore {
                 )
                 .await
                 .map_err(database)?;
-        }
-    }
-
-    /// Stops fencing writes with the lease `epoch` of `id` (it is being given up).
-    fn forget(&self, id: &CredentialId, epoch: i64) {
-        let mut held = lock(&self.inner.held);
-        if held.get(id) == Some(&epoch) {
-            held.remove(id);
         }
     }
 
@@ -598,12 +582,12 @@ impl TokenStore for PgStore {
 
     async fn compare_and_swap(
         &self,
-        id: &CredentialId,
+        lease: &PgLease,
         expected: Option<u64>,
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
         self.writable()?;
-        let fence = lock(&self.inner.held).get(id).copied();
+        let (id, fence) = (&lease.id, lease.epoch);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(database)?;
         let row = tx
@@ -623,10 +607,8 @@ impl TokenStore for PgStore {
         let fenced_out = match (fence, &row) {
             // Under our lease: the row's epoch must still be ours.
             (Some(epoch), Some(row)) => row.get::<_, i64>("lease_epoch") != epoch,
-            (Some(_), None) => true,
-            // Without a lease (a first login, tokens a failed write left): only while no one holds one.
-            (None, Some(row)) => row.get::<_, bool>("leased"),
-            (None, None) => false,
+            // The lease was taken on the row, so it is there; a read-only lock writes nothing.
+            (Some(_), None) | (None, _) => true,
         };
         if version != expected || fenced_out {
             return Ok(Swap::Conflict { current });
@@ -644,12 +626,9 @@ impl TokenStore for PgStore {
         Ok(Swap::Written { version })
     }
 
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
+    async fn keep_orphan(&self, lease: &PgLease, tokens: &StoredTokens) -> Result<(), StoreError> {
         self.writable()?;
+        let id = &lease.id;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(database)?;
         let row = tx
@@ -697,7 +676,6 @@ impl TokenStore for PgStore {
             let sent = Instant::now();
             let left = match self.try_take(id).await? {
                 Take::Taken(epoch) => {
-                    lock(&self.inner.held).insert(id.clone(), epoch);
                     return Ok(PgLease {
                         store: self.clone(),
                         id: id.clone(),
@@ -725,8 +703,13 @@ impl TokenStore for PgStore {
         }
     }
 
-    fn lock_left(&self, lease: &PgLease) -> Option<Duration> {
-        Some(lease.lapses.saturating_duration_since(Instant::now()))
+    fn lock_kind(&self, lease: &PgLease) -> LockKind {
+        match lease.epoch {
+            Some(_) => LockKind::Lease {
+                left: lease.lapses.saturating_duration_since(Instant::now()),
+            },
+            None => LockKind::ReadOnly,
+        }
     }
 
     /// Nothing to check before the call: the lease was just taken on a live connection, and a write the database
@@ -739,7 +722,6 @@ impl TokenStore for PgStore {
     /// the others to wait out.
     async fn release(&self, mut lease: PgLease) {
         if let Some(epoch) = lease.epoch.take() {
-            self.forget(&lease.id, epoch);
             self.give_up(&lease.id, epoch).await;
         }
     }
@@ -775,7 +757,6 @@ impl Drop for PgLease {
         let Some(epoch) = self.epoch.take() else {
             return;
         };
-        self.store.forget(&self.id, epoch);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

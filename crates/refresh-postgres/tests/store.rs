@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use refresh_manager::conformance::{self, tokens};
-use refresh_manager::{CredentialId, StoreError, Swap, TokenStore};
+use refresh_manager::{CredentialId, LockKind, StoreError, Swap, TokenStore};
 use refresh_postgres::{Keyring, PgStore, PgStoreOptions};
 use support::{Database, keys};
 
@@ -37,6 +37,7 @@ async fn the_store_conforms_to_what_every_token_store_must_do() {
     conformance::orphans_are_kept_across_writes(&one).await;
     conformance::orphans_are_pruned_to_the_most_a_credential_keeps(&one).await;
     conformance::of_racing_writers_exactly_one_wins(Arc::new(one.clone())).await;
+    conformance::a_write_goes_to_the_credential_its_lock_is_held_on(&one).await;
     conformance::the_lock_lets_one_holder_in_at_a_time(&one, &other).await;
 }
 
@@ -49,7 +50,9 @@ async fn one_replica_holds_the_lease_and_waiters_are_woken_by_its_commit() {
     let (one, other) = (store(&database, lease).await, store(&database, lease).await);
     let id = id("leased");
     let held = one.lock(&id).await.unwrap();
-    assert!(one.lock_left(&held).unwrap() > Duration::from_secs(29));
+    assert!(
+        matches!(one.lock_kind(&held), LockKind::Lease { left } if left > Duration::from_secs(29))
+    );
     let waiting = tokio::time::timeout(Duration::from_millis(300), other.lock(&id)).await;
     assert!(waiting.is_err(), "a second holder got in");
     let _free = tokio::time::timeout(Duration::from_secs(5), other.lock(&self::id("free")))
@@ -63,7 +66,9 @@ async fn one_replica_holds_the_lease_and_waiters_are_woken_by_its_commit() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        one.compare_and_swap(&id, None, &tokens("1")).await.unwrap(),
+        one.compare_and_swap(&held, None, &tokens("1"))
+            .await
+            .unwrap(),
         Swap::Written { version: 1 }
     );
     let woken = tokio::time::timeout(Duration::from_secs(5), waiter)
@@ -71,14 +76,10 @@ async fn one_replica_holds_the_lease_and_waiters_are_woken_by_its_commit() {
         .expect("woken by the commit, long before the lease lapses")
         .unwrap()
         .unwrap();
-    assert_eq!(
-        other.lock_left(&woken),
-        Some(Duration::ZERO),
-        "a read-only lock"
-    );
-    // Without a lease, its writes are refused while `one` holds the lease.
+    assert_eq!(other.lock_kind(&woken), LockKind::ReadOnly);
+    // Under a read-only lock, its writes are refused (fenced).
     let refused = other
-        .compare_and_swap(&id, Some(1), &tokens("x"))
+        .compare_and_swap(&woken, Some(1), &tokens("x"))
         .await
         .unwrap();
     assert!(matches!(refused, Swap::Conflict { .. }));
@@ -88,10 +89,12 @@ async fn one_replica_holds_the_lease_and_waiters_are_woken_by_its_commit() {
         .await
         .expect("the lease is free once given up")
         .unwrap();
-    assert!(other.lock_left(&next).unwrap() > Duration::from_secs(29));
+    assert!(
+        matches!(other.lock_kind(&next), LockKind::Lease { left } if left > Duration::from_secs(29))
+    );
     assert_eq!(
         other
-            .compare_and_swap(&id, Some(1), &tokens("2"))
+            .compare_and_swap(&next, Some(1), &tokens("2"))
             .await
             .unwrap(),
         Swap::Written { version: 2 }
@@ -107,16 +110,21 @@ async fn a_write_under_a_lapsed_lease_is_fenced_off() {
     let (stale, fresh) = (store(&database, lease).await, store(&database, lease).await);
     let id = id("fenced");
     let _ = fresh
-        .compare_and_swap(&id, None, &tokens("1"))
+        .compare_and_swap_under_lock(&id, None, &tokens("1"))
         .await
         .unwrap();
     let stale_lease = stale.lock(&id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(stale.lock_left(&stale_lease), Some(Duration::ZERO));
+    assert_eq!(
+        stale.lock_kind(&stale_lease),
+        LockKind::Lease {
+            left: Duration::ZERO
+        }
+    );
     let fresh_lease = fresh.lock(&id).await.unwrap();
     // The version is still the one the stale holder read, but the epoch moved on.
     let swap = stale
-        .compare_and_swap(&id, Some(1), &tokens("stale"))
+        .compare_and_swap(&stale_lease, Some(1), &tokens("stale"))
         .await
         .unwrap();
     let Swap::Conflict {
@@ -126,10 +134,14 @@ async fn a_write_under_a_lapsed_lease_is_fenced_off() {
         panic!("{swap:?}")
     };
     assert_eq!((current.version, &current.tokens), (1, &tokens("1")));
-    stale.keep_orphan(&id, &tokens("stale")).await.unwrap();
+    // Its tokens are kept as an orphan all the same.
+    stale
+        .keep_orphan(&stale_lease, &tokens("stale"))
+        .await
+        .unwrap();
     assert_eq!(
         fresh
-            .compare_and_swap(&id, Some(1), &tokens("2"))
+            .compare_and_swap(&fresh_lease, Some(1), &tokens("2"))
             .await
             .unwrap(),
         Swap::Written { version: 2 }
@@ -149,7 +161,7 @@ async fn a_wrong_key_is_a_clear_error_and_overwrites_nothing() {
     let right = store(&database, Duration::from_secs(30)).await;
     let id = id("keyed");
     let _ = right
-        .compare_and_swap(&id, None, &tokens("1"))
+        .compare_and_swap_under_lock(&id, None, &tokens("1"))
         .await
         .unwrap();
     let wrong_keys = Keyring::new("test-key-1", &[7; 32]).unwrap();
@@ -164,11 +176,14 @@ async fn a_wrong_key_is_a_clear_error_and_overwrites_nothing() {
         "{error}"
     );
     let error = wrong
-        .compare_and_swap(&id, Some(1), &tokens("x"))
+        .compare_and_swap_under_lock(&id, Some(1), &tokens("x"))
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Key { .. }), "{error}");
-    let error = wrong.keep_orphan(&id, &tokens("x")).await.unwrap_err();
+    let error = wrong
+        .keep_orphan_under_lock(&id, &tokens("x"))
+        .await
+        .unwrap_err();
     assert!(matches!(error, StoreError::Key { .. }), "{error}");
     assert_eq!(right.load(&id).await.unwrap().unwrap().tokens, tokens("1"));
 
@@ -188,7 +203,7 @@ async fn a_wrong_key_is_a_clear_error_and_overwrites_nothing() {
         tokens("1")
     );
     let _ = rotated
-        .compare_and_swap(&id, Some(1), &tokens("2"))
+        .compare_and_swap_under_lock(&id, Some(1), &tokens("2"))
         .await
         .unwrap();
     let error = right.load(&id).await.unwrap_err();
@@ -255,9 +270,12 @@ async fn a_canary_token_never_reaches_the_database_files_or_the_logs() {
     sealed.access_token = format!("{canary}-access").into();
     sealed.refresh_token = format!("{canary}-refresh").into();
     let lease = store.lock(&id).await.unwrap();
-    let _ = store.compare_and_swap(&id, None, &sealed).await.unwrap();
-    store.keep_orphan(&id, &sealed).await.unwrap();
-    let _ = store.compare_and_swap(&id, Some(1), &sealed).await.unwrap();
+    let _ = store.compare_and_swap(&lease, None, &sealed).await.unwrap();
+    store.keep_orphan(&lease, &sealed).await.unwrap();
+    let _ = store
+        .compare_and_swap(&lease, Some(1), &sealed)
+        .await
+        .unwrap();
     drop(lease);
     assert_eq!(store.load(&id).await.unwrap().unwrap().tokens, sealed);
     // On disk: the write-ahead log and, after a checkpoint, the tables themselves.
@@ -316,7 +334,7 @@ async fn waiters_wake_for_their_own_credential_and_take_a_lapsed_lease() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let _ = one
-        .compare_and_swap(&elsewhere, None, &tokens("x"))
+        .compare_and_swap_under_lock(&elsewhere, None, &tokens("x"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -324,13 +342,16 @@ async fn waiters_wake_for_their_own_credential_and_take_a_lapsed_lease() {
         !waiter.is_finished(),
         "woken by another credential's commit"
     );
-    let _ = one.compare_and_swap(&id, None, &tokens("1")).await.unwrap();
+    let _ = one
+        .compare_and_swap(&held, None, &tokens("1"))
+        .await
+        .unwrap();
     let woken = tokio::time::timeout(Duration::from_millis(500), waiter)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(other.lock_left(&woken), Some(Duration::ZERO));
+    assert_eq!(other.lock_kind(&woken), LockKind::ReadOnly);
 
     // Never given up: it lapses after its 800 ms, and the waiter gets it then.
     std::mem::forget(held);
@@ -339,32 +360,13 @@ async fn waiters_wake_for_their_own_credential_and_take_a_lapsed_lease() {
         .await
         .unwrap()
         .unwrap();
-    assert!(other.lock_left(&taken).unwrap() > Duration::from_millis(500));
+    assert!(
+        matches!(other.lock_kind(&taken), LockKind::Lease { left } if left > Duration::from_millis(500))
+    );
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
-    );
-}
-
-/// A store that held a lease and gave it up writes without one later, after another store held and gave up a newer
-/// lease: its old epoch no longer fences it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lease_given_up_no_longer_fences_its_store() {
-    let database = Database::new();
-    let lease = Duration::from_secs(30);
-    let (one, other) = (store(&database, lease).await, store(&database, lease).await);
-    let id = id("given-up");
-    drop(one.lock(&id).await.unwrap());
-    let next = tokio::time::timeout(Duration::from_secs(5), other.lock(&id))
-        .await
-        .unwrap()
-        .unwrap();
-    drop(next);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        one.compare_and_swap(&id, None, &tokens("1")).await.unwrap(),
-        Swap::Written { version: 1 }
     );
 }
 
@@ -376,14 +378,17 @@ async fn sealed_tokens_do_not_open_in_another_row() {
     let store = store(&database, Duration::from_secs(30)).await;
     let (a, b) = (id("row-a"), id("row-b"));
     let _ = store
-        .compare_and_swap(&a, None, &tokens("a"))
+        .compare_and_swap_under_lock(&a, None, &tokens("a"))
         .await
         .unwrap();
     let _ = store
-        .compare_and_swap(&b, None, &tokens("b"))
+        .compare_and_swap_under_lock(&b, None, &tokens("b"))
         .await
         .unwrap();
-    store.keep_orphan(&b, &tokens("orphan")).await.unwrap();
+    store
+        .keep_orphan_under_lock(&b, &tokens("orphan"))
+        .await
+        .unwrap();
     let client = database.client().await;
     client
         .execute(
@@ -484,7 +489,10 @@ async fn a_commit_in_another_schema_wakes_no_waiter_here() {
         async move { a_waiter.lock(&id).await.map(|_| ()) }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = b.compare_and_swap(&id, None, &tokens("b")).await.unwrap();
+    let _ = b
+        .compare_and_swap_under_lock(&id, None, &tokens("b"))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         !waiter.is_finished(),
@@ -549,24 +557,28 @@ async fn an_orphan_that_does_not_open_is_skipped_and_older_keys_are_sealed_again
     // Version 1 and an orphan under "retired"; version 2 (which seals that orphan again under "old") and an orphan
     // under "old"; then an orphan under a key no one else will have.
     let _ = retired
-        .compare_and_swap(&id, None, &tokens("1"))
+        .compare_and_swap_under_lock(&id, None, &tokens("1"))
         .await
         .unwrap();
     retired
-        .keep_orphan(&id, &tokens("lost-retired"))
+        .keep_orphan_under_lock(&id, &tokens("lost-retired"))
         .await
         .unwrap();
     let _ = old
-        .compare_and_swap(&id, Some(1), &tokens("2"))
+        .compare_and_swap_under_lock(&id, Some(1), &tokens("2"))
         .await
         .unwrap();
-    old.keep_orphan(&id, &tokens("lost-old")).await.unwrap();
+    old.keep_orphan_under_lock(&id, &tokens("lost-old"))
+        .await
+        .unwrap();
     let gone_keys = Keyring::new("gone", &[9; 32])
         .unwrap()
         .with_older("old", &[2; 32])
         .unwrap();
     let gone = PgStore::connect(&database.url, gone_keys).await.unwrap();
-    gone.keep_orphan(&id, &tokens("lost-gone")).await.unwrap();
+    gone.keep_orphan_under_lock(&id, &tokens("lost-gone"))
+        .await
+        .unwrap();
 
     // The current store has "current" and "old" only.
     let current_keys = Keyring::new("current", &[3; 32])
@@ -581,7 +593,7 @@ async fn an_orphan_that_does_not_open_is_skipped_and_older_keys_are_sealed_again
     assert_eq!(kept, openable, "the unopenable orphan is skipped");
     assert_eq!(
         current
-            .compare_and_swap(&id, Some(2), &tokens("3"))
+            .compare_and_swap_under_lock(&id, Some(2), &tokens("3"))
             .await
             .unwrap(),
         Swap::Written { version: 3 }
@@ -604,7 +616,7 @@ async fn an_older_ciphertext_put_back_into_its_row_does_not_open() {
     let store = store(&database, Duration::from_secs(30)).await;
     let id = id("rolled-back");
     let _ = store
-        .compare_and_swap(&id, None, &tokens("1"))
+        .compare_and_swap_under_lock(&id, None, &tokens("1"))
         .await
         .unwrap();
     let client = database.client().await;
@@ -617,7 +629,7 @@ async fn an_older_ciphertext_put_back_into_its_row_does_not_open() {
         .unwrap()
         .get(0);
     let _ = store
-        .compare_and_swap(&id, Some(1), &tokens("2"))
+        .compare_and_swap_under_lock(&id, Some(1), &tokens("2"))
         .await
         .unwrap();
     client
@@ -632,7 +644,9 @@ async fn an_older_ciphertext_put_back_into_its_row_does_not_open() {
         matches!(&error, StoreError::Key { reason, .. } if reason.contains("authentication")),
         "{error}"
     );
-    let write = store.compare_and_swap(&id, Some(2), &tokens("3")).await;
+    let write = store
+        .compare_and_swap_under_lock(&id, Some(2), &tokens("3"))
+        .await;
     assert!(matches!(write, Err(StoreError::Key { .. })), "{write:?}");
 }
 
@@ -644,7 +658,7 @@ async fn a_store_on_tables_a_newer_release_migrated_reads_and_refuses_to_write()
     let current = store(&database, Duration::from_secs(30)).await;
     let id = id("upgraded");
     let _ = current
-        .compare_and_swap(&id, None, &tokens("1"))
+        .compare_and_swap_under_lock(&id, None, &tokens("1"))
         .await
         .unwrap();
     let client = database.client().await;
@@ -670,11 +684,16 @@ async fn a_store_on_tables_a_newer_release_migrated_reads_and_refuses_to_write()
     says_why(older.lock(&id).await.unwrap_err());
     says_why(
         older
-            .compare_and_swap(&id, Some(1), &tokens("2"))
+            .compare_and_swap_under_lock(&id, Some(1), &tokens("2"))
             .await
             .unwrap_err(),
     );
-    says_why(older.keep_orphan(&id, &tokens("2")).await.unwrap_err());
+    says_why(
+        older
+            .keep_orphan_under_lock(&id, &tokens("2"))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(older.load(&id).await.unwrap().unwrap().version, 1);
     let newest: i32 = client
         .query_one("SELECT max(version) FROM refresh_kit_migrations", &[])

@@ -121,7 +121,9 @@ async fn verify_full_connects_and_waiters_are_woken_over_tls() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let committed = Instant::now();
     assert_eq!(
-        one.compare_and_swap(&id, None, &tokens("1")).await.unwrap(),
+        one.compare_and_swap(&held, None, &tokens("1"))
+            .await
+            .unwrap(),
         Swap::Written { version: 1 }
     );
     let (woken, at) = tokio::time::timeout(Duration::from_secs(10), waiter)

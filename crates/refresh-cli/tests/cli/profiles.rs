@@ -556,7 +556,10 @@ async fn postgres_profiles_keep_tokens_in_the_shared_store_and_status_shows_orph
         token.stdout.trim_end()
     );
     // A replica's answer that lost its fenced write.
-    store.keep_orphan(&id, &record.tokens).await.unwrap();
+    store
+        .keep_orphan_under_lock(&id, &record.tokens)
+        .await
+        .unwrap();
 
     let status = refresh(&["status", "--json"], &env, None).await;
     assert_eq!(status.code, 0, "{}", status.stderr);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Swap, TokenStore};
+use super::{LockKind, Swap, TokenStore};
 use crate::record::{CredentialId, StoredTokens};
 
 fn id(name: &str) -> CredentialId {
@@ -15,9 +15,10 @@ fn id(name: &str) -> CredentialId {
 pub async fn compare_and_swap_writes_only_the_expected_version(store: &impl TokenStore) {
     let id = id("cas");
     assert_eq!(store.load(&id).await.unwrap(), None);
+    let held = store.lock(&id).await.unwrap();
     assert_eq!(
         store
-            .compare_and_swap(&id, None, &tokens("1"))
+            .compare_and_swap(&held, None, &tokens("1"))
             .await
             .unwrap(),
         Swap::Written { version: 1 }
@@ -28,7 +29,7 @@ pub async fn compare_and_swap_writes_only_the_expected_version(store: &impl Toke
     // A second first write, or a write from a stale version, loses and changes nothing.
     for stale in [None, Some(0), Some(2)] {
         let swap = store
-            .compare_and_swap(&id, stale, &tokens("x"))
+            .compare_and_swap(&held, stale, &tokens("x"))
             .await
             .unwrap();
         assert_eq!(
@@ -41,7 +42,7 @@ pub async fn compare_and_swap_writes_only_the_expected_version(store: &impl Toke
     }
     assert_eq!(
         store
-            .compare_and_swap(&id, Some(1), &tokens("2"))
+            .compare_and_swap(&held, Some(1), &tokens("2"))
             .await
             .unwrap(),
         Swap::Written { version: 2 }
@@ -55,13 +56,14 @@ pub async fn compare_and_swap_writes_only_the_expected_version(store: &impl Toke
 /// Orphans are kept, across writes; without a record, kept tokens become it.
 pub async fn orphans_are_kept_across_writes(store: &impl TokenStore) {
     let id = id("orphans");
+    let held = store.lock(&id).await.unwrap();
     // Without a record, kept tokens become the record: they are the only ones.
-    store.keep_orphan(&id, &tokens("lone")).await.unwrap();
+    store.keep_orphan(&held, &tokens("lone")).await.unwrap();
     let record = store.load(&id).await.unwrap().unwrap();
     assert_eq!((record.version, &record.tokens), (1, &tokens("lone")));
     assert!(record.orphans.is_empty());
 
-    store.keep_orphan(&id, &tokens("lost")).await.unwrap();
+    store.keep_orphan(&held, &tokens("lost")).await.unwrap();
     let record = store.load(&id).await.unwrap().unwrap();
     assert_eq!(record.version, 1, "keeping an orphan is not a new version");
     assert_eq!(record.orphans.len(), 1);
@@ -69,7 +71,7 @@ pub async fn orphans_are_kept_across_writes(store: &impl TokenStore) {
     assert_eq!(record.orphans[0].lost_to_version, 1);
 
     let _ = store
-        .compare_and_swap(&id, Some(1), &tokens("next"))
+        .compare_and_swap(&held, Some(1), &tokens("next"))
         .await
         .unwrap();
     let record = store.load(&id).await.unwrap().unwrap();
@@ -81,20 +83,21 @@ pub async fn orphans_are_kept_across_writes(store: &impl TokenStore) {
 /// newest stay (their kept time is now, well inside [`super::ORPHAN_RETENTION`]).
 pub async fn orphans_are_pruned_to_the_most_a_credential_keeps(store: &impl TokenStore) {
     let id = id("many-orphans");
+    let held = store.lock(&id).await.unwrap();
     let _ = store
-        .compare_and_swap(&id, None, &tokens("0"))
+        .compare_and_swap(&held, None, &tokens("0"))
         .await
         .unwrap();
     let kept = super::MOST_ORPHANS + 8;
     for n in 0..kept {
         store
-            .keep_orphan(&id, &tokens(&format!("lost-{n}")))
+            .keep_orphan(&held, &tokens(&format!("lost-{n}")))
             .await
             .unwrap();
     }
     assert_eq!(store.load(&id).await.unwrap().unwrap().orphans.len(), kept);
     let _ = store
-        .compare_and_swap(&id, Some(1), &tokens("1"))
+        .compare_and_swap(&held, Some(1), &tokens("1"))
         .await
         .unwrap();
     let orphans = store.load(&id).await.unwrap().unwrap().orphans;
@@ -106,21 +109,26 @@ pub async fn orphans_are_pruned_to_the_most_a_credential_keeps(store: &impl Toke
     );
 }
 
-/// Of 16 writers racing from one version, exactly one wins.
+/// Of 16 writers racing from one version, each under the lock in turn, exactly one wins.
 pub async fn of_racing_writers_exactly_one_wins<S: TokenStore + 'static>(store: Arc<S>) {
     let id = id("race");
+    let held = store.lock(&id).await.unwrap();
     let _ = store
-        .compare_and_swap(&id, None, &tokens("0"))
+        .compare_and_swap(&held, None, &tokens("0"))
         .await
         .unwrap();
+    store.release(held).await;
     let writers: Vec<_> = (0..16)
         .map(|n| {
             let (store, id) = (Arc::clone(&store), id.clone());
             tokio::spawn(async move {
-                store
-                    .compare_and_swap(&id, Some(1), &tokens(&n.to_string()))
+                let held = store.lock(&id).await.unwrap();
+                let swap = store
+                    .compare_and_swap(&held, Some(1), &tokens(&n.to_string()))
                     .await
-                    .unwrap()
+                    .unwrap();
+                store.release(held).await;
+                swap
             })
         })
         .collect();
@@ -160,6 +168,41 @@ pub async fn the_lock_lets_one_holder_in_at_a_time(one: &impl TokenStore, other:
         .await
         .expect("the lock is free once dropped")
         .unwrap();
+}
+
+/// A write is made under the lock of the credential it writes, and of that credential only; a lock just taken
+/// allows writes (a lease has time left).
+pub async fn a_write_goes_to_the_credential_its_lock_is_held_on(store: &impl TokenStore) {
+    let (mine, other) = (id("mine"), id("not-mine"));
+    let held = store.lock(&mine).await.unwrap();
+    match store.lock_kind(&held) {
+        LockKind::UntilDropped => {}
+        LockKind::Lease { left } => {
+            assert!(left > Duration::ZERO, "a lease taken with nothing left")
+        }
+        kind => panic!("a lock just taken allows no write: {kind:?}"),
+    }
+    let other_held = store.lock(&other).await.unwrap();
+    assert_eq!(
+        store
+            .compare_and_swap(&held, None, &tokens("mine"))
+            .await
+            .unwrap(),
+        Swap::Written { version: 1 }
+    );
+    store
+        .keep_orphan(&held, &tokens("mine-lost"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load(&other).await.unwrap(),
+        None,
+        "written to another credential"
+    );
+    let record = store.load(&mine).await.unwrap().unwrap();
+    assert_eq!((record.version, record.orphans.len()), (1, 1));
+    store.release(other_held).await;
+    store.release(held).await;
 }
 
 /// Tokens tagged `tag` (`access-<tag>`, `refresh-<tag>`), with fixed times.

@@ -37,6 +37,7 @@ const PROBE_BYTES: usize = 16 * 1024;
 /// process ending, releases it.
 #[derive(Debug)]
 pub struct FileLock {
+    id: CredentialId,
     _file: Box<dyn LockFile>,
 }
 
@@ -242,23 +243,19 @@ impl TokenStore for FileStore {
 
     async fn compare_and_swap(
         &self,
-        id: &CredentialId,
+        lock: &FileLock,
         expected: Option<u64>,
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
-        let (id, tokens) = (id.clone(), tokens.clone());
+        let (id, tokens) = (lock.id.clone(), tokens.clone());
         self.blocking(move |files| {
             files.update(&id, |current| swap(current, expected, &tokens, Utc::now()))
         })
         .await
     }
 
-    async fn keep_orphan(
-        &self,
-        id: &CredentialId,
-        tokens: &StoredTokens,
-    ) -> Result<(), StoreError> {
-        let (id, tokens) = (id.clone(), tokens.clone());
+    async fn keep_orphan(&self, lock: &FileLock, tokens: &StoredTokens) -> Result<(), StoreError> {
+        let (id, tokens) = (lock.id.clone(), tokens.clone());
         self.blocking(move |files| {
             files.update(&id, |current| {
                 (Some(with_orphan(current, &tokens, Utc::now())), ())
@@ -268,8 +265,8 @@ impl TokenStore for FileStore {
     }
 
     async fn lock(&self, id: &CredentialId) -> Result<FileLock, StoreError> {
-        let name = refresh_lock(id);
-        self.blocking(move |files| files.lock(&name).map(|file| FileLock { _file: file }))
+        let (name, id) = (refresh_lock(id), id.clone());
+        self.blocking(move |files| files.lock(&name).map(|file| FileLock { id, _file: file }))
             .await
     }
 
@@ -328,6 +325,12 @@ mod tests {
         conformance::of_racing_writers_exactly_one_wins(Arc::new(store)).await;
     }
 
+    #[tokio::test]
+    async fn a_write_goes_to_the_credential_its_lock_is_held_on() {
+        let (_dir, store) = store();
+        conformance::a_write_goes_to_the_credential_its_lock_is_held_on(&store).await;
+    }
+
     /// Two stores opened on one directory (as two processes would) share the records and the locks: the locks
     /// belong to each open file, not to the process.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,9 +339,12 @@ mod tests {
         let other = FileStore::open(one.dir()).unwrap();
         conformance::the_lock_lets_one_holder_in_at_a_time(&one, &other).await;
         let id = CredentialId::new("shared").unwrap();
-        let _ = one.compare_and_swap(&id, None, &tokens("1")).await.unwrap();
+        let _ = one
+            .compare_and_swap_under_lock(&id, None, &tokens("1"))
+            .await
+            .unwrap();
         let swap = other
-            .compare_and_swap(&id, None, &tokens("2"))
+            .compare_and_swap_under_lock(&id, None, &tokens("2"))
             .await
             .unwrap();
         assert!(matches!(swap, Swap::Conflict { current: Some(ref r) } if r.tokens == tokens("1")));
@@ -352,7 +358,7 @@ mod tests {
         for version in 0..3 {
             let expected = (version > 0).then_some(version);
             let _ = store
-                .compare_and_swap(&id, expected, &tokens(&version.to_string()))
+                .compare_and_swap_under_lock(&id, expected, &tokens(&version.to_string()))
                 .await
                 .unwrap();
         }
@@ -415,7 +421,7 @@ mod tests {
         let (_dir, store) = store();
         let id = CredentialId::new("torn").unwrap();
         let _ = store
-            .compare_and_swap(&id, None, &tokens("kept"))
+            .compare_and_swap_under_lock(&id, None, &tokens("kept"))
             .await
             .unwrap();
         fs::write(
@@ -440,7 +446,9 @@ mod tests {
             shown.contains("torn") && !shown.contains("secret-token-text"),
             "{shown}"
         );
-        let write = store.compare_and_swap(&id, Some(1), &tokens("new")).await;
+        let write = store
+            .compare_and_swap_under_lock(&id, Some(1), &tokens("new"))
+            .await;
         assert!(
             matches!(write, Err(StoreError::Corrupt { .. })),
             "a corrupt record is not overwritten"
@@ -491,7 +499,7 @@ mod tests {
             "the probe is removed"
         );
         let _ = store
-            .compare_and_swap(&id, None, &tokens("1"))
+            .compare_and_swap_under_lock(&id, None, &tokens("1"))
             .await
             .unwrap();
         let error = {
@@ -513,7 +521,7 @@ mod tests {
         let _refreshing = store.lock(&a_write).await.unwrap();
         let write = tokio::time::timeout(
             std::time::Duration::from_secs(2),
-            store.compare_and_swap(&a, None, &tokens("a")),
+            store.compare_and_swap_under_lock(&a, None, &tokens("a")),
         )
         .await
         .expect("a's write waited for a.write's refresh lock");

@@ -27,8 +27,15 @@ impl MemoryStore {
     }
 }
 
+/// Held while a refresh of one credential runs, among the users of one [`MemoryStore`]; its writes are made under it.
+#[derive(Debug)]
+pub struct MemoryLock {
+    id: CredentialId,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
 impl TokenStore for MemoryStore {
-    type Lock = tokio::sync::OwnedMutexGuard<()>;
+    type Lock = MemoryLock;
 
     async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
         Ok(self.records().get(id).cloned())
@@ -36,10 +43,11 @@ impl TokenStore for MemoryStore {
 
     async fn compare_and_swap(
         &self,
-        id: &CredentialId,
+        lock: &MemoryLock,
         expected: Option<u64>,
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
+        let id = &lock.id;
         let mut records = self.records();
         let (record, outcome) = swap(records.get(id).cloned(), expected, tokens, Utc::now());
         if let Some(record) = record {
@@ -50,21 +58,25 @@ impl TokenStore for MemoryStore {
 
     async fn keep_orphan(
         &self,
-        id: &CredentialId,
+        lock: &MemoryLock,
         tokens: &StoredTokens,
     ) -> Result<(), StoreError> {
+        let id = &lock.id;
         let mut records = self.records();
         let record = with_orphan(records.get(id).cloned(), tokens, Utc::now());
         records.insert(id.clone(), record);
         Ok(())
     }
 
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
+    async fn lock(&self, id: &CredentialId) -> Result<MemoryLock, StoreError> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(locks.entry(id.clone()).or_default())
         };
-        Ok(lock.lock_owned().await)
+        Ok(MemoryLock {
+            id: id.clone(),
+            _held: lock.lock_owned().await,
+        })
     }
 
     /// Memory takes every write.
@@ -102,6 +114,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn of_racing_writers_exactly_one_wins() {
         conformance::of_racing_writers_exactly_one_wins(Arc::new(MemoryStore::new())).await;
+    }
+
+    #[tokio::test]
+    async fn a_write_goes_to_the_credential_its_lock_is_held_on() {
+        conformance::a_write_goes_to_the_credential_its_lock_is_held_on(&MemoryStore::new()).await;
     }
 
     #[tokio::test]

@@ -5,8 +5,9 @@
 
 pub mod page_cache;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use refresh_facade::{
@@ -14,7 +15,7 @@ use refresh_facade::{
     VendorConfig, WechatOpenConfig,
 };
 use refresh_manager::{
-    CredentialId, CredentialOptions, Manager, ManagerClock, ManagerOptions, ManualClock,
+    CredentialId, CredentialOptions, LockKind, Manager, ManagerClock, ManagerOptions, ManualClock,
     StoreError, StoredTokens, Swap, TokenStore, Versioned,
 };
 use refresh_sandbox::{Emulator, Sandbox, SandboxOptions, accounts};
@@ -162,9 +163,10 @@ pub async fn settle() {
 /// - while `fence` holds a record, every compare-and-swap writes nothing and answers a conflict with it (a writer
 ///   fenced off, or beaten by another);
 /// - once `dead`, everything fails (the process that used it is gone);
-/// - `locks` counts the locks taken, `releases` those given back through `release` (not merely dropped).
-#[derive(Clone)]
-pub struct ScriptedStore<S = refresh_manager::MemoryStore> {
+/// - `locks` counts the locks taken, `releases` those given back through `release` (not merely dropped);
+/// - once [`ScriptedStore::overtake`] is armed, another writer stores its tokens (as one whose lease outlived this
+///   holder's would), under the lock the holder holds, just before the holder's next load or write of it.
+pub struct ScriptedStore<S: TokenStore = refresh_manager::MemoryStore> {
     pub inner: S,
     pub failing_writes: Arc<AtomicUsize>,
     pub failing_checks: Arc<AtomicUsize>,
@@ -173,6 +175,31 @@ pub struct ScriptedStore<S = refresh_manager::MemoryStore> {
     pub dead: Arc<AtomicBool>,
     pub locks: Arc<AtomicUsize>,
     pub releases: Arc<AtomicUsize>,
+    pub overtaking: Arc<Mutex<Option<(CredentialId, StoredTokens)>>>,
+    pub held: Arc<Mutex<HashMap<CredentialId, Weak<S::Lock>>>>,
+}
+
+impl<S: TokenStore + Clone> Clone for ScriptedStore<S> {
+    fn clone(&self) -> Self {
+        ScriptedStore {
+            inner: self.inner.clone(),
+            failing_writes: Arc::clone(&self.failing_writes),
+            failing_checks: Arc::clone(&self.failing_checks),
+            lease_left: self.lease_left,
+            fence: Arc::clone(&self.fence),
+            dead: Arc::clone(&self.dead),
+            locks: Arc::clone(&self.locks),
+            releases: Arc::clone(&self.releases),
+            overtaking: Arc::clone(&self.overtaking),
+            held: Arc::clone(&self.held),
+        }
+    }
+}
+
+/// A [`ScriptedStore`]'s lock: its store's, shared with the writer that may overtake its holder.
+pub struct ScriptedLock<L> {
+    id: CredentialId,
+    held: Arc<L>,
 }
 
 impl ScriptedStore {
@@ -182,7 +209,7 @@ impl ScriptedStore {
     }
 }
 
-impl<S> ScriptedStore<S> {
+impl<S: TokenStore> ScriptedStore<S> {
     pub fn over(inner: S) -> Self {
         ScriptedStore {
             inner,
@@ -193,7 +220,40 @@ impl<S> ScriptedStore<S> {
             dead: Arc::default(),
             locks: Arc::default(),
             releases: Arc::default(),
+            overtaking: Arc::default(),
+            held: Arc::default(),
         }
+    }
+
+    /// Another writer stores `theirs` as `id`'s next version before the next load or write of it made while its
+    /// lock is held.
+    pub fn overtake(&self, id: &CredentialId, theirs: StoredTokens) {
+        *self.overtaking.lock().unwrap() = Some((id.clone(), theirs));
+    }
+
+    /// Stores the overtaking writer's tokens, if it is armed for `id` and `id`'s lock is held.
+    async fn overtaken(&self, id: &CredentialId) -> Result<(), StoreError> {
+        let holder = self.held.lock().unwrap().get(id).and_then(Weak::upgrade);
+        let Some(holder) = holder else {
+            return Ok(());
+        };
+        let armed = {
+            let mut overtaking = self.overtaking.lock().unwrap();
+            match overtaking.as_ref() {
+                Some((of, _)) if of == id => overtaking.take(),
+                _ => None,
+            }
+        };
+        let Some((_, theirs)) = armed else {
+            return Ok(());
+        };
+        let current = self.inner.load(id).await?.map(|record| record.version);
+        let written = self
+            .inner
+            .compare_and_swap(&holder, current, &theirs)
+            .await?;
+        assert!(matches!(written, Swap::Written { .. }), "{written:?}");
+        Ok(())
     }
 
     pub fn fence(&self, current: Option<Versioned>) {
@@ -220,46 +280,63 @@ impl<S> ScriptedStore<S> {
 }
 
 impl<S: TokenStore> TokenStore for ScriptedStore<S> {
-    type Lock = S::Lock;
+    type Lock = ScriptedLock<S::Lock>;
 
     async fn load(&self, id: &CredentialId) -> Result<Option<Versioned>, StoreError> {
         self.refuses(None)?;
+        self.overtaken(id).await?;
         self.inner.load(id).await
     }
 
     async fn compare_and_swap(
         &self,
-        id: &CredentialId,
+        lock: &Self::Lock,
         expected: Option<u64>,
         tokens: &StoredTokens,
     ) -> Result<Swap, StoreError> {
         self.refuses(Some(&self.failing_writes))?;
+        self.overtaken(&lock.id).await?;
         let fence = self.fence.lock().unwrap().clone();
         match fence {
             Some(current) => Ok(Swap::Conflict {
                 current: Some(current),
             }),
-            None => self.inner.compare_and_swap(id, expected, tokens).await,
+            None => {
+                self.inner
+                    .compare_and_swap(&lock.held, expected, tokens)
+                    .await
+            }
         }
     }
 
     async fn keep_orphan(
         &self,
-        id: &CredentialId,
+        lock: &Self::Lock,
         tokens: &StoredTokens,
     ) -> Result<(), StoreError> {
         self.refuses(None)?;
-        self.inner.keep_orphan(id, tokens).await
+        self.inner.keep_orphan(&lock.held, tokens).await
     }
 
     async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, StoreError> {
         self.refuses(None)?;
         self.locks.fetch_add(1, Ordering::SeqCst);
-        self.inner.lock(id).await
+        let held = Arc::new(self.inner.lock(id).await?);
+        self.held
+            .lock()
+            .unwrap()
+            .insert(id.clone(), Arc::downgrade(&held));
+        Ok(ScriptedLock {
+            id: id.clone(),
+            held,
+        })
     }
 
-    fn lock_left(&self, lock: &Self::Lock) -> Option<Duration> {
-        self.lease_left.or_else(|| self.inner.lock_left(lock))
+    fn lock_kind(&self, lock: &Self::Lock) -> LockKind {
+        match self.lease_left {
+            Some(left) => LockKind::Lease { left },
+            None => self.inner.lock_kind(&lock.held),
+        }
     }
 
     async fn check_writable(&self, id: &CredentialId) -> Result<(), StoreError> {
@@ -269,6 +346,9 @@ impl<S: TokenStore> TokenStore for ScriptedStore<S> {
 
     async fn release(&self, lock: Self::Lock) {
         self.releases.fetch_add(1, Ordering::SeqCst);
-        self.inner.release(lock).await
+        // Shared only while an overtaking writer uses it: then it is let go when that writer is done.
+        if let Ok(held) = Arc::try_unwrap(lock.held) {
+            self.inner.release(held).await;
+        }
     }
 }
