@@ -34,7 +34,7 @@
 //!
 //! A failing seed prints the command that replays it and the shortest list of its steps that still fails
 //! (`SIM_STEPS=…` replays that list); such a list goes into [`REGRESSIONS`], which CI replays as it is. After the
-//! fixed seeds, random ones (at most `SIM_SEEDS`) run until `SIM_BUDGET_SECS` (240 s) have passed;
+//! fixed seeds, random ones (at most `SIM_SEEDS`, at least one) run until `SIM_BUDGET_SECS` (240 s) have passed;
 //! `SIM_STORE=memory`, `file` or `postgres` runs one store only. What is not fixed by the seed is
 //! the interleaving of the real loopback calls with the managers' tasks: a seed replays the same steps, and almost
 //! always the same run.
@@ -68,7 +68,7 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(700);
 const LATE: Duration = Duration::from_millis(1_000);
 const MANAGERS: usize = 3;
 /// The fixed seeds CI runs, each on `MemoryStore` and `FileStore` (and some on PgStore: [`POSTGRES_SEEDS`]).
-const FIXED_SEEDS: &[u64] = &[1, 2, 8, 13, 2026];
+const FIXED_SEEDS: &[u64] = &[1, 8, 13];
 /// Every lifecycle bug the simulation found, as its world's seed and the steps that showed it: replayed as they
 /// are, on both stores, whatever the generator draws from now on. Every bug found later becomes one more.
 const REGRESSIONS: &[(u64, &str)] = &[
