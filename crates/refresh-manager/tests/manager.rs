@@ -571,6 +571,44 @@ async fn a_short_lived_process_leaves_no_renewal_running() {
     assert_eq!((served.version, setup.refreshes()), (3, 3));
 }
 
+/// An orphan replaces the record only after the vendor refused the record's refresh token for good: after an error
+/// that may pass (a 503), the record, whose refresh token may well be live, stays as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_that_may_pass_promotes_no_orphan() {
+    let setup = Setup::new().await;
+    let store = MemoryStore::new();
+    let manager = setup.manager(store.clone()).await;
+    let first = manager.access_token(&setup.id).await.unwrap();
+    let login = setup.sandbox.login(Emulator::ISolarCloud);
+    let orphaned: StoredTokens = serde_json::from_value(serde_json::json!({
+        "vendor": "isolarcloud",
+        "access_token": login.access_token,
+        "refresh_token": login.refresh_token,
+        "obtained_at": setup.sandbox.clock().now(),
+        "expires_at": first.expires_at,
+        "refreshable_until": null,
+    }))
+    .unwrap();
+    store
+        .keep_orphan_under_lock(&setup.id, &orphaned)
+        .await
+        .unwrap();
+    let before = store.load(&setup.id).await.unwrap().unwrap();
+
+    setup.expire(first.expires_at);
+    setup
+        .sandbox
+        .inject(Emulator::ISolarCloud, Fault::server_error(503));
+    let failed = manager.access_token(&setup.id).await.unwrap_err();
+    assert!(failed.is_retryable(), "{failed}");
+    let after = store.load(&setup.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.version, &after.tokens.refresh_token),
+        (before.version, &before.tokens.refresh_token),
+        "an orphan replaced the record after an error that may pass"
+    );
+}
+
 /// Another replica refreshed, the vendor rotated, and that replica's write was refused (it was paused past its
 /// lease, say): its tokens sit in the orphans, and the stored refresh token is spent. When the vendor refuses the
 /// stored one, the manager takes the orphan's tokens, the last the vendor issued, instead of reporting a dead
