@@ -145,3 +145,21 @@ fn another_stores_lock() -> StoreError {
         "a lock of another kind of store was used to write this one",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use refresh_manager::conformance;
+
+    use super::*;
+
+    /// A profile store on files keeps the store contract: its writes and orphans reach the `FileStore` under the
+    /// lock it handed out.
+    #[tokio::test]
+    async fn a_profile_store_on_files_keeps_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::File(FileStore::open(dir.path().join("tokens")).unwrap());
+        conformance::compare_and_swap_writes_only_the_expected_version(&store).await;
+        conformance::orphans_are_kept_across_writes(&store).await;
+        conformance::a_write_goes_to_the_credential_its_lock_is_held_on(&store).await;
+    }
+}
