@@ -623,14 +623,17 @@ async fn applying_new_profiles_adds_restarts_and_removes() {
     assert!(!misa_sink.exists(), "a keeper still ran after shutdown");
 }
 
-/// A store that refuses writes while told to (a full disk after the vendor answered).
+/// A `MemoryStore` with two faults a test turns on: writes refused while `refuse` is set (a full disk after the
+/// vendor answered), and another writer that stores `theirs` just before the next write (as one whose lease outlived
+/// a paused holder's would), so that the write loses its compare-and-swap.
 #[derive(Clone, Default)]
-struct Refusing {
+struct Faulty {
     inner: MemoryStore,
     refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    theirs: std::sync::Arc<std::sync::Mutex<Option<refresh_manager::StoredTokens>>>,
 }
 
-impl Refusing {
+impl Faulty {
     fn refusal(&self) -> Result<(), refresh_manager::StoreError> {
         if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(std::io::Error::other("no space left on device").into());
@@ -639,7 +642,7 @@ impl Refusing {
     }
 }
 
-impl TokenStore for Refusing {
+impl TokenStore for Faulty {
     type Lock = <MemoryStore as TokenStore>::Lock;
 
     async fn load(
@@ -655,6 +658,14 @@ impl TokenStore for Refusing {
         tokens: &refresh_manager::StoredTokens,
     ) -> Result<refresh_manager::Swap, refresh_manager::StoreError> {
         self.refusal()?;
+        let theirs = self.theirs.lock().unwrap().take();
+        if let Some(theirs) = theirs {
+            let written = self.inner.compare_and_swap(lock, expected, &theirs).await?;
+            assert!(
+                matches!(written, refresh_manager::Swap::Written { .. }),
+                "{written:?}"
+            );
+        }
         self.inner.compare_and_swap(lock, expected, tokens).await
     }
     async fn keep_orphan(
@@ -684,7 +695,7 @@ async fn tokens_the_store_refused_are_shown_and_notified_once() {
         .await
         .unwrap();
     let clock = ManualClock::new();
-    let store = Refusing::default();
+    let store = Faulty::default();
     let manager = Manager::with_options(
         store.clone(),
         ManagerOptions::default().with_clock(clock.clone()),
@@ -726,57 +737,6 @@ async fn tokens_the_store_refused_are_shown_and_notified_once() {
     agent.shutdown().await.unwrap_err();
 }
 
-/// A store where another writer stores its tokens just before the next write (as one whose lease outlived a paused
-/// holder's would), so that the write loses its compare-and-swap.
-#[derive(Clone, Default)]
-struct Beaten {
-    inner: MemoryStore,
-    theirs: std::sync::Arc<std::sync::Mutex<Option<refresh_manager::StoredTokens>>>,
-}
-
-impl TokenStore for Beaten {
-    type Lock = <MemoryStore as TokenStore>::Lock;
-
-    async fn load(
-        &self,
-        id: &CredentialId,
-    ) -> Result<Option<refresh_manager::Versioned>, refresh_manager::StoreError> {
-        self.inner.load(id).await
-    }
-    async fn compare_and_swap(
-        &self,
-        lock: &Self::Lock,
-        expected: Option<u64>,
-        tokens: &refresh_manager::StoredTokens,
-    ) -> Result<refresh_manager::Swap, refresh_manager::StoreError> {
-        let theirs = self.theirs.lock().unwrap().take();
-        if let Some(theirs) = theirs {
-            let written = self.inner.compare_and_swap(lock, expected, &theirs).await?;
-            assert!(
-                matches!(written, refresh_manager::Swap::Written { .. }),
-                "{written:?}"
-            );
-        }
-        self.inner.compare_and_swap(lock, expected, tokens).await
-    }
-    async fn keep_orphan(
-        &self,
-        lock: &Self::Lock,
-        tokens: &refresh_manager::StoredTokens,
-    ) -> Result<(), refresh_manager::StoreError> {
-        self.inner.keep_orphan(lock, tokens).await
-    }
-    async fn lock(&self, id: &CredentialId) -> Result<Self::Lock, refresh_manager::StoreError> {
-        self.inner.lock(id).await
-    }
-    async fn check_writable(&self, id: &CredentialId) -> Result<(), refresh_manager::StoreError> {
-        self.inner.check_writable(id).await
-    }
-    async fn release(&self, lock: Self::Lock) {
-        self.inner.release(lock).await
-    }
-}
-
 /// Two writers renew one credential: the agent's answer loses the compare-and-swap and is kept as an orphan, and the
 /// webhook hears `orphan_kept` for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -785,7 +745,7 @@ async fn an_answer_kept_as_an_orphan_is_notified() {
         .await
         .unwrap();
     let clock = ManualClock::new();
-    let store = Beaten::default();
+    let store = Faulty::default();
     let receiver = Receiver::start().await;
     let notifier = receiver.notifier();
     let manager = Manager::with_options(
