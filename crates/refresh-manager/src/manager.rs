@@ -66,6 +66,11 @@ impl AccessToken {
         self.valid_at(clock.now(), clock.wall_millis())
     }
 
+    /// Whether it is not yet due for renewal now on `clock` (on both its deadlines), and valid.
+    pub fn is_fresh(&self, clock: &ManagerClock) -> bool {
+        self.fresh_at(clock.now(), clock.wall_millis())
+    }
+
     fn valid_at(&self, now: Moment, wall_ms: i64) -> bool {
         now < self.valid_until && wall_ms < self.expires_ms
     }

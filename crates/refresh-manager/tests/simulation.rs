@@ -1263,12 +1263,12 @@ impl<S: SimStore> World<S> {
         self.processes.push(Some(process));
         let one = self.processes.len() - 1;
         let served = self.read(one, credential).await;
-        // A token that was not due yet, served with nothing asked of the vendor: read from the store alone.
+        // A token that was not due yet (by the process's clocks), served with nothing asked of the vendor: read from
+        // the store alone. (One due by its deadline but not yet by the wall clock takes the lock, rightly.)
         let read_alone = served.is_some_and(|token| {
-            let wall = self.processes[one]
+            self.processes[one]
                 .as_ref()
-                .map(|process| process.manager.clock().wall());
-            wall.is_some_and(|wall| token.refresh_at > wall)
+                .is_some_and(|process| token.is_fresh(process.manager.clock()))
         });
         if read_alone
             && asked(self) == before

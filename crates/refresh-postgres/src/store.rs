@@ -593,8 +593,7 @@ impl TokenStore for PgStore {
         let row = tx
             .query_opt(
                 &format!(
-                    "SELECT version, key_id, tokens, seal_format, lease_epoch,
-                            coalesce(lease_until > now(), false) AS leased, {HAS_ORPHANS}
+                    "SELECT version, key_id, tokens, seal_format, lease_epoch, {HAS_ORPHANS}
                        FROM refresh_kit_credentials c WHERE id = $1 FOR UPDATE"
                 ),
                 &[&id.as_str()],
