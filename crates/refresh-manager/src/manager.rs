@@ -1711,6 +1711,10 @@ pub(crate) mod tests {
         manager.install(&credential, token);
         let (token, renewed) = manager.renew(&credential).await.unwrap();
         assert_eq!((token.version, renewed), (1, Renewed::FromStore));
+        assert!(
+            token.is_fresh(manager.clock()),
+            "an hour from its end, it is not due"
+        );
     }
 
     /// Tokens issued together get refresh deadlines spread over the jitter, not one shared second.
@@ -1866,6 +1870,7 @@ pub(crate) mod tests {
             let token = manager.token_of(&credential, &Versioned::new(1, stored), None);
             assert!(token.is_valid(&clock), "{lifetime}: still valid");
             assert!(token.refresh_due <= clock.now(), "{lifetime}: due at once");
+            assert!(!token.is_fresh(&clock), "{lifetime}: due, so not fresh");
             assert!(token.refresh_at <= clock.wall());
         }
     }

@@ -1246,8 +1246,8 @@ impl<S: SimStore> World<S> {
         self.renewals_finished().await;
         let skew = fastrand::Rng::with_seed(self.seed ^ self.step as u64).i64(-SKEW..SKEW);
         let process = self.start_process(MANAGERS, true, skew).await;
-        let (locks, owner) = (
-            std::sync::Arc::clone(&process.store.locks),
+        let (locked, owner) = (
+            std::sync::Arc::clone(&process.store.held),
             process.store.inner.lease_owner(),
         );
         let id = self.id(credential);
@@ -1272,7 +1272,7 @@ impl<S: SimStore> World<S> {
         });
         if read_alone
             && asked(self) == before
-            && locks.load(Ordering::SeqCst) > 0
+            && locked.lock().unwrap().contains_key(&id)
             && !rescued
             && !self.held_in_another_process(one, credential)
         {
