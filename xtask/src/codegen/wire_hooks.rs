@@ -201,25 +201,6 @@ fn error_codes(fields: &[CodeField], out: &mut String) {
     .expect("writing to a String");
 }
 
-/// `(operation id, status, description)` of every error status (4xx, 5xx) the spec documents.
-pub fn error_statuses(spec: &openapiv3::OpenAPI) -> Vec<(String, u16, String)> {
-    let mut out = Vec::new();
-    for (_, _, operation) in spec.operations() {
-        for (status, response) in &operation.responses.responses {
-            let (openapiv3::StatusCode::Code(code), Some(id)) = (status, &operation.operation_id)
-            else {
-                continue;
-            };
-            if let Some(response) = resolve_response(spec, response)
-                && *code >= 400
-            {
-                out.push((id.clone(), *code, response.description.trim().to_owned()));
-            }
-        }
-    }
-    out
-}
-
 /// A response, following a `$ref` into `components.responses`.
 fn resolve_response<'a>(
     spec: &'a openapiv3::OpenAPI,

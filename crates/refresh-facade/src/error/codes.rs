@@ -3,7 +3,8 @@
 //!
 //! The codes and their meanings are wire facts, generated from the specs into the vendor crates
 //! (`error_codes::<field>::<NAME>`); a kind map names them by those constants, so it cannot drift from the spec.
-//! `cargo xtask codegen` reads the kind maps to write ERROR_CODES.md, so they keep one literal shape.
+//! ERROR_CODES.md, the table of every code and its kind in the crate docs, is rendered from these compiled maps
+//! (`error_codes_markdown`) and kept current by a test of this crate: the table follows the code, not the other way.
 
 use refresh_runtime::{CodeField, ErrorCode, Operation};
 
@@ -16,6 +17,8 @@ pub(crate) struct CodeKinds {
     pub(crate) vendor: Vendor,
     /// The fields of the vendor's answers that carry its codes (the generated `error_codes::ALL`).
     pub(crate) code_fields: &'static [CodeField],
+    /// The vendor's operations (the generated `operations::ALL`), whose documented error statuses `statuses` reads.
+    pub(crate) operations: &'static [Operation],
     pub(crate) codes: &'static [(ErrorCode, ErrorKind)],
     pub(crate) statuses: &'static [(u16, ErrorKind)],
     pub(crate) undocumented: ErrorKind,
@@ -152,12 +155,98 @@ pub struct DocumentedCode {
     pub source: &'static str,
 }
 
+/// The Markdown tables of every error code and HTTP error status the compiled vendors document, with the kind
+/// each becomes: the text of this crate's ERROR_CODES.md (with every vendor compiled in), for a tool or a page of
+/// one's own.
+pub fn error_codes_markdown() -> String {
+    error_codes_doc(crate::vendors::CODE_KINDS)
+}
+
 /// Every documented error code of every vendor compiled in, with the kind it maps to.
 pub fn documented_error_codes() -> Vec<DocumentedCode> {
     crate::vendors::CODE_KINDS
         .iter()
         .flat_map(|kinds| kinds.documented())
         .collect()
+}
+
+/// The text of ERROR_CODES.md: every code and HTTP error status the compiled vendors document, with the kind the
+/// facade gives it. A code or status without a kind is written as such (and `every_documented_code_has_a_kind`
+/// fails): adding a code to a spec never blocks regenerating its vendor crate.
+pub(crate) fn error_codes_doc(maps: &[&CodeKinds]) -> String {
+    use std::fmt::Write;
+    const MISSING: &str = "**none** (add it to `CODE_KINDS`)";
+    let mut maps = maps.to_vec();
+    maps.sort_by_key(|kinds| kinds.vendor.as_str());
+    let mut out = String::from(
+        "<!-- This file is rendered from the compiled kind maps (`CODE_KINDS` in src/vendors/<vendor>.rs) and the\n\
+         codes the specs document (the vendor crates' generated `error_codes`), do not edit: after a change, run\n\
+         `UPDATE_ERROR_CODES=1 cargo test -p refresh-facade --all-features error_codes_doc`. -->\n\n\
+         ## Documented vendor error codes\n\n\
+         Every error code a vendor documents (its words and the page that says them, from the spec) and the\n\
+         [`ErrorKind`] it becomes (our reading, from the facade's kind map).\n\n\
+         | vendor | field | code | kind | meaning | source |\n|---|---|---|---|---|---|\n",
+    );
+    for kinds in &maps {
+        for field in kinds.code_fields {
+            for code in field.codes {
+                let kind = kinds.kind_of(code).map_or(MISSING, ErrorKind::as_str);
+                writeln!(
+                    out,
+                    "| {} | {} | {} | {kind} | {} | {} |",
+                    kinds.vendor, field.path, code.code, code.meaning, code.source
+                )
+                .expect("writing to a String");
+            }
+        }
+    }
+    out.push_str(
+        "\nHTTP error statuses the specs document, and the kind of such an answer when it carries no documented code.\n\n\
+         | vendor | operation | status | kind | meaning |\n|---|---|---|---|---|\n",
+    );
+    for kinds in &maps {
+        for operation in kinds.operations {
+            for status in operation
+                .statuses
+                .iter()
+                .filter(|status| status.status >= 400)
+            {
+                let kind = kinds
+                    .statuses
+                    .iter()
+                    .find(|(known, _)| *known == status.status)
+                    .map_or(MISSING, |(_, kind)| kind.as_str());
+                writeln!(
+                    out,
+                    "| {} | {} | {} | {kind} | {} |",
+                    kinds.vendor,
+                    operation.id,
+                    status.status,
+                    status.description.trim().replace('\n', " ")
+                )
+                .expect("writing to a String");
+            }
+        }
+    }
+    out.push_str(
+        "\nA code a vendor does not document keeps its code and message (when it is shaped like a code), and\n\
+         becomes the vendor's kind below. Why: nothing says the same request would succeed later, so it is not\n\
+         retried (a code the vendor's own table marks as a server-side failure is documented, and transient;\n\
+         Ekuaibao's codes are HTTP statuses, so an undocumented 5xx code of its is transient too);\n\
+         nothing says the credential is gone, so it does not ask for a new login, which could throw away a live\n\
+         refresh token on a guess; it stays visible to an operator with the vendor's own code and message.\n\n\
+         | vendor | kind |\n|---|---|\n",
+    );
+    for kinds in &maps {
+        writeln!(
+            out,
+            "| {} | {} |",
+            kinds.vendor,
+            kinds.undocumented.as_str()
+        )
+        .expect("writing to a String");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -188,6 +277,7 @@ mod tests {
     const KINDS: CodeKinds = CodeKinds {
         vendor: Vendor::WechatOpen,
         code_fields: &[ERRCODE],
+        operations: &[REFRESH],
         codes: &[(BUSY, ErrorKind::Transient)],
         statuses: &[(401, ErrorKind::ReauthorizationRequired)],
         undocumented: ErrorKind::InvalidRequest,
@@ -206,6 +296,26 @@ mod tests {
     };
 
     static NO_SECRETS: Redactor<'static> = Redactor::none();
+
+    /// The table names each code's kind, says so of a code the map forgot, and gives each documented error
+    /// status the kind of an answer with no code.
+    #[test]
+    fn the_code_table_is_rendered_from_the_kind_map() {
+        let doc = error_codes_doc(&[&KINDS]);
+        let rows: Vec<&str> = doc
+            .lines()
+            .filter(|line| line.starts_with("| wechat-open"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "| wechat-open | errcode | -1 | transient | system busy | the error table |",
+                "| wechat-open | errcode | 7 | **none** (add it to `CODE_KINDS`) | a code the map forgot | the error table |",
+                "| wechat-open | refresh | 401 | reauthorization_required | The token is expired. |",
+                "| wechat-open | invalid_request |",
+            ]
+        );
+    }
 
     fn said(message: Option<&'static str>, request_id: Option<&'static str>) -> Said<'static> {
         Said {

@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub(crate) use codes::{CodeKinds, Said, looks_like_a_code};
-pub use codes::{DocumentedCode, documented_error_codes};
+pub use codes::{DocumentedCode, documented_error_codes, error_codes_markdown};
 pub(crate) use http::from_client_error;
 pub(crate) use redact::Redactor;
 

@@ -24,6 +24,7 @@ pub(crate) const REFRESH_WINDOW: RefreshWindow = RefreshWindow::UntilAccessToken
 pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
     code_fields: refresh_ekuaibao::error_codes::ALL,
+    operations: refresh_ekuaibao::operations::ALL,
     codes: &[(error_code::UNAUTHORIZED, ReauthorizationRequired)],
     // The documented 403 is the unauthorized envelope; without its code it means the same.
     statuses: &[(403, ReauthorizationRequired)],

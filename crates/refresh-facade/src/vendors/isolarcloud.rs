@@ -28,6 +28,7 @@ pub(crate) const REFRESH_WINDOW: RefreshWindow = RefreshWindow::WhileRefreshToke
 pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
     code_fields: refresh_isolarcloud::error_codes::ALL,
+    operations: refresh_isolarcloud::operations::ALL,
     codes: &[
         (
             result_data_code::NO_AUTHORIZATION_INFORMATION,

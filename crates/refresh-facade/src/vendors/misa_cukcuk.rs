@@ -29,6 +29,7 @@ pub(crate) const REFRESH_WINDOW: RefreshWindow =
 pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
     code_fields: refresh_misa_cukcuk::error_codes::ALL,
+    operations: refresh_misa_cukcuk::operations::ALL,
     codes: &[
         (error_type::NULL_OR_EMPTY_PARAMETER, InvalidRequest),
         (error_type::COMPANY_CODE_NOT_FOUND, CredentialsRejected),

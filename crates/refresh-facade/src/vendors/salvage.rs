@@ -300,6 +300,7 @@ mod tests {
     const KINDS: CodeKinds = CodeKinds {
         vendor: crate::Vendor::WechatOpen,
         code_fields: &[STATUS_CODE],
+        operations: &[],
         codes: &[(UNAUTHORIZED, ErrorKind::CredentialsRejected)],
         statuses: &[],
         undocumented: ErrorKind::InvalidRequest,

@@ -32,6 +32,7 @@ pub(crate) const REFRESH_WINDOW: RefreshWindow = RefreshWindow::AfterAccessToken
 pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
     code_fields: refresh_sugon_ac::error_codes::ALL,
+    operations: refresh_sugon_ac::operations::ALL,
     codes: &[
         (code::INTERNAL_ERROR, Transient),
         (code::PARAMETERS_INCOMPLETE, InvalidRequest),

@@ -25,6 +25,7 @@ pub(crate) const REFRESH_WINDOW: RefreshWindow =
 pub(crate) const CODE_KINDS: CodeKinds = CodeKinds {
     vendor: VENDOR,
     code_fields: refresh_wechat_open::error_codes::ALL,
+    operations: refresh_wechat_open::operations::ALL,
     codes: &[
         (errcode::SYSTEM_BUSY, Transient),
         // 40001, 40014 and 42001 are about the platform's component access token: renew it and retry.
