@@ -73,6 +73,14 @@ fn a_spec_edit_gives_its_sections_and_a_breaking_verdict() {
         "      responses:\n        '200':\n          $ref: '#/components/responses/Tokens'\n        '403':",
     );
     run(&copy, XTASK, &["codegen"]);
+    // The contributor renders ERROR_CODES.md (the facade's `error_codes_doc_is_current` with UPDATE_ERROR_CODES):
+    // the new code, which has no kind yet, is its row without one.
+    edit(
+        &copy.join("crates/refresh-facade/ERROR_CODES.md"),
+        "| ekuaibao | errorCode | 403 |",
+        "| ekuaibao | errorCode | 405 | **none** (add it to `CODE_KINDS`) | the method is not allowed | the refresh \
+         page (刷新授权(指定有效时间)) |\n| ekuaibao | errorCode | 403 |",
+    );
     // Snapshots: one changed, one removed, one added.
     let snapshots = copy.join("tests/wire/snapshots");
     let changed = snapshots.join("ekuaibao__refresh_token__request__parameters.snap");
