@@ -283,6 +283,44 @@ fn generated_clients_append_only_tables_and_a_delegating_impl() {
 
 /// One vendor's facade rules sit in one file: only `vendors/<vendor>.rs` (and the registry, `vendors/mod.rs`)
 /// names the vendor's generated crate.
+/// The facade lists its vendors once, in `vendor_table.rs`; every registry (the `Vendor` enum, `VendorConfig`,
+/// `VendorExtras`, the adapters, the kind maps, the refresh windows, the re-exports) is made from that table. No
+/// other file's code (its tests aside) names every vendor.
+#[test]
+fn the_facade_lists_its_vendors_once() {
+    let root = workspace_root();
+    let facade = root.join("crates/refresh-facade/src");
+    let vendors = vendors(&root);
+    let mut files = Vec::new();
+    rust_files(&facade, &mut files);
+    let table = std::fs::read_to_string(facade.join("vendor_table.rs")).unwrap();
+    for vendor in &vendors {
+        assert!(
+            table.contains(&format!("\"{vendor}\"")),
+            "the table lacks {vendor}"
+        );
+    }
+    for file in files
+        .iter()
+        .filter(|file| !file.ends_with("vendor_table.rs"))
+    {
+        let text = std::fs::read_to_string(file).unwrap();
+        let code = match text.find("mod tests {") {
+            Some(tests) => &text[..text[..tests].rfind("#[cfg(").unwrap_or(tests)],
+            None => &text,
+        };
+        let named: Vec<&String> = vendors
+            .iter()
+            .filter(|vendor| code.contains(&format!("\"{vendor}\"")))
+            .collect();
+        assert!(
+            named.len() < vendors.len(),
+            "{} lists every vendor ({named:?}): make it from `for_each_vendor!` in vendor_table.rs",
+            file.display()
+        );
+    }
+}
+
 #[test]
 fn each_vendors_facade_rules_sit_in_its_own_file() {
     let root = workspace_root();

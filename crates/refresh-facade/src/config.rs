@@ -5,72 +5,60 @@ use std::time::Duration;
 
 use crate::vendors;
 
-/// Which vendor to refresh with, and its settings. In configuration files: `vendor = "sugon-ac"` (or
-/// `"vendor": "sugon-ac"`) next to the vendor's fields. Each vendor's settings are documented with its struct.
-#[derive(Clone, Debug, serde::Deserialize)]
-#[serde(tag = "vendor", rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum VendorConfig {
-    #[cfg(feature = "isolarcloud")]
-    #[serde(rename = "isolarcloud")]
-    ISolarCloud(vendors::isolarcloud::ISolarCloudConfig),
-    #[cfg(feature = "sugon-ac")]
-    SugonAc(vendors::sugon_ac::SugonAcConfig),
-    #[cfg(feature = "misa-cukcuk")]
-    MisaCukcuk(vendors::misa_cukcuk::MisaCukcukConfig),
-    #[cfg(feature = "wechat-open")]
-    WechatOpen(vendors::wechat_open::WechatOpenConfig),
-    #[cfg(feature = "ekuaibao")]
-    Ekuaibao(vendors::ekuaibao::EkuaibaoConfig),
-}
+macro_rules! vendor_config {
+    ([] $($(#[$doc:meta])* $variant:ident $name:literal $module:ident $config:ident $extras:ident,)*) => {
+        /// Which vendor to refresh with, and its settings. In configuration files: `vendor = "sugon-ac"` (or
+        /// `"vendor": "sugon-ac"`) next to the vendor's fields. Each vendor's settings are documented with its
+        /// struct.
+        #[derive(Clone, Debug, serde::Deserialize)]
+        #[serde(tag = "vendor")]
+        #[non_exhaustive]
+        pub enum VendorConfig {
+            $(
+                $(#[$doc])*
+                #[cfg(feature = $name)]
+                #[serde(rename = $name)]
+                $variant(vendors::$module::$config),
+            )*
+        }
 
-/// Calls `$body` with `$config` bound to the vendor's own config struct, whichever vendor it is.
-macro_rules! each_config {
-    ($value:expr, $config:ident => $body:expr) => {
-        match $value {
-            #[cfg(feature = "isolarcloud")]
-            VendorConfig::ISolarCloud($config) => $body,
-            #[cfg(feature = "sugon-ac")]
-            VendorConfig::SugonAc($config) => $body,
-            #[cfg(feature = "misa-cukcuk")]
-            VendorConfig::MisaCukcuk($config) => $body,
-            #[cfg(feature = "wechat-open")]
-            VendorConfig::WechatOpen($config) => $body,
-            #[cfg(feature = "ekuaibao")]
-            VendorConfig::Ekuaibao($config) => $body,
+        impl VendorConfig {
+            /// The vendor this configuration is for.
+            pub fn vendor(&self) -> crate::Vendor {
+                match self {
+                    $(
+                        #[cfg(feature = $name)]
+                        VendorConfig::$variant(_) => crate::Vendor::$variant,
+                    )*
+                }
+            }
+
+            /// The configured base URL, if one is set (otherwise the vendor's default host is used).
+            pub fn base_url(&self) -> Option<&str> {
+                match self {
+                    $(
+                        #[cfg(feature = $name)]
+                        VendorConfig::$variant(config) => config.base_url.as_deref(),
+                    )*
+                }
+            }
+
+            /// The same configuration with another base URL, whichever vendor it is for.
+            pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+                let base_url = Some(base_url.into());
+                match &mut self {
+                    $(
+                        #[cfg(feature = $name)]
+                        VendorConfig::$variant(config) => config.base_url = base_url,
+                    )*
+                }
+                self
+            }
         }
     };
 }
 
-impl VendorConfig {
-    /// The vendor this configuration is for.
-    pub fn vendor(&self) -> crate::Vendor {
-        match self {
-            #[cfg(feature = "isolarcloud")]
-            VendorConfig::ISolarCloud(_) => crate::Vendor::ISolarCloud,
-            #[cfg(feature = "sugon-ac")]
-            VendorConfig::SugonAc(_) => crate::Vendor::SugonAc,
-            #[cfg(feature = "misa-cukcuk")]
-            VendorConfig::MisaCukcuk(_) => crate::Vendor::MisaCukcuk,
-            #[cfg(feature = "wechat-open")]
-            VendorConfig::WechatOpen(_) => crate::Vendor::WechatOpen,
-            #[cfg(feature = "ekuaibao")]
-            VendorConfig::Ekuaibao(_) => crate::Vendor::Ekuaibao,
-        }
-    }
-
-    /// The configured base URL, if one is set (otherwise the vendor's default host is used).
-    pub fn base_url(&self) -> Option<&str> {
-        each_config!(self, config => config.base_url.as_deref())
-    }
-
-    /// The same configuration with another base URL, whichever vendor it is for.
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        let base_url = base_url.into();
-        each_config!(&mut self, config => config.base_url = Some(base_url));
-        self
-    }
-}
+for_each_vendor!(vendor_config);
 
 /// How the facade talks HTTP. The defaults suit token endpoints: quick to connect, short overall.
 #[derive(Clone, Debug)]
@@ -158,15 +146,6 @@ pub(crate) fn base_url(
 }
 
 /// Rejects an empty required setting.
-#[cfg_attr(
-    not(any(
-        feature = "isolarcloud",
-        feature = "misa-cukcuk",
-        feature = "wechat-open",
-        feature = "ekuaibao"
-    )),
-    allow(dead_code, reason = "Sugon AC has no required setting")
-)]
 pub(crate) fn required(
     vendor: crate::Vendor,
     field: &'static str,

@@ -13,19 +13,6 @@ const LONGEST_BELIEVABLE: TimeDelta = TimeDelta::days(400);
 
 /// What a vendor said about expiry.
 #[derive(Debug)]
-#[cfg_attr(
-    not(all(
-        feature = "isolarcloud",
-        feature = "sugon-ac",
-        feature = "misa-cukcuk",
-        feature = "wechat-open",
-        feature = "ekuaibao"
-    )),
-    allow(
-        dead_code,
-        reason = "each vendor feature uses the forms its vendor sends"
-    )
-)]
 pub(crate) enum ExpiryHint<'a> {
     /// Seconds from when the request was sent.
     Seconds(i64),

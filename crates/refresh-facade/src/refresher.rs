@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use tracing::Instrument;
 
 use crate::clock::Clock;
@@ -25,19 +27,55 @@ pub struct Refresher {
     call_timeout: Duration,
 }
 
-#[derive(Clone, Debug)]
-enum Adapter {
-    #[cfg(feature = "isolarcloud")]
-    ISolarCloud(vendors::isolarcloud::Adapter),
-    #[cfg(feature = "sugon-ac")]
-    SugonAc(vendors::sugon_ac::Adapter),
-    #[cfg(feature = "misa-cukcuk")]
-    MisaCukcuk(vendors::misa_cukcuk::Adapter),
-    #[cfg(feature = "wechat-open")]
-    WechatOpen(vendors::wechat_open::Adapter),
-    #[cfg(feature = "ekuaibao")]
-    Ekuaibao(vendors::ekuaibao::Adapter),
+macro_rules! adapters {
+    ([] $($(#[$doc:meta])* $variant:ident $name:literal $module:ident $config:ident $extras:ident,)*) => {
+        /// The compiled vendors' adapters, one of which a refresher holds.
+        #[derive(Clone, Debug)]
+        enum Adapter {
+            $(
+                #[cfg(feature = $name)]
+                $variant(vendors::$module::Adapter),
+            )*
+        }
+
+        impl Adapter {
+            fn new(config: VendorConfig, http: reqwest::Client) -> Result<Adapter, ConfigError> {
+                Ok(match config {
+                    $(
+                        #[cfg(feature = $name)]
+                        VendorConfig::$variant(config) => {
+                            Adapter::$variant(vendors::$module::Adapter::new(config, http)?)
+                        }
+                    )*
+                })
+            }
+
+            async fn refresh(
+                &self,
+                grant: &RefreshGrant,
+                sent_at: DateTime<Utc>,
+            ) -> Result<TokenSet, RefreshError> {
+                match self {
+                    $(
+                        #[cfg(feature = $name)]
+                        Adapter::$variant(adapter) => adapter.refresh(grant, sent_at).await,
+                    )*
+                }
+            }
+
+            async fn obtain(&self, grant: &Grant, sent_at: DateTime<Utc>) -> Result<TokenSet, RefreshError> {
+                match self {
+                    $(
+                        #[cfg(feature = $name)]
+                        Adapter::$variant(adapter) => adapter.obtain(grant, sent_at).await,
+                    )*
+                }
+            }
+        }
+    };
 }
+
+for_each_vendor!(adapters);
 
 impl Refresher {
     /// A refresher with its own HTTP client ([`HttpOptions::default`]).
@@ -63,28 +101,7 @@ impl Refresher {
         http: reqwest::Client,
     ) -> Result<Self, ConfigError> {
         let vendor = config.vendor();
-        let adapter = match config {
-            #[cfg(feature = "isolarcloud")]
-            VendorConfig::ISolarCloud(config) => {
-                Adapter::ISolarCloud(vendors::isolarcloud::Adapter::new(config, http)?)
-            }
-            #[cfg(feature = "sugon-ac")]
-            VendorConfig::SugonAc(config) => {
-                Adapter::SugonAc(vendors::sugon_ac::Adapter::new(config, http)?)
-            }
-            #[cfg(feature = "misa-cukcuk")]
-            VendorConfig::MisaCukcuk(config) => {
-                Adapter::MisaCukcuk(vendors::misa_cukcuk::Adapter::new(config, http)?)
-            }
-            #[cfg(feature = "wechat-open")]
-            VendorConfig::WechatOpen(config) => {
-                Adapter::WechatOpen(vendors::wechat_open::Adapter::new(config, http)?)
-            }
-            #[cfg(feature = "ekuaibao")]
-            VendorConfig::Ekuaibao(config) => {
-                Adapter::Ekuaibao(vendors::ekuaibao::Adapter::new(config, http)?)
-            }
-        };
+        let adapter = Adapter::new(config, http)?;
         Ok(Refresher {
             vendor,
             adapter,
@@ -135,21 +152,8 @@ impl Refresher {
                     detail,
                 ));
             }
-            self.with_vendor_clock(async {
-                match &self.adapter {
-                    #[cfg(feature = "isolarcloud")]
-                    Adapter::ISolarCloud(adapter) => adapter.obtain(grant, self.clock.now()).await,
-                    #[cfg(feature = "sugon-ac")]
-                    Adapter::SugonAc(adapter) => adapter.obtain(grant, self.clock.now()).await,
-                    #[cfg(feature = "wechat-open")]
-                    Adapter::WechatOpen(adapter) => adapter.obtain(grant, self.clock.now()).await,
-                    #[cfg(feature = "ekuaibao")]
-                    Adapter::Ekuaibao(adapter) => adapter.obtain(grant, self.clock.now()).await,
-                    #[cfg(feature = "misa-cukcuk")]
-                    Adapter::MisaCukcuk(adapter) => adapter.obtain(grant, self.clock.now()).await,
-                }
-            })
-            .await
+            self.with_vendor_clock(self.adapter.obtain(grant, self.clock.now()))
+                .await
         }
         .instrument(span.clone())
         .await
@@ -208,21 +212,8 @@ impl Refresher {
             ));
         }
         let sent_at = self.clock.now();
-        self.with_vendor_clock(async {
-            match &self.adapter {
-                #[cfg(feature = "isolarcloud")]
-                Adapter::ISolarCloud(adapter) => adapter.refresh(grant, sent_at).await,
-                #[cfg(feature = "sugon-ac")]
-                Adapter::SugonAc(adapter) => adapter.refresh(grant, sent_at).await,
-                #[cfg(feature = "misa-cukcuk")]
-                Adapter::MisaCukcuk(adapter) => adapter.refresh(grant, sent_at).await,
-                #[cfg(feature = "wechat-open")]
-                Adapter::WechatOpen(adapter) => adapter.refresh(grant, sent_at).await,
-                #[cfg(feature = "ekuaibao")]
-                Adapter::Ekuaibao(adapter) => adapter.refresh(grant, sent_at).await,
-            }
-        })
-        .await
+        self.with_vendor_clock(self.adapter.refresh(grant, sent_at))
+            .await
     }
 
     /// Runs a vendor call; its tokens say how far the vendor's clock (its answer's `Date`) was from ours.

@@ -139,21 +139,22 @@ pub enum ExpirySource {
     ConservativeDefault,
 }
 
-/// What a vendor says besides the tokens, in typed form (each vendor's struct is documented with it).
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum VendorExtras {
-    #[cfg(feature = "isolarcloud")]
-    ISolarCloud(vendors::isolarcloud::ISolarCloudExtras),
-    #[cfg(feature = "sugon-ac")]
-    SugonAc(vendors::sugon_ac::SugonAcExtras),
-    #[cfg(feature = "misa-cukcuk")]
-    MisaCukcuk(vendors::misa_cukcuk::MisaCukcukExtras),
-    #[cfg(feature = "wechat-open")]
-    WechatOpen(vendors::wechat_open::WechatOpenExtras),
-    #[cfg(feature = "ekuaibao")]
-    Ekuaibao(vendors::ekuaibao::EkuaibaoExtras),
+macro_rules! vendor_extras {
+    ([] $($(#[$doc:meta])* $variant:ident $name:literal $module:ident $config:ident $extras:ident,)*) => {
+        /// What a vendor says besides the tokens, in typed form (each vendor's struct is documented with it).
+        #[derive(Clone, Debug)]
+        #[non_exhaustive]
+        pub enum VendorExtras {
+            $(
+                $(#[$doc])*
+                #[cfg(feature = $name)]
+                $variant(vendors::$module::$extras),
+            )*
+        }
+    };
 }
+
+for_each_vendor!(vendor_extras);
 
 #[cfg(test)]
 mod tests {

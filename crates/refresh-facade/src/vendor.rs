@@ -3,46 +3,33 @@
 use std::fmt;
 use std::time::Duration;
 
-/// A token vendor. Every vendor is listed whatever features are on, so that tokens and errors can always
-/// name theirs; a [`crate::VendorConfig`] exists only for the vendors whose feature is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Vendor {
-    /// Sungrow iSolarCloud.
-    #[serde(rename = "isolarcloud")]
-    ISolarCloud,
-    /// Sugon / SCNet AC.
-    SugonAc,
-    /// MISA CukCuk Graph API v2.
-    MisaCukcuk,
-    /// WeChat Open Platform, third-party platform.
-    WechatOpen,
-    /// Ekuaibao (Hose).
-    Ekuaibao,
+macro_rules! vendor_enum {
+    ([] $($(#[$doc:meta])* $variant:ident $name:literal $module:ident $config:ident $extras:ident,)*) => {
+        /// A token vendor. Every vendor is listed whatever features are on, so that tokens and errors can always
+        /// name theirs; a [`crate::VendorConfig`] exists only for the vendors whose feature is on.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[non_exhaustive]
+        pub enum Vendor {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl Vendor {
+            /// Every vendor, in a stable order.
+            pub const ALL: [Vendor; [$($name),*].len()] = [$(Vendor::$variant),*];
+
+            /// The vendor's short name, as in configuration, specs and crate names (`sugon-ac`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Vendor::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
+for_each_vendor!(vendor_enum);
+
 impl Vendor {
-    /// Every vendor, in a stable order.
-    pub const ALL: [Vendor; 5] = [
-        Vendor::ISolarCloud,
-        Vendor::SugonAc,
-        Vendor::MisaCukcuk,
-        Vendor::WechatOpen,
-        Vendor::Ekuaibao,
-    ];
-
-    /// The vendor's short name, as in configuration, specs and crate names (`sugon-ac`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Vendor::ISolarCloud => "isolarcloud",
-            Vendor::SugonAc => "sugon-ac",
-            Vendor::MisaCukcuk => "misa-cukcuk",
-            Vendor::WechatOpen => "wechat-open",
-            Vendor::Ekuaibao => "ekuaibao",
-        }
-    }
-
     /// How long the vendor lets a token be refreshed (see [`RefreshWindow`]); `None` when the vendor's cargo
     /// feature is off. Each vendor's window is documented in its file under `src/vendors/`.
     pub fn refresh_window(self) -> Option<RefreshWindow> {
@@ -69,7 +56,7 @@ impl std::str::FromStr for Vendor {
 
 /// A vendor name that is not one of [`Vendor::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown vendor {0:?} (known: isolarcloud, sugon-ac, misa-cukcuk, wechat-open, ekuaibao)")]
+#[error("unknown vendor {0:?} (known: {known})", known = Vendor::ALL.map(Vendor::as_str).join(", "))]
 pub struct UnknownVendor(pub String);
 
 /// Until when a vendor accepts a refresh. Past it, only a new login (authorization) gets tokens again.

@@ -163,13 +163,6 @@ impl RefreshError {
     }
 
     /// The same error, read as `kind` for the reason `detail` gives (evidence the code alone does not carry).
-    #[cfg_attr(
-        not(any(feature = "sugon-ac", feature = "ekuaibao")),
-        expect(
-            dead_code,
-            reason = "only Sugon AC and Ekuaibao read more than the code"
-        )
-    )]
     pub(crate) fn with_kind(mut self, kind: ErrorKind, detail: impl Into<String>) -> Self {
         self.inner.kind = kind;
         self.inner.detail = detail.into();

@@ -1,17 +1,6 @@
 //! One file per vendor: its configuration, extras, refresh window, kind map and adapter. What the adapters
 //! share (sending a generated client's call, turning an answer into a [`TokenSet`]) lives here.
 
-#[cfg(feature = "ekuaibao")]
-pub(crate) mod ekuaibao;
-#[cfg(feature = "isolarcloud")]
-pub(crate) mod isolarcloud;
-#[cfg(feature = "misa-cukcuk")]
-pub(crate) mod misa_cukcuk;
-#[cfg(feature = "sugon-ac")]
-pub(crate) mod sugon_ac;
-#[cfg(feature = "wechat-open")]
-pub(crate) mod wechat_open;
-
 pub(crate) mod salvage;
 
 use std::future::Future;
@@ -28,33 +17,28 @@ use crate::token::{Rotation, TokenSet, VendorExtras};
 use crate::vendor::{RefreshWindow, Vendor};
 pub(crate) use salvage::Salvaged;
 
-/// Every compiled vendor's kind map.
-pub(crate) const CODE_KINDS: &[&CodeKinds] = &[
-    #[cfg(feature = "isolarcloud")]
-    &isolarcloud::CODE_KINDS,
-    #[cfg(feature = "sugon-ac")]
-    &sugon_ac::CODE_KINDS,
-    #[cfg(feature = "misa-cukcuk")]
-    &misa_cukcuk::CODE_KINDS,
-    #[cfg(feature = "wechat-open")]
-    &wechat_open::CODE_KINDS,
-    #[cfg(feature = "ekuaibao")]
-    &ekuaibao::CODE_KINDS,
-];
+macro_rules! vendor_modules {
+    ([] $($(#[$doc:meta])* $variant:ident $name:literal $module:ident $config:ident $extras:ident,)*) => {
+        $(
+            #[cfg(feature = $name)]
+            pub(crate) mod $module;
+        )*
 
-/// Every compiled vendor's refresh window.
-const REFRESH_WINDOWS: &[(Vendor, RefreshWindow)] = &[
-    #[cfg(feature = "isolarcloud")]
-    (Vendor::ISolarCloud, isolarcloud::REFRESH_WINDOW),
-    #[cfg(feature = "sugon-ac")]
-    (Vendor::SugonAc, sugon_ac::REFRESH_WINDOW),
-    #[cfg(feature = "misa-cukcuk")]
-    (Vendor::MisaCukcuk, misa_cukcuk::REFRESH_WINDOW),
-    #[cfg(feature = "wechat-open")]
-    (Vendor::WechatOpen, wechat_open::REFRESH_WINDOW),
-    #[cfg(feature = "ekuaibao")]
-    (Vendor::Ekuaibao, ekuaibao::REFRESH_WINDOW),
-];
+        /// Every compiled vendor's kind map.
+        pub(crate) const CODE_KINDS: &[&CodeKinds] = &[$(
+            #[cfg(feature = $name)]
+            &$module::CODE_KINDS,
+        )*];
+
+        /// Every compiled vendor's refresh window.
+        const REFRESH_WINDOWS: &[(Vendor, RefreshWindow)] = &[$(
+            #[cfg(feature = $name)]
+            (Vendor::$variant, $module::REFRESH_WINDOW),
+        )*];
+    };
+}
+
+for_each_vendor!(vendor_modules);
 
 /// The refresh window of `vendor`, if its feature is compiled in.
 pub(crate) fn refresh_window(vendor: Vendor) -> Option<RefreshWindow> {
@@ -153,24 +137,8 @@ pub(crate) enum Basis<'a> {
     /// A refresh with this grant: a refresh token the answer lacks is carried over from it.
     Refresh(&'a RefreshGrant),
     /// A login: the answer's tokens are the first; it must carry a refresh token.
-    #[cfg_attr(
-        not(any(
-            feature = "isolarcloud",
-            feature = "sugon-ac",
-            feature = "wechat-open",
-            feature = "ekuaibao"
-        )),
-        expect(dead_code, reason = "MISA CukCuk's login issues no refresh token")
-    )]
     Login,
     /// A credential obtained again rather than refreshed (WeChat's component access token, MISA CukCuk's login).
-    #[cfg_attr(
-        not(any(feature = "wechat-open", feature = "misa-cukcuk")),
-        expect(
-            dead_code,
-            reason = "only WeChat and MISA CukCuk have such a credential"
-        )
-    )]
     Unrefreshable,
 }
 

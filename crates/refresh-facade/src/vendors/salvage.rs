@@ -44,18 +44,6 @@ pub(crate) enum Expiry {
 impl Salvaged {
     /// The normalized tokens, with `extras` (what the vendor says besides the tokens is not read from an answer
     /// that does not match its documentation).
-    #[cfg_attr(
-        not(any(
-            feature = "isolarcloud",
-            feature = "misa-cukcuk",
-            feature = "wechat-open",
-            feature = "ekuaibao"
-        )),
-        expect(
-            dead_code,
-            reason = "Sugon AC reads its salvaged token by its own rules"
-        )
-    )]
     pub fn into_token_set(
         self,
         vendor: crate::Vendor,

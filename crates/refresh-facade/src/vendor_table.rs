@@ -1,0 +1,56 @@
+//! The one list of vendors. Every list of vendors in the facade is made from it: the [`crate::Vendor`] enum and its
+//! names, [`crate::VendorConfig`], [`crate::VendorExtras`], the refresher's adapters and their dispatch, the
+//! modules under `vendors/`, the kind maps, the refresh windows, the crate root's re-exports, and which lint a
+//! build without every vendor relaxes. A vendor's own rules stay in its file, `vendors/<module>.rs`, under names
+//! the table relies on: `Adapter` (`new`, `refresh`, `obtain`), `CODE_KINDS` and `REFRESH_WINDOW`.
+
+/// Calls `$then! { [$extra] rows }`, one row per vendor: its doc, its [`crate::Vendor`] variant, its name (which
+/// is also its cargo feature, its spec's file name and its crate's suffix), its module under `vendors/`, and its
+/// public configuration and extras types.
+macro_rules! for_each_vendor {
+    ($then:ident $([$($extra:tt)*])?) => {
+        $then! {
+            [$($($extra)*)?]
+            /// Sungrow iSolarCloud.
+            ISolarCloud "isolarcloud" isolarcloud ISolarCloudConfig ISolarCloudExtras,
+            /// Sugon / SCNet AC.
+            SugonAc "sugon-ac" sugon_ac SugonAcConfig SugonAcExtras,
+            /// MISA CukCuk Graph API v2.
+            MisaCukcuk "misa-cukcuk" misa_cukcuk MisaCukcukConfig MisaCukcukExtras,
+            /// WeChat Open Platform, third-party platform.
+            WechatOpen "wechat-open" wechat_open WechatOpenConfig WechatOpenExtras,
+            /// Ekuaibao (Hose).
+            Ekuaibao "ekuaibao" ekuaibao EkuaibaoConfig EkuaibaoExtras,
+        }
+    };
+}
+
+/// Items that only some vendors use: with a vendor left out, what only it reads goes unused, so such a build does
+/// not lint dead code (the build with every vendor does: CI's clippy runs with all features).
+macro_rules! shared_by_vendors {
+    ([$($item:item)*] $($(#[$doc:meta])* $variant:ident $name:literal $module:ident $config:ident $extras:ident,)*) => {
+        allow_dead_code_unless! { (all($(feature = $name),*)) $($item)* }
+    };
+}
+
+macro_rules! allow_dead_code_unless {
+    ($every:tt $($item:item)*) => {
+        $(
+            #[cfg_attr(not $every, allow(dead_code, reason = "a vendor left out leaves what only it reads unused"))]
+            $item
+        )*
+    };
+}
+
+/// The compile error of a build with no vendor, and the crate root's re-exports of each vendor's public types.
+macro_rules! vendor_exports {
+    ([] $($(#[$doc:meta])* $variant:ident $name:literal $module:ident $config:ident $extras:ident,)*) => {
+        #[cfg(not(any($(feature = $name),*)))]
+        compile_error!(concat!("refresh-facade needs at least one vendor feature:" $(, " ", $name)*));
+
+        $(
+            #[cfg(feature = $name)]
+            pub use vendors::$module::{$config, $extras};
+        )*
+    };
+}
