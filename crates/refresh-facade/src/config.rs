@@ -158,14 +158,7 @@ pub(crate) fn required(
     }
 }
 
-#[cfg(all(
-    test,
-    feature = "isolarcloud",
-    feature = "sugon-ac",
-    feature = "misa-cukcuk",
-    feature = "wechat-open",
-    feature = "ekuaibao"
-))]
+#[cfg(all(test, feature = "every-vendor"))]
 mod tests {
     use super::*;
     use crate::Vendor;

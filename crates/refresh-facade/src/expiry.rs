@@ -13,17 +13,17 @@ const LONGEST_BELIEVABLE: TimeDelta = TimeDelta::days(400);
 
 /// What a vendor said about expiry.
 #[derive(Debug)]
-pub(crate) enum ExpiryHint<'a> {
+pub(crate) enum ExpiryHint {
     /// Seconds from when the request was sent.
     Seconds(i64),
     /// Seconds, as a string (iSolarCloud documents `expires_in` as a String).
-    SecondsText(&'a str),
+    SecondsText(String),
     /// An RFC 3339 instant (MISA: 7 fractional digits and an offset).
-    Rfc3339(&'a str),
+    Rfc3339(String),
     /// Milliseconds since the epoch (Ekuaibao's `expireTime`).
     EpochMillis(i64),
     /// Milliseconds since the epoch as a string, from a token's claim (Sugon AC's JWT `expireTime`).
-    ClaimMillis(&'a str),
+    ClaimMillis(String),
     /// Nothing.
     Absent,
 }
@@ -32,10 +32,7 @@ pub(crate) enum ExpiryHint<'a> {
 /// unreadable expiry never fails a refresh: the vendor may already have rotated the refresh token, and failing
 /// would lose the new one. A non-positive lifetime, or one over 400 days, counts as unreadable; an absolute
 /// instant in the past is believed (the vendor says the token is expired).
-pub(crate) fn resolve(
-    hint: ExpiryHint<'_>,
-    sent_at: DateTime<Utc>,
-) -> (DateTime<Utc>, ExpirySource) {
+pub(crate) fn resolve(hint: ExpiryHint, sent_at: DateTime<Utc>) -> (DateTime<Utc>, ExpirySource) {
     let stated = !matches!(hint, ExpiryHint::Absent);
     let resolved = match hint {
         ExpiryHint::Seconds(seconds) => {
@@ -116,18 +113,19 @@ mod tests {
     #[test]
     fn seconds_as_a_string_are_the_same_as_a_number() {
         assert_eq!(
-            resolve(SecondsText("172799"), sent()),
+            resolve(SecondsText("172799".into()), sent()),
             resolve(Seconds(172_799), sent())
         );
         assert_eq!(
-            resolve(SecondsText(" 7200 "), sent()).0,
+            resolve(SecondsText(" 7200 ".into()), sent()).0,
             at("2026-11-22T12:00:00Z")
         );
     }
 
     #[test]
     fn seven_fractional_digits_and_an_offset_are_read_exactly() {
-        let (expires, source) = resolve(Rfc3339("2026-11-23T18:44:15.6186183+07:00"), sent());
+        let (expires, source) =
+            resolve(Rfc3339("2026-11-23T18:44:15.6186183+07:00".into()), sent());
         assert_eq!(source, ExpirySource::VendorInstant);
         assert_eq!(
             expires.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
@@ -138,14 +136,14 @@ mod tests {
     #[test]
     fn six_fractional_digits_and_no_fraction_work_too() {
         assert_eq!(
-            resolve(Rfc3339("2026-11-23T18:44:15.618329+07:00"), sent())
+            resolve(Rfc3339("2026-11-23T18:44:15.618329+07:00".into()), sent())
                 .0
                 .timestamp_micros()
                 % 1_000_000,
             618_329
         );
         assert_eq!(
-            resolve(Rfc3339("2026-11-23T11:44:15Z"), sent()).0,
+            resolve(Rfc3339("2026-11-23T11:44:15Z".into()), sent()).0,
             at("2026-11-23T11:44:15Z")
         );
     }
@@ -160,7 +158,10 @@ mod tests {
 
     #[test]
     fn a_claim_in_milliseconds_as_a_string_is_read() {
-        let (expires, source) = resolve(ClaimMillis("1686908509231"), at("2023-06-16T00:00:00Z"));
+        let (expires, source) = resolve(
+            ClaimMillis("1686908509231".into()),
+            at("2023-06-16T00:00:00Z"),
+        );
         assert_eq!(
             (expires, source),
             (at("2023-06-16T09:41:49.231Z"), ExpirySource::TokenClaim)
@@ -175,16 +176,16 @@ mod tests {
         );
         for hint in [
             Absent,
-            SecondsText("soon"),
-            SecondsText(""),
+            SecondsText("soon".into()),
+            SecondsText("".into()),
             Seconds(0),
             Seconds(-5),
             Seconds(i64::MAX),
             Seconds(401 * 24 * 3600),
-            Rfc3339("2026-13-45T99:00:00+07:00"),
-            Rfc3339("yesterday"),
+            Rfc3339("2026-13-45T99:00:00+07:00".into()),
+            Rfc3339("yesterday".into()),
             EpochMillis(i64::MAX),
-            ClaimMillis("not-a-number"),
+            ClaimMillis("not-a-number".into()),
         ] {
             let label = format!("{hint:?}");
             assert_eq!(resolve(hint, sent()), default, "{label}");

@@ -94,23 +94,28 @@
 //! types, an envelope with neither tokens nor an error code, a body over 1 MiB) are `malformed_response`.
 //!
 #![doc = include_str!("../ERROR_CODES.md")]
+#![cfg_attr(
+    not(feature = "every-vendor"),
+    allow(
+        dead_code,
+        reason = "what only a vendor left out reads is unused; the default build lints it"
+    )
+)]
 
 #[macro_use]
 mod vendor_table;
 
 mod anomaly;
 mod clock;
+mod config;
+mod error;
+mod expiry;
 mod grant;
 mod refresher;
 mod token;
 mod vendor;
 mod vendor_clock;
-for_each_vendor!(shared_by_vendors [
-    mod config;
-    mod error;
-    mod expiry;
-    mod vendors;
-]);
+mod vendors;
 
 pub use anomaly::Anomaly;
 pub use clock::Clock;
@@ -132,11 +137,9 @@ pub use vendors::sugon_ac::{SugonAcClaims, SugonAcRegion};
 mod tests {
     /// ERROR_CODES.md is what the compiled kind maps and the generated code tables say, byte for byte. After a
     /// change of either, `UPDATE_ERROR_CODES=1` rewrites it: review its diff like a snapshot's.
+    #[cfg(feature = "every-vendor")]
     #[test]
     fn error_codes_doc_is_current() {
-        if crate::vendors::CODE_KINDS.len() < crate::Vendor::ALL.len() {
-            return; // The document is of every vendor: a build with some left out cannot render it.
-        }
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ERROR_CODES.md");
         let rendered = crate::error_codes_markdown();
         if std::env::var_os("UPDATE_ERROR_CODES").is_some() {

@@ -1,8 +1,9 @@
 //! The one list of vendors. Every list of vendors in the facade is made from it: the [`crate::Vendor`] enum and its
 //! names, [`crate::VendorConfig`], [`crate::VendorExtras`], the refresher's adapters and their dispatch, the
-//! modules under `vendors/`, the kind maps, the refresh windows, the crate root's re-exports, and which lint a
-//! build without every vendor relaxes. A vendor's own rules stay in its file, `vendors/<module>.rs`, under names
-//! the table relies on: `Adapter` (`new`, `refresh`, `obtain`), `CODE_KINDS` and `REFRESH_WINDOW`.
+//! kind maps, the refresh windows and the crate root's re-exports. A vendor's own rules stay in its file, `vendors/<module>.rs`, under names
+//! the table relies on: `Adapter` (`new`, `refresh`, `obtain`), `CODE_KINDS` and `REFRESH_WINDOW`; the file starts
+//! with `#![cfg(feature = "<name>")]`, and `vendors/mod.rs` declares it (a module declared by a macro would be
+//! out of rustfmt's reach).
 
 /// Calls `$then! { [$extra] rows }`, one row per vendor: its doc, its [`crate::Vendor`] variant, its name (which
 /// is also its cargo feature, its spec's file name and its crate's suffix), its module under `vendors/`, and its
@@ -22,23 +23,6 @@ macro_rules! for_each_vendor {
             /// Ekuaibao (Hose).
             Ekuaibao "ekuaibao" ekuaibao EkuaibaoConfig EkuaibaoExtras,
         }
-    };
-}
-
-/// Items that only some vendors use: with a vendor left out, what only it reads goes unused, so such a build does
-/// not lint dead code (the build with every vendor does: CI's clippy runs with all features).
-macro_rules! shared_by_vendors {
-    ([$($item:item)*] $($(#[$doc:meta])* $variant:ident $name:literal $module:ident $config:ident $extras:ident,)*) => {
-        allow_dead_code_unless! { (all($(feature = $name),*)) $($item)* }
-    };
-}
-
-macro_rules! allow_dead_code_unless {
-    ($every:tt $($item:item)*) => {
-        $(
-            #[cfg_attr(not $every, allow(dead_code, reason = "a vendor left out leaves what only it reads unused"))]
-            $item
-        )*
     };
 }
 

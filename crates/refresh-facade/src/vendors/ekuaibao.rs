@@ -1,5 +1,6 @@
 //! Ekuaibao: refresh with the current access and refresh tokens in the query; the failure envelope
 //! (`errorCode: 403`) may come with HTTP 200 or 403.
+#![cfg(feature = "ekuaibao")]
 
 use chrono::{DateTime, Utc};
 use refresh_ekuaibao::error_codes::error_code;
@@ -7,7 +8,7 @@ use refresh_ekuaibao::operations::{GET_ACCESS_TOKEN, REFRESH_TOKEN, REFRESH_TOKE
 use refresh_ekuaibao::types::{AppCredentials, AuthEnvelope};
 use refresh_runtime::Operation;
 
-use super::{Answer, Answered, Basis, DocumentedError, Exchange};
+use super::{Answer, Basis, DocumentedError, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -117,7 +118,7 @@ impl Adapter {
             grant.refresh_token.expose_secret(),
         );
         let power_code = &self.config.power_code;
-        let (operation, answered) = match self.config.validity_days {
+        let answer = match self.config.validity_days {
             Some(days) => {
                 let operation = &REFRESH_TOKEN_WITH_VALIDITY;
                 let call = self
@@ -128,7 +129,14 @@ impl Adapter {
                     .refresh_token(refresh)
                     .power_code(power_code)
                     .send();
-                (operation, exchange(operation, &redactor).send(call).await?)
+                let exchange = exchange(operation, &redactor);
+                exchange
+                    .read(
+                        call,
+                        |status, envelope| read(status, envelope, &exchange),
+                        unread,
+                    )
+                    .await?
             }
             None => {
                 let operation = &REFRESH_TOKEN;
@@ -139,15 +147,17 @@ impl Adapter {
                     .refresh_token(refresh)
                     .power_code(power_code)
                     .send();
-                (operation, exchange(operation, &redactor).send(call).await?)
+                let exchange = exchange(operation, &redactor);
+                exchange
+                    .read(
+                        call,
+                        |status, envelope| read(status, envelope, &exchange),
+                        unread,
+                    )
+                    .await?
             }
         };
-        read(
-            answered,
-            &exchange(operation, &redactor),
-            grant.into(),
-            sent_at,
-        )
+        answer.into_token_set(VENDOR, grant, sent_at)
     }
 
     /// The login (`getAccessToken`): the same envelope as a refresh.
@@ -179,8 +189,15 @@ impl Adapter {
             ),
             _ => error,
         };
-        let answered = exchange.send(call).await.map_err(refused)?;
-        read(answered, &exchange, Basis::Login, sent_at).map_err(refused)
+        exchange
+            .read(
+                call,
+                |status, envelope| read(status, envelope, &exchange),
+                unread,
+            )
+            .await
+            .and_then(|answer| answer.into_token_set(VENDOR, Basis::Login, sent_at))
+            .map_err(refused)
     }
 }
 
@@ -192,24 +209,19 @@ fn exchange<'a>(operation: &'static Operation, redactor: &'a Redactor<'a>) -> Ex
     }
 }
 
+/// The extras of an answer read from its raw body: none.
+fn unread() -> VendorExtras {
+    VendorExtras::Ekuaibao(EkuaibaoExtras {
+        corporation_id: None,
+    })
+}
+
 /// Reads the envelope that refreshes and logins answer with.
 fn read(
-    answered: Answered<AuthEnvelope>,
+    status: u16,
+    envelope: AuthEnvelope,
     exchange: &Exchange<'_>,
-    basis: Basis<'_>,
-    sent_at: DateTime<Utc>,
-) -> Result<TokenSet, RefreshError> {
-    let (status, envelope) = match answered {
-        Answered::Typed { status, body } => (status, body),
-        Answered::Salvaged(salvaged) => {
-            let extras = EkuaibaoExtras {
-                corporation_id: None,
-            };
-            let extras = VendorExtras::Ekuaibao(extras);
-            return salvaged.into_token_set(VENDOR, extras, basis, sent_at);
-        }
-    };
-
+) -> Result<Answer, RefreshError> {
     let nested_failure = envelope
         .value
         .as_ref()
@@ -218,7 +230,8 @@ fn read(
         return Err(envelope.into_error(status, exchange));
     }
     let tokens = envelope.value.unwrap_or_default();
-    Answer {
+    Ok(Answer {
+        status: Some(status),
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
         token_type: None,
@@ -229,8 +242,7 @@ fn read(
             corporation_id: tokens.corporation_id,
         }),
         anomalies: Vec::new(),
-    }
-    .into_token_set(VENDOR, basis, sent_at, status)
+    })
 }
 
 /// The failure envelope, whichever HTTP status it came with (200 or the documented 403): its code, or else

@@ -1,5 +1,6 @@
 //! Sungrow iSolarCloud: failures come with HTTP 200, in `result_data.code` or (gateway) `result_code`; the
 //! envelope's `req_serial_num` is the request id.
+#![cfg(feature = "isolarcloud")]
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use refresh_isolarcloud::operations::{EXCHANGE_TOKEN, REFRESH_TOKEN};
 use refresh_isolarcloud::types::{RefreshTokenRequest, Seconds, TokenEnvelope, TokenRequest};
 use refresh_runtime::{Operation, Secret};
 
-use super::{Answer, Answered, Basis, Exchange};
+use super::{Answer, Basis, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -141,7 +142,14 @@ impl Adapter {
             .body(body)
             .send();
         let exchange = self.exchange(&REFRESH_TOKEN, &redactor);
-        read(exchange.send(call).await?, grant.into(), sent_at, &redactor)
+        exchange
+            .read(
+                call,
+                |status, envelope| read(status, envelope, &redactor),
+                unread,
+            )
+            .await?
+            .into_token_set(VENDOR, grant, sent_at)
     }
 
     /// The authorization code exchange (`exchange_token`): the same envelope as a refresh.
@@ -167,7 +175,14 @@ impl Adapter {
             .body(body)
             .send();
         let exchange = self.exchange(&EXCHANGE_TOKEN, &redactor);
-        read(exchange.send(call).await?, Basis::Login, sent_at, &redactor)
+        exchange
+            .read(
+                call,
+                |status, envelope| read(status, envelope, &redactor),
+                unread,
+            )
+            .await?
+            .into_token_set(VENDOR, Basis::Login, sent_at)
     }
 
     fn access_key(&self) -> &str {
@@ -187,24 +202,19 @@ impl Adapter {
     }
 }
 
+/// The extras of an answer read from its raw body: none.
+fn unread() -> VendorExtras {
+    VendorExtras::ISolarCloud(ISolarCloudExtras {
+        req_serial_num: None,
+    })
+}
+
 /// Reads the token envelope that refreshes and code exchanges answer with.
 fn read(
-    answered: Answered<TokenEnvelope>,
-    basis: Basis<'_>,
-    sent_at: DateTime<Utc>,
+    status: u16,
+    envelope: TokenEnvelope,
     redactor: &Redactor<'_>,
-) -> Result<TokenSet, RefreshError> {
-    let (status, envelope) = match answered {
-        Answered::Typed { status, body } => (status, body),
-        Answered::Salvaged(salvaged) => {
-            let extras = ISolarCloudExtras {
-                req_serial_num: None,
-            };
-            let extras = VendorExtras::ISolarCloud(extras);
-            return salvaged.into_token_set(VENDOR, extras, basis, sent_at);
-        }
-    };
-
+) -> Result<Answer, RefreshError> {
     let said = Said {
         status: Some(status),
         // The envelope says "success" even when result_data.code says otherwise: that is no message about
@@ -221,13 +231,14 @@ fn read(
     let data = envelope.result_data.unwrap_or_default();
     CODE_KINDS.check(&result_data_code::FIELD, data.code.as_deref(), &said)?;
     // Tokens in result_data, as documented; at the top level, as one widely used client reads them.
-    let expires_in = data.expires_in.as_ref().or(envelope.expires_in.as_ref());
-    Answer {
+    let expires_in = data.expires_in.or(envelope.expires_in);
+    Ok(Answer {
+        status: Some(status),
         access_token: data.access_token.or(envelope.access_token),
         refresh_token: data.refresh_token.or(envelope.refresh_token),
         token_type: data.token_type.or(envelope.token_type),
         expiry: match expires_in {
-            Some(Seconds::Int64(seconds)) => ExpiryHint::Seconds(*seconds),
+            Some(Seconds::Int64(seconds)) => ExpiryHint::Seconds(seconds),
             Some(Seconds::String(text)) => ExpiryHint::SecondsText(text),
             None => ExpiryHint::Absent,
         },
@@ -235,6 +246,5 @@ fn read(
             req_serial_num: envelope.req_serial_num,
         }),
         anomalies: Vec::new(),
-    }
-    .into_token_set(VENDOR, basis, sent_at, status)
+    })
 }

@@ -1,6 +1,7 @@
 //! MISA CukCuk: failures come in the same envelope (`Success: false`, `ErrorType`); HTTP 401 means the token is
 //! expired or invalid. The OpenPlatform login is signed (HMAC-SHA256 of its fields, keyed by the app's secret key)
 //! and issues no refresh token: its token is obtained again, never refreshed.
+#![cfg(feature = "misa-cukcuk")]
 
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
@@ -11,7 +12,7 @@ use refresh_misa_cukcuk::types::{
 };
 use refresh_runtime::Secret;
 
-use super::{Answer, Answered, Basis, Exchange};
+use super::{Answer, Basis, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -128,37 +129,38 @@ impl Adapter {
                 request_timeout: data.request_timeout,
             }
         };
-        let (status, envelope) = match exchange.send(call).await? {
-            Answered::Typed { status, body } => (status, body),
-            Answered::Salvaged(salvaged) => {
-                let extras = VendorExtras::MisaCukcuk(extras(None));
-                return salvaged.into_token_set(VENDOR, extras, grant.into(), sent_at);
-            }
-        };
-
-        if let Some(refusal) = refusal(
-            status,
-            envelope.success,
-            envelope.error_type,
-            envelope.error_message.as_deref(),
-            &redactor,
-        ) {
-            return Err(refusal);
-        }
-        let mut data = envelope.data.unwrap_or_default();
-        let (access_token, refresh_token) = (data.access_token.take(), data.refresh_token.take());
-        let (token_type, expire_date) = (data.token_type.take(), data.expire_date.take());
-        Answer {
-            access_token,
-            refresh_token,
-            token_type,
-            expiry: expire_date
-                .as_deref()
-                .map_or(ExpiryHint::Absent, ExpiryHint::Rfc3339),
-            extras: VendorExtras::MisaCukcuk(extras(Some(data))),
-            anomalies: Vec::new(),
-        }
-        .into_token_set(VENDOR, grant, sent_at, status)
+        exchange
+            .read(
+                call,
+                |status, envelope| {
+                    if let Some(refusal) = refusal(
+                        status,
+                        envelope.success,
+                        envelope.error_type,
+                        envelope.error_message.as_deref(),
+                        &redactor,
+                    ) {
+                        return Err(refusal);
+                    }
+                    let mut data = envelope.data.unwrap_or_default();
+                    let (access_token, refresh_token) =
+                        (data.access_token.take(), data.refresh_token.take());
+                    let (token_type, expire_date) =
+                        (data.token_type.take(), data.expire_date.take());
+                    Ok(Answer {
+                        status: Some(status),
+                        access_token,
+                        refresh_token,
+                        token_type,
+                        expiry: expire_date.map_or(ExpiryHint::Absent, ExpiryHint::Rfc3339),
+                        extras: VendorExtras::MisaCukcuk(extras(Some(data))),
+                        anomalies: Vec::new(),
+                    })
+                },
+                || VendorExtras::MisaCukcuk(extras(None)),
+            )
+            .await?
+            .into_token_set(VENDOR, grant, sent_at)
     }
 
     /// Logs in: signs `{AppID, Domain, LoginTime}` with the secret key and sends it with the signature. The
@@ -200,32 +202,34 @@ impl Adapter {
             main_currency: None,
             request_timeout: None,
         };
-        let (status, envelope) = match exchange.send(call).await? {
-            Answered::Typed { status, body } => (status, body),
-            Answered::Salvaged(salvaged) => {
-                let extras = VendorExtras::MisaCukcuk(extras(None));
-                return salvaged.into_token_set(VENDOR, extras, Basis::Unrefreshable, sent_at);
-            }
-        };
-        if let Some(refusal) = refusal(
-            status,
-            envelope.success,
-            envelope.error_type,
-            envelope.error_message.as_deref(),
-            &redactor,
-        ) {
-            return Err(refusal);
-        }
-        let mut data = envelope.data.unwrap_or_default();
-        Answer {
-            access_token: data.access_token.take(),
-            refresh_token: None,
-            token_type: None,
-            expiry: ExpiryHint::Absent,
-            extras: VendorExtras::MisaCukcuk(extras(Some(&data))),
-            anomalies: Vec::new(),
-        }
-        .into_token_set(VENDOR, Basis::Unrefreshable, sent_at, status)
+        exchange
+            .read(
+                call,
+                |status, envelope| {
+                    if let Some(refusal) = refusal(
+                        status,
+                        envelope.success,
+                        envelope.error_type,
+                        envelope.error_message.as_deref(),
+                        &redactor,
+                    ) {
+                        return Err(refusal);
+                    }
+                    let mut data = envelope.data.unwrap_or_default();
+                    Ok(Answer {
+                        status: Some(status),
+                        access_token: data.access_token.take(),
+                        refresh_token: None,
+                        token_type: None,
+                        expiry: ExpiryHint::Absent,
+                        extras: VendorExtras::MisaCukcuk(extras(Some(&data))),
+                        anomalies: Vec::new(),
+                    })
+                },
+                || VendorExtras::MisaCukcuk(extras(None)),
+            )
+            .await?
+            .into_token_set(VENDOR, Basis::Unrefreshable, sent_at)
     }
 }
 

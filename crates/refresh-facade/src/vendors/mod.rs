@@ -15,15 +15,16 @@ use crate::expiry::{ExpiryHint, resolve};
 use crate::grant::RefreshGrant;
 use crate::token::{Rotation, TokenSet, VendorExtras};
 use crate::vendor::{RefreshWindow, Vendor};
-pub(crate) use salvage::Salvaged;
+
+// Each vendor's file says which feature compiles it (`#![cfg(feature = …)]`).
+pub(crate) mod ekuaibao;
+pub(crate) mod isolarcloud;
+pub(crate) mod misa_cukcuk;
+pub(crate) mod sugon_ac;
+pub(crate) mod wechat_open;
 
 macro_rules! vendor_modules {
     ([] $($(#[$doc:meta])* $variant:ident $name:literal $module:ident $config:ident $extras:ident,)*) => {
-        $(
-            #[cfg(feature = $name)]
-            pub(crate) mod $module;
-        )*
-
         /// Every compiled vendor's kind map.
         pub(crate) const CODE_KINDS: &[&CodeKinds] = &[$(
             #[cfg(feature = $name)]
@@ -56,13 +57,6 @@ pub(crate) struct Exchange<'a> {
     pub redactor: &'a Redactor<'a>,
 }
 
-/// A vendor's answer: decoded into the generated type, or, where the typed decode of a success answer failed,
-/// its tokens salvaged from the raw body (see `salvage.rs`).
-pub(crate) enum Answered<T> {
-    Typed { status: u16, body: T },
-    Salvaged(Salvaged),
-}
-
 /// How an answer the spec documents for an error status reads (progenitor's `ErrorResponse` body).
 pub(crate) trait DocumentedError {
     fn into_error(self, status: u16, exchange: &Exchange<'_>) -> RefreshError;
@@ -76,21 +70,23 @@ impl DocumentedError for () {
 }
 
 impl Exchange<'_> {
-    /// Awaits a generated client's call of the operation.
-    pub(crate) async fn send<T, E: DocumentedError>(
+    /// Awaits a generated client's call of the operation, and reads its answer into the one [`Answer`] shape: a
+    /// body the generated type decoded, with `read` (the vendor's reading, which may find the vendor's error in
+    /// it); a success answer whose typed decode failed, from its raw body (`salvage.rs`), with `unread` as its
+    /// extras.
+    pub(crate) async fn read<T, E: DocumentedError>(
         &self,
         call: impl Future<Output = Result<ResponseValue<T>, ClientError<E>>>,
-    ) -> Result<Answered<T>, RefreshError> {
+        read: impl FnOnce(u16, T) -> Result<Answer, RefreshError>,
+        unread: impl FnOnce() -> VendorExtras,
+    ) -> Result<Answer, RefreshError> {
         match call.await {
             Ok(answer) => {
                 crate::vendor_clock::note(answer.headers());
-                Ok(Answered::Typed {
-                    status: answer.status().as_u16(),
-                    body: answer.into_inner(),
-                })
+                read(answer.status().as_u16(), answer.into_inner())
             }
             Err(ClientError::InvalidResponsePayload(body, decode)) => {
-                salvage::salvage(self, &body, &decode).map(Answered::Salvaged)
+                salvage::salvage(self, &body, &decode, unread())
             }
             Err(ClientError::Custom(message)) => {
                 match UndecodableErrorAnswer::from_message(&message) {
@@ -148,18 +144,21 @@ impl<'a> From<&'a RefreshGrant> for Basis<'a> {
     }
 }
 
-/// What a vendor answered, before normalization.
-pub(crate) struct Answer<'a> {
+/// What a vendor answered, before normalization: read from the typed body or salvaged from the raw one.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The answer's HTTP status (`None`: a salvaged answer of an operation that decodes several).
+    pub status: Option<u16>,
     pub access_token: Option<Secret>,
     pub refresh_token: Option<Secret>,
     pub token_type: Option<String>,
-    pub expiry: ExpiryHint<'a>,
+    pub expiry: ExpiryHint,
     pub extras: VendorExtras,
     /// What in the answer did not match its documentation (empty for a typed answer).
     pub anomalies: Vec<crate::Anomaly>,
 }
 
-impl Answer<'_> {
+impl Answer {
     /// The normalized tokens: expiry resolved from when the request was sent, the refresh token carried over
     /// when the vendor sent none, the vendor's refresh window applied.
     pub(crate) fn into_token_set<'g>(
@@ -167,9 +166,8 @@ impl Answer<'_> {
         vendor: Vendor,
         basis: impl Into<Basis<'g>>,
         sent_at: DateTime<Utc>,
-        status: impl Into<Option<u16>>,
     ) -> Result<TokenSet, RefreshError> {
-        let status = status.into();
+        let status = self.status;
         let basis = basis.into();
         let malformed = |detail: &str| {
             RefreshError::new(vendor, ErrorKind::MalformedResponse, detail).with_status(status)

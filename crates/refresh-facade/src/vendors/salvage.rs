@@ -14,83 +14,21 @@
 use refresh_runtime::{Operation, Secret, TokenRole};
 use serde_json::Value;
 
-use super::Exchange;
+use super::{Answer, Exchange};
 use crate::Anomaly;
 use crate::error::{ErrorKind, RefreshError, Said, looks_like_a_code};
 use crate::expiry::ExpiryHint;
-
-/// The tokens and expiry read from an answer the generated types could not decode.
-#[derive(Debug)]
-pub(crate) struct Salvaged {
-    /// The answer's status, where the operation decodes only one.
-    pub status: Option<u16>,
-    pub access_token: Option<Secret>,
-    pub refresh_token: Option<Secret>,
-    pub expiry: Expiry,
-    /// What did not match the documentation, and how the tokens were read.
-    pub anomalies: Vec<crate::Anomaly>,
-}
-
-/// An expiry as read from the raw answer.
-#[derive(Debug)]
-pub(crate) enum Expiry {
-    Seconds(i64),
-    SecondsText(String),
-    EpochMillis(i64),
-    Instant(String),
-    Absent,
-}
-
-impl Salvaged {
-    /// The normalized tokens, with `extras` (what the vendor says besides the tokens is not read from an answer
-    /// that does not match its documentation).
-    pub fn into_token_set(
-        self,
-        vendor: crate::Vendor,
-        extras: crate::token::VendorExtras,
-        basis: super::Basis<'_>,
-        sent_at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<crate::token::TokenSet, RefreshError> {
-        let Salvaged {
-            status,
-            access_token,
-            refresh_token,
-            expiry,
-            anomalies,
-        } = self;
-        super::Answer {
-            access_token,
-            refresh_token,
-            token_type: None,
-            expiry: expiry.hint(),
-            extras,
-            anomalies,
-        }
-        .into_token_set(vendor, basis, sent_at, status)
-    }
-}
-
-impl Expiry {
-    /// The expiry, in the form [`crate::expiry::resolve`] reads.
-    pub fn hint(&self) -> ExpiryHint<'_> {
-        match self {
-            Expiry::Seconds(seconds) => ExpiryHint::Seconds(*seconds),
-            Expiry::SecondsText(text) => ExpiryHint::SecondsText(text),
-            Expiry::EpochMillis(millis) => ExpiryHint::EpochMillis(*millis),
-            Expiry::Instant(text) => ExpiryHint::Rfc3339(text),
-            Expiry::Absent => ExpiryHint::Absent,
-        }
-    }
-}
+use crate::token::VendorExtras;
 
 /// Reads an answer of `exchange` that the generated types could not decode (`decode` says why): the vendor's
-/// error if the answer carries a readable error code, its tokens otherwise, or a malformed-response error when
-/// it carries neither.
+/// error if the answer carries a readable error code, its tokens otherwise (with `unread` as its extras: nothing
+/// else of such an answer is read), or a malformed-response error when it carries neither.
 pub(crate) fn salvage(
     exchange: &Exchange<'_>,
     body: &[u8],
     decode: &serde_json::Error,
-) -> Result<Salvaged, RefreshError> {
+    unread: VendorExtras,
+) -> Result<Answer, RefreshError> {
     let (operation, kinds) = (exchange.operation, exchange.kinds);
     let status = operation.only_decoded_status();
     let malformed = |what: &str| {
@@ -139,20 +77,21 @@ pub(crate) fn salvage(
             "is JSON of the wrong shape or types, with no access token",
         ));
     }
-    let salvaged = Salvaged {
-        status,
-        access_token,
-        refresh_token,
-        expiry,
-        anomalies,
-    };
     tracing::warn!(
         vendor = %kinds.vendor,
         operation = operation.id,
-        anomalies = ?salvaged.anomalies,
+        ?anomalies,
         "the vendor's answer does not match its documentation; its tokens were kept"
     );
-    Ok(salvaged)
+    Ok(Answer {
+        status,
+        access_token,
+        refresh_token,
+        token_type: None,
+        expiry,
+        extras: unread,
+        anomalies,
+    })
 }
 
 /// The first token with `role`, in the spec's order of its fields: a non-blank string.
@@ -181,16 +120,16 @@ fn token(
 }
 
 /// The expiry: a lifetime in seconds or an instant, a number or a numeric text, wherever the spec marks one.
-fn expiry(answer: &Value, operation: &Operation, anomalies: &mut Vec<Anomaly>) -> Expiry {
+fn expiry(answer: &Value, operation: &Operation, anomalies: &mut Vec<Anomaly>) -> ExpiryHint {
     for path in operation.token_paths(TokenRole::ExpiresIn) {
         for value in values_at(answer, path) {
             match value {
                 Value::Number(number) => {
                     if let Some(seconds) = number.as_i64() {
-                        return Expiry::Seconds(seconds);
+                        return ExpiryHint::Seconds(seconds);
                     }
                 }
-                Value::String(text) => return Expiry::SecondsText(text.clone()),
+                Value::String(text) => return ExpiryHint::SecondsText(text.clone()),
                 _ => {}
             }
         }
@@ -200,13 +139,13 @@ fn expiry(answer: &Value, operation: &Operation, anomalies: &mut Vec<Anomaly>) -
             match value {
                 Value::Number(number) => {
                     if let Some(millis) = number.as_i64() {
-                        return Expiry::EpochMillis(millis);
+                        return ExpiryHint::EpochMillis(millis);
                     }
                 }
                 Value::String(text) => {
                     return match text.trim().parse::<i64>() {
-                        Ok(millis) => Expiry::EpochMillis(millis),
-                        Err(_) => Expiry::Instant(text.clone()),
+                        Ok(millis) => ExpiryHint::EpochMillis(millis),
+                        Err(_) => ExpiryHint::Rfc3339(text.clone()),
                     };
                 }
                 _ => {}
@@ -220,7 +159,7 @@ fn expiry(answer: &Value, operation: &Operation, anomalies: &mut Vec<Anomaly>) -
     {
         anomalies.push(Anomaly::NoReadableExpiry);
     }
-    Expiry::Absent
+    ExpiryHint::Absent
 }
 
 /// The values at a JSON path (`a.b`; `a[].b` for `b` of every element of the array `a`), in order.
@@ -265,7 +204,7 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "ekuaibao"))]
 mod tests {
     use refresh_runtime::{CodeField, ErrorCode, TokenField};
     use serde_json::json;
@@ -324,7 +263,7 @@ mod tests {
     };
 
     /// Salvages `answer` as an answer to [`REFRESH`] whose typed decode failed.
-    fn read(answer: &str) -> Result<Salvaged, RefreshError> {
+    fn read(answer: &str) -> Result<Answer, RefreshError> {
         // The decode error progenitor would keep: the JSON's own, or (for valid JSON) a type mismatch.
         let decode = serde_json::from_str::<Value>(answer)
             .err()
@@ -335,7 +274,10 @@ mod tests {
             kinds: &KINDS,
             redactor: &redactor,
         };
-        salvage(&exchange, answer.as_bytes(), &decode)
+        let unread = VendorExtras::Ekuaibao(crate::EkuaibaoExtras {
+            corporation_id: None,
+        });
+        salvage(&exchange, answer.as_bytes(), &decode, unread)
     }
 
     fn tokens(data: Value) -> String {
@@ -424,25 +366,25 @@ mod tests {
         };
         assert!(matches!(
             expiry(with("expires_in", json!(7200))),
-            Expiry::Seconds(7200)
+            ExpiryHint::Seconds(7200)
         ));
         assert!(
-            matches!(expiry(with("expires_in", json!("7200"))), Expiry::SecondsText(t) if t == "7200")
+            matches!(expiry(with("expires_in", json!("7200"))), ExpiryHint::SecondsText(t) if t == "7200")
         );
         assert!(matches!(
             expiry(with("expires_at", json!(1_641_626_383_724i64))),
-            Expiry::EpochMillis(1_641_626_383_724)
+            ExpiryHint::EpochMillis(1_641_626_383_724)
         ));
         assert!(matches!(
             expiry(with("expires_at", json!("1641626383724"))),
-            Expiry::EpochMillis(1_641_626_383_724)
+            ExpiryHint::EpochMillis(1_641_626_383_724)
         ));
         assert!(matches!(
             expiry(with("expires_at", json!("2025-06-25T18:44:15.6186183+07:00"))),
-            Expiry::Instant(t) if t.starts_with("2025-06-25")
+            ExpiryHint::Rfc3339(t) if t.starts_with("2025-06-25")
         ));
         let unreadable = read(&tokens(with("expires_in", json!({"s": 1})))).unwrap();
-        assert!(matches!(unreadable.expiry, Expiry::Absent));
+        assert!(matches!(unreadable.expiry, ExpiryHint::Absent));
         assert!(unreadable.anomalies.contains(&Anomaly::NoReadableExpiry));
     }
 

@@ -1,5 +1,6 @@
 //! Sugon / SCNet AC: the token renews itself (`token` header); the new one comes back in `data` (documented as
 //! an array, sent as a string) or `token`. Its expiry is the JWT's `expireTime` claim.
+#![cfg(feature = "sugon-ac")]
 
 use std::time::Duration;
 
@@ -12,8 +13,7 @@ use refresh_sugon_ac::error_codes::code;
 use refresh_sugon_ac::operations::{GET_TOKENS, RENEW_TOKEN};
 use refresh_sugon_ac::types::{ClusterId, ClusterToken, TokenData, TokenEnvelope};
 
-use super::salvage::Expiry;
-use super::{Answer, Answered, Basis, Exchange, Salvaged};
+use super::{Answer, Basis, Exchange};
 use crate::config::{ConfigError, base_url};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -156,34 +156,23 @@ impl Adapter {
             }
             _ => error,
         };
-        let answered = exchange.send(call).await.map_err(too_old)?;
-        let (status, envelope) = match answered {
-            Answered::Typed { status, body } => (status, body),
-            Answered::Salvaged(salvaged) => {
-                return Renewed::from(salvaged).into_token_set(grant.into(), sent_at);
+        let read = |status, envelope: TokenEnvelope| {
+            check(status, &envelope, &redactor)?;
+            let mut anomalies = Vec::new();
+            if envelope.code.is_none() {
+                // No code says nothing: the answer stands or falls by its token.
+                anomalies.push(Anomaly::NoCode);
             }
+            let old_cluster = claims(old_token).and_then(|c| c.cluster_id);
+            let token = envelope.token.or(match envelope.data {
+                Some(TokenData::Token(token)) => Some(token),
+                Some(TokenData::Array(regions)) => pick_region(regions, old_cluster.as_deref()),
+                None => None,
+            });
+            Ok(token_answer(status, token, anomalies))
         };
-
-        check(status, &envelope, &redactor).map_err(too_old)?;
-        let mut anomalies = Vec::new();
-        if envelope.code.is_none() {
-            // No code says nothing: the answer stands or falls by its token.
-            anomalies.push(Anomaly::NoCode);
-        }
-        let old_cluster = claims(old_token).and_then(|c| c.cluster_id);
-        let token = envelope.token.or(match envelope.data {
-            Some(TokenData::Token(token)) => Some(token),
-            Some(TokenData::Array(regions)) => pick_region(regions, old_cluster.as_deref()),
-            None => None,
-        });
-        let renewed = Renewed {
-            token,
-            expiry: Expiry::Absent,
-            status: Some(status),
-            anomalies,
-            other_regions: Vec::new(),
-        };
-        renewed.into_token_set(grant.into(), sent_at)
+        let answer = exchange.read(call, read, unread).await.map_err(too_old)?;
+        renewed(answer, Vec::new())?.into_token_set(VENDOR, grant, sent_at)
     }
 
     /// The login (`get_tokens`): one token per region; the configured region's is returned.
@@ -221,80 +210,76 @@ impl Adapter {
             ),
             _ => error,
         };
-        let answered = exchange.send(call).await.map_err(credentials_rejected)?;
-        let (status, envelope) = match answered {
-            Answered::Typed { status, body } => (status, body),
-            Answered::Salvaged(salvaged) => {
-                return Renewed::from(salvaged).into_token_set(Basis::Login, sent_at);
-            }
-        };
-        check(status, &envelope, &redactor).map_err(credentials_rejected)?;
-        let mut anomalies = Vec::new();
-        let (token, other_regions) = match envelope.data {
-            Some(TokenData::Array(regions)) => {
-                let mut regions: Vec<SugonAcRegion> =
-                    regions.into_iter().map(SugonAcRegion::from).collect();
-                let platform = self.cluster_id == PLATFORM_CLUSTER_ID;
-                let by_id = regions.iter().position(|r| r.cluster_id == self.cluster_id);
-                // The platform region by its name where its id is unreadable; else, for the default, the first
-                // region with a token, said in the anomalies (a login's tokens are not thrown away on a guess).
-                let by_name = || {
-                    platform
-                        .then(|| {
-                            regions.iter().position(|r| {
-                                r.cluster_name.as_deref() == Some(PLATFORM_CLUSTER_NAME)
+        // The regions other than the configured one, which the login's extras list.
+        let mut others = Vec::new();
+        let read = |status, envelope: TokenEnvelope| {
+            check(status, &envelope, &redactor)?;
+            let mut anomalies = Vec::new();
+            let (token, other_regions) = match envelope.data {
+                Some(TokenData::Array(regions)) => {
+                    let mut regions: Vec<SugonAcRegion> =
+                        regions.into_iter().map(SugonAcRegion::from).collect();
+                    let platform = self.cluster_id == PLATFORM_CLUSTER_ID;
+                    let by_id = regions.iter().position(|r| r.cluster_id == self.cluster_id);
+                    // The platform region by its name where its id is unreadable; else, for the default, the first
+                    // region with a token, said in the anomalies (a login's tokens are not thrown away on a guess).
+                    let by_name = || {
+                        platform
+                            .then(|| {
+                                regions.iter().position(|r| {
+                                    r.cluster_name.as_deref() == Some(PLATFORM_CLUSTER_NAME)
+                                })
                             })
-                        })
-                        .flatten()
-                };
-                let first_with_token = || {
-                    let first = platform
-                        .then(|| regions.iter().position(|r| r.token.is_some()))
-                        .flatten();
-                    if first.is_some() {
-                        anomalies.push(Anomaly::NoPlatformRegion);
-                    }
-                    first
-                };
-                let chosen = by_id
-                    .or_else(by_name)
-                    .or_else(first_with_token)
-                    .ok_or_else(|| {
-                        let known: Vec<&str> =
-                            regions.iter().map(|r| r.cluster_id.as_str()).collect();
+                            .flatten()
+                    };
+                    let first_with_token = || {
+                        let first = platform
+                            .then(|| regions.iter().position(|r| r.token.is_some()))
+                            .flatten();
+                        if first.is_some() {
+                            anomalies.push(Anomaly::NoPlatformRegion);
+                        }
+                        first
+                    };
+                    let chosen = by_id
+                        .or_else(by_name)
+                        .or_else(first_with_token)
+                        .ok_or_else(|| {
+                            let known: Vec<&str> =
+                                regions.iter().map(|r| r.cluster_id.as_str()).collect();
+                            let detail = format!(
+                                "the login's answer has no region {} (it has: {})",
+                                self.cluster_id,
+                                known.join(", ")
+                            );
+                            RefreshError::new(VENDOR, CredentialsRejected, detail)
+                                .with_status(status)
+                        })?;
+                    let chosen = regions.remove(chosen);
+                    let Some(token) = chosen.token else {
                         let detail = format!(
-                            "the login's answer has no region {} (it has: {})",
-                            self.cluster_id,
-                            known.join(", ")
+                            "the vendor sent no token for region {}: the account is suspended there",
+                            chosen.cluster_id
                         );
-                        RefreshError::new(VENDOR, CredentialsRejected, detail).with_status(status)
-                    })?;
-                let chosen = regions.remove(chosen);
-                let Some(token) = chosen.token else {
-                    let detail = format!(
-                        "the vendor sent no token for region {}: the account is suspended there",
-                        chosen.cluster_id
-                    );
-                    return Err(
-                        RefreshError::new(VENDOR, CredentialsRejected, detail).with_status(status)
-                    );
-                };
-                (Some(token), regions)
-            }
-            Some(TokenData::Token(token)) => {
-                anomalies.push(Anomaly::OneTokenNotRegions);
-                (Some(token), Vec::new())
-            }
-            None => (envelope.token, Vec::new()),
+                        return Err(RefreshError::new(VENDOR, CredentialsRejected, detail)
+                            .with_status(status));
+                    };
+                    (Some(token), regions)
+                }
+                Some(TokenData::Token(token)) => {
+                    anomalies.push(Anomaly::OneTokenNotRegions);
+                    (Some(token), Vec::new())
+                }
+                None => (envelope.token, Vec::new()),
+            };
+            others = other_regions;
+            Ok(token_answer(status, token, anomalies))
         };
-        let renewed = Renewed {
-            token,
-            expiry: Expiry::Absent,
-            status: Some(status),
-            anomalies,
-            other_regions,
-        };
-        renewed.into_token_set(Basis::Login, sent_at)
+        let answer = exchange
+            .read(call, read, unread)
+            .await
+            .map_err(credentials_rejected)?;
+        renewed(answer, others)?.into_token_set(VENDOR, Basis::Login, sent_at)
     }
 }
 
@@ -346,75 +331,65 @@ impl From<ClusterToken> for SugonAcRegion {
     }
 }
 
-/// The token a renewal answered with, however it was read.
-struct Renewed {
-    token: Option<Secret>,
-    /// What the answer says of the expiry besides the token's claim (nothing, in the documented answer).
-    expiry: Expiry,
-    status: Option<u16>,
-    anomalies: Vec<Anomaly>,
-    other_regions: Vec<SugonAcRegion>,
+/// The extras of an answer before its token is read: none.
+fn unread() -> VendorExtras {
+    VendorExtras::SugonAc(SugonAcExtras {
+        claims: SugonAcClaims::default(),
+        other_regions: Vec::new(),
+    })
 }
 
-impl From<Salvaged> for Renewed {
-    /// The token is both tokens, whichever role the answer gave it.
-    fn from(salvaged: Salvaged) -> Self {
-        Renewed {
-            token: salvaged.access_token.or(salvaged.refresh_token),
-            expiry: salvaged.expiry,
-            status: salvaged.status,
-            anomalies: salvaged.anomalies,
-            other_regions: Vec::new(),
-        }
+/// A typed answer's one token, as the access token (the role [`renewed`] reads first).
+fn token_answer(status: u16, token: Option<Secret>, anomalies: Vec<Anomaly>) -> Answer {
+    Answer {
+        status: Some(status),
+        access_token: token,
+        refresh_token: None,
+        token_type: None,
+        expiry: ExpiryHint::Absent,
+        extras: unread(),
+        anomalies,
     }
 }
 
-impl Renewed {
-    /// The token renews itself: it is both tokens, and its expiry is its `expireTime` claim (else what the answer
-    /// says).
-    fn into_token_set(
-        mut self,
-        basis: Basis<'_>,
-        sent_at: DateTime<Utc>,
-    ) -> Result<TokenSet, RefreshError> {
-        if let Some(token) = &self.token {
-            let token = token.expose_secret();
-            // Prose ("token is valid", the state endpoint's answer) is no token of any shape.
-            if token.contains(char::is_whitespace) {
-                let detail = "the renewal answered with text, not a token";
-                return Err(
-                    RefreshError::new(VENDOR, MalformedResponse, detail).with_status(self.status)
-                );
-            }
-            // A token that is not a JWT is still the token the vendor rotated to: the one it renewed is spent, so
-            // throwing this one away would lose the credential. It is kept, said, and given the conservative
-            // lifetime (it has no expiry claim to read).
-            if token.split('.').count() != 3 {
-                self.anomalies.push(Anomaly::NotAJwt);
-            }
+/// The token renews itself: whichever role the answer gave it (typed, or salvaged from a raw body), it is both
+/// tokens, and its expiry is its `expireTime` claim (else what the answer says). `other_regions` are the login's
+/// other regions.
+fn renewed(mut answer: Answer, other_regions: Vec<SugonAcRegion>) -> Result<Answer, RefreshError> {
+    let token = answer.access_token.take().or(answer.refresh_token.take());
+    if let Some(token) = &token {
+        let token = token.expose_secret();
+        // Prose ("token is valid", the state endpoint's answer) is no token of any shape.
+        if token.contains(char::is_whitespace) {
+            let detail = "the renewal answered with text, not a token";
+            return Err(
+                RefreshError::new(VENDOR, MalformedResponse, detail).with_status(answer.status)
+            );
         }
-        let claims = self
-            .token
-            .as_ref()
-            .and_then(|t| claims(t.expose_secret()))
-            .unwrap_or_default();
-        let expire_time = claims.expire_time.clone();
-        Answer {
-            access_token: self.token.clone(),
-            // The token is its own refresh credential.
-            refresh_token: self.token,
-            token_type: None,
-            expiry: expire_time
-                .as_deref()
-                .map_or(self.expiry.hint(), ExpiryHint::ClaimMillis),
-            extras: VendorExtras::SugonAc(SugonAcExtras {
-                claims,
-                other_regions: self.other_regions,
-            }),
-            anomalies: self.anomalies,
+        // A token that is not a JWT is still the token the vendor rotated to: the one it renewed is spent, so
+        // throwing this one away would lose the credential. It is kept, said, and given the conservative
+        // lifetime (it has no expiry claim to read).
+        if token.split('.').count() != 3 {
+            answer.anomalies.push(Anomaly::NotAJwt);
         }
-        .into_token_set(VENDOR, basis, sent_at, self.status)
     }
+    let claims = token
+        .as_ref()
+        .and_then(|t| claims(t.expose_secret()))
+        .unwrap_or_default();
+    if let Some(expire_time) = claims.expire_time.clone() {
+        answer.expiry = ExpiryHint::ClaimMillis(expire_time);
+    }
+    Ok(Answer {
+        access_token: token.clone(),
+        // The token is its own refresh credential.
+        refresh_token: token,
+        extras: VendorExtras::SugonAc(SugonAcExtras {
+            claims,
+            other_regions,
+        }),
+        ..answer
+    })
 }
 
 /// The region list form of `data`: the token of the old token's region, else the first token.

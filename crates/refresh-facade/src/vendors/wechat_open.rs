@@ -1,5 +1,6 @@
 //! WeChat Open Platform: `api_authorizer_token`; errors come with HTTP 200 as `errcode`/`errmsg`, and the
 //! `errmsg` ends with the request id (`rid: …`).
+#![cfg(feature = "wechat-open")]
 
 use chrono::{DateTime, Utc};
 use refresh_runtime::Operation;
@@ -7,7 +8,7 @@ use refresh_wechat_open::error_codes::errcode;
 use refresh_wechat_open::operations::{GET_COMPONENT_TOKEN, QUERY_AUTH, REFRESH_AUTHORIZER_TOKEN};
 use refresh_wechat_open::types::{AuthorizerTokenRequest, ComponentTokenRequest, QueryAuthRequest};
 
-use super::{Answer, Answered, Basis, Exchange};
+use super::{Answer, Basis, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -131,25 +132,27 @@ impl Adapter {
             .body(body)
             .send();
         let exchange = exchange(&REFRESH_AUTHORIZER_TOKEN, &redactor);
-        let (status, tokens) = match exchange.send(call).await? {
-            Answered::Typed { status, body } => (status, body),
-            Answered::Salvaged(salvaged) => {
-                let extras = VendorExtras::WechatOpen(self.extras(None, None));
-                return salvaged.into_token_set(VENDOR, extras, grant.into(), sent_at);
-            }
-        };
-        check(status, tokens.errcode, tokens.errmsg.as_deref(), &redactor)?;
-        Answer {
-            access_token: tokens.authorizer_access_token,
-            refresh_token: tokens.authorizer_refresh_token,
-            token_type: None,
-            expiry: tokens
-                .expires_in
-                .map_or(ExpiryHint::Absent, ExpiryHint::Seconds),
-            extras: VendorExtras::WechatOpen(self.extras(None, None)),
-            anomalies: Vec::new(),
-        }
-        .into_token_set(VENDOR, grant, sent_at, status)
+        exchange
+            .read(
+                call,
+                |status, tokens| {
+                    check(status, tokens.errcode, tokens.errmsg.as_deref(), &redactor)?;
+                    Ok(Answer {
+                        status: Some(status),
+                        access_token: tokens.authorizer_access_token,
+                        refresh_token: tokens.authorizer_refresh_token,
+                        token_type: None,
+                        expiry: tokens
+                            .expires_in
+                            .map_or(ExpiryHint::Absent, ExpiryHint::Seconds),
+                        extras: VendorExtras::WechatOpen(self.extras(None, None)),
+                        anomalies: Vec::new(),
+                    })
+                },
+                || VendorExtras::WechatOpen(self.extras(None, None)),
+            )
+            .await?
+            .into_token_set(VENDOR, grant, sent_at)
     }
 
     /// The authorization exchange (`api_query_auth`) or the component token (`api_component_token`).
@@ -175,33 +178,35 @@ impl Adapter {
                     .body(body)
                     .send();
                 let exchange = exchange(&QUERY_AUTH, &redactor);
-                let (status, answer) = match exchange.send(call).await? {
-                    Answered::Typed { status, body } => (status, body),
-                    Answered::Salvaged(salvaged) => {
-                        let extras = VendorExtras::WechatOpen(self.extras(None, None));
-                        return salvaged.into_token_set(VENDOR, extras, Basis::Login, sent_at);
-                    }
-                };
-                check(status, answer.errcode, answer.errmsg.as_deref(), &redactor)?;
-                let info = answer.authorization_info.unwrap_or_default();
-                let granted: Vec<i64> = info
-                    .func_info
-                    .iter()
-                    .filter_map(|f| f.funcscope_category.as_ref()?.id)
-                    .collect();
-                Answer {
-                    access_token: info.authorizer_access_token,
-                    refresh_token: info.authorizer_refresh_token,
-                    token_type: None,
-                    expiry: info
-                        .expires_in
-                        .map_or(ExpiryHint::Absent, ExpiryHint::Seconds),
-                    extras: VendorExtras::WechatOpen(
-                        self.extras(info.authorizer_appid, Some(granted)),
-                    ),
-                    anomalies: Vec::new(),
-                }
-                .into_token_set(VENDOR, Basis::Login, sent_at, status)
+                exchange
+                    .read(
+                        call,
+                        |status, answer| {
+                            check(status, answer.errcode, answer.errmsg.as_deref(), &redactor)?;
+                            let info = answer.authorization_info.unwrap_or_default();
+                            let granted: Vec<i64> = info
+                                .func_info
+                                .iter()
+                                .filter_map(|f| f.funcscope_category.as_ref()?.id)
+                                .collect();
+                            Ok(Answer {
+                                status: Some(status),
+                                access_token: info.authorizer_access_token,
+                                refresh_token: info.authorizer_refresh_token,
+                                token_type: None,
+                                expiry: info
+                                    .expires_in
+                                    .map_or(ExpiryHint::Absent, ExpiryHint::Seconds),
+                                extras: VendorExtras::WechatOpen(
+                                    self.extras(info.authorizer_appid, Some(granted)),
+                                ),
+                                anomalies: Vec::new(),
+                            })
+                        },
+                        || VendorExtras::WechatOpen(self.extras(None, None)),
+                    )
+                    .await?
+                    .into_token_set(VENDOR, Basis::Login, sent_at)
             }
             Grant::WechatOpenComponentToken {
                 component_appsecret,
@@ -214,34 +219,31 @@ impl Adapter {
                 };
                 let call = self.client.get_component_token().body(body).send();
                 let exchange = exchange(&GET_COMPONENT_TOKEN, &redactor);
-                let component = WechatOpenExtras {
+                let component = || WechatOpenExtras {
                     authorizer_appid: self.config.component_appid.clone(),
                     granted_permissions: None,
                 };
-                let (status, answer) = match exchange.send(call).await? {
-                    Answered::Typed { status, body } => (status, body),
-                    Answered::Salvaged(salvaged) => {
-                        let extras = VendorExtras::WechatOpen(component);
-                        return salvaged.into_token_set(
-                            VENDOR,
-                            extras,
-                            Basis::Unrefreshable,
-                            sent_at,
-                        );
-                    }
-                };
-                check(status, answer.errcode, answer.errmsg.as_deref(), &redactor)?;
-                Answer {
-                    access_token: answer.component_access_token,
-                    refresh_token: None,
-                    token_type: None,
-                    expiry: answer
-                        .expires_in
-                        .map_or(ExpiryHint::Absent, ExpiryHint::Seconds),
-                    extras: VendorExtras::WechatOpen(component),
-                    anomalies: Vec::new(),
-                }
-                .into_token_set(VENDOR, Basis::Unrefreshable, sent_at, status)
+                exchange
+                    .read(
+                        call,
+                        |status, answer| {
+                            check(status, answer.errcode, answer.errmsg.as_deref(), &redactor)?;
+                            Ok(Answer {
+                                status: Some(status),
+                                access_token: answer.component_access_token,
+                                refresh_token: None,
+                                token_type: None,
+                                expiry: answer
+                                    .expires_in
+                                    .map_or(ExpiryHint::Absent, ExpiryHint::Seconds),
+                                extras: VendorExtras::WechatOpen(component()),
+                                anomalies: Vec::new(),
+                            })
+                        },
+                        || VendorExtras::WechatOpen(component()),
+                    )
+                    .await?
+                    .into_token_set(VENDOR, Basis::Unrefreshable, sent_at)
             }
             _ => Err(super::not_this_vendors(VENDOR, grant)),
         }
