@@ -120,10 +120,10 @@ fn refresher(
     http: &reqwest::Client,
     manager: &Manager<MemoryStore>,
 ) -> Result<Refresher, String> {
-    let config = crate::demo::VENDORS
-        .iter()
-        .find(|(_, of)| *of == emulator)
-        .and_then(|(vendor, _)| crate::demo::sandbox_config(*vendor))
+    let config = Vendor::ALL
+        .into_iter()
+        .find(|vendor| crate::demo::emulator(*vendor) == Some(emulator))
+        .and_then(crate::demo::sandbox_config)
         .ok_or_else(|| format!("{emulator} has no part in the day"))?;
     let base = sandbox
         .base_url(emulator)

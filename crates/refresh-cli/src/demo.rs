@@ -42,11 +42,11 @@ pub async fn run(args: Args) -> ExitCode {
         }
     };
     let mut outcomes = Vec::new();
-    for (vendor, emulator) in VENDORS {
-        let base = sandbox
-            .base_url(emulator)
-            .expect("every emulator was started");
-        let result = login_and_refresh(vendor, &sandbox, &base, &http).await;
+    for vendor in Vendor::ALL {
+        let result = match emulator(vendor).and_then(|emulator| sandbox.base_url(emulator)) {
+            Some(base) => login_and_refresh(vendor, &sandbox, &base, &http).await,
+            None => Err(format!("the sandbox has no emulator of {vendor}")),
+        };
         outcomes.push(Outcome { vendor, result });
     }
     sandbox.shutdown().await;
@@ -77,14 +77,10 @@ pub async fn run(args: Args) -> ExitCode {
     }
 }
 
-/// Each vendor and its emulator.
-pub const VENDORS: [(Vendor, Emulator); 5] = [
-    (Vendor::ISolarCloud, Emulator::ISolarCloud),
-    (Vendor::SugonAc, Emulator::SugonAc),
-    (Vendor::MisaCukcuk, Emulator::MisaCukcuk),
-    (Vendor::WechatOpen, Emulator::WechatOpen),
-    (Vendor::Ekuaibao, Emulator::Ekuaibao),
-];
+/// The sandbox's emulator of `vendor`: the one of the same name (the sandbox names vendors as refresh-kit does).
+pub fn emulator(vendor: Vendor) -> Option<Emulator> {
+    vendor.as_str().parse().ok()
+}
 
 /// The first login and one refresh, both through the facade.
 async fn login_and_refresh(

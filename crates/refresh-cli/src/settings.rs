@@ -13,8 +13,8 @@ use refresh_facade::{
 /// The settings of a vendor: where it is and who the app is. No secrets: those come from [`Secrets`].
 #[derive(Debug, clap::Args)]
 pub struct Settings {
-    /// The vendor: isolarcloud, sugon-ac, misa-cukcuk, wechat-open, ekuaibao (required without a profile).
-    #[arg(long)]
+    /// The vendor (required without a profile).
+    #[arg(long, value_parser = vendor_names())]
     pub vendor: Option<Vendor>,
     /// The vendor's base URL [default: the vendor's documented host].
     #[arg(long, value_name = "URL")]
@@ -46,6 +46,13 @@ pub struct Settings {
     /// Read the secrets as NAME=value lines from standard input instead of the environment.
     #[arg(long)]
     pub stdin: bool,
+}
+
+/// `--vendor`'s values, which `--help` lists: the vendors' names.
+fn vendor_names() -> impl clap::builder::TypedValueParser<Value = Vendor> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Vendor::ALL.map(Vendor::as_str))
+        .try_map(|name| name.parse::<Vendor>())
 }
 
 /// A failure before any request: the configuration cannot work.

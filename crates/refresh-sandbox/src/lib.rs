@@ -88,7 +88,10 @@ impl std::str::FromStr for Emulator {
         Emulator::ALL
             .into_iter()
             .find(|e| e.as_str() == name)
-            .ok_or_else(|| format!("unknown vendor {name:?} (known: isolarcloud, sugon-ac, misa-cukcuk, wechat-open, ekuaibao)"))
+            .ok_or_else(|| {
+                let known: Vec<&str> = Emulator::ALL.into_iter().map(Emulator::as_str).collect();
+                format!("unknown vendor {name:?} (known: {})", known.join(", "))
+            })
     }
 }
 
