@@ -6,7 +6,7 @@
 //! runs the same stores over a file system that models the page cache (data and directory entries not yet
 //! fsynced are lost on a simulated power cut), which is how the fsync discipline below is tested.
 //!
-//! The discipline, written once in [`write_durably`]: write a temporary file in the same directory, fsync it,
+//! The discipline, written once in `write_durably`: write a temporary file in the same directory, fsync it,
 //! rename it over the target, fsync the directory. After a power cut the target is the old file or the new one,
 //! whole, and a write that returned is durable.
 
