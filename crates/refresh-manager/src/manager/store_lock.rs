@@ -26,6 +26,19 @@ pub(super) struct HeldLock<L> {
 }
 
 impl<L> HeldLock<L> {
+    #[cfg(test)]
+    pub(super) fn for_tests(
+        lock: L,
+        slot: tokio::sync::OwnedMutexGuard<Option<L>>,
+        lease_end: Option<Moment>,
+    ) -> Self {
+        HeldLock {
+            lock,
+            slot,
+            lease_end,
+        }
+    }
+
     /// The lock itself, which the writes under it are made with.
     pub(super) fn lock(&self) -> &L {
         &self.lock

@@ -341,3 +341,64 @@ async fn a_renewal_that_panics_is_an_internal_error_and_a_later_read_renews_anew
     assert_eq!(token.version, 1);
     assert!(manager.last_failure(&id).is_none());
 }
+
+/// Callers without a valid token get the last error only while the wait before the next try lasts: at its end, a
+/// new renewal may start.
+#[test]
+fn the_wait_after_a_failure_ends_at_its_moment() {
+    let until = Moment::default().after(Duration::from_secs(10));
+    let health = Health {
+        quiet_until: Some(until),
+        last_error: Some(ManagerError::ShortLived(
+            CredentialId::new("waits").unwrap(),
+        )),
+        ..Health::default()
+    };
+    assert!(
+        health
+            .waiting_error(until.before(Duration::from_millis(1)))
+            .is_some()
+    );
+    assert!(
+        health.waiting_error(until).is_none(),
+        "the wait is over at its end"
+    );
+}
+
+/// A lease is this process's until its end and not at it; a lock without a lease is held until let go.
+#[tokio::test]
+async fn a_lease_is_held_until_its_end_and_not_at_it() {
+    let manual = ManualClock::new();
+    let clock = ManagerClock::from(manual.clone());
+    let slot = || Arc::new(tokio::sync::Mutex::new(None::<()>)).lock_owned();
+    let end = clock.now().after(Duration::from_secs(5));
+    let leased = store_lock::HeldLock::for_tests((), slot().await, Some(end));
+    let forever = store_lock::HeldLock::for_tests((), slot().await, None);
+    assert!(leased.is_held(&clock) && forever.is_held(&clock));
+    manual.advance(Duration::from_secs(5));
+    assert!(!leased.is_held(&clock), "a lease is not held at its end");
+    assert!(forever.is_held(&clock));
+}
+
+/// A vendor failure that may pass (a timeout) never sends a credential to its own login: only a refusal does.
+#[test]
+fn a_failure_that_may_pass_never_sends_the_credential_to_log_in() {
+    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
+    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let manager = Manager::new(MemoryStore::new());
+    let id = CredentialId::new("transient").unwrap();
+    manager.manage(id.clone(), CredentialOptions::new(refresher));
+    let credential = manager.credential(&id).unwrap();
+    let timed_out = refresh_facade::RefreshError::timed_out(
+        refresh_facade::Vendor::Ekuaibao,
+        Duration::from_secs(1),
+    );
+    let transient = ManagerError::from(timed_out);
+    assert!(!manager.log_in_after(&credential, &transient, 1));
+    assert!(!manager.log_in_after(&credential, &transient, 2));
+    let not_stored = ManagerError::NotStored(id.clone());
+    assert!(
+        manager.log_in_after(&credential, &not_stored, 1),
+        "a refusal that needs a login"
+    );
+}
