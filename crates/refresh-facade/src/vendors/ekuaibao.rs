@@ -2,7 +2,10 @@
 //! (`errorCode: 403`) may come with HTTP 200 or 403.
 #![cfg(feature = "ekuaibao")]
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
+use progenitor_client::{Error as ClientError, ResponseValue};
 use refresh_ekuaibao::error_codes::error_code;
 use refresh_ekuaibao::operations::{GET_ACCESS_TOKEN, REFRESH_TOKEN, REFRESH_TOKEN_WITH_VALIDITY};
 use refresh_ekuaibao::types::{AppCredentials, AuthEnvelope};
@@ -129,14 +132,7 @@ impl Adapter {
                     .refresh_token(refresh)
                     .power_code(power_code)
                     .send();
-                let exchange = exchange(operation, &redactor);
-                exchange
-                    .read(
-                        call,
-                        |status, envelope| read(status, envelope, &exchange),
-                        unread,
-                    )
-                    .await?
+                answer(operation, &redactor, call).await?
             }
             None => {
                 let operation = &REFRESH_TOKEN;
@@ -147,14 +143,7 @@ impl Adapter {
                     .refresh_token(refresh)
                     .power_code(power_code)
                     .send();
-                let exchange = exchange(operation, &redactor);
-                exchange
-                    .read(
-                        call,
-                        |status, envelope| read(status, envelope, &exchange),
-                        unread,
-                    )
-                    .await?
+                answer(operation, &redactor, call).await?
             }
         };
         answer.into_token_set(VENDOR, grant, sent_at)
@@ -179,7 +168,6 @@ impl Adapter {
             app_security: app_security.clone(),
         };
         let call = self.client.get_access_token().body(body).send();
-        let exchange = exchange(&GET_ACCESS_TOKEN, &redactor);
         // "Unauthorized" means an expired access token to a refresh; a login presents no token, only the app's
         // credentials, so there it is they that were refused.
         let refused = |error: RefreshError| match error.kind() {
@@ -189,24 +177,26 @@ impl Adapter {
             ),
             _ => error,
         };
-        exchange
-            .read(
-                call,
-                |status, envelope| read(status, envelope, &exchange),
-                unread,
-            )
+        answer(&GET_ACCESS_TOKEN, &redactor, call)
             .await
             .and_then(|answer| answer.into_token_set(VENDOR, Basis::Login, sent_at))
             .map_err(refused)
     }
 }
 
-fn exchange<'a>(operation: &'static Operation, redactor: &'a Redactor<'a>) -> Exchange<'a> {
-    Exchange {
+/// Sends a call of `operation` and reads the envelope that refreshes and logins answer with.
+async fn answer<E: DocumentedError>(
+    operation: &'static Operation,
+    redactor: &Redactor<'_>,
+    call: impl Future<Output = Result<ResponseValue<AuthEnvelope>, ClientError<E>>>,
+) -> Result<Answer, RefreshError> {
+    let exchange = Exchange {
         operation,
         kinds: &CODE_KINDS,
         redactor,
-    }
+    };
+    let read = |status, envelope| read(status, envelope, &exchange);
+    exchange.read(call, read, unread).await
 }
 
 /// The extras of an answer read from its raw body: none.

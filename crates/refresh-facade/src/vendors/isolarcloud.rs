@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
+use progenitor_client::{Error as ClientError, ResponseValue};
 use refresh_isolarcloud::error_codes::{result_code, result_data_code};
 use refresh_isolarcloud::operations::{EXCHANGE_TOKEN, REFRESH_TOKEN};
 use refresh_isolarcloud::types::{RefreshTokenRequest, Seconds, TokenEnvelope, TokenRequest};
 use refresh_runtime::{Operation, Secret};
 
-use super::{Answer, Basis, Exchange};
+use super::{Answer, Basis, DocumentedError, Exchange};
 use crate::config::{ConfigError, base_url, required};
 use crate::error::{CodeKinds, ErrorKind::*, Redactor, RefreshError, Said};
 use crate::expiry::ExpiryHint;
@@ -141,13 +144,7 @@ impl Adapter {
             .x_access_key(self.access_key())
             .body(body)
             .send();
-        let exchange = self.exchange(&REFRESH_TOKEN, &redactor);
-        exchange
-            .read(
-                call,
-                |status, envelope| read(status, envelope, &redactor),
-                unread,
-            )
+        answer(&REFRESH_TOKEN, &redactor, call)
             .await?
             .into_token_set(VENDOR, grant, sent_at)
     }
@@ -174,13 +171,7 @@ impl Adapter {
             .x_access_key(self.access_key())
             .body(body)
             .send();
-        let exchange = self.exchange(&EXCHANGE_TOKEN, &redactor);
-        exchange
-            .read(
-                call,
-                |status, envelope| read(status, envelope, &redactor),
-                unread,
-            )
+        answer(&EXCHANGE_TOKEN, &redactor, call)
             .await?
             .into_token_set(VENDOR, Basis::Login, sent_at)
     }
@@ -188,18 +179,26 @@ impl Adapter {
     fn access_key(&self) -> &str {
         self.config.access_key.expose_secret()
     }
+}
 
-    fn exchange<'a>(
-        &self,
-        operation: &'static Operation,
-        redactor: &'a Redactor<'a>,
-    ) -> Exchange<'a> {
-        Exchange {
-            operation,
-            kinds: &CODE_KINDS,
-            redactor,
-        }
-    }
+/// Sends a call of `operation` and reads the token envelope that refreshes and code exchanges answer with.
+async fn answer<E: DocumentedError>(
+    operation: &'static Operation,
+    redactor: &Redactor<'_>,
+    call: impl Future<Output = Result<ResponseValue<TokenEnvelope>, ClientError<E>>>,
+) -> Result<Answer, RefreshError> {
+    let exchange = Exchange {
+        operation,
+        kinds: &CODE_KINDS,
+        redactor,
+    };
+    exchange
+        .read(
+            call,
+            |status, envelope| read(status, envelope, redactor),
+            unread,
+        )
+        .await
 }
 
 /// The extras of an answer read from its raw body: none.
