@@ -62,7 +62,6 @@ mod record;
 mod rescue;
 mod schedule;
 mod store;
-mod thread_copies;
 
 pub use clock::{ManagerClock, ManualClock, Moment};
 pub use error::ManagerError;

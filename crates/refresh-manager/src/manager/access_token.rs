@@ -44,15 +44,17 @@ impl AccessToken {
         self.fresh_at(clock.now(), clock.wall_millis())
     }
 
+    #[inline]
     pub(super) fn valid_at(&self, now: Moment, wall_ms: i64) -> bool {
         now < self.valid_until && wall_ms < self.expires_ms
     }
 
+    #[inline]
     pub(super) fn fresh_at(&self, now: Moment, wall_ms: i64) -> bool {
         now < self.refresh_due && wall_ms < self.refresh_ms && self.valid_at(now, wall_ms)
     }
 
-    /// A copy of its own (a thread's, see [`crate::thread_copies`]).
+    /// A copy of its own (a thread's, see [`super::thread_copies`]).
     pub(crate) fn duplicate(&self) -> AccessToken {
         AccessToken {
             secret: self.secret.clone(),

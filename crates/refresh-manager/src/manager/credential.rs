@@ -1,7 +1,10 @@
 //! One managed credential: its settings, the token the read path hands out, the renewal under way, and everything
 //! else that changes about it, behind one lock.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use std::future::Future;
 
 use arc_swap::ArcSwapOption;
 use refresh_facade::{Grant, Vendor};
@@ -10,7 +13,7 @@ use super::access_token::AccessToken;
 use super::flight::SingleFlight;
 use super::health::Health;
 use super::options::CredentialOptions;
-use super::{Manager, ManagerError};
+use super::{Manager, ManagerError, Reading};
 use crate::clock::Moment;
 use crate::record::{CredentialId, StoredTokens};
 use crate::store::TokenStore;
@@ -18,13 +21,17 @@ use crate::store::TokenStore;
 /// One managed credential.
 pub(super) struct Credential {
     pub(super) id: CredentialId,
-    /// What each thread's copy of its token is kept by ([`crate::thread_copies`]).
+    /// What each thread's copy of its token is kept by ([`super::thread_copies`]).
     pub(super) serial: u64,
     pub(super) options: CredentialOptions,
     /// The token the read path hands out: published without a lock, so that a read never waits for a renewal.
     /// Everything else that changes is in `state`.
     pub(super) current: ArcSwapOption<AccessToken>,
-    /// Woken at each install, for [`TokenChanges`].
+    /// How many times `current` was replaced (a token published, or one withdrawn), counted after each: a read that
+    /// finds the count it copied `current` at has a current copy ([`super::thread_copies`]), and [`TokenChanges`]
+    /// compares counts.
+    published: AtomicU64,
+    /// Woken at each publication, for [`TokenChanges`].
     pub(super) installed: tokio::sync::Notify,
     /// The renewal under way, which every caller that needs one joins.
     pub(super) flight: SingleFlight<Result<Arc<AccessToken>, ManagerError>>,
@@ -45,8 +52,6 @@ pub(super) struct CredentialState {
     pub(super) seen_version: u64,
     /// Versions up to this one were refused by the vendor (a component token WeChat said expired): not adopted.
     pub(super) refused_through: u64,
-    /// How many tokens were installed as `current` ([`TokenChanges`]).
-    pub(super) installs: u64,
     /// Bumped at each rescheduling: a timer entry of an older generation is stale.
     pub(super) generation: u64,
 }
@@ -71,13 +76,14 @@ impl Credential {
     pub(super) fn new(id: CredentialId, options: CredentialOptions) -> Credential {
         Credential {
             id,
-            serial: crate::thread_copies::next_serial(),
+            serial: super::thread_copies::next_serial(),
             state: Mutex::new(CredentialState {
                 login: options.login.clone(),
                 ..CredentialState::default()
             }),
             options,
             current: ArcSwapOption::empty(),
+            published: AtomicU64::new(0),
             installed: tokio::sync::Notify::new(),
             flight: SingleFlight::default(),
         }
@@ -101,15 +107,28 @@ impl Credential {
     /// renewal.
     pub(super) fn publish(&self, token: Arc<AccessToken>) {
         self.current.store(Some(token));
-        self.state().installs += 1;
+        // After the store: a reader that loads this count loads this token or a later one.
+        self.published.fetch_add(1, Ordering::Release);
         self.installed.notify_waiters();
+    }
+
+    /// Stops handing out the token the read path holds (the vendor refused it): no thread's copy of it is current.
+    pub(super) fn withdraw(&self) {
+        self.current.store(None);
+        self.published.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times `current` was replaced so far (see `published`).
+    #[inline]
+    pub(super) fn published(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
     }
 }
 
 /// New tokens of one credential, from [`Manager::token_changes`].
 pub struct TokenChanges {
     pub(super) credential: Arc<Credential>,
-    /// How many installs had happened when this last returned.
+    /// The credential's publication count when this last returned.
     pub(super) seen: u64,
 }
 
@@ -122,9 +141,9 @@ impl TokenChanges {
             tokio::pin!(notified);
             // Registered before the count is read: an install after the read wakes this wait.
             notified.as_mut().enable();
-            let installs = self.credential.state().installs;
-            if installs != self.seen {
-                self.seen = installs;
+            let published = self.credential.published();
+            if published != self.seen {
+                self.seen = published;
                 return;
             }
             notified.await;
@@ -150,8 +169,13 @@ impl<S: TokenStore> Clone for CredentialHandle<S> {
 impl<S: TokenStore + 'static> CredentialHandle<S> {
     /// As [`Manager::access_token`] for this credential. A credential managed again under the same id (a new
     /// [`Manager::manage`]) needs a new handle.
-    pub async fn access_token(&self) -> Result<Arc<AccessToken>, ManagerError> {
-        self.manager.read(&self.credential).await
+    pub fn access_token(
+        &self,
+    ) -> impl Future<Output = Result<Arc<AccessToken>, ManagerError>> + Send + '_ {
+        match self.manager.cached(&self.credential) {
+            Some(token) => Reading::Served(Some(token)),
+            None => self.manager.waiting(&self.credential),
+        }
     }
 
     pub fn id(&self) -> &CredentialId {

@@ -9,7 +9,8 @@
 //! - [`commit`]: making the vendor's tokens durable;
 //! - [`health`]: how a renewal ended, and backoff;
 //! - [`store_lock`]: the store lock a renewal holds, and when its lease lapses;
-//! - [`access_token`]: the token handed out, and its deadlines.
+//! - [`access_token`]: the token handed out, and its deadlines;
+//! - [`thread_copies`]: what each thread keeps of the registry and the tokens, so that reads share no write.
 
 mod access_token;
 mod commit;
@@ -21,15 +22,20 @@ mod renewal;
 mod store_lock;
 #[cfg(test)]
 pub(crate) mod tests;
+mod thread_copies;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use refresh_facade::Grant;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -52,6 +58,31 @@ use store_lock::LockSlot;
 
 type Credentials = HashMap<CredentialId, Arc<Credential>, foldhash::fast::RandomState>;
 
+/// What `access_token` returns. Nearly always the cached token, ready at once: kept small (three words), so that
+/// moving the future costs next to nothing on the path that must cost least.
+enum Reading<'a> {
+    Served(Option<Arc<AccessToken>>),
+    Unknown(Option<&'a CredentialId>),
+    /// The wait for a renewal (or the last error): rare, larger, and boxed.
+    Waiting(BoxFuture<'a, Result<Arc<AccessToken>, ManagerError>>),
+}
+
+impl Future for Reading<'_> {
+    type Output = Result<Arc<AccessToken>, ManagerError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        const DONE: &str = "an access_token future polled after it completed";
+        match self.get_mut() {
+            Reading::Served(token) => Poll::Ready(Ok(token.take().expect(DONE))),
+            Reading::Unknown(id) => {
+                Poll::Ready(Err(ManagerError::Unknown(id.take().expect(DONE).clone())))
+            }
+            Reading::Waiting(wait) => wait.as_mut().poll(context),
+        }
+    }
+}
+
 /// A renewal's outcome, as each caller that joined it awaits it.
 type Flight = Joined<Result<Arc<AccessToken>, ManagerError>>;
 
@@ -73,6 +104,11 @@ struct ManagerShared<S: TokenStore> {
     /// Read on every `access_token(&id)`, so replaced whole on each change (copy on write): readers never take a
     /// lock or contend, and registering is `O(credentials)` ([`Manager::manage_all`] registers many in one copy).
     credentials: ArcSwap<Credentials>,
+    /// How many times `credentials` was replaced, counted after each: a thread's copy of the registry loaded at
+    /// this count is current ([`thread_copies`]).
+    registered: AtomicU64,
+    /// What each thread's copy of the registry is kept by.
+    serial: u64,
     timers: Arc<Timers>,
     timers_served: AtomicBool,
     /// Set by [`Manager::flush`]: the process is stopping, so timers start no renewal it would cut off.
@@ -113,6 +149,8 @@ impl<S: TokenStore + 'static> Manager<S> {
                 lock_slots: Mutex::default(),
                 clock: options.clock,
                 credentials: ArcSwap::default(),
+                registered: AtomicU64::new(0),
+                serial: thread_copies::next_serial(),
                 timers: Arc::new(Timers::default()),
                 timers_served: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
@@ -229,6 +267,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             next.extend(added.iter().cloned());
             next
         });
+        self.shared.registered.fetch_add(1, Ordering::Release);
         // Tokens a replaced registration holds because the store failed to take them go with the new one: the
         // vendor issued them, and they may be the only live ones.
         for (id, credential) in &added {
@@ -262,6 +301,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             next.remove(id);
             next
         });
+        self.shared.registered.fetch_add(1, Ordering::Release);
         true
     }
 
@@ -315,18 +355,32 @@ impl<S: TokenStore + 'static> Manager<S> {
     /// Only when none is valid do callers wait, all for the same one refresh, which runs to its end even if every
     /// caller stops waiting. While the manager waits before trying again, callers without a valid token get the
     /// last error at once.
-    pub async fn access_token(&self, id: &CredentialId) -> Result<Arc<AccessToken>, ManagerError> {
-        let credential = {
-            let credentials = self.shared.credentials.load();
-            let Some(credential) = credentials.get(id) else {
-                return Err(ManagerError::Unknown(id.clone()));
-            };
-            if let Some(token) = self.cached(credential) {
-                return Ok(token);
+    ///
+    /// The cached token is looked up when this is called, and a future that is ready at once is returned; a wait
+    /// for a renewal happens when the future is awaited.
+    pub fn access_token<'a>(
+        &'a self,
+        id: &'a CredentialId,
+    ) -> impl Future<Output = Result<Arc<AccessToken>, ManagerError>> + Send + 'a {
+        let registered = self.shared.registered.load(Ordering::Acquire);
+        let found = thread_copies::in_registry(
+            self.shared.serial,
+            registered,
+            || self.shared.credentials.load_full(),
+            |credentials| {
+                let credential = credentials.get(id).ok_or(())?;
+                Ok(self
+                    .cached(credential)
+                    .ok_or_else(|| Arc::clone(credential)))
+            },
+        );
+        match found {
+            Ok(Ok(token)) => Reading::Served(Some(token)),
+            Err(()) => Reading::Unknown(Some(id)),
+            Ok(Err(credential)) => {
+                Reading::Waiting(Box::pin(async move { self.read(&credential).await }))
             }
-            Arc::clone(credential)
-        };
-        self.read(&credential).await
+        }
     }
 
     /// The token `id` holds in memory, as its last renewal or read left it, valid or not. It starts nothing and
@@ -340,7 +394,7 @@ impl<S: TokenStore + 'static> Manager<S> {
     /// keep one the vendor has spent.
     pub fn token_changes(&self, id: &CredentialId) -> Result<TokenChanges, ManagerError> {
         let credential = self.credential(id)?;
-        let seen = credential.state().installs;
+        let seen = credential.published();
         Ok(TokenChanges { credential, seen })
     }
 
@@ -374,15 +428,30 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
     }
 
+    /// The wait for a token when the cached one would not do (see [`Reading::Waiting`]).
+    fn waiting<'a>(&'a self, credential: &'a Arc<Credential>) -> Reading<'a> {
+        Reading::Waiting(Box::pin(self.read(credential)))
+    }
+
     /// The read path: the cached token while it is valid, starting its background refresh once it is due. No lock,
-    /// no allocation once this thread has read this token; two clock reads (the deadline clock and the coarse wall
-    /// clock); and no write to memory another thread reads (the `Arc` handed out is this thread's copy).
+    /// no allocation once this thread has read this token, and no write to memory another thread reads (the `Arc`
+    /// handed out is this thread's copy).
+    ///
+    /// Most reads end at the first step: this thread's copy, still current, is certainly fresh by the cheap upper
+    /// bounds of both clocks (two coarse reads). The rest ask the exact clocks and the credential's token itself.
     fn cached(&self, credential: &Arc<Credential>) -> Option<Arc<AccessToken>> {
+        let published = credential.published();
+        let bounds = self.shared.clock.upper_bounds();
+        if let Some(copy) = thread_copies::current(credential.serial, published)
+            && copy.fresh_at(bounds.now, bounds.wall_ms)
+        {
+            return Some(copy);
+        }
         let (now, wall_ms) = (self.shared.clock.now(), self.shared.clock.wall_millis());
         let cached = credential.current.load();
         let token = cached.as_ref()?;
         if token.fresh_at(now, wall_ms) {
-            return Some(crate::thread_copies::local(credential.serial, token));
+            return Some(thread_copies::keep(credential.serial, published, token));
         }
         let token = Arc::clone(token);
         drop(cached);

@@ -414,7 +414,7 @@ impl<S: TokenStore + 'static> Manager<S> {
         }
         let cached = component.current.load().as_ref().map(|token| token.version);
         if cached.is_some_and(|cached| cached <= version) {
-            component.current.store(None);
+            component.withdraw();
         }
         self.flight(&component)?.await
     }

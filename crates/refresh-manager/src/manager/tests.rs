@@ -402,3 +402,70 @@ fn a_failure_that_may_pass_never_sends_the_credential_to_log_in() {
         "a refusal that needs a login"
     );
 }
+
+/// What a thread keeps of the registry and of a token ([`super::thread_copies`]) is current only until the manager
+/// registers again or the credential publishes again: a withdrawn token is not handed out, a new one is, a read by
+/// id after `unmanage` finds nothing, and a new registration under the same id is read at once.
+#[tokio::test]
+async fn a_thread_reads_what_the_manager_holds_now_not_what_it_copied() {
+    let manager = Manager::with_options(
+        MemoryStore::new(),
+        ManagerOptions::default()
+            .with_clock(ManualClock::new())
+            .foreground_only(),
+    );
+    let id = CredentialId::new("copied").unwrap();
+    let managed = |secret: &str, version: u64| {
+        let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
+        let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+        manager.manage(id.clone(), CredentialOptions::new(refresher));
+        let credential = manager.credential(&id).unwrap();
+        let mut stored = tokens(secret);
+        stored.obtained_at = manager.clock().wall();
+        stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
+        let sent = manager.clock().now();
+        let token = manager.token_of(&credential, &Versioned::new(version, stored), Some(sent));
+        manager.install(&credential, token);
+        credential
+    };
+    let secret = |token: Arc<AccessToken>| token.secret.expose_secret().to_owned();
+
+    let credential = managed("first", 1);
+    assert_eq!(
+        secret(manager.access_token(&id).await.unwrap()),
+        "access-first"
+    );
+    assert_eq!(
+        secret(manager.cached(&credential).unwrap()),
+        "access-first",
+        "from this thread's copy"
+    );
+
+    credential.withdraw();
+    assert!(
+        manager.cached(&credential).is_none(),
+        "a withdrawn token is not handed out"
+    );
+
+    let sent = manager.clock().now();
+    let record = Versioned::new(2, tokens("second"));
+    let mut second = manager.token_of(&credential, &record, Some(sent));
+    Arc::get_mut(&mut second).unwrap().secret = Secret::new("access-second");
+    manager.install(&credential, second);
+    assert_eq!(
+        secret(manager.access_token(&id).await.unwrap()),
+        "access-second"
+    );
+
+    assert!(manager.unmanage(&id));
+    assert!(matches!(
+        manager.access_token(&id).await,
+        Err(ManagerError::Unknown(unknown)) if unknown == id
+    ));
+
+    managed("third", 3);
+    assert_eq!(
+        secret(manager.access_token(&id).await.unwrap()),
+        "access-third"
+    );
+}
