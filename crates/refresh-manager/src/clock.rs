@@ -141,7 +141,7 @@ pub(crate) struct Bounds {
 /// new basis. The one history these two clocks cannot tell from "nothing happened" is a suspend followed by a step
 /// of the wall clock back by as long as the suspend, to within the slack (tens of milliseconds).
 #[derive(Clone, Copy, Debug)]
-struct Basis {
+struct ClockBasis {
     /// `wall - monotonic`, in nanoseconds.
     wall_over_monotonic: i64,
     /// `boottime - wall`, in nanoseconds: negative (boottime counts from the boot, the wall from 1970).
@@ -186,10 +186,10 @@ fn bounds_of(boottime: i64, wall: i64) -> Bounds {
     }
 }
 
-impl Basis {
-    fn of(precise: Precise, lag: i64) -> Basis {
+impl ClockBasis {
+    fn of(precise: Precise, lag: i64) -> ClockBasis {
         let inexact = precise.monotonic_after - precise.monotonic_before;
-        Basis {
+        ClockBasis {
             wall_over_monotonic: precise.wall - precise.monotonic_before,
             // The boottime reading follows the wall reading by at most `inexact`: this errs late, the safe side.
             boottime_over_wall: precise.boottime - precise.wall,
@@ -218,8 +218,8 @@ impl Basis {
 }
 
 thread_local! {
-    /// This thread's basis ([`Basis`]): each thread keeps its own, so that no reader writes memory another reads.
-    static BASIS: std::cell::Cell<Option<Basis>> = const { std::cell::Cell::new(None) };
+    /// This thread's basis ([`ClockBasis`]): each thread keeps its own, so that no reader writes memory another reads.
+    static CLOCK_BASIS: std::cell::Cell<Option<ClockBasis>> = const { std::cell::Cell::new(None) };
 }
 
 /// Upper bounds of the system clocks now, from two coarse reads while this thread's basis holds.
@@ -227,7 +227,7 @@ thread_local! {
 fn system_upper_bounds() -> Bounds {
     let coarse_wall = read_nanos(libc::CLOCK_REALTIME_COARSE);
     let coarse_monotonic = read_nanos(libc::CLOCK_MONOTONIC_COARSE);
-    let basis = BASIS.try_with(std::cell::Cell::get).ok().flatten();
+    let basis = CLOCK_BASIS.try_with(std::cell::Cell::get).ok().flatten();
     if let Some(bounds) = basis.and_then(|basis| basis.bounds(coarse_wall, coarse_monotonic)) {
         return bounds;
     }
@@ -242,7 +242,7 @@ fn system_upper_bounds() -> Bounds {
     }
     let lag = basis.map_or_else(coarse_lag_nanos, |basis| basis.lag);
     // A thread that is ending has no locals left: its reads are precise.
-    let _ = BASIS.try_with(|cell| cell.set(Some(Basis::of(precise, lag))));
+    let _ = CLOCK_BASIS.try_with(|cell| cell.set(Some(ClockBasis::of(precise, lag))));
     precise.bounds()
 }
 
@@ -274,7 +274,7 @@ impl ManagerClock {
 
     /// Upper bounds of [`ManagerClock::now`] and [`ManagerClock::wall_millis`], read in a third of the time: for the
     /// read path's question "is this token certainly still fresh?" (a "no" is asked again of the exact clocks).
-    /// On the system clocks they are at most a few tens of milliseconds late (see [`Basis`]); on a [`ManualClock`],
+    /// On the system clocks they are at most a few tens of milliseconds late (see [`ClockBasis`]); on a [`ManualClock`],
     /// exact.
     #[inline]
     pub(crate) fn upper_bounds(&self) -> Bounds {
@@ -526,7 +526,7 @@ mod tests {
                 boot_offset: random.i64(0..1_000_000_000_000_000),
                 tick,
             };
-            let basis = Basis::of(kernel.precise(random.i64(0..2_000)), lag);
+            let basis = ClockBasis::of(kernel.precise(random.i64(0..2_000)), lag);
             // What happens before the read: time passes, the machine may suspend, the wall clock may be stepped.
             kernel.monotonic += random.i64(0..10_000_000_000);
             let suspended = match random.u8(..4) {
@@ -598,7 +598,7 @@ mod tests {
         };
         let mut kernel = quiet();
         let lag = 8 * tick;
-        let basis = Basis::of(kernel.precise(100), lag);
+        let basis = ClockBasis::of(kernel.precise(100), lag);
         let (wall, monotonic) = kernel.coarse(0, (7, 0));
         assert!(basis.bounds(wall, monotonic).is_some(), "nothing happened");
         for (suspend, step) in [
@@ -608,7 +608,7 @@ mod tests {
             (3_600_000_000_000, 0),
         ] {
             let mut kernel = quiet();
-            let basis = Basis::of(kernel.precise(100), lag);
+            let basis = ClockBasis::of(kernel.precise(100), lag);
             kernel.boot_offset += suspend;
             kernel.wall_offset += suspend + step;
             let (wall, monotonic) = kernel.coarse(0, (0, 0));

@@ -42,7 +42,7 @@ fn a_cached_read_allocates_nothing() {
     cached_reads_allocate_nothing(ManagerOptions::default().with_clock(ManualClock::new()));
 }
 
-/// The system clocks' read path (this thread's basis for the coarse clocks, `clock::Basis`) allocates nothing
+/// The system clocks' read path (this thread's basis for the coarse clocks, `clock::ClockBasis`) allocates nothing
 /// either.
 #[test]
 fn a_cached_read_on_the_system_clocks_allocates_nothing() {
