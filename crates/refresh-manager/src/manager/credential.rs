@@ -1,10 +1,9 @@
 //! One managed credential: its settings, the token the read path hands out, the renewal under way, and everything
 //! else that changes about it, behind one lock.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use std::future::Future;
 
 use arc_swap::ArcSwapOption;
 use refresh_facade::{Grant, Vendor};
@@ -134,7 +133,8 @@ pub struct TokenChanges {
 
 impl TokenChanges {
     /// Returns once the credential holds a token it did not hold when this was made or last returned (at once if
-    /// one came meanwhile; several in between count as one). Read the token with [`Manager::access_token`].
+    /// one came meanwhile; several in between count as one, and so does a token withdrawn because the vendor refused
+    /// it). Read the token with [`Manager::access_token`].
     pub async fn changed(&mut self) {
         loop {
             let notified = self.credential.installed.notified();
