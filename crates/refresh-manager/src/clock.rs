@@ -466,6 +466,8 @@ mod tests {
             m.offset(TimeDelta::seconds(3)),
             Moment::of(Duration::from_secs(13))
         );
+        // Debug shows the span since the origin, not a count of nanoseconds.
+        assert_eq!(format!("{m:?}"), "Moment(10s)");
     }
 
     /// Linux's three clocks as the kernel keeps them (`wall = monotonic + wall_offset`, `boottime = monotonic +
