@@ -108,17 +108,23 @@ fn nanos(span: Duration) -> u64 {
 /// tick can come late: on this 2-core VM under load the coarse wall clock was up to 9.7 ms behind, with a 4 ms tick.
 /// Linux hands the update to another CPU after 5 missed ticks; this allows 8, and never less than 50 ms.
 fn coarse_lag_nanos() -> i64 {
-    const AT_LEAST: i64 = 50_000_000;
     let mut resolution = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: as in `read_clock`.
+    // SAFETY: as in `read_nanos`.
     let failed = unsafe { libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut resolution) } != 0;
-    if failed {
-        return 2 * AT_LEAST;
+    lag_of((!failed).then_some(resolution))
+}
+
+/// The lag allowed a coarse clock of this resolution (`None`: unknown).
+fn lag_of(resolution: Option<libc::timespec>) -> i64 {
+    const AT_LEAST: i64 = 50_000_000;
+    match resolution {
+        Some(tick) => (8 * (tick.tv_sec * 1_000_000_000 + tick.tv_nsec)).max(AT_LEAST),
+        // Past any tick a kernel is built with.
+        None => 2 * AT_LEAST,
     }
-    (8 * (resolution.tv_sec * 1_000_000_000 + resolution.tv_nsec)).max(AT_LEAST)
 }
 
 /// Upper bounds of both clocks now ([`ManagerClock::upper_bounds`]): never earlier than [`ManagerClock::now`] and
@@ -603,6 +609,18 @@ mod tests {
         let basis = ClockBasis::of(kernel.precise(100), lag);
         let (wall, monotonic) = kernel.coarse(0, (7, 0));
         assert!(basis.bounds(wall, monotonic).is_some(), "nothing happened");
+        // An exact basis (no time between its reads) allows a stray of the lag, and not a nanosecond more.
+        for (step, noticed) in [(lag, false), (lag + 1, true)] {
+            let mut kernel = quiet();
+            let basis = ClockBasis::of(kernel.precise(0), lag);
+            kernel.wall_offset += step;
+            let (wall, monotonic) = kernel.coarse(0, (0, 0));
+            assert_eq!(
+                basis.bounds(wall, monotonic).is_none(),
+                noticed,
+                "step {step}"
+            );
+        }
         for (suspend, step) in [
             (3 * lag, 0),
             (0, 3 * lag),
@@ -620,6 +638,17 @@ mod tests {
                 "suspend {suspend}, step {step}"
             );
         }
+    }
+
+    #[test]
+    fn a_coarse_clock_is_allowed_eight_ticks_and_at_least_fifty_milliseconds() {
+        let tick = |tv_sec, tv_nsec| Some(libc::timespec { tv_sec, tv_nsec });
+        assert_eq!(lag_of(tick(0, 4_000_000)), 50_000_000);
+        assert_eq!(lag_of(tick(0, 10_000_000)), 80_000_000);
+        assert_eq!(lag_of(tick(1, 500_000_000)), 12_000_000_000);
+        assert_eq!(lag_of(None), 100_000_000);
+        // Every Linux ticks at least 100 times a second, and its resolution is read.
+        assert!((50_000_000..=80_000_000).contains(&coarse_lag_nanos()));
     }
 
     #[test]
