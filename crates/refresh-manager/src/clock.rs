@@ -228,6 +228,19 @@ thread_local! {
     static CLOCK_BASIS: std::cell::Cell<Option<ClockBasis>> = const { std::cell::Cell::new(None) };
 }
 
+/// Precise readings made close together: made again, up to three more times, while they were 100 µs or more apart
+/// (the thread was interrupted between them, and a basis would be as inexact as the interruption was long).
+fn close_together(mut read: impl FnMut() -> Precise) -> Precise {
+    let mut precise = read();
+    for _ in 0..3 {
+        if precise.monotonic_after - precise.monotonic_before < 100_000 {
+            break;
+        }
+        precise = read();
+    }
+    precise
+}
+
 /// Upper bounds of the system clocks now, from two coarse reads while this thread's basis holds.
 #[inline]
 fn system_upper_bounds() -> Bounds {
@@ -238,14 +251,7 @@ fn system_upper_bounds() -> Bounds {
         return bounds;
     }
     // The first read on this thread, or the clocks moved apart: read them precisely, and start from there.
-    let mut precise = Precise::read();
-    for _ in 0..3 {
-        // Interrupted between the reads: the basis would be as inexact as the interruption was long.
-        if precise.monotonic_after - precise.monotonic_before < 100_000 {
-            break;
-        }
-        precise = Precise::read();
-    }
+    let precise = close_together(Precise::read);
     let lag = basis.map_or_else(coarse_lag_nanos, |basis| basis.lag);
     // A thread that is ending has no locals left: its reads are precise.
     let _ = CLOCK_BASIS.try_with(|cell| cell.set(Some(ClockBasis::of(precise, lag))));
@@ -638,6 +644,32 @@ mod tests {
                 "suspend {suspend}, step {step}"
             );
         }
+    }
+
+    #[test]
+    fn a_basis_is_read_again_while_its_readings_were_interrupted_three_times_at_most() {
+        let reads_until_close = |gaps: &[i64]| {
+            let mut gaps = gaps.iter();
+            let mut reads = 0;
+            let precise = close_together(|| {
+                reads += 1;
+                let gap = *gaps.next().expect("read no more than the gaps given");
+                Precise {
+                    monotonic_before: 1_000,
+                    wall: 2_000,
+                    boottime: 3_000,
+                    monotonic_after: 1_000 + gap,
+                }
+            });
+            (reads, precise.monotonic_after - precise.monotonic_before)
+        };
+        assert_eq!(reads_until_close(&[99_999]), (1, 99_999));
+        assert_eq!(reads_until_close(&[100_000, 20]), (2, 20));
+        assert_eq!(
+            reads_until_close(&[500_000; 4]),
+            (4, 500_000),
+            "then kept, inexact"
+        );
     }
 
     #[test]
