@@ -205,6 +205,19 @@ mod tests {
     fn a_thread_keeps_a_bounded_number_of_registries() {
         let first = next_serial();
         in_registry(first, 0, || Arc::new(Credentials::default()), |_| ());
+        // Below the bound, another manager's registry is kept beside it.
+        in_registry(
+            next_serial(),
+            0,
+            || Arc::new(Credentials::default()),
+            |_| (),
+        );
+        in_registry(
+            first,
+            0,
+            || panic!("the first registry was dropped"),
+            |_| (),
+        );
         for _ in 0..MOST_REGISTRIES {
             in_registry(
                 next_serial(),
