@@ -3,7 +3,8 @@
 //! again) are [`Moment`]s on a clock that never jumps and counts time spent suspended (Linux `CLOCK_BOOTTIME`),
 //! counted from when the request was sent. A token is handed out only while both clocks say it is valid: a wall
 //! clock set back keeps no token alive past its deadline, and one that moved ahead (an operator, NTP, or a laptop
-//! resumed after days) hands out no token the wall says expired.
+//! resumed after days) hands out no token the wall says expired. The read path's first question, "certainly still
+//! fresh?", is asked of upper bounds of both, made from two coarse clocks ([`ClockBasis`]).
 //!
 //! [`ManualClock`] lets tests move time forward without sleeping: a manager sleeping on it wakes when it is
 //! advanced.
@@ -274,8 +275,8 @@ impl ManagerClock {
         }
     }
 
-    /// Wall-clock "now" in milliseconds since the Unix epoch, at millisecond resolution: what the read path compares
-    /// a token's wall-clock deadlines with.
+    /// Wall-clock "now" in milliseconds since the Unix epoch, from the coarse wall clock (a tick's resolution): what
+    /// the read path compares a token's wall-clock deadlines with.
     pub(crate) fn wall_millis(&self) -> i64 {
         match &self.source {
             Source::System => i64::try_from(read_clock(libc::CLOCK_REALTIME_COARSE).as_millis())
@@ -285,9 +286,9 @@ impl ManagerClock {
     }
 
     /// Upper bounds of [`ManagerClock::now`] and [`ManagerClock::wall_millis`], read in a third of the time: for the
-    /// read path's question "is this token certainly still fresh?" (a "no" is asked again of the exact clocks).
-    /// On the system clocks they are at most a few tens of milliseconds late (see [`ClockBasis`]); on a [`ManualClock`],
-    /// exact.
+    /// read path's question "is this token certainly still fresh?" (a "no" is asked again of the exact clocks). On
+    /// the system clocks they are ahead of the time by at most a few tens of milliseconds (see [`ClockBasis`]); on a
+    /// [`ManualClock`], exact.
     #[inline]
     pub(crate) fn upper_bounds(&self) -> Bounds {
         match &self.source {
