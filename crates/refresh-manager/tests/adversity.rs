@@ -185,6 +185,33 @@ async fn a_vendor_that_issues_one_second_tokens_is_not_asked_in_a_loop() {
     );
 }
 
+/// A refresh whose answer is already expired is stored (its refresh token is the live one now) but not handed to
+/// the caller, who is told the tokens were short-lived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_answered_with_an_expired_token_stores_it_but_does_not_hand_it_out() {
+    let h = Harness::start(Emulator::Ekuaibao).await;
+    let id = id("stillborn-refresh");
+    // In the foreground, a read of a due token waits for its refresh (Ekuaibao refreshes only a valid token).
+    let manager = Manager::with_options(MemoryStore::new(), h.options().foreground_only());
+    manager.manage(id.clone(), h.credential(Emulator::Ekuaibao));
+    manager
+        .login(&id, &h.login(Emulator::Ekuaibao))
+        .await
+        .unwrap();
+    // Within the access token's two hours, past its refresh margin: the next read waits for a refresh, which the
+    // vendor answers with a token already expired.
+    h.advance(Duration::from_secs(2 * 3600 - 60));
+    let a_minute_ago = h.sandbox.clock().now() - chrono::TimeDelta::minutes(1);
+    h.sandbox.inject(
+        Emulator::Ekuaibao,
+        Fault::retype("/value/expireTime", json!(a_minute_ago.timestamp_millis())),
+    );
+    let error = manager.access_token(&id).await.unwrap_err();
+    assert!(matches!(error, ManagerError::ShortLived(_)), "{error}");
+    let stored = manager.store().load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2, "the refresh's tokens were kept");
+}
+
 /// A login whose answer is already expired is stored (its refresh token is live) but not handed to the caller:
 /// `login` says the tokens were short-lived, as every other path does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,6 +109,10 @@ async fn the_timer_task_ends_with_its_manager() {
         before + 1,
         "the timer task"
     );
+    // The task runs and sleeps until the token is due, an hour away: only the manager's end wakes it sooner.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
     drop((credential, manager));
     for _ in 0..100 {
         if runtime.metrics().num_alive_tasks() == before {
@@ -440,12 +444,14 @@ async fn a_thread_reads_what_the_manager_holds_now_not_what_it_copied() {
         "access-first",
         "from this thread's copy"
     );
+    assert_eq!(secret(manager.cached_token(&id).unwrap()), "access-first");
 
     credential.withdraw();
     assert!(
         manager.cached(&credential).is_none(),
         "a withdrawn token is not handed out"
     );
+    assert!(manager.cached_token(&id).is_none());
 
     let sent = manager.clock().now();
     let record = Versioned::new(2, tokens("second"));
