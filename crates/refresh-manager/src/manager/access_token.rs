@@ -54,6 +54,11 @@ impl AccessToken {
         now < self.refresh_due && wall_ms < self.refresh_ms && self.valid_at(now, wall_ms)
     }
 
+    /// Whether a renewal may start at `now`: the policy's minimum interval after the renewal that issued it is over.
+    pub(super) fn may_renew_at(&self, now: Moment) -> bool {
+        now >= self.renew_not_before
+    }
+
     /// A copy of its own (a thread's, see [`super::thread_copies`]).
     pub(crate) fn duplicate(&self) -> AccessToken {
         AccessToken {

@@ -490,7 +490,7 @@ impl<S: TokenStore + 'static> Manager<S> {
             }
             // The last renewal's tokens were due again at once (a hostile lifetime): no new one before the interval.
             if let Some(token) = credential.current.load_full()
-                && now < token.renew_not_before
+                && !token.may_renew_at(now)
             {
                 return Err(ManagerError::ShortLived(credential.id.clone()));
             }

@@ -475,3 +475,13 @@ async fn a_thread_reads_what_the_manager_holds_now_not_what_it_copied() {
         "access-third"
     );
 }
+
+#[test]
+fn a_token_may_be_renewed_from_the_end_of_its_minimum_interval_on() {
+    let mut token = token_for_tests("hostile", 1);
+    let end = Moment::default().after(Duration::from_secs(30));
+    token.renew_not_before = end;
+    assert!(!token.may_renew_at(end.before(Duration::from_nanos(1))));
+    assert!(token.may_renew_at(end));
+    assert!(token.may_renew_at(end.after(Duration::from_secs(1))));
+}
