@@ -485,3 +485,62 @@ fn a_token_may_be_renewed_from_the_end_of_its_minimum_interval_on() {
     assert!(token.may_renew_at(end));
     assert!(token.may_renew_at(end.after(Duration::from_secs(1))));
 }
+
+/// Deadlines compare strictly: at its end a token is no longer valid (nor fresh), on either clock.
+#[test]
+fn a_token_is_valid_and_fresh_until_its_deadlines_and_not_at_them() {
+    let end = Moment::default().after(Duration::from_secs(3600));
+    let due = Moment::default().after(Duration::from_secs(3000));
+    let mut token = token_for_tests("edge", 1);
+    (token.valid_until, token.refresh_due) = (end, due);
+    (token.expires_ms, token.refresh_ms) = (2_000, 1_000);
+    let before = |at: Moment| at.before(Duration::from_nanos(1));
+    assert!(token.valid_at(before(end), 1_999));
+    assert!(!token.valid_at(end, 1_999), "at the deadline");
+    assert!(!token.valid_at(before(end), 2_000), "at the wall's expiry");
+    assert!(token.fresh_at(before(due), 999));
+    assert!(!token.fresh_at(due, 999), "at the refresh deadline");
+    assert!(
+        !token.fresh_at(before(due), 1_000),
+        "at the wall's refresh time"
+    );
+}
+
+/// A panic's message reaches `ManagerError::Internal` whether it was a literal or a formatted `String`.
+#[test]
+fn a_panics_message_is_kept_whatever_its_type() {
+    assert_eq!(&*panic_message(&"a literal"), "a literal");
+    assert_eq!(&*panic_message(&format!("formatted {}", 7)), "formatted 7");
+    assert_eq!(&*panic_message(&7_u8), "a panic without a message");
+}
+
+/// Each rescheduling makes the timers set before it stale: a stale one that comes due starts no renewal, the
+/// current one does.
+#[tokio::test]
+async fn a_timer_set_before_the_last_rescheduling_starts_no_renewal() {
+    let manager = Manager::with_options(
+        MemoryStore::new(),
+        ManagerOptions::default().with_clock(ManualClock::new()),
+    );
+    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
+    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let id = CredentialId::new("rescheduled").unwrap();
+    manager.manage(id.clone(), CredentialOptions::new(refresher));
+    let credential = manager.credential(&id).unwrap();
+    let mut stored = tokens("rescheduled");
+    stored.obtained_at = manager.clock().wall();
+    stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
+    let record = Versioned::new(1, stored);
+    for _ in 0..2 {
+        manager.install(&credential, manager.token_of(&credential, &record, None));
+    }
+    let due = |generation| Due {
+        at: manager.clock().now(),
+        generation,
+        id: id.clone(),
+    };
+    manager.fire(due(1));
+    assert!(credential.flight.running().is_none(), "a stale timer");
+    manager.fire(due(2));
+    assert!(credential.flight.running().is_some(), "the current timer");
+}
