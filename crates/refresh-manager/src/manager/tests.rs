@@ -544,3 +544,63 @@ async fn a_timer_set_before_the_last_rescheduling_starts_no_renewal() {
     manager.fire(due(2));
     assert!(credential.flight.running().is_some(), "the current timer");
 }
+
+/// A stored token's expiry on the wall clock is the stored one less the skew allowed between writers: a wall
+/// clock that jumps to within the skew of it hands the token out no more, whatever the deadline clock says.
+#[tokio::test]
+async fn a_stored_token_is_not_valid_within_the_skew_of_its_expiry_on_the_wall() {
+    let manual = ManualClock::new();
+    let manager = Manager::with_options(
+        MemoryStore::new(),
+        ManagerOptions::default().with_clock(manual.clone()),
+    );
+    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
+    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let id = CredentialId::new("skewed-wall").unwrap();
+    manager.manage(id.clone(), CredentialOptions::new(refresher));
+    let credential = manager.credential(&id).unwrap();
+    let mut stored = tokens("skewed-wall");
+    stored.obtained_at = manager.clock().wall();
+    stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
+    let token = manager.token_of(&credential, &Versioned::new(1, stored), None);
+    assert!(token.is_valid(manager.clock()));
+    let skew = TimeDelta::from_std(DEFAULT_CLOCK_SKEW).unwrap();
+    manual.jump_wall(TimeDelta::hours(1) - skew + TimeDelta::seconds(1));
+    assert!(
+        !token.is_valid(manager.clock()),
+        "the wall says it is within the skew of its end"
+    );
+}
+
+/// Tokens just issued wait out the policy's minimum interval only if they would be due before it ends: a token
+/// due exactly at its end does not wait.
+#[tokio::test]
+async fn a_token_due_exactly_at_the_end_of_the_minimum_interval_does_not_wait_for_it() {
+    let manager = Manager::with_options(
+        MemoryStore::new(),
+        ManagerOptions::default().with_clock(ManualClock::new()),
+    );
+    let lifetime = Duration::from_secs(3600);
+    let policy = crate::RefreshPolicy::default().with_jitter(0.0);
+    let interval = lifetime - policy.margin(lifetime);
+    let policy = policy.with_minimum_interval(interval);
+    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
+    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let id = CredentialId::new("interval").unwrap();
+    manager.manage(
+        id.clone(),
+        CredentialOptions::new(refresher).with_policy(policy),
+    );
+    let credential = manager.credential(&id).unwrap();
+    let mut stored = tokens("interval");
+    stored.obtained_at = manager.clock().wall();
+    stored.expires_at = stored.obtained_at + TimeDelta::from_std(lifetime).unwrap();
+    let sent = manager.clock().now();
+    let token = manager.token_of(&credential, &Versioned::new(1, stored), Some(sent));
+    assert_eq!(
+        token.refresh_due,
+        sent.after(interval),
+        "due as the interval ends"
+    );
+    assert_eq!(token.renew_not_before, Moment::default(), "no wait");
+}
