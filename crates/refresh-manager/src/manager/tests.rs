@@ -604,3 +604,21 @@ async fn a_token_due_exactly_at_the_end_of_the_minimum_interval_does_not_wait_fo
     );
     assert_eq!(token.renew_not_before, Moment::default(), "no wait");
 }
+
+#[test]
+fn options_keep_what_their_setters_say() {
+    let options = ManagerOptions::default().with_max_concurrent_calls(3);
+    assert_eq!(options.max_concurrent_calls, 3);
+    let options = ManagerOptions::default().with_max_concurrent_calls(0);
+    assert_eq!(options.max_concurrent_calls, 1, "at least one call");
+
+    let config = refresh_facade::EkuaibaoConfig::new();
+    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let credential = CredentialOptions::new(refresher);
+    assert!(!credential.logs_in_by_itself());
+    let grant = refresh_facade::Grant::ISolarCloudAuthorizationCode {
+        code: Secret::new("code"),
+        redirect_uri: "https://example.invalid/back".into(),
+    };
+    assert!(credential.with_login(grant).logs_in_by_itself());
+}
