@@ -544,3 +544,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Emulator;
+
+    #[test]
+    fn an_emulator_is_found_by_its_name_and_an_unknown_name_lists_the_known_ones() {
+        for emulator in Emulator::ALL {
+            assert_eq!(emulator.as_str().parse::<Emulator>(), Ok(emulator));
+        }
+        let unknown = "nobody".parse::<Emulator>().unwrap_err();
+        assert!(unknown.contains("\"nobody\""), "{unknown}");
+        for emulator in Emulator::ALL {
+            assert!(unknown.contains(emulator.as_str()), "{unknown}");
+        }
+    }
+}
