@@ -622,3 +622,44 @@ fn options_keep_what_their_setters_say() {
     };
     assert!(credential.with_login(grant).logs_in_by_itself());
 }
+
+/// Tokens the store failed to take are written before anything else, even while the store holds a record fresh
+/// enough to use as it is: that record's refresh token may be the one the vendor has just rotated away.
+#[tokio::test]
+async fn unsaved_tokens_are_written_before_a_fresh_stored_record_is_adopted() {
+    let manager = Manager::with_options(
+        MemoryStore::new(),
+        ManagerOptions::default()
+            .with_clock(ManualClock::new())
+            .foreground_only(),
+    );
+    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
+    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let id = CredentialId::new("unsaved").unwrap();
+    manager.manage(id.clone(), CredentialOptions::new(refresher));
+    let credential = manager.credential(&id).unwrap();
+    let fresh = |secret: &str| {
+        let mut stored = tokens(secret);
+        stored.obtained_at = manager.clock().wall();
+        stored.expires_at = stored.obtained_at + TimeDelta::hours(1);
+        stored
+    };
+    let _ = manager
+        .store()
+        .compare_and_swap_under_lock(&id, None, &fresh("stored"))
+        .await
+        .unwrap();
+    credential.state().unsaved = Some(credential::Unsaved {
+        refreshed_from: Some(1),
+        tokens: fresh("unsaved"),
+        sent: Some(manager.clock().now()),
+        by_login: false,
+        rescue_file: None,
+        anomalies: Vec::new(),
+    });
+    let (token, _) = manager.renew(&credential).await.unwrap();
+    assert_eq!(token.secret.expose_secret(), "access-unsaved");
+    let stored = manager.store().load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2, "the unsaved tokens were written");
+    assert!(credential.state().unsaved.is_none());
+}
