@@ -55,7 +55,11 @@ impl<S: TokenStore + 'static> Manager<S> {
         credential: &Credential,
     ) -> Result<(Arc<AccessToken>, Renewed), ManagerError> {
         let holds_unsaved = credential.state().unsaved.is_some()
-            || (self.shared.rescue.as_ref()).is_some_and(|rescue| rescue.holds(&credential.id));
+            || self
+                .shared
+                .rescue
+                .as_ref()
+                .is_some_and(|rescue| rescue.holds(&credential.id));
         if !holds_unsaved
             && let Some(record) = self.load(credential).await?
             && let Some(token) = self.adopt_fresh(credential, &record)
