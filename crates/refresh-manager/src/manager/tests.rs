@@ -23,6 +23,12 @@ pub(crate) fn token_for_tests(secret: &str, version: u64) -> AccessToken {
         renew_not_before: Moment::default(),
     }
 }
+/// A refresher whose host does not exist: for tests in which the vendor is never asked.
+fn refresher_to_nowhere() -> Refresher {
+    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
+    Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap()
+}
+
 use crate::MemoryStore;
 use crate::clock::ManualClock;
 use crate::record::tests::tokens;
@@ -31,8 +37,7 @@ use crate::record::tests::tokens;
 /// this refresher's host does not exist.
 #[tokio::test]
 async fn a_refresh_that_finds_the_cache_fresh_sends_nothing() {
-    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
-    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let refresher = refresher_to_nowhere();
     let manual = ManualClock::new();
     let manager = Manager::with_options(
         MemoryStore::new(),
@@ -302,8 +307,7 @@ impl TokenStore for PanicsOnLoad {
 /// the backoff is over, renews anew.
 #[tokio::test]
 async fn a_renewal_that_panics_is_an_internal_error_and_a_later_read_renews_anew() {
-    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
-    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let refresher = refresher_to_nowhere();
     let manual = ManualClock::new();
     let store = PanicsOnLoad {
         store: MemoryStore::new(),
@@ -387,8 +391,7 @@ async fn a_lease_is_held_until_its_end_and_not_at_it() {
 /// A vendor failure that may pass (a timeout) never sends a credential to its own login: only a refusal does.
 #[test]
 fn a_failure_that_may_pass_never_sends_the_credential_to_log_in() {
-    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
-    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let refresher = refresher_to_nowhere();
     let manager = Manager::new(MemoryStore::new());
     let id = CredentialId::new("transient").unwrap();
     manager.manage(id.clone(), CredentialOptions::new(refresher));
@@ -420,8 +423,7 @@ async fn a_thread_reads_what_the_manager_holds_now_not_what_it_copied() {
     );
     let id = CredentialId::new("copied").unwrap();
     let managed = |secret: &str, version: u64| {
-        let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
-        let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+        let refresher = refresher_to_nowhere();
         manager.manage(id.clone(), CredentialOptions::new(refresher));
         let credential = manager.credential(&id).unwrap();
         let mut stored = tokens(secret);
@@ -522,8 +524,7 @@ async fn a_timer_set_before_the_last_rescheduling_starts_no_renewal() {
         MemoryStore::new(),
         ManagerOptions::default().with_clock(ManualClock::new()),
     );
-    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
-    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let refresher = refresher_to_nowhere();
     let id = CredentialId::new("rescheduled").unwrap();
     manager.manage(id.clone(), CredentialOptions::new(refresher));
     let credential = manager.credential(&id).unwrap();
@@ -554,8 +555,7 @@ async fn a_stored_token_is_not_valid_within_the_skew_of_its_expiry_on_the_wall()
         MemoryStore::new(),
         ManagerOptions::default().with_clock(manual.clone()),
     );
-    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
-    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let refresher = refresher_to_nowhere();
     let id = CredentialId::new("skewed-wall").unwrap();
     manager.manage(id.clone(), CredentialOptions::new(refresher));
     let credential = manager.credential(&id).unwrap();
@@ -584,8 +584,7 @@ async fn a_token_due_exactly_at_the_end_of_the_minimum_interval_does_not_wait_fo
     let policy = crate::RefreshPolicy::default().with_jitter(0.0);
     let interval = lifetime - policy.margin(lifetime);
     let policy = policy.with_minimum_interval(interval);
-    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
-    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let refresher = refresher_to_nowhere();
     let id = CredentialId::new("interval").unwrap();
     manager.manage(
         id.clone(),
@@ -633,8 +632,7 @@ async fn unsaved_tokens_are_written_before_a_fresh_stored_record_is_adopted() {
             .with_clock(ManualClock::new())
             .foreground_only(),
     );
-    let config = refresh_facade::EkuaibaoConfig::new().with_base_url("http://127.0.0.1:9");
-    let refresher = Refresher::new(refresh_facade::VendorConfig::Ekuaibao(config)).unwrap();
+    let refresher = refresher_to_nowhere();
     let id = CredentialId::new("unsaved").unwrap();
     manager.manage(id.clone(), CredentialOptions::new(refresher));
     let credential = manager.credential(&id).unwrap();
